@@ -1,0 +1,21 @@
+"""npgrad: policy-gradient reinforcement learning in pure NumPy, every derivative by hand.
+
+Shape suffixes used throughout (as in modular_rl / CS294):
+
+====  ==========================================  ====  ==================================
+n     batch (samples, or time x envs flattened)   p     flat parameter vector (``theta_p``)
+o     observation dimension                       t     time steps of a rollout
+a     action dimension (or number of actions)     e     parallel environments
+h     hidden width                                i     a layer's input width
+====  ==========================================  ====  ==================================
+
+Tangents carry a ``_dot`` (``theta_dot``), cotangents a ``_bar`` (``y_bar``); ``d`` prefixes
+gradients of a loss.
+"""
+__version__ = "0.1.0"
+
+from .distributions import Categorical, DiagGaussian  # noqa: E402
+from .nn import MLP  # noqa: E402
+from .policy import Policy, ValueFunction  # noqa: E402
+
+__all__ = ["MLP", "Categorical", "DiagGaussian", "Policy", "ValueFunction", "__version__"]

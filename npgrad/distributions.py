@@ -1,0 +1,155 @@
+"""Policy distributions with analytic derivatives in their own parameters.
+
+Maths: docs/02-distributions.md.
+
+Both classes share one interface. A distribution is a batch of ``n`` distributions described by a
+tuple of parameter arrays ``dist.params`` (``(logits_na,)`` or ``(mean_na, log_std_na)``); every
+derivative is returned as a tuple of the same shapes, so a policy can feed it straight into its
+network's vjp:
+
+=====================  =========================================================
+``log_prob(act)``      ``log pi(a|s)``, shape ``(n,)``
+``dlog_prob(act)``     ``d log pi / d params`` (the score in parameter space)
+``entropy()``          ``H[pi]``, shape ``(n,)``
+``dentropy()``         ``d H / d params``
+``kl(q)``              ``KL(self || q)``, shape ``(n,)``
+``dkl(q)``             ``d KL(self || q) / d (q's params)``
+``fisher_vp(*t)``      ``M t``: the Fisher metric ``E[score score^T]`` applied to a tangent ``t``
+=====================  =========================================================
+"""
+from __future__ import annotations
+
+import numpy as np
+
+LOG_2PI = np.log(2.0 * np.pi)
+
+
+def log_softmax(logits_na):
+    """``log p_i = z_i - log sum_j exp z_j``, computed after subtracting the row max (stable)."""
+    shifted = logits_na - logits_na.max(axis=-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+
+
+class Categorical:
+    """``pi(a) = softmax(logits)_a`` for ``n`` rows of ``a`` logits (``logits_na``)."""
+
+    def __init__(self, logits_na):
+        self.logits_na = np.asarray(logits_na, dtype=np.float64)
+        if self.logits_na.ndim != 2:
+            raise ValueError(f"Categorical expects logits of shape (n, a), got {self.logits_na.shape}")
+        self.logp_na = log_softmax(self.logits_na)
+        self.p_na = np.exp(self.logp_na)
+
+    @property
+    def params(self):
+        return (self.logits_na,)
+
+    def sample(self, rng):
+        """Inverse-CDF sampling: the first action whose cumulative probability exceeds ``u ~ U(0,1)``."""
+        u_n1 = rng.random((len(self.p_na), 1))
+        act_n = (np.cumsum(self.p_na, axis=1) <= u_n1).sum(axis=1)
+        return np.minimum(act_n, self.p_na.shape[1] - 1)  # cumsum may round to just below 1
+
+    def mode(self):
+        return self.logits_na.argmax(axis=1)
+
+    def _check_act(self, act_n):
+        act_n = np.asarray(act_n)
+        if act_n.shape != (len(self.p_na),):
+            raise ValueError(f"Categorical actions must have shape ({len(self.p_na)},), got {act_n.shape}")
+        return act_n.astype(np.int64)
+
+    def log_prob(self, act_n):
+        act_n = self._check_act(act_n)
+        return self.logp_na[np.arange(len(act_n)), act_n]
+
+    def dlog_prob(self, act_n):
+        """``d log p_a / d z = onehot(a) - p``."""
+        act_n = self._check_act(act_n)
+        g_na = -self.p_na.copy()
+        g_na[np.arange(len(act_n)), act_n] += 1.0
+        return (g_na,)
+
+    def entropy(self):
+        """``H = -sum_i p_i log p_i``."""
+        return -(self.p_na * self.logp_na).sum(axis=1)
+
+    def dentropy(self):
+        """``dH / dz_j = -p_j (log p_j + H)``."""
+        return (-self.p_na * (self.logp_na + self.entropy()[:, None]),)
+
+    def kl(self, other):
+        """``KL(p || q) = sum_i p_i (log p_i - log q_i)``."""
+        return (self.p_na * (self.logp_na - other.logp_na)).sum(axis=1)
+
+    def dkl(self, other):
+        """``d KL(p || q) / d z_q = q - p``."""
+        return (other.p_na - self.p_na,)
+
+    def fisher_vp(self, z_dot_na):
+        """``M z_dot`` with ``M = diag(p) - p p^T`` (the covariance of the score ``onehot(a) - p``)."""
+        return (self.p_na * (z_dot_na - (self.p_na * z_dot_na).sum(axis=1, keepdims=True)),)
+
+
+class DiagGaussian:
+    """``pi(a) = N(a; mean, diag(exp(log_std))^2)``; log-probs and entropies sum over ``a`` dims.
+
+    ``log_std`` may be shape ``(a,)`` (state independent, as in the policies here) or ``(n, a)``;
+    it is broadcast to ``(n, a)`` so every derivative has the shape of ``mean_na``.
+    """
+
+    def __init__(self, mean_na, log_std):
+        self.mean_na = np.asarray(mean_na, dtype=np.float64)
+        if self.mean_na.ndim != 2:
+            raise ValueError(f"DiagGaussian expects a mean of shape (n, a), got {self.mean_na.shape}")
+        # a copy: a policy passes its live log-std parameters, and an "old" distribution must not move
+        self.log_std_na = np.broadcast_to(np.array(log_std, dtype=np.float64), self.mean_na.shape)
+        self.std_na = np.exp(self.log_std_na)
+
+    @property
+    def params(self):
+        return (self.mean_na, self.log_std_na)
+
+    def sample(self, rng):
+        return self.mean_na + self.std_na * rng.standard_normal(self.mean_na.shape)
+
+    def mode(self):
+        return self.mean_na.copy()
+
+    def _z(self, act_na):
+        act_na = np.asarray(act_na, dtype=np.float64)
+        if act_na.shape != self.mean_na.shape:
+            raise ValueError(f"DiagGaussian actions must have shape {self.mean_na.shape}, got {act_na.shape}")
+        return (act_na - self.mean_na) / self.std_na
+
+    def log_prob(self, act_na):
+        """``log pi = sum_k [-z_k^2 / 2 - log sigma_k - log(2 pi) / 2]``, ``z = (a - mu) / sigma``."""
+        z_na = self._z(act_na)
+        return (-0.5 * z_na**2 - self.log_std_na - 0.5 * LOG_2PI).sum(axis=1)
+
+    def dlog_prob(self, act_na):
+        """``d/dmu = z / sigma``, ``d/dlog sigma = z^2 - 1``."""
+        z_na = self._z(act_na)
+        return (z_na / self.std_na, z_na**2 - 1.0)
+
+    def entropy(self):
+        """``H = sum_k [log sigma_k + log(2 pi e) / 2]``."""
+        return (self.log_std_na + 0.5 * (LOG_2PI + 1.0)).sum(axis=1)
+
+    def dentropy(self):
+        return (np.zeros_like(self.mean_na), np.ones_like(self.mean_na))
+
+    def kl(self, other):
+        """``KL(p || q) = sum_k [log(s_q/s_p) + (s_p^2 + (mu_p - mu_q)^2) / (2 s_q^2) - 1/2]``."""
+        var_ratio_na = (self.std_na**2 + (self.mean_na - other.mean_na) ** 2) / other.std_na**2
+        return (other.log_std_na - self.log_std_na + 0.5 * var_ratio_na - 0.5).sum(axis=1)
+
+    def dkl(self, other):
+        """``d/dmu_q = (mu_q - mu_p) / s_q^2``; ``d/dlog s_q = 1 - (s_p^2 + (mu_p - mu_q)^2) / s_q^2``."""
+        var_q_na = other.std_na**2
+        var_ratio_na = (self.std_na**2 + (self.mean_na - other.mean_na) ** 2) / var_q_na
+        return ((other.mean_na - self.mean_na) / var_q_na, 1.0 - var_ratio_na)
+
+    def fisher_vp(self, mean_dot_na, log_std_dot_na):
+        """``M t`` with ``M = diag(1 / sigma^2)`` on the mean and ``2`` on each log-std."""
+        return (mean_dot_na / self.std_na**2, 2.0 * log_std_dot_na)

@@ -1,0 +1,21 @@
+"""The exceptions npgrad raises on bad input. Each message names the offending thing."""
+
+
+class NpgradError(Exception):
+    """Base class of every error npgrad raises on purpose."""
+
+
+class SpaceError(NpgradError, ValueError):
+    """An observation or action space npgrad cannot build a policy for."""
+
+
+class ConfigError(NpgradError, ValueError):
+    """A hyperparameter (or other setting) with an invalid name or value."""
+
+
+class ShapeError(NpgradError, ValueError):
+    """An array of the wrong shape, dtype or with non-finite values."""
+
+
+class FileFormatError(NpgradError, ValueError):
+    """A saved file that is missing, truncated, pickled, or from an incompatible version."""

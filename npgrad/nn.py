@@ -1,0 +1,219 @@
+"""A multilayer perceptron on one flat parameter vector, with hand-written reverse and forward mode.
+
+Maths: docs/01-backprop-and-forward-mode.md.
+
+Each dense layer computes ``z = x W + b`` then ``y = f(z)``. Three maps are written by hand:
+
+========  ======================================  ====================================
+map       per layer                               what it gives the algorithms
+========  ======================================  ====================================
+forward   ``z = x W + b;  y = f(z)``              outputs (distribution parameters)
+vjp       ``z_bar = y_bar * f'(z)``               gradients of losses (backprop)
+          ``W_bar = x^T z_bar;  b_bar = sum z_bar``
+          ``x_bar = z_bar W^T``
+jvp       ``z_dot = x_dot W + x W_dot + b_dot``   ``J v``, half of a Fisher-vector product
+          ``y_dot = f'(z) * z_dot``
+========  ======================================  ====================================
+
+The vjp is the transpose of the jvp: ``sum(y_bar * jvp(v)) == vjp(y_bar) . v`` for all ``v``,
+``y_bar`` (tested in tests/test_nn.py).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+# --- activations: value and derivative side by side; f'(z) is written in terms of y = f(z) ----------
+
+
+def tanh(z):
+    return np.tanh(z)
+
+
+def tanh_grad(y):
+    return 1.0 - y * y
+
+
+def relu(z):
+    return np.maximum(z, 0.0)
+
+
+def relu_grad(y):
+    return (y > 0.0).astype(y.dtype)
+
+
+def identity(z):
+    return z
+
+
+def identity_grad(y):
+    return np.ones_like(y)
+
+
+ACTIVATIONS = {"tanh": (tanh, tanh_grad), "relu": (relu, relu_grad), "identity": (identity, identity_grad)}
+
+
+# --- one dense layer: forward, vjp and jvp are pure functions of arrays ------------------------------
+
+
+def dense_forward(x_ni, W_io, b_o, f):
+    """``y = f(x W + b)``. Returns ``y_no`` (the layer's cache is ``(x_ni, y_no)``)."""
+    return f(x_ni @ W_io + b_o)
+
+
+def dense_vjp(x_ni, y_no, y_bar_no, W_io, f_grad):
+    """Reverse mode through one layer. Returns ``(x_bar_ni, W_bar_io, b_bar_o)``."""
+    z_bar_no = y_bar_no * f_grad(y_no)  # chain rule through the activation
+    return z_bar_no @ W_io.T, x_ni.T @ z_bar_no, z_bar_no.sum(axis=0)
+
+
+def dense_jvp(x_ni, x_dot_ni, y_no, W_io, W_dot_io, b_dot_o, f_grad):
+    """Forward mode through one layer: ``y_dot = f'(z) * (x_dot W + x W_dot + b_dot)``."""
+    z_dot_no = x_ni @ W_dot_io + b_dot_o
+    if x_dot_ni is not None:
+        z_dot_no += x_dot_ni @ W_io
+    return f_grad(y_no) * z_dot_no
+
+
+@dataclass
+class Dense:
+    """One layer; ``W`` (in, out) and ``b`` (out,) are views into the owning MLP's ``theta``."""
+
+    W: np.ndarray
+    b: np.ndarray
+    activation: str
+    W_slice: slice
+    b_slice: slice
+
+    @property
+    def f(self):
+        return ACTIVATIONS[self.activation][0]
+
+    @property
+    def f_grad(self):
+        return ACTIVATIONS[self.activation][1]
+
+
+def orthogonal(shape, gain, rng):
+    """Orthogonal initialisation (Saxe et al. 2014): a QR-orthonormal matrix scaled by ``gain``."""
+    rows, cols = shape
+    a = rng.standard_normal((max(rows, cols), min(rows, cols)))
+    q, r = np.linalg.qr(a)
+    q *= np.sign(np.diag(r))  # makes the distribution uniform (Mezzadri 2007)
+    if rows < cols:
+        q = q.T
+    return gain * q[:rows, :cols]
+
+
+def count_params(sizes):
+    """Number of weights and biases of an MLP with layer widths ``sizes``."""
+    return sum(i * o + o for i, o in zip(sizes[:-1], sizes[1:]))
+
+
+class MLP:
+    """Fully connected network ``sizes[0] -> ... -> sizes[-1]`` on one flat float64 vector ``theta``.
+
+    Args:
+        sizes: layer widths, input first, e.g. ``(4, 64, 64, 2)``.
+        activation: hidden activation, ``"tanh"``, ``"relu"`` or ``"identity"``; the output is linear.
+        hidden_gain, out_gain: orthogonal-init gains (sqrt(2) hidden; 0.01 for a policy head,
+            1.0 for a value head, as in SB3 and CleanRL).
+        rng: ``np.random.Generator`` or integer seed for the initialisation.
+        theta: optional float64 buffer of shape ``(num_params,)`` to live in (a policy lends the
+            MLP a slice of its own parameter vector); it is filled with the initial weights.
+
+    ``theta`` is the only storage: ``net.layers[i].W`` is a view into it, so ``net.theta[:] = x``
+    sets every weight. Biases start at zero.
+    """
+
+    def __init__(self, sizes, activation="tanh", hidden_gain=np.sqrt(2.0), out_gain=1.0, rng=None,
+                 theta=None):
+        sizes = tuple(int(s) for s in sizes)
+        if len(sizes) < 2 or min(sizes) < 1:
+            raise ValueError(f"MLP sizes must be at least two positive widths, got {sizes}")
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"unknown activation {activation!r}; choose one of {sorted(ACTIVATIONS)}")
+        self.sizes, self.activation = sizes, activation
+        self.num_params = count_params(sizes)
+        if theta is None:
+            theta = np.zeros(self.num_params)
+        if theta.shape != (self.num_params,) or theta.dtype != np.float64:
+            raise ValueError(f"theta buffer must be float64 of shape ({self.num_params},), "
+                             f"got {theta.dtype} {theta.shape}")
+        self._theta = theta
+        rng = np.random.default_rng(rng)
+        self.layers, offset = [], 0
+        for k, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+            last = k == len(sizes) - 2
+            W_slice = slice(offset, offset + n_in * n_out)
+            b_slice = slice(W_slice.stop, W_slice.stop + n_out)
+            offset = b_slice.stop
+            layer = Dense(theta[W_slice].reshape(n_in, n_out), theta[b_slice],
+                          "identity" if last else activation, W_slice, b_slice)
+            layer.W[...] = orthogonal((n_in, n_out), out_gain if last else hidden_gain, rng)
+            layer.b[...] = 0.0
+            self.layers.append(layer)
+
+    @property
+    def theta(self):
+        """All parameters, shape ``(num_params,)``; assigning copies into the shared buffer."""
+        return self._theta
+
+    @theta.setter
+    def theta(self, value):
+        self._theta[...] = value
+
+    def forward(self, x_ni):
+        """Outputs ``y_no`` and the cache ``[x_ni, h1, ..., y_no]`` used by ``vjp`` and ``jvp``."""
+        acts = [np.asarray(x_ni, dtype=np.float64)]
+        for layer in self.layers:
+            acts.append(dense_forward(acts[-1], layer.W, layer.b, layer.f))
+        return acts[-1], acts
+
+    def __call__(self, x_ni):
+        return self.forward(x_ni)[0]
+
+    def _backward(self, cache, y_bar_no, want_theta=True):
+        theta_bar_p = np.empty(self.num_params) if want_theta else None
+        h_bar = np.asarray(y_bar_no, dtype=np.float64)
+        for k in range(len(self.layers) - 1, -1, -1):
+            layer = self.layers[k]
+            h_bar, W_bar, b_bar = dense_vjp(cache[k], cache[k + 1], h_bar, layer.W, layer.f_grad)
+            if want_theta:
+                theta_bar_p[layer.W_slice] = W_bar.ravel()
+                theta_bar_p[layer.b_slice] = b_bar
+        return theta_bar_p, h_bar
+
+    def vjp(self, cache, y_bar_no):
+        """Reverse mode: ``theta_bar_p = d sum(y * y_bar) / d theta`` (backprop), shape ``(p,)``."""
+        return self._backward(cache, y_bar_no)[0]
+
+    def input_vjp(self, cache, y_bar_no):
+        """Gradient with respect to the input: ``x_bar_ni = d sum(y * y_bar) / d x``."""
+        return self._backward(cache, y_bar_no)[1]
+
+    def jvp(self, cache, theta_dot_p, x_dot_ni=None):
+        """Forward mode: ``y_dot_no = (dy/dtheta) theta_dot (+ (dy/dx) x_dot)``, shape ``(n, out)``."""
+        h_dot = x_dot_ni
+        for k, layer in enumerate(self.layers):
+            W_dot = theta_dot_p[layer.W_slice].reshape(layer.W.shape)
+            h_dot = dense_jvp(cache[k], h_dot, cache[k + 1], layer.W, W_dot, theta_dot_p[layer.b_slice],
+                              layer.f_grad)
+        return h_dot
+
+    def per_sample_vjp(self, cache, y_bar_no):
+        """Row ``i`` is the gradient of ``y_i . y_bar_i`` alone: shape ``(n, p)``; rows sum to ``vjp``.
+
+        Used for per-sample scores (the empirical Fisher). Memory is ``n * p`` floats.
+        """
+        n = len(cache[0])
+        out_np = np.empty((n, self.num_params))
+        h_bar = np.asarray(y_bar_no, dtype=np.float64)
+        for k in range(len(self.layers) - 1, -1, -1):
+            layer = self.layers[k]
+            z_bar = h_bar * layer.f_grad(cache[k + 1])
+            out_np[:, layer.W_slice] = (cache[k][:, :, None] * z_bar[:, None, :]).reshape(n, -1)
+            out_np[:, layer.b_slice] = z_bar
+            h_bar = z_bar @ layer.W.T
+        return out_np

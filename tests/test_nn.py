@@ -1,0 +1,122 @@
+"""MLP: reverse mode, forward mode and the input gradient against central finite differences."""
+import numpy as np
+import pytest
+from hypothesis import assume, given, strategies as st
+
+from npgrad.nn import ACTIVATIONS, MLP, orthogonal
+from npgrad.testing import central_difference_gradient, directional_derivative, finite_arrays, mlp_sizes
+
+RTOL, ATOL = 1e-5, 1e-7
+
+
+@st.composite
+def nets_and_inputs(draw):
+    sizes = draw(mlp_sizes(max_layers=3, max_width=5))
+    activation = draw(st.sampled_from(sorted(ACTIVATIONS)))
+    net = MLP(sizes, activation, out_gain=1.0, rng=draw(st.integers(0, 2**16)))
+    n = draw(st.integers(1, 4))
+    x_ni = draw(finite_arrays((n, sizes[0])))
+    if activation == "relu":  # finite differences are only valid away from relu's kink at z = 0
+        h = x_ni
+        for layer in net.layers[:-1]:
+            z = h @ layer.W + layer.b
+            assume(np.min(np.abs(z)) > 1e-3)
+            h = np.maximum(z, 0)
+    y_bar = draw(finite_arrays((n, sizes[-1])))
+    return net, x_ni, y_bar
+
+
+@given(nets_and_inputs())
+def test_vjp_is_gradient_of_output_dot_cotangent(case):
+    net, x_ni, y_bar = case
+    theta0 = net.theta.copy()
+    _, cache = net.forward(x_ni)
+    analytic = net.vjp(cache, y_bar)
+
+    def f(theta):
+        net.theta = theta
+        return np.sum(net(x_ni) * y_bar)
+
+    numeric = central_difference_gradient(f, theta0)
+    net.theta = theta0
+    np.testing.assert_allclose(analytic, numeric, rtol=RTOL, atol=ATOL, err_msg=f"vjp wrt theta, sizes {net.sizes}")
+
+
+@given(nets_and_inputs())
+def test_input_vjp_is_gradient_wrt_input(case):
+    net, x_ni, y_bar = case
+    _, cache = net.forward(x_ni)
+    numeric = central_difference_gradient(lambda x: np.sum(net(x) * y_bar), x_ni)
+    np.testing.assert_allclose(net.input_vjp(cache, y_bar), numeric, rtol=RTOL, atol=ATOL,
+                               err_msg=f"input gradient, sizes {net.sizes}")
+
+
+@given(nets_and_inputs(), st.integers(0, 2**16))
+def test_jvp_is_directional_derivative(case, seed):
+    net, x_ni, _ = case
+    rng = np.random.default_rng(seed)
+    theta0 = net.theta.copy()
+    theta_dot, x_dot = rng.standard_normal(net.num_params), rng.standard_normal(x_ni.shape)
+    _, cache = net.forward(x_ni)
+    analytic = net.jvp(cache, theta_dot, x_dot)
+
+    def f(z):
+        net.theta = z[: net.num_params]
+        return net(z[net.num_params:].reshape(x_ni.shape))
+
+    numeric = directional_derivative(f, np.concatenate([theta0, x_ni.ravel()]),
+                                     np.concatenate([theta_dot, x_dot.ravel()]))
+    net.theta = theta0
+    np.testing.assert_allclose(analytic, numeric, rtol=RTOL, atol=ATOL, err_msg=f"jvp, sizes {net.sizes}")
+
+
+@given(nets_and_inputs(), st.integers(0, 2**16))
+def test_vjp_is_transpose_of_jvp(case, seed):
+    net, x_ni, y_bar = case
+    v_p = np.random.default_rng(seed).standard_normal(net.num_params)
+    _, cache = net.forward(x_ni)
+    lhs = np.sum(y_bar * net.jvp(cache, v_p))
+    rhs = net.vjp(cache, y_bar) @ v_p
+    np.testing.assert_allclose(lhs, rhs, rtol=1e-10, atol=1e-10, err_msg="y_bar . J v != (J^T y_bar) . v")
+
+
+@given(nets_and_inputs())
+def test_per_sample_vjp_rows_are_single_sample_gradients(case):
+    net, x_ni, y_bar = case
+    _, cache = net.forward(x_ni)
+    rows = net.per_sample_vjp(cache, y_bar)
+    for i in range(len(x_ni)):
+        _, cache_i = net.forward(x_ni[i:i + 1])
+        np.testing.assert_allclose(rows[i], net.vjp(cache_i, y_bar[i:i + 1]), rtol=1e-10, atol=1e-12,
+                                   err_msg=f"per-sample gradient row {i}")
+    np.testing.assert_allclose(rows.sum(0), net.vjp(cache, y_bar), rtol=1e-10, atol=1e-12)
+
+
+def test_layers_are_views_into_theta():
+    net = MLP((3, 4, 2), rng=0)
+    net.theta = np.arange(net.num_params, dtype=float)
+    np.testing.assert_array_equal(net.layers[0].W.ravel(), np.arange(12.0))
+    np.testing.assert_array_equal(net.layers[1].b, [net.num_params - 2.0, net.num_params - 1.0])
+    net.layers[1].W[0, 0] = -7.0
+    assert net.theta[16] == -7.0, "writing a layer's W must write theta"
+
+
+@pytest.mark.parametrize("shape", [(4, 4), (3, 7), (7, 3)])
+def test_orthogonal_init_has_orthonormal_rows_or_columns(shape):
+    W = orthogonal(shape, gain=2.0, rng=np.random.default_rng(0))
+    small = min(shape)
+    gram = W.T @ W if shape[0] >= shape[1] else W @ W.T
+    np.testing.assert_allclose(gram, 4.0 * np.eye(small), atol=1e-12, err_msg=f"orthogonal {shape}")
+
+
+def test_same_seed_same_weights_and_gains():
+    a, b = MLP((4, 64, 64, 2), rng=3, out_gain=0.01), MLP((4, 64, 64, 2), rng=3, out_gain=0.01)
+    np.testing.assert_array_equal(a.theta, b.theta)
+    assert not np.array_equal(a.theta, MLP((4, 64, 64, 2), rng=4, out_gain=0.01).theta)
+    np.testing.assert_allclose(np.linalg.norm(a.layers[-1].W, axis=0), 0.01, rtol=1e-12)
+
+
+@pytest.mark.parametrize("sizes, activation", [((3,), "tanh"), ((3, 0), "tanh"), ((3, 2), "sigmoid")])
+def test_bad_construction_is_refused(sizes, activation):
+    with pytest.raises(ValueError, match="sizes|activation"):
+        MLP(sizes, activation)

@@ -1,0 +1,204 @@
+"""Policy gradients, the Fisher-vector product and the Fisher matrices, against finite differences."""
+import numpy as np
+import pytest
+from gymnasium import spaces
+from hypothesis import assume, given, strategies as st
+
+from npgrad.errors import SpaceError
+from npgrad.policy import Policy, ValueFunction, clipped_surrogate
+from npgrad.testing import central_difference_gradient, directional_derivative, finite_arrays
+
+RTOL, ATOL = 1e-5, 1e-7
+
+
+@st.composite
+def policy_cases(draw, kind=None):
+    kind = kind or draw(st.sampled_from(["categorical", "gaussian"]))
+    o = draw(st.integers(1, 4))
+    hidden = tuple(draw(st.lists(st.integers(1, 5), min_size=0, max_size=2)))
+    act_space = spaces.Discrete(draw(st.integers(2, 4))) if kind == "categorical" else \
+        spaces.Box(-1.0, 1.0, (draw(st.integers(1, 3)),))
+    pol = Policy(spaces.Box(-np.inf, np.inf, (o,)), act_space, hidden, rng=draw(st.integers(0, 2**16)),
+                 log_std_init=draw(st.floats(-1.0, 0.5)))
+    pol.theta = pol.theta + draw(finite_arrays((pol.num_params,), -0.5, 0.5))  # leave the near-zero head init
+    n = draw(st.integers(1, 5))
+    obs = draw(finite_arrays((n, o)))
+    rng = np.random.default_rng(draw(st.integers(0, 2**16)))
+    dist = pol.distribution(obs)
+    act = dist.sample(rng)
+    adv = rng.standard_normal(n)
+    logp_old = dist.log_prob(act) + 0.3 * rng.standard_normal(n)  # ratios away from 1
+    return pol, obs, act, adv, logp_old, rng
+
+
+def fd_grad(pol, fn):
+    theta0 = pol.theta.copy()
+
+    def f(theta):
+        pol.theta = theta
+        return fn()
+
+    g = central_difference_gradient(f, theta0)
+    pol.theta = theta0
+    return g
+
+
+def assert_close(analytic, numeric, what, pol, rtol=RTOL, atol=ATOL):
+    np.testing.assert_allclose(analytic, numeric, rtol=rtol, atol=atol,
+                               err_msg=f"{what} ({pol.kind}, sizes {pol.net.sizes})")
+
+
+@given(policy_cases())
+def test_weighted_log_prob_gradient(case):
+    pol, obs, act, adv, _, _ = case
+    value, g = pol.weighted_log_prob_grad(obs, act, adv)
+    assert_close(value, adv @ pol.log_prob(obs, act), "weighted log-prob value", pol)
+    assert_close(g, fd_grad(pol, lambda: adv @ pol.log_prob(obs, act)), "grad sum w log pi", pol)
+
+
+@given(policy_cases())
+def test_surrogate_gradient(case):
+    pol, obs, act, adv, logp_old, _ = case
+    _, g = pol.surrogate_grad(obs, act, adv, logp_old)
+    numeric = fd_grad(pol, lambda: np.mean(np.exp(pol.log_prob(obs, act) - logp_old) * adv))
+    assert_close(g, numeric, "grad mean(r A)", pol)
+
+
+@given(policy_cases(), st.floats(0.05, 0.4))
+def test_clipped_surrogate_gradient_away_from_kinks(case, eps):
+    pol, obs, act, adv, logp_old, _ = case
+    r = np.exp(pol.log_prob(obs, act) - logp_old)
+    assume(np.min(np.abs(np.abs(r - 1.0) - eps)) > 1e-3)  # the objective has kinks at r = 1 +- eps
+
+    def objective():
+        r = np.exp(pol.log_prob(obs, act) - logp_old)
+        return np.mean(np.minimum(r * adv, np.clip(r, 1 - eps, 1 + eps) * adv))
+
+    value, g = pol.clipped_surrogate_grad(obs, act, adv, logp_old, eps)
+    assert_close(value, objective(), "clipped surrogate value", pol)
+    assert_close(g, fd_grad(pol, objective), "grad clipped surrogate", pol)
+
+
+def test_clipped_surrogate_flat_where_clip_is_active():
+    """r = 2 with A > 0 (clipped from above) and r = 0.5 with A < 0 (clipped from below): no gradient."""
+    from npgrad.distributions import Categorical
+    dist = Categorical(np.zeros((2, 2)))
+    act = np.array([0, 1])
+    logp_old = dist.log_prob(act) - np.log([2.0, 0.5])
+    value, cot, frac = clipped_surrogate(dist, act, np.array([1.0, -1.0]), logp_old, 0.2)
+    np.testing.assert_allclose(cot[0], 0.0, atol=0, err_msg="clipped branch must have zero gradient")
+    np.testing.assert_allclose(value, np.mean([1.2, -0.8]), rtol=1e-12)
+    assert frac == 1.0
+
+
+@given(policy_cases())
+def test_entropy_gradient(case):
+    pol, obs, *_ = case
+    _, g = pol.entropy_grad(obs)
+    assert_close(g, fd_grad(pol, lambda: pol.distribution(obs).entropy().mean()), "grad mean entropy", pol)
+
+
+@given(policy_cases())
+def test_kl_gradient(case):
+    pol, obs, _, _, _, rng = case
+    old_theta = pol.theta + 0.3 * rng.standard_normal(pol.num_params)
+    theta0 = pol.theta.copy()
+    pol.theta = old_theta
+    old = pol.distribution(obs)
+    pol.theta = theta0
+    _, g = pol.kl_grad(obs, old)
+    assert_close(g, fd_grad(pol, lambda: old.kl(pol.distribution(obs)).mean()), "grad mean KL(old||new)", pol)
+
+
+@given(policy_cases())
+def test_fvp_matches_finite_difference_hessian_of_kl(case):
+    """F v == d/dt grad KL(pi_old || pi_{theta + t v}) at t = 0 (a finite-difference Hessian)."""
+    pol, obs, _, _, _, rng = case
+    v_p = rng.standard_normal(pol.num_params)
+    theta0, old = pol.theta.copy(), pol.distribution(obs)
+
+    def kl_grad(theta):
+        pol.theta = theta
+        return pol.kl_grad(obs, old)[1]
+
+    numeric = directional_derivative(kl_grad, theta0, v_p, h=1e-5)
+    pol.theta = theta0
+    assert_close(pol.fisher_vector_product(obs, v_p), numeric, "FVP vs FD Hessian of KL", pol, atol=1e-6)
+    np.testing.assert_allclose(pol.fisher_vector_product(obs, v_p, damping=0.1),
+                               pol.fisher_vector_product(obs, v_p) + 0.1 * v_p, rtol=1e-12, atol=1e-14)
+
+
+@given(policy_cases())
+def test_fisher_matrix_is_symmetric_psd_and_matches_fvp(case):
+    pol, obs, _, _, _, rng = case
+    F_pp = pol.fisher_matrix(obs)
+    v_p = rng.standard_normal(pol.num_params)
+    assert_close(F_pp @ v_p, pol.fisher_vector_product(obs, v_p), "explicit F v vs FVP", pol, rtol=1e-9,
+                 atol=1e-12)
+    np.testing.assert_array_equal(F_pp, F_pp.T, err_msg="Fisher not symmetric")
+    eig = np.linalg.eigvalsh(F_pp)
+    assert eig.min() >= -1e-10 * max(1.0, eig.max()), f"Fisher not PSD: min eigenvalue {eig.min()}"
+
+
+@given(policy_cases(kind="categorical"))
+def test_empirical_fisher_averages_to_exact_fisher(case):
+    """sum_a pi(a|s) s(a) s(a)^T over every action is the exact Fisher (categorical, enumerated)."""
+    pol, obs, *_ = case
+    probs_na = pol.distribution(obs).p_na
+    F_pp = np.zeros((pol.num_params, pol.num_params))
+    for a in range(pol.act_dim):
+        S_np = pol.scores(obs, np.full(len(obs), a))
+        F_pp += (S_np.T * probs_na[:, a]) @ S_np / len(obs)
+    np.testing.assert_allclose(F_pp, pol.fisher_matrix(obs), rtol=1e-8, atol=1e-11,
+                               err_msg="enumerated score outer products vs J^T M J")
+
+
+@given(policy_cases())
+def test_empirical_fisher_is_mean_score_outer_product(case):
+    pol, obs, act, *_ = case
+    S = np.array([pol.weighted_log_prob_grad(obs[i:i + 1], act[i:i + 1], np.ones(1))[1] for i in range(len(obs))])
+    np.testing.assert_allclose(pol.empirical_fisher(obs, act), S.T @ S / len(obs), rtol=1e-10, atol=1e-12,
+                               err_msg="empirical Fisher vs one-sample gradients")
+
+
+@given(st.integers(1, 4), st.lists(st.integers(1, 5), max_size=2), st.integers(1, 6), st.integers(0, 2**16))
+def test_value_mse_gradient(o, hidden, n, seed):
+    rng = np.random.default_rng(seed)
+    vf = ValueFunction(o, tuple(hidden), rng=seed)
+    obs, target = rng.standard_normal((n, o)), rng.standard_normal(n)
+    loss, g = vf.mse_grad(obs, target)
+    theta0 = vf.theta.copy()
+
+    def f(theta):
+        vf.theta = theta
+        return np.mean((vf(obs) - target) ** 2)
+
+    numeric = central_difference_gradient(f, theta0)
+    vf.theta = theta0
+    np.testing.assert_allclose(loss, f(theta0), rtol=1e-12)
+    np.testing.assert_allclose(g, numeric, rtol=RTOL, atol=ATOL, err_msg="grad of value MSE")
+
+
+def test_log_std_is_part_of_theta():
+    pol = Policy(spaces.Box(-1, 1, (3,)), spaces.Box(-2, 2, (2,)), (8,), log_std_init=-0.5, rng=0)
+    np.testing.assert_array_equal(pol.theta[-2:], [-0.5, -0.5])
+    pol.theta = np.zeros(pol.num_params)
+    np.testing.assert_array_equal(pol.distribution(np.ones((1, 3))).std_na, [[1.0, 1.0]])
+
+
+@pytest.mark.parametrize("obs_space, act_space, match", [
+    (spaces.Box(-1, 1, (3,)), spaces.MultiDiscrete([2, 3]), "MultiDiscrete"),
+    (spaces.Box(-1, 1, (3,)), spaces.MultiBinary(4), "MultiBinary"),
+    (spaces.Box(0, 255, (8, 8, 3)), spaces.Discrete(2), "FlattenObservation"),
+    (spaces.Dict({"a": spaces.Box(-1, 1, (2,))}), spaces.Discrete(2), "Dict"),
+    (spaces.Discrete(5), spaces.Discrete(2), "observation space"),
+])
+def test_unsupported_spaces_name_the_space(obs_space, act_space, match):
+    with pytest.raises(SpaceError, match=match):
+        Policy(obs_space, act_space)
+
+
+def test_wrong_observation_shape_is_named():
+    pol = Policy(spaces.Box(-1, 1, (3,)), spaces.Discrete(2), rng=0)
+    with pytest.raises(ValueError, match=r"observations must have shape \(n, 3\)"):
+        pol.distribution(np.zeros((2, 4)))
