@@ -1,0 +1,129 @@
+"""Collect fixed-length rollouts from a gymnasium vector environment; normalise observations.
+
+Gymnasium's vector environments autoreset in NEXT_STEP mode: the step that ends an episode
+returns the true final observation with ``terminated`` or ``truncated`` set, and the *next* step
+of that environment only resets it (its action is ignored, its reward is 0). We keep that reset
+step in the ``(T, E)`` arrays, so ``V(final observation)`` is computed by the ordinary batched
+forward and bootstraps a truncated episode, and then drop it (``valid_te = False``) so that no
+transition spans a reset. One batched policy forward per vector step; no per-environment loops.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .advantages import gae
+from .errors import ShapeError
+
+
+class RunningMeanStd:
+    """Running mean and variance of observations, merged batch by batch (Chan et al. 1979).
+
+    ``delta = mean_b - mean``, ``n = n_a + n_b``, ``mean += delta n_b / n``,
+    ``M2 = var n_a + var_b n_b + delta^2 n_a n_b / n``, ``var = M2 / n``: exactly ``np.mean`` and
+    ``np.var`` of all data seen. ``normalize`` returns ``clip((x - mean) / sqrt(var + eps), -clip, clip)``.
+    """
+
+    def __init__(self, shape, clip=10.0, eps=1e-8):
+        self.mean = np.zeros(shape)
+        self.var = np.ones(shape)
+        self.count = 0.0
+        self.clip, self.eps = clip, eps
+
+    def update(self, x_no):
+        x_no = np.asarray(x_no, dtype=np.float64)
+        n_b = len(x_no)
+        if n_b == 0:
+            return
+        mean_b, var_b = x_no.mean(axis=0), x_no.var(axis=0)
+        n = self.count + n_b
+        delta = mean_b - self.mean
+        self.mean = self.mean + delta * (n_b / n)
+        self.var = (self.var * self.count + var_b * n_b + delta**2 * (self.count * n_b / n)) / n
+        self.count = n
+
+    def normalize(self, x):
+        return np.clip((x - self.mean) / np.sqrt(self.var + self.eps), -self.clip, self.clip)
+
+    def state(self):
+        return {"mean": self.mean.copy(), "var": self.var.copy(), "count": np.array(self.count)}
+
+    def load_state(self, state):
+        self.mean, self.var = np.array(state["mean"], dtype=np.float64), np.array(state["var"], dtype=np.float64)
+        self.count = float(state["count"])
+
+
+@dataclass
+class Batch:
+    """One rollout, flattened to the ``n`` valid transitions (``n <= T * E``)."""
+
+    obs_no: np.ndarray  # normalised observations the policy saw
+    act: np.ndarray  # (n,) int actions or (n, a) unclipped Gaussian samples
+    logp_n: np.ndarray  # log pi_old(a|s) at collection time
+    val_n: np.ndarray  # V_old(s)
+    adv_n: np.ndarray  # GAE advantages
+    ret_n: np.ndarray  # value targets A + V
+    env_steps: int  # T * E, every vector step counted (including reset steps)
+    episode_returns: list = field(default_factory=list)
+    episode_lengths: list = field(default_factory=list)
+
+
+class Rollout:
+    """Runs a policy in a vector env for ``n_steps`` per environment and returns a ``Batch``."""
+
+    def __init__(self, envs, n_steps, obs_filter=None, seed=None):
+        self.envs, self.n_steps, self.obs_filter = envs, n_steps, obs_filter
+        self.num_envs = envs.num_envs
+        self.obs_eo, _ = envs.reset(seed=seed)
+        self.resetting_e = np.zeros(self.num_envs, dtype=bool)  # the next step of this env only resets it
+        self.ep_return_e, self.ep_length_e = np.zeros(self.num_envs), np.zeros(self.num_envs, dtype=np.int64)
+        space = envs.single_action_space
+        self.clip_low, self.clip_high = (space.low, space.high) if hasattr(space, "low") else (None, None)
+
+    def _normalize(self, raw_eo, update):
+        if self.obs_filter is None:
+            return np.asarray(raw_eo, dtype=np.float64)
+        if update:
+            self.obs_filter.update(raw_eo)
+        return self.obs_filter.normalize(raw_eo)
+
+    def collect(self, policy, value_fn, rng, gamma, lam):
+        T, E = self.n_steps, self.num_envs
+        o = policy.obs_dim
+        obs_teo = np.empty((T, E, o))
+        act_shape = (T, E) if policy.kind == "categorical" else (T, E, policy.act_dim)
+        act_te = np.empty(act_shape, dtype=np.int64 if policy.kind == "categorical" else np.float64)
+        logp_te, val_te, rew_te = np.empty((T, E)), np.empty((T, E)), np.empty((T, E))
+        term_te, trunc_te, valid_te = np.empty((T, E), bool), np.empty((T, E), bool), np.empty((T, E), bool)
+        ep_returns, ep_lengths = [], []
+        for t in range(T):
+            obs_eo = self._normalize(self.obs_eo, update=True)
+            dist = policy.distribution(obs_eo)
+            act = dist.sample(rng)
+            obs_teo[t], act_te[t], logp_te[t], val_te[t] = obs_eo, act, dist.log_prob(act), value_fn(obs_eo)
+            valid_te[t] = ~self.resetting_e
+            env_act = act if self.clip_low is None else np.clip(act, self.clip_low, self.clip_high)
+            self.obs_eo, rew_e, term_e, trunc_e, _ = self.envs.step(env_act)
+            check_finite(self.obs_eo, rew_e, t)
+            rew_te[t], term_te[t], trunc_te[t] = rew_e, term_e, trunc_e
+            self.ep_return_e += rew_e
+            self.ep_length_e += valid_te[t]
+            done_e = term_e | trunc_e
+            if done_e.any():
+                ep_returns.extend(self.ep_return_e[done_e].tolist())
+                ep_lengths.extend(self.ep_length_e[done_e].tolist())
+                self.ep_return_e[done_e], self.ep_length_e[done_e] = 0.0, 0
+            self.resetting_e = done_e
+        next_val_te = np.empty((T, E))
+        next_val_te[:-1] = val_te[1:]
+        next_val_te[-1] = value_fn(self._normalize(self.obs_eo, update=False))
+        adv_te, ret_te = gae(rew_te, val_te, next_val_te, term_te, trunc_te, gamma, lam)
+        return Batch(obs_teo[valid_te], act_te[valid_te], logp_te[valid_te], val_te[valid_te], adv_te[valid_te],
+                     ret_te[valid_te], T * E, ep_returns, ep_lengths)
+
+
+def check_finite(obs_eo, rew_e, t):
+    if not (np.all(np.isfinite(obs_eo)) and np.all(np.isfinite(rew_e))):
+        raise ShapeError(f"the environment returned non-finite observations or rewards at rollout step {t}: "
+                         f"obs={obs_eo}, reward={rew_e}")

@@ -1,0 +1,158 @@
+"""Conjugate gradient, trust-region step, line search, natural-gradient step and Adam."""
+import numpy as np
+import pytest
+from gymnasium import spaces
+from hypothesis import given, strategies as st
+from scipy.sparse.linalg import cg as scipy_cg
+
+from npgrad.policy import Policy
+from npgrad.solvers import (SGD, Adam, backtracking_line_search, conjugate_gradient, natural_gradient_step,
+                            trust_region_step)
+
+
+@st.composite
+def spd_systems(draw):
+    d = draw(st.integers(1, 12))
+    rng = np.random.default_rng(draw(st.integers(0, 2**16)))
+    Q, _ = np.linalg.qr(rng.standard_normal((d, d)))
+    eig = np.exp(rng.uniform(-2, 2, d))  # condition number up to e^4
+    return (Q * eig) @ Q.T, rng.standard_normal(d)
+
+
+@given(spd_systems())
+def test_cg_solves_spd_system_within_dim_iterations(system):
+    A, b = system
+    x, info = conjugate_gradient(lambda v: A @ v, b, iters=len(b), residual_tol=0.0)
+    np.testing.assert_allclose(x, np.linalg.solve(A, b), rtol=1e-6, atol=1e-8, err_msg="CG vs numpy.linalg.solve")
+    assert np.linalg.norm(A @ x - b) <= 1e-7 * max(1.0, np.linalg.norm(b)), "residual after dim iterations"
+    assert info["iterations"] <= len(b) and not info["breakdown"]
+    x_scipy, status = scipy_cg(A, b, rtol=1e-12, atol=0.0, maxiter=10 * len(b))
+    assert status == 0
+    np.testing.assert_allclose(x, x_scipy, rtol=1e-6, atol=1e-8, err_msg="CG vs scipy.sparse.linalg.cg")
+
+
+def test_cg_reports_negative_curvature_instead_of_dividing():
+    A = np.diag([1.0, -2.0])
+    x, info = conjugate_gradient(lambda v: A @ v, np.array([0.0, 1.0]), iters=5)
+    assert info["breakdown"] and info["curvature"] == -2.0 and info["iterations"] == 0
+    assert np.all(np.isfinite(x))
+    _, info = conjugate_gradient(lambda v: np.zeros_like(v), np.ones(3), iters=5)
+    assert info["breakdown"] and info["curvature"] == 0.0
+    _, info = conjugate_gradient(lambda v: np.full_like(v, np.nan), np.ones(3), iters=5)
+    assert info["breakdown"], "NaN curvature must count as breakdown"
+
+
+def test_cg_stops_at_residual_tolerance():
+    x, info = conjugate_gradient(lambda v: 2.0 * v, np.ones(4), iters=10, residual_tol=1e-10)
+    assert info["iterations"] == 1 and info["residual_norm"] < 1e-10
+    np.testing.assert_allclose(x, 0.5)
+
+
+@given(spd_systems(), st.floats(1e-4, 0.1))
+def test_trust_region_step_lands_on_the_constraint(system, delta):
+    F, g = system
+    x = np.linalg.solve(F, g)
+    s, info = trust_region_step(x, F @ x, delta)
+    assert info["ok"]
+    np.testing.assert_allclose(0.5 * s @ F @ s, delta, rtol=1e-10, err_msg="1/2 s^T F s must equal delta")
+    assert s @ g > 0, "the step must point uphill"
+
+
+def test_trust_region_step_refuses_non_positive_curvature():
+    s, info = trust_region_step(np.ones(2), -np.ones(2), 0.01)
+    assert not info["ok"] and np.all(s == 0)
+
+
+def test_trust_region_step_on_a_real_policy_moves_kl_by_about_delta():
+    pol = Policy(spaces.Box(-1, 1, (4,)), spaces.Discrete(3), (16,), rng=0)
+    pol.theta = pol.theta + 0.1 * np.random.default_rng(1).standard_normal(pol.num_params)
+    obs = np.random.default_rng(2).standard_normal((500, 4))
+    rng = np.random.default_rng(3)
+    old = pol.distribution(obs)
+    act = old.sample(rng)
+    # a real policy gradient lies in the range of J^T: no component along the Fisher's null space
+    # (adding one constant to every logit changes no probability)
+    _, g = pol.surrogate_grad(obs, act, rng.standard_normal(500), old.log_prob(act))
+    fvp = pol.fvp_operator(obs, damping=1e-8)
+    # 10 iterations as in TRPO: run to convergence, CG walks into the Fisher's near-null directions
+    # (most of its 131 eigenvalues are ~0), where the quadratic model of the KL no longer holds
+    x, _ = conjugate_gradient(fvp, g, iters=10)
+    delta = 1e-4
+    s, _ = trust_region_step(x, fvp(x), delta)
+    pol.theta = pol.theta + s
+    kl = old.kl(pol.distribution(obs)).mean()
+    np.testing.assert_allclose(kl, delta, rtol=0.1, err_msg="measured KL after the KKT step")
+
+
+def test_line_search_accepts_full_step_when_improvement_is_as_predicted():
+    f = lambda x: -np.sum((x - 1.0) ** 2)  # noqa: E731
+    x0, step = np.zeros(2), np.full(2, 0.1)
+    expected = 0.4  # g . step with g = 2(1 - x0)
+    x, info = backtracking_line_search(f, x0, step, expected)
+    assert info["accepted"] and info["backtracks"] == 0
+    np.testing.assert_allclose(x, step)
+
+
+def test_line_search_backtracks_on_overshoot():
+    f = lambda x: -np.sum((x - 1.0) ** 2)  # noqa: E731
+    x, info = backtracking_line_search(f, np.zeros(1), np.array([4.0]), expected_improve=8.0)
+    # f(0) = -1; x=4: -9 (worse); x=2: -1 (no gain, rejected); x=1: 0 (gain 1 >= 0.1 * 2, accepted)
+    assert info["accepted"] and info["backtracks"] == 2, info
+    np.testing.assert_allclose(x, [1.0])
+
+
+def test_line_search_honours_the_constraint():
+    f = lambda x: float(x[0])  # noqa: E731
+    x, info = backtracking_line_search(f, np.zeros(1), np.array([1.0]), 1.0, constraint=lambda x: x[0] <= 0.3)
+    assert info["accepted"] and x[0] <= 0.3 and info["backtracks"] == 2
+
+
+def test_line_search_returns_original_point_when_nothing_is_acceptable():
+    f = lambda x: -float(x @ x)  # noqa: E731  every step makes it worse
+    x0 = np.array([0.5, -0.5])
+    x, info = backtracking_line_search(f, x0, np.ones(2), 1.0, max_backtracks=5)
+    assert not info["accepted"] and info["backtracks"] == 5
+    np.testing.assert_array_equal(x, x0)
+    x, info = backtracking_line_search(lambda x: np.nan, x0, np.ones(2), 1.0, f0=0.0)
+    assert not info["accepted"], "a NaN objective must not be accepted"
+
+
+@given(spd_systems(), st.floats(1e-3, 0.1))
+def test_natural_gradient_step(system, eps):
+    F, g = system
+    step, info = natural_gradient_step(F, g, eps, reg=0.0)
+    assert info["ok"]
+    np.testing.assert_allclose(step, np.sqrt(2 * eps / (g @ np.linalg.solve(F, g))) * np.linalg.solve(F, g),
+                               rtol=1e-6, err_msg="sqrt(2 eps / g^T F^-1 g) F^-1 g")
+
+
+def test_natural_gradient_step_reports_indefinite_fisher():
+    step, info = natural_gradient_step(-np.eye(3), np.ones(3), 0.01, reg=0.0)
+    assert not info["ok"] and np.all(step == 0)
+
+
+def test_adam_matches_its_update_rule_and_minimises():
+    opt = Adam(2, lr=0.1)
+    theta, g = np.zeros(2), np.array([1.0, -3.0])
+    theta1, _ = opt.step(theta, g)
+    np.testing.assert_allclose(theta1, -0.1 * np.sign(g), rtol=1e-5, err_msg="Adam's first step is lr * sign(g)")
+    theta = np.array([5.0, -5.0])
+    opt = Adam(2, lr=0.1)
+    for _ in range(500):
+        theta, _ = opt.step(theta, 2 * theta)
+    assert np.all(np.abs(theta) < 0.05), theta
+
+
+def test_grad_norm_clipping():
+    opt = SGD(lr=1.0, max_grad_norm=1.0)
+    theta, info = opt.step(np.zeros(2), np.array([3.0, 4.0]))
+    np.testing.assert_allclose(theta, [-0.6, -0.8], rtol=1e-9)
+    assert info["grad_norm"] == 5.0
+
+
+def test_adam_state_round_trip_gives_identical_steps():
+    a, g = Adam(3, lr=0.01), np.array([0.1, -0.2, 0.3])
+    a.step(np.zeros(3), g)
+    b = Adam(3, lr=0.01)
+    b.load_state(a.state())
+    np.testing.assert_array_equal(a.step(np.ones(3), g)[0], b.step(np.ones(3), g)[0])
