@@ -1,0 +1,1 @@
+"""One file per algorithm; each states its update rule and nothing else."""

@@ -1,0 +1,69 @@
+"""Synchronous advantage actor-critic, A2C (Mnih et al. 2016, the synchronous variant of A3C).
+
+Maths: docs/07-ppo-and-a2c.md. Every ``n_steps`` x ``n_envs`` batch takes one gradient step on
+
+    L = -mean(A log pi(a|s)) - c_H mean H[pi(.|s)] + c_V mean((V(s) - R)^2)
+
+with n-step (GAE) returns ``R``. Policy and value networks are separate, so the loss splits into
+one Adam step on each (SB3 uses RMSprop; Adam is steadier here).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..config import Config, require
+from ..policy import add, mean_entropy, scale, weighted_log_prob
+from ..solvers import Adam
+from ..train import Agent
+
+
+@dataclass
+class A2CConfig(Config):
+    lr: float = 7e-4
+    """Adam learning rate of both networks (1e-4-1e-3)."""
+    ent_coef: float = 0.0
+    """c_H, entropy bonus (0-0.01)."""
+    vf_coef: float = 0.5
+    """c_V, value-loss weight: scales the value network's gradient."""
+    max_grad_norm: float = 0.5
+    """Global gradient-norm clip of each network."""
+
+    ENV_DEFAULTS = {
+        "CartPole-v1": dict(n_envs=8, n_steps=5, gamma=0.99, lam=1.0, lr=7e-4, normalize_advantages=False),
+        "Pendulum-v1": dict(n_envs=8, n_steps=8, gamma=0.9, lam=0.9, lr=7e-4, normalize_obs=True,
+                            log_std_init=-0.5, normalize_advantages=False),
+    }
+
+    def validate(self):
+        super().validate()
+        for name in ("lr", "max_grad_norm", "vf_coef"):
+            require(getattr(self, name) > 0, name, getattr(self, name), "> 0")
+        require(self.ent_coef >= 0, "ent_coef", self.ent_coef, ">= 0")
+
+
+class A2C(Agent):
+    name = "a2c"
+    Config = A2CConfig
+
+    def setup(self):
+        cfg = self.config
+        self.pi_optim = Adam(self.policy.num_params, lr=cfg.lr, max_grad_norm=cfg.max_grad_norm)
+        self.vf_optim = Adam(self.value_fn.net.num_params, lr=cfg.lr, max_grad_norm=cfg.max_grad_norm)
+
+    def update(self, batch):
+        cfg, n = self.config, len(batch.obs_no)
+        fwd = self.policy.forward(batch.obs_no)
+        pg, pg_cot = weighted_log_prob(fwd.dist, batch.act, self.advantages(batch) / n)
+        entropy, ent_cot = mean_entropy(fwd.dist)
+        theta, _ = self.pi_optim.step(self.policy.theta, -self.policy.vjp(fwd, add(pg_cot, scale(ent_cot, cfg.ent_coef))))
+        diag = {"surrogate_before": pg}
+        self.commit_policy(theta, diag)
+        value_loss, v_grad = self.value_fn.mse_grad(batch.obs_no, batch.ret_n)
+        theta_v, _ = self.vf_optim.step(self.value_fn.theta, cfg.vf_coef * v_grad)
+        if np.all(np.isfinite(theta_v)):
+            self.value_fn.theta = theta_v
+        diag.update(self.policy_stats(batch, fwd.dist), value_loss=value_loss,
+                    explained_variance=float(1 - np.var(batch.ret_n - batch.val_n) / (np.var(batch.ret_n) + 1e-12)))
+        return diag

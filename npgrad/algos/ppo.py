@@ -1,0 +1,155 @@
+"""Proximal policy optimisation (Schulman et al. 2017): clipped surrogate or adaptive KL penalty.
+
+Maths: docs/07-ppo-and-a2c.md. Per update, for ``n_epochs`` passes over shuffled minibatches:
+
+    clip:        maximise  mean(min(r A, clip(r, 1-eps, 1+eps) A)) + c_H H            (PPO eq. 7)
+    kl_penalty:  maximise  mean(r A) - beta KL(pi_old || pi_theta) + c_H H            (PPO eq. 8)
+
+then, for the penalty, ``beta /= 2`` if KL < target / 1.5 and ``beta *= 2`` if KL > 1.5 target.
+The value function is regressed on the same minibatches with its own Adam.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..config import Config, require
+from ..distributions import Categorical, DiagGaussian
+from ..policy import add, clipped_surrogate, mean_entropy, mean_kl, scale, surrogate
+from ..solvers import Adam
+from ..train import Agent, minibatches, standardize
+
+
+@dataclass
+class PPOConfig(Config):
+    objective: str = "clip"
+    """``clip`` (PPO-clip) or ``kl_penalty`` (adaptive KL penalty)."""
+    lr: float = 3e-4
+    """Adam learning rate of policy and value (1e-4-3e-3); annealed linearly to 0 if ``anneal_lr``."""
+    n_epochs: int = 10
+    """K, passes over the batch per update (3-30)."""
+    minibatch_size: int = 64
+    """Transitions per gradient step (32-4096)."""
+    clip_range: float = 0.2
+    """epsilon, the clip range of the ratio (0.1-0.3); annealed linearly to 0 if ``anneal_clip``."""
+    clip_range_vf: float = 0.0
+    """Clip range of the value update around the old values; 0 disables value clipping (the default)."""
+    ent_coef: float = 0.0
+    """c_H, entropy bonus coefficient (0-0.01)."""
+    max_grad_norm: float = 0.5
+    """Global gradient-norm clip of each network's minibatch gradient."""
+    target_kl: float = 0.0
+    """Stop the epochs early once the approximate KL exceeds this; also the penalty's KL target. 0: never stop."""
+    kl_beta_init: float = 1.0
+    """beta at the start (``kl_penalty`` only)."""
+    kl_target: float = 0.01
+    """d_targ, the KL the penalty aims at (``kl_penalty`` only)."""
+    anneal_lr: bool = False
+    anneal_clip: bool = False
+
+    ENV_DEFAULTS = {
+        "CartPole-v1": dict(n_envs=8, n_steps=32, minibatch_size=256, n_epochs=20, gamma=0.98, lam=0.8,
+                            lr=1e-3, anneal_lr=True, anneal_clip=True),
+        "Pendulum-v1": dict(n_envs=4, n_steps=1024, minibatch_size=64, n_epochs=10, gamma=0.9, lam=0.95,
+                            lr=1e-3, normalize_obs=True, log_std_init=-0.5),
+    }
+
+    def validate(self):
+        super().validate()
+        require(self.objective in ("clip", "kl_penalty"), "objective", self.objective, "'clip' or 'kl_penalty'")
+        for name in ("lr", "clip_range", "max_grad_norm", "kl_beta_init", "kl_target"):
+            require(getattr(self, name) > 0, name, getattr(self, name), "> 0")
+        for name in ("clip_range_vf", "ent_coef", "target_kl"):
+            require(getattr(self, name) >= 0, name, getattr(self, name), ">= 0")
+
+
+def frozen(dist):
+    """A copy of a minibatch's old distribution (its parameters were recorded at collection time)."""
+    return Categorical(dist.logits_na) if isinstance(dist, Categorical) else DiagGaussian(dist.mean_na,
+                                                                                           dist.log_std_na)
+
+
+class PPO(Agent):
+    name = "ppo"
+    Config = PPOConfig
+
+    def setup(self):
+        cfg = self.config
+        self.pi_optim = Adam(self.policy.num_params, lr=cfg.lr, max_grad_norm=cfg.max_grad_norm)
+        self.vf_optim = Adam(self.value_fn.net.num_params, lr=cfg.lr, max_grad_norm=cfg.max_grad_norm)
+        self.beta = cfg.kl_beta_init
+
+    def policy_objective(self, dist, old, batch, idx, adv_n, clip_eps):
+        """The minibatch objective to maximise and its cotangent (PPO eq. 7 or 8, plus entropy)."""
+        act, logp_old = batch.act[idx], batch.logp_n[idx]
+        if self.config.objective == "clip":
+            value, cot, clip_frac = clipped_surrogate(dist, act, adv_n, logp_old, clip_eps)
+        else:
+            value, cot = surrogate(dist, act, adv_n, logp_old)
+            kl, kl_cot = mean_kl(old, dist)
+            value, cot, clip_frac = value - self.beta * kl, add(cot, scale(kl_cot, -self.beta)), 0.0
+        entropy, ent_cot = mean_entropy(dist)
+        return value + self.config.ent_coef * entropy, add(cot, scale(ent_cot, self.config.ent_coef)), clip_frac
+
+    def value_step(self, batch, idx, clip_vf):
+        """Minimise ``mean((V - R)^2)``, or its clipped form ``mean(max((V-R)^2, (V_clip-R)^2))``."""
+        v_n, cache = self.value_fn.forward(batch.obs_no[idx])
+        ret_n, v_old_n = batch.ret_n[idx], batch.val_n[idx]
+        err_n = v_n - ret_n
+        if clip_vf > 0:
+            err_clipped_n = v_old_n + np.clip(v_n - v_old_n, -clip_vf, clip_vf) - ret_n
+            err_n = np.where(err_clipped_n**2 > err_n**2, 0.0, err_n)  # the max picks the constant branch
+        theta, _ = self.vf_optim.step(self.value_fn.theta, self.value_fn.vjp(cache, 2 * err_n / len(idx)))
+        if np.all(np.isfinite(theta)):
+            self.value_fn.theta = theta
+
+    def update(self, batch):
+        cfg, frac = self.config, self.progress_remaining
+        self.pi_optim.lr = self.vf_optim.lr = cfg.lr * (frac if cfg.anneal_lr else 1.0)
+        clip_eps = cfg.clip_range * (frac if cfg.anneal_clip else 1.0)
+        old_all = self.policy.distribution(batch.obs_no)
+        diag = {"explained_variance": float(1 - np.var(batch.ret_n - batch.val_n) / (np.var(batch.ret_n) + 1e-12)),
+                "value_loss": float(np.mean((batch.val_n - batch.ret_n) ** 2))}
+        before, _, _ = self.policy_objective(old_all, old_all, batch, slice(None), batch.adv_n, clip_eps)
+        clip_fracs, approx_kl, epochs = [], 0.0, 0
+        for epochs in range(1, cfg.n_epochs + 1):
+            for idx in minibatches(len(batch.obs_no), cfg.minibatch_size, self.rng):
+                adv_n = standardize(batch.adv_n[idx]) if cfg.normalize_advantages else batch.adv_n[idx]
+                fwd = self.policy.forward(batch.obs_no[idx])
+                old = old_minibatch(old_all, idx)
+                _, cot, clip_frac = self.policy_objective(fwd.dist, old, batch, idx, adv_n, clip_eps)
+                theta, _ = self.pi_optim.step(self.policy.theta, -self.policy.vjp(fwd, cot))  # ascent
+                self.commit_policy(theta, diag)
+                self.value_step(batch, idx, cfg.clip_range_vf)
+                clip_fracs.append(clip_frac)
+            # approx KL = mean((r - 1) - log r), an unbiased, non-negative estimator (Schulman 2020)
+            log_r = self.policy.log_prob(batch.obs_no, batch.act) - batch.logp_n
+            approx_kl = float(np.mean(np.expm1(log_r) - log_r))
+            if cfg.target_kl > 0 and approx_kl > 1.5 * cfg.target_kl and cfg.objective == "clip":
+                break
+        diag.update(self.policy_stats(batch, old_all))
+        after, _, _ = self.policy_objective(self.policy.distribution(batch.obs_no), old_all, batch, slice(None),
+                                            batch.adv_n, clip_eps)
+        diag.update(surrogate_before=before, surrogate_after=after, approx_kl=approx_kl,
+                    clip_fraction=float(np.mean(clip_fracs)), epochs=epochs, lr=self.pi_optim.lr,
+                    clip_range=clip_eps)
+        if cfg.objective == "kl_penalty":
+            self.beta = adapt_beta(self.beta, diag["kl"], cfg.kl_target)
+            diag["beta"] = self.beta
+        return diag
+
+
+def old_minibatch(old_all, idx):
+    if isinstance(old_all, Categorical):
+        return Categorical(old_all.logits_na[idx])
+    return DiagGaussian(old_all.mean_na[idx], old_all.log_std_na[idx])
+
+
+def adapt_beta(beta, kl, kl_target):
+    """PPO section 4: ``beta / 2`` if ``KL < d_targ / 1.5``; ``beta * 2`` if ``KL > 1.5 d_targ``."""
+    if kl < kl_target / 1.5:
+        return beta / 2.0
+    if kl > kl_target * 1.5:
+        return beta * 2.0
+    return beta

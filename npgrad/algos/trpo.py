@@ -1,0 +1,88 @@
+"""Trust region policy optimisation (Schulman et al. 2015).
+
+Maths: docs/05-trpo.md. One update:
+
+    g   = grad mean(r A)                              at theta_old (r = 1 there)
+    x  ~= F^-1 g                                      conjugate gradient on the exact FVP
+    s   = sqrt(2 delta / x^T F x) x                   KKT step to the edge of the trust region
+    theta = line search on mean(r A) from theta_old along s, accepting only mean KL <= delta
+
+then fit V separately. If CG breaks down or nothing is accepted, theta stays theta_old.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..config import Config, require
+from ..policy import surrogate
+from ..solvers import backtracking_line_search, conjugate_gradient, trust_region_step
+from ..train import Agent
+
+
+@dataclass
+class TRPOConfig(Config):
+    max_kl: float = 0.01
+    """delta, the trust-region radius in mean KL (0.001-0.05)."""
+    cg_iters: int = 10
+    """Conjugate-gradient iterations (10 in the original code)."""
+    cg_damping: float = 0.1
+    """lambda, damping added to F (F + lambda I): regularises near-null directions (0.01-0.1)."""
+    backtrack_shrink: float = 0.8
+    """Step fraction multiplier per backtrack (0.5-0.8)."""
+    max_backtracks: int = 10
+    accept_ratio: float = 0.1
+    """Minimum ratio of actual to linearly predicted improvement."""
+
+    ENV_DEFAULTS = {
+        "CartPole-v1": dict(n_envs=2, n_steps=512, gamma=0.99, lam=0.98, max_kl=0.01, vf_epochs=10,
+                            vf_minibatch_size=128, vf_lr=1e-3),
+        "Pendulum-v1": dict(n_envs=2, n_steps=1024, gamma=0.9, lam=0.95, max_kl=0.02, vf_epochs=10,
+                            vf_minibatch_size=128, vf_lr=1e-3, normalize_obs=True, log_std_init=-0.5),
+    }
+
+    def validate(self):
+        super().validate()
+        require(self.max_kl > 0, "max_kl", self.max_kl, "> 0")
+        require(self.cg_damping >= 0, "cg_damping", self.cg_damping, ">= 0")
+        require(0 < self.backtrack_shrink < 1, "backtrack_shrink", self.backtrack_shrink, "in (0, 1)")
+        require(self.accept_ratio >= 0, "accept_ratio", self.accept_ratio, ">= 0")
+
+
+class TRPO(Agent):
+    name = "trpo"
+    Config = TRPOConfig
+
+    def update(self, batch):
+        cfg, obs_no, act = self.config, batch.obs_no, batch.act
+        adv_n, theta_old = self.advantages(batch), self.policy.theta.copy()
+        old = self.policy.distribution(obs_no)
+
+        def surrogate_and_kl(theta_p):
+            self.policy.theta = theta_p
+            new = self.policy.distribution(obs_no)
+            return surrogate(new, act, adv_n, batch.logp_n)[0], old.kl(new).mean()
+
+        surr_before, g_p = self.policy.surrogate_grad(obs_no, act, adv_n, batch.logp_n)
+        fvp = self.policy.fvp_operator(obs_no, damping=cfg.cg_damping)
+        x_p, cg = conjugate_gradient(fvp, g_p, cfg.cg_iters)
+        step_p, kkt = trust_region_step(x_p, fvp(x_p), cfg.max_kl)
+        diag = {"surrogate_before": surr_before, "cg_iterations": cg["iterations"],
+                "cg_residual": cg["residual_norm"], "cg_breakdown": cg["breakdown"]}
+        if cg["breakdown"] or not kkt["ok"]:
+            theta_new, ls = theta_old, {"accepted": False, "backtracks": 0, "step_fraction": 0.0}
+        else:
+            theta_new, ls = backtracking_line_search(
+                lambda th: surrogate_and_kl(th)[0], theta_old, step_p, expected_improve=float(g_p @ step_p),
+                constraint=lambda th: surrogate_and_kl(th)[1] <= cfg.max_kl, shrink=cfg.backtrack_shrink,
+                max_backtracks=cfg.max_backtracks, accept_ratio=cfg.accept_ratio, f0=surr_before)
+        self.policy.theta = theta_old
+        if not ls["accepted"]:
+            diag["update_failed"] = "CG breakdown" if cg["breakdown"] or not kkt["ok"] else "no step accepted"
+            self.failed_updates += 1
+        else:
+            self.commit_policy(theta_new, diag)
+        diag.update(line_search_accepted=ls["accepted"], line_search_backtracks=ls["backtracks"],
+                    step_fraction=ls["step_fraction"], surrogate_after=surrogate_and_kl(self.policy.theta.copy())[0])
+        diag.update(self.policy_stats(batch, old))
+        diag.update(self.fit_value_function(batch))
+        return diag

@@ -1,0 +1,226 @@
+"""The loop every algorithm shares: collect -> estimate advantages -> update -> report.
+
+An algorithm subclasses ``Agent``, names its ``Config`` and writes one method,
+``update(batch) -> diagnostics``. Everything else (environments, networks, the observation
+filter, rollouts, GAE, value regression, evaluation, prediction, saving) lives here once.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import gymnasium as gym
+import numpy as np
+
+from .config import Config
+from .errors import ConfigError, ShapeError
+from .policy import LOG_STD_BOUNDS, Policy, ValueFunction
+from .rollout import Rollout, RunningMeanStd
+from .solvers import Adam
+
+
+def make_vec_env(env, n_envs, seed=None):
+    """A gymnasium vector env from an id (NumPy-vectorised entry point if it has one), an env or a vector env."""
+    if isinstance(env, gym.vector.VectorEnv):
+        return env
+    if isinstance(env, gym.Env):
+        if n_envs != 1:
+            raise ConfigError(f"an environment instance can only be used with n_envs=1 (got n_envs={n_envs}); "
+                              "pass an environment id or a vector env instead")
+        return gym.vector.SyncVectorEnv([lambda: env])
+    if not isinstance(env, str):
+        raise ConfigError(f"env must be a gymnasium id, Env or VectorEnv, got {type(env).__name__}")
+    try:
+        spec = gym.spec(env)
+    except gym.error.Error as e:
+        raise ConfigError(f"unknown environment id {env!r}: {e}") from None
+    mode = "vector_entry_point" if spec.vector_entry_point is not None else "sync"
+    return gym.make_vec(env, num_envs=n_envs, vectorization_mode=mode)
+
+
+def env_id_of(env):
+    spec = getattr(env, "spec", None)
+    return env if isinstance(env, str) else getattr(spec, "id", None)
+
+
+def minibatches(n, size, rng):
+    """Shuffled index arrays covering ``range(n)`` in chunks of ``size`` (the last may be smaller)."""
+    perm = rng.permutation(n)
+    return [perm[i:i + size] for i in range(0, n, size)]
+
+
+def standardize(x_n, eps=1e-8):
+    """``(x - mean) / (std + eps)``; the ``eps`` guards a batch whose advantages are all equal."""
+    return (x_n - x_n.mean()) / (x_n.std() + eps)
+
+
+def explained_variance(pred_n, target_n):
+    """``1 - Var[target - pred] / Var[target]``: 1 is perfect, 0 is no better than a constant."""
+    var = np.var(target_n)
+    return float("nan") if var == 0 else float(1.0 - np.var(target_n - pred_n) / var)
+
+
+class EvalResult(NamedTuple):
+    mean: float
+    std: float
+    returns: np.ndarray
+
+
+class Agent:
+    """Base class of every algorithm: ``Agent(env, seed=0, **hyperparameters)``.
+
+    ``env`` is a gymnasium id (``"CartPole-v1"``), an ``Env`` or a ``VectorEnv``. Hyperparameters
+    start from the algorithm's tuned defaults for that id; any field of ``Config`` can be overridden.
+    """
+
+    name = "agent"
+    Config = Config
+
+    def __init__(self, env, seed=0, config=None, **overrides):
+        self.env_id = env_id_of(env)
+        if config is None:
+            config = self.Config.for_env(self.env_id, **overrides)
+        elif overrides:
+            config = self.Config.for_env(None, **{**config.to_dict(), **overrides})
+        self.config, self.seed = config, int(seed)
+        self.envs = make_vec_env(env, config.n_envs, seed)
+        obs_space, act_space = self.envs.single_observation_space, self.envs.single_action_space
+        seeds = np.random.SeedSequence(self.seed).spawn(3)
+        self.policy = Policy(obs_space, act_space, config.hidden, config.activation, config.log_std_init,
+                             rng=np.random.default_rng(seeds[0]))
+        self.value_fn = ValueFunction(self.policy.obs_dim, config.vf_hidden, config.activation,
+                                      rng=np.random.default_rng(seeds[1]))
+        self.rng = np.random.default_rng(seeds[2])
+        self.obs_filter = RunningMeanStd(self.policy.obs_dim) if config.normalize_obs else None
+        self.vf_optim = Adam(self.value_fn.net.num_params, lr=config.vf_lr)
+        self.rollout = Rollout(self.envs, config.n_steps, self.obs_filter, seed=self.seed)
+        self.num_steps, self.num_updates, self.total_steps = 0, 0, 0
+        self.failed_updates = 0
+        self.setup()
+
+    def setup(self):
+        """Create the algorithm's own state (optimisers, schedules). Override as needed."""
+
+    def update(self, batch):
+        """One update from a ``Batch``; returns a dict of diagnostics."""
+        raise NotImplementedError
+
+    # --- the loop ------------------------------------------------------------------------------
+
+    def learn(self, total_steps, callback=None):
+        """Train for ``total_steps`` more environment steps.
+
+        After every update ``callback(agent, diagnostics)`` is called; returning ``False`` stops.
+        """
+        if not (isinstance(total_steps, (int, np.integer)) and total_steps >= 0):
+            raise ConfigError(f"total_steps must be a non-negative integer, got {total_steps!r}")
+        self.total_steps = self.num_steps + int(total_steps)
+        while self.num_steps < self.total_steps:
+            batch = self.rollout.collect(self.policy, self.value_fn, self.rng, self.config.gamma, self.config.lam)
+            self.num_steps += batch.env_steps
+            diagnostics = self.update(batch)
+            self.num_updates += 1
+            diagnostics.update(self._batch_stats(batch))
+            if callback is not None and callback(self, diagnostics) is False:
+                break
+        return self
+
+    def _batch_stats(self, batch):
+        return {
+            "num_steps": self.num_steps, "num_updates": self.num_updates,
+            "episodes": len(batch.episode_returns),
+            "ep_return_mean": float(np.mean(batch.episode_returns)) if batch.episode_returns else float("nan"),
+            "ep_length_mean": float(np.mean(batch.episode_lengths)) if batch.episode_lengths else float("nan"),
+            "failed_updates": self.failed_updates,
+        }
+
+    @property
+    def progress_remaining(self):
+        """1 at the start of ``learn``, 0 at its end: what linear schedules anneal with."""
+        return max(0.0, 1.0 - self.num_steps / max(self.total_steps, 1))
+
+    # --- shared pieces of updates ----------------------------------------------------------------
+
+    def advantages(self, batch):
+        return standardize(batch.adv_n) if self.config.normalize_advantages else batch.adv_n
+
+    def commit_policy(self, theta_p, diagnostics, why="non-finite parameters"):
+        """Set the policy's parameters if they are finite; otherwise keep the last good ones.
+
+        Returns whether the parameters were accepted and records a refusal in ``diagnostics``.
+        """
+        if not np.all(np.isfinite(theta_p)):
+            self.failed_updates += 1
+            diagnostics["update_failed"] = why
+            return False
+        self.policy.theta = theta_p
+        np.clip(self.policy.log_std, *LOG_STD_BOUNDS, out=self.policy.log_std)
+        return True
+
+    def fit_value_function(self, batch):
+        """Regress ``V`` on the value targets with Adam minibatches; returns diagnostics."""
+        cfg = self.config
+        before = float(np.mean((self.value_fn(batch.obs_no) - batch.ret_n) ** 2))
+        for _ in range(cfg.vf_epochs):
+            for idx in minibatches(len(batch.obs_no), cfg.vf_minibatch_size, self.rng):
+                _, grad = self.value_fn.mse_grad(batch.obs_no[idx], batch.ret_n[idx])
+                theta, _ = self.vf_optim.step(self.value_fn.theta, grad)
+                if np.all(np.isfinite(theta)):
+                    self.value_fn.theta = theta
+        return {"value_loss": before, "explained_variance": explained_variance(batch.val_n, batch.ret_n)}
+
+    def policy_stats(self, batch, old_dist):
+        """Mean KL(old || new) and entropy after an update."""
+        new = self.policy.distribution(batch.obs_no)
+        return {"kl": float(old_dist.kl(new).mean()), "entropy": float(new.entropy().mean())}
+
+    # --- using a trained agent -------------------------------------------------------------------
+
+    def _obs_for_policy(self, obs):
+        obs = np.asarray(obs, dtype=np.float64)
+        single = obs.ndim == 1
+        obs_no = obs[None] if single else obs
+        if obs_no.ndim != 2 or obs_no.shape[1] != self.policy.obs_dim:
+            raise ShapeError(f"predict expects an observation of shape ({self.policy.obs_dim},) or a batch "
+                             f"(n, {self.policy.obs_dim}), got {obs.shape}")
+        if not np.all(np.isfinite(obs_no)):
+            raise ShapeError("predict got non-finite observations")
+        return (self.obs_filter.normalize(obs_no) if self.obs_filter is not None else obs_no), single
+
+    def predict(self, obs, deterministic=True, rng=None):
+        """Actions for raw environment observations, one ``(o,)`` or a batch ``(n, o)``.
+
+        The agent applies its own observation filter; Gaussian actions are clipped to the action space.
+        """
+        obs_no, single = self._obs_for_policy(obs)
+        dist = self.policy.distribution(obs_no)
+        act = dist.mode() if deterministic else dist.sample(rng if rng is not None else self.rng)
+        if self.policy.kind == "gaussian":
+            space = self.envs.single_action_space
+            act = np.clip(act, space.low, space.high)
+        return act[0] if single else act
+
+    def evaluate(self, episodes=10, deterministic=True, seed=None, env=None):
+        """Run ``episodes`` episodes in parallel on a fresh vector env seeded ``seed`` (default ``self.seed + 10000``).
+
+        Returns ``EvalResult(mean, std, returns)``.
+        """
+        env = env if env is not None else self.env_id
+        if env is None:
+            raise ConfigError("this agent was built from an environment without an id: pass env= to evaluate")
+        envs = make_vec_env(env, episodes, None)
+        seed = self.seed + 10000 if seed is None else seed
+        obs, _ = envs.reset(seed=seed)
+        returns_e, running_e = np.zeros(envs.num_envs), np.ones(envs.num_envs, dtype=bool)
+        rng = np.random.default_rng(seed)
+        while running_e.any():
+            obs, rew, term, trunc, _ = envs.step(self.predict(obs, deterministic, rng))
+            returns_e += rew * running_e
+            running_e &= ~(term | trunc)
+        envs.close()
+        return EvalResult(float(returns_e.mean()), float(returns_e.std()), returns_e)
+
+    def save(self, path):
+        """Write ``path`` (``.npz`` with a JSON header; see ``npgrad.io``)."""
+        from .io import save_agent
+
+        return save_agent(self, path)
