@@ -14,8 +14,11 @@ gradients of a loss.
 """
 __version__ = "0.1.0"
 
+from .algos import A2C, ALGOS, NPG, PPO, TRPO, VPG  # noqa: E402
 from .distributions import Categorical, DiagGaussian  # noqa: E402
+from .io import load  # noqa: E402
 from .nn import MLP  # noqa: E402
 from .policy import Policy, ValueFunction  # noqa: E402
 
-__all__ = ["MLP", "Categorical", "DiagGaussian", "Policy", "ValueFunction", "__version__"]
+__all__ = ["A2C", "ALGOS", "MLP", "NPG", "PPO", "TRPO", "VPG", "Categorical", "DiagGaussian", "Policy",
+           "ValueFunction", "load", "__version__"]

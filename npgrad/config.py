@@ -35,6 +35,8 @@ class Config:
     """Initial log sigma of a Gaussian policy (-1.0-0.5)."""
     normalize_obs: bool = False
     """Normalise observations with a running mean/std filter (saved with the model)."""
+    normalize_reward: bool = False
+    """Scale rewards by the running std of the discounted return (as SB3's VecNormalize; saved with the model)."""
     normalize_advantages: bool = True
     """Standardise advantages per batch (or per minibatch, for PPO)."""
     vf_lr: float = 1e-3

@@ -72,8 +72,10 @@ class Batch:
 class Rollout:
     """Runs a policy in a vector env for ``n_steps`` per environment and returns a ``Batch``."""
 
-    def __init__(self, envs, n_steps, obs_filter=None, seed=None):
+    def __init__(self, envs, n_steps, obs_filter=None, seed=None, reward_filter=None):
         self.envs, self.n_steps, self.obs_filter = envs, n_steps, obs_filter
+        # reward scaling as in SB3's VecNormalize: divide by the running std of the discounted return
+        self.reward_filter, self.disc_return_e = reward_filter, np.zeros(envs.num_envs)
         self.num_envs = envs.num_envs
         self.obs_eo, _ = envs.reset(seed=seed)
         self.resetting_e = np.zeros(self.num_envs, dtype=bool)  # the next step of this env only resets it
@@ -87,6 +89,14 @@ class Rollout:
         if update:
             self.obs_filter.update(raw_eo)
         return self.obs_filter.normalize(raw_eo)
+
+    def _scale(self, rew_e, done_e, gamma):
+        if self.reward_filter is None:
+            return rew_e
+        self.disc_return_e = self.disc_return_e * gamma + rew_e
+        self.reward_filter.update(self.disc_return_e[:, None])
+        self.disc_return_e[done_e] = 0.0
+        return rew_e / np.sqrt(self.reward_filter.var[0] + self.reward_filter.eps)
 
     def collect(self, policy, value_fn, rng, gamma, lam):
         T, E = self.n_steps, self.num_envs
@@ -106,7 +116,7 @@ class Rollout:
             env_act = act if self.clip_low is None else np.clip(act, self.clip_low, self.clip_high)
             self.obs_eo, rew_e, term_e, trunc_e, _ = self.envs.step(env_act)
             check_finite(self.obs_eo, rew_e, t)
-            rew_te[t], term_te[t], trunc_te[t] = rew_e, term_e, trunc_e
+            rew_te[t], term_te[t], trunc_te[t] = self._scale(rew_e, term_e | trunc_e, gamma), term_e, trunc_e
             self.ep_return_e += rew_e
             self.ep_length_e += valid_te[t]
             done_e = term_e | trunc_e

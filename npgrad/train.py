@@ -92,9 +92,11 @@ class Agent:
         self.rng = np.random.default_rng(seeds[2])
         self.obs_filter = RunningMeanStd(self.policy.obs_dim) if config.normalize_obs else None
         self.vf_optim = Adam(self.value_fn.net.num_params, lr=config.vf_lr)
-        self.rollout = Rollout(self.envs, config.n_steps, self.obs_filter, seed=self.seed)
+        self.reward_filter = RunningMeanStd(1) if config.normalize_reward else None
+        self.rollout = Rollout(self.envs, config.n_steps, self.obs_filter, seed=self.seed,
+                               reward_filter=self.reward_filter)
         self.num_steps, self.num_updates, self.total_steps = 0, 0, 0
-        self.failed_updates = 0
+        self.failed_updates, self.progress_remaining = 0, 1.0
         self.setup()
 
     def setup(self):
@@ -103,6 +105,13 @@ class Agent:
     def update(self, batch):
         """One update from a ``Batch``; returns a dict of diagnostics."""
         raise NotImplementedError
+
+    def extra_state(self):
+        """JSON-serialisable algorithm state that is not an array (e.g. PPO's beta)."""
+        return {}
+
+    def load_extra_state(self, state):
+        pass
 
     # --- the loop ------------------------------------------------------------------------------
 
@@ -113,8 +122,10 @@ class Agent:
         """
         if not (isinstance(total_steps, (int, np.integer)) and total_steps >= 0):
             raise ConfigError(f"total_steps must be a non-negative integer, got {total_steps!r}")
-        self.total_steps = self.num_steps + int(total_steps)
+        start, self.total_steps = self.num_steps, self.num_steps + int(total_steps)
         while self.num_steps < self.total_steps:
+            # 1 at the start of this call, -> 0 at its end: what linear schedules anneal with
+            self.progress_remaining = 1.0 - (self.num_steps - start) / max(int(total_steps), 1)
             batch = self.rollout.collect(self.policy, self.value_fn, self.rng, self.config.gamma, self.config.lam)
             self.num_steps += batch.env_steps
             diagnostics = self.update(batch)
@@ -132,11 +143,6 @@ class Agent:
             "ep_length_mean": float(np.mean(batch.episode_lengths)) if batch.episode_lengths else float("nan"),
             "failed_updates": self.failed_updates,
         }
-
-    @property
-    def progress_remaining(self):
-        """1 at the start of ``learn``, 0 at its end: what linear schedules anneal with."""
-        return max(0.0, 1.0 - self.num_steps / max(self.total_steps, 1))
 
     # --- shared pieces of updates ----------------------------------------------------------------
 

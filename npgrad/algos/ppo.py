@@ -51,8 +51,8 @@ class PPOConfig(Config):
     ENV_DEFAULTS = {
         "CartPole-v1": dict(n_envs=8, n_steps=32, minibatch_size=256, n_epochs=20, gamma=0.98, lam=0.8,
                             lr=1e-3, anneal_lr=True, anneal_clip=True),
-        "Pendulum-v1": dict(n_envs=4, n_steps=1024, minibatch_size=64, n_epochs=10, gamma=0.9, lam=0.95,
-                            lr=1e-3, normalize_obs=True, log_std_init=-0.5),
+        "Pendulum-v1": dict(n_envs=8, n_steps=256, minibatch_size=256, n_epochs=10, gamma=0.9, lam=0.95,
+                            lr=1e-3, anneal_lr=True, normalize_obs=True, normalize_reward=True, log_std_init=-0.5),
     }
 
     def validate(self):
@@ -79,6 +79,12 @@ class PPO(Agent):
         self.pi_optim = Adam(self.policy.num_params, lr=cfg.lr, max_grad_norm=cfg.max_grad_norm)
         self.vf_optim = Adam(self.value_fn.net.num_params, lr=cfg.lr, max_grad_norm=cfg.max_grad_norm)
         self.beta = cfg.kl_beta_init
+
+    def extra_state(self):
+        return {"beta": self.beta}
+
+    def load_extra_state(self, state):
+        self.beta = state.get("beta", self.config.kl_beta_init)
 
     def policy_objective(self, dist, old, batch, idx, adv_n, clip_eps):
         """The minibatch objective to maximise and its cotangent (PPO eq. 7 or 8, plus entropy)."""
@@ -119,6 +125,10 @@ class PPO(Agent):
                 fwd = self.policy.forward(batch.obs_no[idx])
                 old = old_minibatch(old_all, idx)
                 _, cot, clip_frac = self.policy_objective(fwd.dist, old, batch, idx, adv_n, clip_eps)
+                if "first_ratio_deviation" not in diag:  # sanity check: r == 1 and KL == 0 before any step
+                    r_n = np.exp(fwd.dist.log_prob(batch.act[idx]) - batch.logp_n[idx])
+                    diag.update(first_ratio_deviation=float(np.max(np.abs(r_n - 1.0))),
+                                first_kl=float(np.max(np.abs(old.kl(fwd.dist)))))
                 theta, _ = self.pi_optim.step(self.policy.theta, -self.policy.vjp(fwd, cot))  # ascent
                 self.commit_policy(theta, diag)
                 self.value_step(batch, idx, cfg.clip_range_vf)

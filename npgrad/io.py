@@ -1,0 +1,125 @@
+"""Save and load agents as one ``.npz`` file: arrays plus a JSON header, never pickle.
+
+The header (``__meta__``, a JSON string stored as a NumPy unicode scalar) records the format,
+the npgrad version, the algorithm, the environment id, the seed, the step counters, the RNG
+state and the config. Loading uses ``allow_pickle=False``, checks the format and version, and
+checks every array's shape against the network the config builds. Writes are atomic: the file
+is written beside the target and renamed over it, so a crash never leaves half a file.
+"""
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+
+import numpy as np
+
+from . import __version__
+from .errors import FileFormatError
+
+FORMAT = "npgrad-agent"
+FORMAT_VERSION = 1
+
+
+def agent_arrays(agent):
+    """Every array that makes up the agent's state, by name."""
+    arrays = {"policy/theta": agent.policy.theta, "value/theta": agent.value_fn.theta}
+    if agent.obs_filter is not None:
+        arrays.update({f"obs_filter/{k}": v for k, v in agent.obs_filter.state().items()})
+    if agent.reward_filter is not None:
+        arrays.update({f"reward_filter/{k}": v for k, v in agent.reward_filter.state().items()})
+    for name in ("vf_optim", "pi_optim"):
+        if hasattr(agent, name):
+            arrays.update({f"{name}/{k}": v for k, v in getattr(agent, name).state().items()})
+    return arrays
+
+
+def agent_meta(agent):
+    return {"format": FORMAT, "format_version": FORMAT_VERSION, "npgrad_version": __version__,
+            "algo": agent.name, "env_id": agent.env_id, "seed": agent.seed, "num_steps": agent.num_steps,
+            "num_updates": agent.num_updates, "extra": agent.extra_state(),
+            "rng_state": agent.rng.bit_generator.state, "config": agent.config.to_dict()}
+
+
+def atomic_write_npz(path, arrays):
+    path = os.fspath(path)
+    tmp = f"{path}.tmp-{os.getpid()}"
+    try:
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
+
+
+def save_agent(agent, path):
+    arrays = dict(agent_arrays(agent))
+    arrays["__meta__"] = np.array(json.dumps(agent_meta(agent)))
+    return atomic_write_npz(path, arrays)
+
+
+def read_npz(path):
+    """``(meta, arrays)`` of a saved file; refuses pickles, truncation and foreign files with ``FileFormatError``."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileFormatError(f"{path}: no such file")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except ValueError as e:  # numpy refuses object arrays when pickles are not allowed
+        raise FileFormatError(f"{path}: refused, it contains pickled objects ({e})") from None
+    except (zipfile.BadZipFile, EOFError, OSError) as e:
+        raise FileFormatError(f"{path}: not a readable .npz file (truncated or corrupt: {e})") from None
+    if "__meta__" not in arrays:
+        raise FileFormatError(f"{path}: not an npgrad file (no __meta__ header)")
+    try:
+        meta = json.loads(str(arrays.pop("__meta__")))
+    except json.JSONDecodeError as e:
+        raise FileFormatError(f"{path}: corrupt header ({e})") from None
+    if meta.get("format") != FORMAT or meta.get("format_version") != FORMAT_VERSION:
+        raise FileFormatError(f"{path}: format {meta.get('format')!r} version {meta.get('format_version')!r} "
+                              f"is not {FORMAT!r} version {FORMAT_VERSION} (saved by npgrad "
+                              f"{meta.get('npgrad_version')}, this is {__version__})")
+    return meta, arrays
+
+
+def load(path, env=None):
+    """Rebuild a saved agent. ``env`` defaults to the saved environment id."""
+    from .algos import ALGOS
+
+    meta, arrays = read_npz(path)
+    if meta["algo"] not in ALGOS:
+        raise FileFormatError(f"{path}: unknown algorithm {meta['algo']!r}; known: {sorted(ALGOS)}")
+    cls = ALGOS[meta["algo"]]
+    agent = cls(env if env is not None else meta["env_id"], seed=meta["seed"],
+                config=cls.Config.from_dict(meta["config"]))
+    restore(agent, meta, arrays, path)
+    return agent
+
+
+def restore(agent, meta, arrays, path="file"):
+    expected = agent_arrays(agent)
+    missing = sorted(set(expected) - set(arrays))
+    if missing:
+        raise FileFormatError(f"{path}: missing arrays {missing}")
+    for name, current in expected.items():
+        if np.shape(arrays[name]) != np.shape(current):
+            raise FileFormatError(f"{path}: array {name} has shape {np.shape(arrays[name])}, but the saved config "
+                                  f"builds {np.shape(current)}")
+    agent.policy.theta = arrays["policy/theta"]
+    agent.value_fn.theta = arrays["value/theta"]
+    if agent.obs_filter is not None:
+        agent.obs_filter.load_state({k: arrays[f"obs_filter/{k}"] for k in ("mean", "var", "count")})
+    if agent.reward_filter is not None:
+        agent.reward_filter.load_state({k: arrays[f"reward_filter/{k}"] for k in ("mean", "var", "count")})
+    for name in ("vf_optim", "pi_optim"):
+        if hasattr(agent, name):
+            opt = getattr(agent, name)
+            opt.load_state({k: arrays[f"{name}/{k}"] for k in opt.state()})
+    agent.num_steps, agent.num_updates = meta["num_steps"], meta["num_updates"]
+    agent.rng.bit_generator.state = meta["rng_state"]
+    agent.load_extra_state(meta.get("extra", {}))

@@ -1,0 +1,32 @@
+"""Learning-curve plots (optional: needs the ``plot`` extra, matplotlib)."""
+from __future__ import annotations
+
+
+def have_matplotlib():
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def plot_curves(curves, path, title="", threshold=None):
+    """Save a PNG of ``{label: (steps, returns)}``; returns the path, or None without matplotlib."""
+    if not have_matplotlib():
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for label, (steps, returns) in curves.items():
+        ax.plot(steps, returns, label=label)
+    if threshold is not None:
+        ax.axhline(threshold, color="grey", ls="--", lw=1, label="solved")
+    ax.set(xlabel="environment steps", ylabel="mean evaluation return", title=title)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

@@ -1,0 +1,151 @@
+"""Learning on tiny budgets, determinism, save/load, and rollouts that respect episode boundaries."""
+import gymnasium as gym
+import numpy as np
+import pytest
+
+import npgrad
+from npgrad.errors import ConfigError
+from npgrad.algos.ppo import adapt_beta
+from npgrad.rollout import Rollout
+
+RANDOM_CARTPOLE = 22.0  # mean return of the uniform random policy on CartPole-v1
+
+
+@pytest.mark.parametrize("algo, steps, threshold", [
+    ("ppo", 24_000, 150.0),
+    ("trpo", 16_000, 150.0),
+    ("a2c", 25_000, 100.0),
+    ("vpg", 32_000, 100.0),
+    ("npg", 16_000, 80.0),
+])
+def test_learns_cartpole_far_above_random(algo, steps, threshold):
+    # the stochastic policy: an untrained *deterministic* CartPole policy can score 500 by luck
+    agent = npgrad.ALGOS[algo]("CartPole-v1", seed=0)
+    before = agent.evaluate(10, deterministic=False).mean
+    agent.learn(steps)
+    after = agent.evaluate(10, deterministic=False).mean
+    assert before < 2 * RANDOM_CARTPOLE and after >= threshold, \
+        f"{algo}: evaluation return {before:.1f} -> {after:.1f} after {steps} steps (random ~{RANDOM_CARTPOLE})"
+
+
+@pytest.mark.parametrize("algo", sorted(npgrad.ALGOS))
+@pytest.mark.parametrize("env_id", ["CartPole-v1", "Pendulum-v1"])
+def test_same_seed_same_numbers(algo, env_id):
+    def run(seed):
+        log = []
+        npgrad.ALGOS[algo](env_id, seed=seed, n_steps=64).learn(3 * 64 * 8, lambda a, d: log.append(d))
+        return log
+
+    a, b, c = run(3), run(3), run(4)
+    np.testing.assert_equal(a, b, err_msg=f"{algo} {env_id}: same seed gave different diagnostics")  # NaN == NaN
+    assert [d["entropy"] for d in a] != [d["entropy"] for d in c], f"{algo} {env_id}: seeds 3 and 4 agree"
+
+
+@pytest.mark.parametrize("algo", sorted(npgrad.ALGOS))
+def test_save_load_round_trip_gives_same_actions(algo, tmp_path):
+    agent = npgrad.ALGOS[algo]("Pendulum-v1", seed=1, n_steps=64, normalize_obs=True)
+    agent.learn(1024)
+    path = agent.save(tmp_path / "agent.npz")
+    loaded = npgrad.load(path)
+    obs = np.random.default_rng(0).uniform(-1, 1, (20, 3))
+    np.testing.assert_array_equal(agent.predict(obs), loaded.predict(obs), err_msg=f"{algo}: actions after load")
+    np.testing.assert_array_equal(agent.obs_filter.mean, loaded.obs_filter.mean)
+    assert loaded.num_steps == agent.num_steps and loaded.config == agent.config
+
+
+def test_ppo_ratio_is_one_and_kl_zero_before_the_first_step():
+    for objective in ("clip", "kl_penalty"):
+        log = []
+        npgrad.PPO("CartPole-v1", seed=0, objective=objective).learn(256, lambda a, d: log.append(d))
+        assert log[0]["first_ratio_deviation"] == 0.0 and log[0]["first_kl"] == 0.0, log[0]
+
+
+def test_adaptive_kl_rule():
+    assert adapt_beta(1.0, 0.001, 0.01) == 0.5, "KL < target / 1.5 halves beta"
+    assert adapt_beta(1.0, 0.02, 0.01) == 2.0, "KL > 1.5 target doubles beta"
+    assert adapt_beta(1.0, 0.012, 0.01) == 1.0, "KL near target keeps beta"
+
+
+def test_ppo_kl_penalty_reports_and_adapts_beta():
+    log = []
+    npgrad.PPO("CartPole-v1", seed=0, objective="kl_penalty", kl_target=1e-7).learn(256, lambda a, d: log.append(d))
+    assert log[0]["kl"] > 1.5e-7 and log[0]["beta"] == 2.0, log[0]
+
+
+def test_predict_single_and_batch():
+    agent = npgrad.PPO("CartPole-v1", seed=0)
+    obs = np.zeros((5, 4))
+    assert agent.predict(obs).shape == (5,)
+    assert np.ndim(agent.predict(obs[0])) == 0
+    agent = npgrad.TRPO("Pendulum-v1", seed=0)
+    assert agent.predict(np.zeros(3)).shape == (1,)
+    assert np.all(np.abs(agent.predict(np.zeros((4, 3)), deterministic=False)) <= 2.0), "actions clipped to bounds"
+    with pytest.raises(ValueError, match=r"shape \(3,\)"):
+        agent.predict(np.zeros(4))
+
+
+def test_callback_can_stop_learning():
+    agent = npgrad.A2C("CartPole-v1", seed=0)
+    agent.learn(100_000, lambda a, d: a.num_updates < 3)
+    assert agent.num_updates == 3 and agent.num_steps == 3 * 5 * 8
+
+
+class Counter(gym.Env):
+    """obs = [t]; reward = 1; terminates after ``term_at`` steps unless the time limit cuts it first."""
+
+    observation_space = gym.spaces.Box(-np.inf, np.inf, (1,))
+    action_space = gym.spaces.Discrete(2)
+
+    def __init__(self, term_at):
+        self.term_at, self.t = term_at, 0
+
+    def reset(self, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t = 0
+        return np.array([0.0], dtype=np.float32), {}
+
+    def step(self, action):
+        self.t += 1
+        return np.array([self.t], dtype=np.float32), 1.0, self.t >= self.term_at, False, {}
+
+
+class ValueIsObs:
+    """A stand-in value function, V(s) = 10 * s, so bootstrapped targets are easy to compute by hand."""
+
+    def __call__(self, obs_no):
+        return 10.0 * obs_no[:, 0]
+
+
+def test_rollout_respects_termination_truncation_and_resets():
+    # env 0 terminates after 3 steps; env 1 is truncated by a time limit of 4 (it would end at 100)
+    envs = gym.vector.SyncVectorEnv([lambda: Counter(3), lambda: gym.wrappers.TimeLimit(Counter(100), 4)])
+    policy = npgrad.Policy(envs.single_observation_space, envs.single_action_space, (4,), rng=0)
+    rollout = Rollout(envs, n_steps=9, seed=0)
+    batch = rollout.collect(policy, ValueIsObs(), np.random.default_rng(0), gamma=0.5, lam=1.0)
+    # each env: its reset steps are dropped, so env 0 keeps 9 - 2 = 7 steps and env 1 keeps 9 - 1 = 8
+    assert len(batch.obs_no) == 15 and batch.env_steps == 18
+    # no transition starts from a final observation: observations are t = 0, 1, 2 (env 0) / 0..3 (env 1)
+    assert batch.obs_no.max() <= 3.0
+    # env 0 ends at t = 2 and 6, env 1 (truncated) at t = 3 and 8
+    assert batch.episode_returns == [3.0, 4.0, 3.0, 4.0] and batch.episode_lengths == [3, 4, 3, 4]
+    ret = {}  # value targets by (env, obs) for the first episode of each env, lam=1 => discounted returns
+    flat_env = np.array([e for t in range(9) for e in range(2)])
+    valid = np.ones(18, bool)
+    valid[[3 * 2 + 0, 7 * 2 + 0, 4 * 2 + 1]] = False  # env 0 resets at t=3, 7; env 1 at t=4
+    for (e, o), r in zip(zip(flat_env[valid], batch.obs_no[:, 0]), batch.ret_n):
+        ret.setdefault((e, o), r)
+    # terminated: no bootstrap.  R(s=0) = 1 + .5 + .25
+    assert ret[(0, 0.0)] == pytest.approx(1.75) and ret[(0, 2.0)] == pytest.approx(1.0)
+    # truncated at t=4: bootstrap from V(final obs = 4) = 40.  R(s=3) = 1 + .5 * 40
+    assert ret[(1, 3.0)] == pytest.approx(21.0) and ret[(1, 0.0)] == pytest.approx(1 + .5 + .25 + .125 + .0625 * 40)
+
+
+def test_unknown_names_are_refused_with_choices():
+    with pytest.raises(ConfigError, match="unknown environment id"):
+        npgrad.PPO("NoSuchEnv-v9")
+    with pytest.raises(ConfigError, match="valid names"):
+        npgrad.PPO("CartPole-v1", learning_rate=1e-3)
+    with pytest.raises(ConfigError, match="gamma"):
+        npgrad.TRPO("CartPole-v1", gamma=1.5)
+    with pytest.raises(ConfigError, match="max_kl"):
+        npgrad.TRPO("CartPole-v1", max_kl=0.0)
