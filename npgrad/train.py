@@ -6,6 +6,7 @@ filter, rollouts, GAE, value regression, evaluation, prediction, saving) lives h
 """
 from __future__ import annotations
 
+import time
 from typing import NamedTuple
 
 import gymnasium as gym
@@ -123,6 +124,8 @@ class Agent:
         if not (isinstance(total_steps, (int, np.integer)) and total_steps >= 0):
             raise ConfigError(f"total_steps must be a non-negative integer, got {total_steps!r}")
         start, self.total_steps = self.num_steps, self.num_steps + int(total_steps)
+        if hasattr(callback, "start_clock"):
+            callback.start_clock()
         while self.num_steps < self.total_steps:
             # 1 at the start of this call, -> 0 at its end: what linear schedules anneal with
             self.progress_remaining = 1.0 - (self.num_steps - start) / max(int(total_steps), 1)
@@ -230,3 +233,33 @@ class Agent:
         from .io import save_agent
 
         return save_agent(self, path)
+
+
+class Evaluator:
+    """A ``learn`` callback: every ``every`` environment steps, evaluate the deterministic policy.
+
+    Records ``(env_steps, training_seconds, mean_return)`` in ``self.history``; training seconds
+    exclude evaluation time (the protocol of the benchmarks). ``on_eval(agent, diagnostics, row)``
+    is called after each evaluation, e.g. to print a line.
+    """
+
+    def __init__(self, every=5000, episodes=10, on_eval=None):
+        self.every, self.episodes, self.on_eval = every, episodes, on_eval
+        self.history, self.next_eval, self.train_seconds = [], every, 0.0
+        self._last = None
+
+    def start_clock(self):
+        self._last = time.perf_counter()
+
+    def __call__(self, agent, diagnostics):
+        now = time.perf_counter()
+        self.train_seconds += now - (self._last if self._last is not None else now)
+        if agent.num_steps >= self.next_eval:
+            while self.next_eval <= agent.num_steps:
+                self.next_eval += self.every
+            row = (agent.num_steps, self.train_seconds, agent.evaluate(self.episodes).mean)
+            self.history.append(row)
+            if self.on_eval is not None:
+                self.on_eval(agent, diagnostics, row)
+        self._last = time.perf_counter()
+        return True

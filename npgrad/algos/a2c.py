@@ -32,7 +32,7 @@ class A2CConfig(Config):
 
     ENV_DEFAULTS = {
         "CartPole-v1": dict(n_envs=8, n_steps=5, gamma=0.99, lam=1.0, lr=7e-4, normalize_advantages=False),
-        "Pendulum-v1": dict(n_envs=8, n_steps=8, gamma=0.9, lam=0.9, lr=7e-4, normalize_obs=True,
+        "Pendulum-v1": dict(n_envs=8, n_steps=8, gamma=0.9, lam=0.9, lr=7e-4, normalize_obs=True, normalize_reward=True,
                             log_std_init=-0.5, normalize_advantages=False),
     }
 

@@ -36,8 +36,9 @@ class TRPOConfig(Config):
     ENV_DEFAULTS = {
         "CartPole-v1": dict(n_envs=2, n_steps=512, gamma=0.99, lam=0.98, max_kl=0.01, vf_epochs=10,
                             vf_minibatch_size=128, vf_lr=1e-3),
-        "Pendulum-v1": dict(n_envs=2, n_steps=1024, gamma=0.9, lam=0.95, max_kl=0.02, vf_epochs=10,
-                            vf_minibatch_size=128, vf_lr=1e-3, normalize_obs=True, log_std_init=-0.5),
+        "Pendulum-v1": dict(n_envs=8, n_steps=256, gamma=0.9, lam=0.95, max_kl=0.02, vf_epochs=10,
+                            vf_minibatch_size=128, vf_lr=1e-3, normalize_obs=True, normalize_reward=True,
+                            log_std_init=-0.5),
     }
 
     def validate(self):

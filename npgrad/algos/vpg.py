@@ -24,7 +24,7 @@ class VPGConfig(Config):
     ENV_DEFAULTS = {
         "CartPole-v1": dict(n_envs=8, n_steps=256, gamma=0.99, lam=0.97, pi_lr=5e-3, vf_epochs=10,
                             vf_minibatch_size=128),
-        "Pendulum-v1": dict(n_envs=8, n_steps=512, gamma=0.9, lam=0.95, pi_lr=3e-3, normalize_obs=True,
+        "Pendulum-v1": dict(n_envs=8, n_steps=512, gamma=0.9, lam=0.95, pi_lr=3e-3, normalize_obs=True, normalize_reward=True,
                             log_std_init=-0.5, vf_epochs=10, vf_minibatch_size=128),
     }
 
