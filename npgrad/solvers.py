@@ -113,20 +113,26 @@ def clip_grad_norm(grad_p, max_norm):
 
 
 class SGD:
-    """``theta <- theta - lr * grad`` (gradient descent on a loss), optional global-norm clipping."""
+    """``theta <- theta - lr * grad`` (gradient descent on a loss), optional global-norm clipping.
 
-    def __init__(self, lr, max_grad_norm=None):
-        self.lr, self.max_grad_norm = lr, max_grad_norm
+    ``lr_schedule(t) -> lr``, if given, sets the learning rate before step ``t = 1, 2, ...``.
+    """
+
+    def __init__(self, lr, max_grad_norm=None, lr_schedule=None):
+        self.lr, self.max_grad_norm, self.lr_schedule, self.t = lr, max_grad_norm, lr_schedule, 0
 
     def step(self, theta_p, grad_p):
+        self.t += 1
+        if self.lr_schedule is not None:
+            self.lr = self.lr_schedule(self.t)
         grad_p, norm = clip_grad_norm(grad_p, self.max_grad_norm)
-        return theta_p - self.lr * grad_p, {"grad_norm": norm}
+        return theta_p - self.lr * grad_p, {"grad_norm": norm, "lr": self.lr}
 
     def state(self):
-        return {}
+        return {"t": np.array(self.t)}
 
     def load_state(self, state):
-        pass
+        self.t = int(state["t"])
 
 
 class Adam:
@@ -134,11 +140,13 @@ class Adam:
 
     ``m <- b1 m + (1-b1) g;  v <- b2 v + (1-b2) g^2;  theta <- theta - lr m_hat / (sqrt(v_hat) + eps)``
     with bias corrections ``m_hat = m / (1 - b1^t)``, ``v_hat = v / (1 - b2^t)``. ``lr`` is a plain
-    attribute: a schedule sets it before each step. ``eps = 1e-5`` as in SB3/CleanRL's PPO.
+    attribute: set it between steps, or pass ``lr_schedule(t) -> lr`` to have it set before
+    step ``t = 1, 2, ...``. ``eps = 1e-5`` as in SB3/CleanRL's PPO.
     """
 
-    def __init__(self, num_params, lr=3e-4, betas=(0.9, 0.999), eps=1e-5, max_grad_norm=None):
+    def __init__(self, num_params, lr=3e-4, betas=(0.9, 0.999), eps=1e-5, max_grad_norm=None, lr_schedule=None):
         self.lr, self.betas, self.eps, self.max_grad_norm = lr, betas, eps, max_grad_norm
+        self.lr_schedule = lr_schedule
         self.m_p, self.v_p, self.t = np.zeros(num_params), np.zeros(num_params), 0
 
     def step(self, theta_p, grad_p):
@@ -146,11 +154,13 @@ class Adam:
         grad_p, norm = clip_grad_norm(grad_p, self.max_grad_norm)
         b1, b2 = self.betas
         self.t += 1
+        if self.lr_schedule is not None:
+            self.lr = self.lr_schedule(self.t)
         self.m_p = b1 * self.m_p + (1 - b1) * grad_p
         self.v_p = b2 * self.v_p + (1 - b2) * grad_p * grad_p
         m_hat_p = self.m_p / (1 - b1**self.t)
         v_hat_p = self.v_p / (1 - b2**self.t)
-        return theta_p - self.lr * m_hat_p / (np.sqrt(v_hat_p) + self.eps), {"grad_norm": norm}
+        return theta_p - self.lr * m_hat_p / (np.sqrt(v_hat_p) + self.eps), {"grad_norm": norm, "lr": self.lr}
 
     def state(self):
         return {"m": self.m_p.copy(), "v": self.v_p.copy(), "t": np.array(self.t)}

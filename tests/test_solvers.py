@@ -1,6 +1,5 @@
 """Conjugate gradient, trust-region step, line search, natural-gradient step and Adam."""
 import numpy as np
-import pytest
 from gymnasium import spaces
 from hypothesis import given, strategies as st
 from scipy.sparse.linalg import cg as scipy_cg
@@ -156,3 +155,14 @@ def test_adam_state_round_trip_gives_identical_steps():
     b = Adam(3, lr=0.01)
     b.load_state(a.state())
     np.testing.assert_array_equal(a.step(np.ones(3), g)[0], b.step(np.ones(3), g)[0])
+
+
+def test_learning_rate_schedule_hook_sets_lr_before_each_step():
+    lrs = []
+    opt = Adam(1, lr=1.0, lr_schedule=lambda t: 0.1 / t)
+    for _ in range(3):
+        lrs.append(opt.step(np.zeros(1), np.ones(1))[1]["lr"])
+    assert lrs == [0.1, 0.05, 0.1 / 3]
+    sgd = SGD(lr=1.0, lr_schedule=lambda t: 0.5**t)
+    theta, info = sgd.step(np.zeros(1), np.ones(1))
+    assert info["lr"] == 0.5 and theta[0] == -0.5

@@ -15,8 +15,7 @@ import numpy as np
 
 from ..config import Config, require
 from ..policy import add, mean_entropy, scale, weighted_log_prob
-from ..solvers import Adam
-from ..train import Agent
+from ..train import Agent, explained_variance
 
 
 @dataclass
@@ -48,9 +47,7 @@ class A2C(Agent):
     Config = A2CConfig
 
     def setup(self):
-        cfg = self.config
-        self.pi_optim = Adam(self.policy.num_params, lr=cfg.lr, max_grad_norm=cfg.max_grad_norm)
-        self.vf_optim = Adam(self.value_fn.net.num_params, lr=cfg.lr, max_grad_norm=cfg.max_grad_norm)
+        self.use_adam_for_both(self.config.lr, self.config.max_grad_norm)
 
     def update(self, batch):
         cfg, n = self.config, len(batch.obs_no)
@@ -65,5 +62,5 @@ class A2C(Agent):
         if np.all(np.isfinite(theta_v)):
             self.value_fn.theta = theta_v
         diag.update(self.policy_stats(batch, fwd.dist), value_loss=value_loss,
-                    explained_variance=float(1 - np.var(batch.ret_n - batch.val_n) / (np.var(batch.ret_n) + 1e-12)))
+                    explained_variance=explained_variance(batch.val_n, batch.ret_n))
         return diag

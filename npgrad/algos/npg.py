@@ -35,7 +35,7 @@ class NPGConfig(Config):
     ENV_DEFAULTS = {
         "CartPole-v1": dict(n_envs=8, n_steps=256, gamma=0.99, lam=0.97, max_kl=0.02, hidden=(32,),
                             vf_epochs=10, vf_minibatch_size=128),
-        "Pendulum-v1": dict(n_envs=8, n_steps=512, gamma=0.9, lam=0.95, max_kl=0.02, hidden=(32,),
+        "Pendulum-v1": dict(n_envs=8, n_steps=512, gamma=0.9, lam=0.95, max_kl=0.01, hidden=(32,),
                             normalize_obs=True, normalize_reward=True, log_std_init=-0.5, vf_epochs=10, vf_minibatch_size=128),
     }
 

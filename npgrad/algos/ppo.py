@@ -17,8 +17,7 @@ import numpy as np
 from ..config import Config, require
 from ..distributions import Categorical, DiagGaussian
 from ..policy import add, clipped_surrogate, mean_entropy, mean_kl, scale, surrogate
-from ..solvers import Adam
-from ..train import Agent, minibatches, standardize
+from ..train import Agent, explained_variance, minibatches, standardize
 
 
 @dataclass
@@ -64,21 +63,13 @@ class PPOConfig(Config):
             require(getattr(self, name) >= 0, name, getattr(self, name), ">= 0")
 
 
-def frozen(dist):
-    """A copy of a minibatch's old distribution (its parameters were recorded at collection time)."""
-    return Categorical(dist.logits_na) if isinstance(dist, Categorical) else DiagGaussian(dist.mean_na,
-                                                                                           dist.log_std_na)
-
-
 class PPO(Agent):
     name = "ppo"
     Config = PPOConfig
 
     def setup(self):
-        cfg = self.config
-        self.pi_optim = Adam(self.policy.num_params, lr=cfg.lr, max_grad_norm=cfg.max_grad_norm)
-        self.vf_optim = Adam(self.value_fn.net.num_params, lr=cfg.lr, max_grad_norm=cfg.max_grad_norm)
-        self.beta = cfg.kl_beta_init
+        self.use_adam_for_both(self.config.lr, self.config.max_grad_norm)
+        self.beta = self.config.kl_beta_init
 
     def extra_state(self):
         return {"beta": self.beta}
@@ -115,7 +106,7 @@ class PPO(Agent):
         self.pi_optim.lr = self.vf_optim.lr = cfg.lr * (frac if cfg.anneal_lr else 1.0)
         clip_eps = cfg.clip_range * (frac if cfg.anneal_clip else 1.0)
         old_all = self.policy.distribution(batch.obs_no)
-        diag = {"explained_variance": float(1 - np.var(batch.ret_n - batch.val_n) / (np.var(batch.ret_n) + 1e-12)),
+        diag = {"explained_variance": explained_variance(batch.val_n, batch.ret_n),
                 "value_loss": float(np.mean((batch.val_n - batch.ret_n) ** 2))}
         before, _, _ = self.policy_objective(old_all, old_all, batch, slice(None), batch.adv_n, clip_eps)
         clip_fracs, approx_kl, epochs = [], 0.0, 0
