@@ -21,13 +21,16 @@ def spd_systems(draw):
 @given(spd_systems())
 def test_cg_solves_spd_system_within_dim_iterations(system):
     A, b = system
-    x, info = conjugate_gradient(lambda v: A @ v, b, iters=len(b), residual_tol=0.0)
-    np.testing.assert_allclose(x, np.linalg.solve(A, b), rtol=1e-6, atol=1e-8, err_msg="CG vs numpy.linalg.solve")
-    assert np.linalg.norm(A @ x - b) <= 1e-7 * max(1.0, np.linalg.norm(b)), "residual after dim iterations"
-    assert info["iterations"] <= len(b) and not info["breakdown"]
-    x_scipy, status = scipy_cg(A, b, rtol=1e-12, atol=0.0, maxiter=10 * len(b))
-    assert status == 0
-    np.testing.assert_allclose(x, x_scipy, rtol=1e-6, atol=1e-8, err_msg="CG vs scipy.sparse.linalg.cg")
+    d = len(b)
+    x, info = conjugate_gradient(lambda v: A @ v, b, iters=d, residual_tol=0.0)
+    assert info["iterations"] <= d and not info["breakdown"]
+    # after dim iterations the residual is 0 in exact arithmetic; in float64 CG loses orthogonality
+    # (scipy's cg lands on the same iterate, checked next), so the bound is 1e-4, not 1e-15
+    assert np.linalg.norm(A @ x - b) <= 1e-4 * np.linalg.norm(b), "relative residual after dim iterations"
+    x_scipy, _ = scipy_cg(A, b, rtol=0.0, atol=0.0, maxiter=d)
+    np.testing.assert_allclose(x, x_scipy, rtol=1e-6, atol=1e-9, err_msg="CG vs scipy.sparse.linalg.cg, dim iterations")
+    x_long, _ = conjugate_gradient(lambda v: A @ v, b, iters=5 * d, residual_tol=1e-13)
+    np.testing.assert_allclose(x_long, np.linalg.solve(A, b), rtol=1e-6, atol=1e-8, err_msg="CG vs numpy.linalg.solve")
 
 
 def test_cg_reports_negative_curvature_instead_of_dividing():
