@@ -81,7 +81,7 @@ class Agent:
         if config is None:
             config = self.Config.for_env(self.env_id, **overrides)
         elif overrides:
-            config = self.Config.for_env(None, **{**config.to_dict(), **overrides})
+            config = self.Config.from_dict({**config.to_dict(), **overrides})
         self.config, self.seed = config, int(seed)
         self.envs = make_vec_env(env, config.n_envs, seed)
         obs_space, act_space = self.envs.single_observation_space, self.envs.single_action_space

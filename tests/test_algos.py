@@ -149,3 +149,9 @@ def test_unknown_names_are_refused_with_choices():
         npgrad.TRPO("CartPole-v1", gamma=1.5)
     with pytest.raises(ConfigError, match="max_kl"):
         npgrad.TRPO("CartPole-v1", max_kl=0.0)
+
+
+def test_config_object_plus_overrides():
+    config = npgrad.PPO.Config.for_env("CartPole-v1", hidden=(16,))
+    agent = npgrad.PPO("CartPole-v1", config=config, lr=5e-4)
+    assert agent.config.hidden == (16,) and agent.config.lr == 5e-4 and agent.config.n_steps == 32
