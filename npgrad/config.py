@@ -87,7 +87,15 @@ class Config:
         require(0.0 <= self.lam <= 1.0, "lam", self.lam, "in [0, 1]")
         require(self.activation in ("tanh", "relu", "identity"), "activation", self.activation,
                 "one of tanh, relu, identity")
-        require(self.vf_lr > 0, "vf_lr", self.vf_lr, "> 0")
+        self.require_positive("vf_lr")
+
+    def require_positive(self, *names):
+        for name in names:
+            require(getattr(self, name) > 0, name, getattr(self, name), "> 0")
+
+    def require_nonnegative(self, *names):
+        for name in names:
+            require(getattr(self, name) >= 0, name, getattr(self, name), ">= 0")
 
 
 def require(ok, name, value, what):

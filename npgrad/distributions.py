@@ -44,6 +44,10 @@ class Categorical:
     def params(self):
         return (self.logits_na,)
 
+    def __getitem__(self, idx):
+        """The distributions of rows ``idx`` (e.g. a minibatch of the old policy)."""
+        return Categorical(self.logits_na[idx])
+
     def sample(self, rng):
         """Inverse-CDF sampling: the first action whose cumulative probability exceeds ``u ~ U(0,1)``."""
         u_n1 = rng.random((len(self.p_na), 1))
@@ -109,6 +113,10 @@ class DiagGaussian:
     @property
     def params(self):
         return (self.mean_na, self.log_std_na)
+
+    def __getitem__(self, idx):
+        """The distributions of rows ``idx`` (e.g. a minibatch of the old policy)."""
+        return DiagGaussian(self.mean_na[idx], self.log_std_na[idx])
 
     def sample(self, rng):
         return self.mean_na + self.std_na * rng.standard_normal(self.mean_na.shape)

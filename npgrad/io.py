@@ -21,16 +21,17 @@ FORMAT = "npgrad-agent"
 FORMAT_VERSION = 1
 
 
+def stateful_parts(agent):
+    """The agent's filters and optimisers that exist, by name; each has ``state()`` and ``load_state()``."""
+    parts = {name: getattr(agent, name, None) for name in ("obs_filter", "reward_filter", "vf_optim", "pi_optim")}
+    return {name: part for name, part in parts.items() if part is not None}
+
+
 def agent_arrays(agent):
     """Every array that makes up the agent's state, by name."""
     arrays = {"policy/theta": agent.policy.theta, "value/theta": agent.value_fn.theta}
-    if agent.obs_filter is not None:
-        arrays.update({f"obs_filter/{k}": v for k, v in agent.obs_filter.state().items()})
-    if agent.reward_filter is not None:
-        arrays.update({f"reward_filter/{k}": v for k, v in agent.reward_filter.state().items()})
-    for name in ("vf_optim", "pi_optim"):
-        if hasattr(agent, name):
-            arrays.update({f"{name}/{k}": v for k, v in getattr(agent, name).state().items()})
+    for name, part in stateful_parts(agent).items():
+        arrays.update({f"{name}/{k}": v for k, v in part.state().items()})
     return arrays
 
 
@@ -112,14 +113,8 @@ def restore(agent, meta, arrays, path="file"):
                                   f"builds {np.shape(current)}")
     agent.policy.theta = arrays["policy/theta"]
     agent.value_fn.theta = arrays["value/theta"]
-    if agent.obs_filter is not None:
-        agent.obs_filter.load_state({k: arrays[f"obs_filter/{k}"] for k in ("mean", "var", "count")})
-    if agent.reward_filter is not None:
-        agent.reward_filter.load_state({k: arrays[f"reward_filter/{k}"] for k in ("mean", "var", "count")})
-    for name in ("vf_optim", "pi_optim"):
-        if hasattr(agent, name):
-            opt = getattr(agent, name)
-            opt.load_state({k: arrays[f"{name}/{k}"] for k in opt.state()})
+    for name, part in stateful_parts(agent).items():
+        part.load_state({k: arrays[f"{name}/{k}"] for k in part.state()})
     agent.num_steps, agent.num_updates = meta["num_steps"], meta["num_updates"]
     agent.rng.bit_generator.state = meta["rng_state"]
     agent.load_extra_state(meta.get("extra", {}))

@@ -170,21 +170,28 @@ class Agent:
         np.clip(self.policy.log_std, *LOG_STD_BOUNDS, out=self.policy.log_std)
         return True
 
+    def commit_value(self, theta_p):
+        """Set the value function's parameters if they are finite (else keep the last good ones)."""
+        if np.all(np.isfinite(theta_p)):
+            self.value_fn.theta = theta_p
+
+    def value_stats(self, batch):
+        """Value loss and explained variance of the value function that collected ``batch``."""
+        return {"value_loss": float(np.mean((batch.val_n - batch.ret_n) ** 2)),
+                "explained_variance": explained_variance(batch.val_n, batch.ret_n)}
+
     def fit_value_function(self, batch):
         """Regress ``V`` on the value targets with Adam minibatches; returns diagnostics."""
         cfg = self.config
-        before = float(np.mean((self.value_fn(batch.obs_no) - batch.ret_n) ** 2))
         for _ in range(cfg.vf_epochs):
             for idx in minibatches(len(batch.obs_no), cfg.vf_minibatch_size, self.rng):
                 _, grad = self.value_fn.mse_grad(batch.obs_no[idx], batch.ret_n[idx])
-                theta, _ = self.vf_optim.step(self.value_fn.theta, grad)
-                if np.all(np.isfinite(theta)):
-                    self.value_fn.theta = theta
-        return {"value_loss": before, "explained_variance": explained_variance(batch.val_n, batch.ret_n)}
+                self.commit_value(self.vf_optim.step(self.value_fn.theta, grad)[0])
+        return self.value_stats(batch)
 
-    def policy_stats(self, batch, old_dist):
-        """Mean KL(old || new) and entropy after an update."""
-        new = self.policy.distribution(batch.obs_no)
+    def policy_stats(self, batch, old_dist, new_dist=None):
+        """Mean KL(old || new) and entropy after an update (pass ``new_dist`` if already computed)."""
+        new = self.policy.distribution(batch.obs_no) if new_dist is None else new_dist
         return {"kl": float(old_dist.kl(new).mean()), "entropy": float(new.entropy().mean())}
 
     # --- using a trained agent -------------------------------------------------------------------

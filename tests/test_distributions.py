@@ -164,6 +164,19 @@ def test_categorical_sample_frequencies():
     np.testing.assert_allclose(freq, [0.2, 0.5, 0.3], atol=0.015, err_msg="sample frequencies")
 
 
+@both
+def test_taking_rows_equals_building_from_rows(kind, strategy):
+    @given(strategy)
+    def run(case):
+        p_params, _, seed = draw_case(kind, case)
+        idx = np.random.default_rng(seed).permutation(len(p_params[0]))[: max(1, len(p_params[0]) // 2)]
+        taken, built = make(kind, p_params)[idx], make(kind, [x[idx] for x in p_params])
+        for a, b in zip(taken.params, built.params):
+            np.testing.assert_array_equal(a, b, err_msg=f"{kind}: dist[idx] parameters")
+        np.testing.assert_array_equal(taken.entropy(), built.entropy(), err_msg=f"{kind}: dist[idx] entropy")
+    run()
+
+
 def test_wrong_action_shape_is_named():
     with pytest.raises(ValueError, match="actions must have shape"):
         DiagGaussian(np.zeros((3, 2)), np.zeros(2)).log_prob(np.zeros((3, 3)))

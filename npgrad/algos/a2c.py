@@ -11,11 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
-
-from ..config import Config, require
+from ..config import Config
 from ..policy import add, mean_entropy, scale, weighted_log_prob
-from ..train import Agent, explained_variance
+from ..train import Agent
 
 
 @dataclass
@@ -37,9 +35,8 @@ class A2CConfig(Config):
 
     def validate(self):
         super().validate()
-        for name in ("lr", "max_grad_norm", "vf_coef"):
-            require(getattr(self, name) > 0, name, getattr(self, name), "> 0")
-        require(self.ent_coef >= 0, "ent_coef", self.ent_coef, ">= 0")
+        self.require_positive("lr", "max_grad_norm", "vf_coef")
+        self.require_nonnegative("ent_coef")
 
 
 class A2C(Agent):
@@ -54,13 +51,12 @@ class A2C(Agent):
         fwd = self.policy.forward(batch.obs_no)
         pg, pg_cot = weighted_log_prob(fwd.dist, batch.act, self.advantages(batch) / n)
         entropy, ent_cot = mean_entropy(fwd.dist)
-        theta, _ = self.pi_optim.step(self.policy.theta, -self.policy.vjp(fwd, add(pg_cot, scale(ent_cot, cfg.ent_coef))))
+        cotangent = add(pg_cot, scale(ent_cot, cfg.ent_coef))
+        theta, _ = self.pi_optim.step(self.policy.theta, -self.policy.vjp(fwd, cotangent))  # ascent
         diag = {"surrogate_before": pg}
         self.commit_policy(theta, diag)
-        value_loss, v_grad = self.value_fn.mse_grad(batch.obs_no, batch.ret_n)
-        theta_v, _ = self.vf_optim.step(self.value_fn.theta, cfg.vf_coef * v_grad)
-        if np.all(np.isfinite(theta_v)):
-            self.value_fn.theta = theta_v
-        diag.update(self.policy_stats(batch, fwd.dist), value_loss=value_loss,
-                    explained_variance=explained_variance(batch.val_n, batch.ret_n))
+        _, v_grad = self.value_fn.mse_grad(batch.obs_no, batch.ret_n)
+        self.commit_value(self.vf_optim.step(self.value_fn.theta, cfg.vf_coef * v_grad)[0])
+        diag.update(self.policy_stats(batch, fwd.dist))
+        diag.update(self.value_stats(batch))
         return diag

@@ -36,16 +36,16 @@ class NPGConfig(Config):
         "CartPole-v1": dict(n_envs=8, n_steps=256, gamma=0.99, lam=0.97, max_kl=0.02, hidden=(32,),
                             vf_epochs=10, vf_minibatch_size=128),
         "Pendulum-v1": dict(n_envs=8, n_steps=512, gamma=0.9, lam=0.95, max_kl=0.01, hidden=(32,),
-                            normalize_obs=True, normalize_reward=True, log_std_init=-0.5, vf_epochs=10, vf_minibatch_size=128),
+                            normalize_obs=True, normalize_reward=True, log_std_init=-0.5, vf_epochs=10,
+                            vf_minibatch_size=128),
     }
 
     def validate(self):
         super().validate()
-        require(self.max_kl > 0, "max_kl", self.max_kl, "> 0")
+        self.require_positive("max_kl")
         require(self.fisher in ("auto", "exact", "empirical", "cg"), "fisher", self.fisher,
                 "one of auto, exact, empirical, cg")
-        require(self.cg_damping >= 0 and self.fisher_reg >= 0, "cg_damping/fisher_reg",
-                (self.cg_damping, self.fisher_reg), ">= 0")
+        self.require_nonnegative("cg_damping", "fisher_reg")
 
 
 class NPG(Agent):

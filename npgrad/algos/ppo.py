@@ -15,9 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..config import Config, require
-from ..distributions import Categorical, DiagGaussian
 from ..policy import add, clipped_surrogate, mean_entropy, mean_kl, scale, surrogate
-from ..train import Agent, explained_variance, minibatches, standardize
+from ..train import Agent, minibatches, standardize
 
 
 @dataclass
@@ -57,10 +56,8 @@ class PPOConfig(Config):
     def validate(self):
         super().validate()
         require(self.objective in ("clip", "kl_penalty"), "objective", self.objective, "'clip' or 'kl_penalty'")
-        for name in ("lr", "clip_range", "max_grad_norm", "kl_beta_init", "kl_target"):
-            require(getattr(self, name) > 0, name, getattr(self, name), "> 0")
-        for name in ("clip_range_vf", "ent_coef", "target_kl"):
-            require(getattr(self, name) >= 0, name, getattr(self, name), ">= 0")
+        self.require_positive("lr", "clip_range", "max_grad_norm", "kl_beta_init", "kl_target")
+        self.require_nonnegative("clip_range_vf", "ent_coef", "target_kl")
 
 
 class PPO(Agent):
@@ -97,24 +94,21 @@ class PPO(Agent):
         if clip_vf > 0:
             err_clipped_n = v_old_n + np.clip(v_n - v_old_n, -clip_vf, clip_vf) - ret_n
             err_n = np.where(err_clipped_n**2 > err_n**2, 0.0, err_n)  # the max picks the constant branch
-        theta, _ = self.vf_optim.step(self.value_fn.theta, self.value_fn.vjp(cache, 2 * err_n / len(idx)))
-        if np.all(np.isfinite(theta)):
-            self.value_fn.theta = theta
+        self.commit_value(self.vf_optim.step(self.value_fn.theta, self.value_fn.vjp(cache, 2 * err_n / len(idx)))[0])
 
     def update(self, batch):
         cfg, frac = self.config, self.progress_remaining
         self.pi_optim.lr = self.vf_optim.lr = cfg.lr * (frac if cfg.anneal_lr else 1.0)
         clip_eps = cfg.clip_range * (frac if cfg.anneal_clip else 1.0)
         old_all = self.policy.distribution(batch.obs_no)
-        diag = {"explained_variance": explained_variance(batch.val_n, batch.ret_n),
-                "value_loss": float(np.mean((batch.val_n - batch.ret_n) ** 2))}
+        diag = self.value_stats(batch)
         before, _, _ = self.policy_objective(old_all, old_all, batch, slice(None), batch.adv_n, clip_eps)
-        clip_fracs, approx_kl, epochs = [], 0.0, 0
+        clip_fracs, epochs = [], 0
         for epochs in range(1, cfg.n_epochs + 1):
             for idx in minibatches(len(batch.obs_no), cfg.minibatch_size, self.rng):
                 adv_n = standardize(batch.adv_n[idx]) if cfg.normalize_advantages else batch.adv_n[idx]
                 fwd = self.policy.forward(batch.obs_no[idx])
-                old = old_minibatch(old_all, idx)
+                old = old_all[idx]
                 _, cot, clip_frac = self.policy_objective(fwd.dist, old, batch, idx, adv_n, clip_eps)
                 if "first_ratio_deviation" not in diag:  # sanity check: r == 1 and KL == 0 before any step
                     r_n = np.exp(fwd.dist.log_prob(batch.act[idx]) - batch.logp_n[idx])
@@ -124,14 +118,13 @@ class PPO(Agent):
                 self.commit_policy(theta, diag)
                 self.value_step(batch, idx, cfg.clip_range_vf)
                 clip_fracs.append(clip_frac)
-            # approx KL = mean((r - 1) - log r), an unbiased, non-negative estimator (Schulman 2020)
-            log_r = self.policy.log_prob(batch.obs_no, batch.act) - batch.logp_n
-            approx_kl = float(np.mean(np.expm1(log_r) - log_r))
-            if cfg.target_kl > 0 and approx_kl > 1.5 * cfg.target_kl and cfg.objective == "clip":
-                break
-        diag.update(self.policy_stats(batch, old_all))
-        after, _, _ = self.policy_objective(self.policy.distribution(batch.obs_no), old_all, batch, slice(None),
-                                            batch.adv_n, clip_eps)
+            if cfg.target_kl > 0 and cfg.objective == "clip":  # early stop: needs the KL after every epoch
+                if approx_kl_of(self.policy.distribution(batch.obs_no), batch) > 1.5 * cfg.target_kl:
+                    break
+        new_all = self.policy.distribution(batch.obs_no)
+        approx_kl = approx_kl_of(new_all, batch)
+        diag.update(self.policy_stats(batch, old_all, new_all))
+        after, _, _ = self.policy_objective(new_all, old_all, batch, slice(None), batch.adv_n, clip_eps)
         diag.update(surrogate_before=before, surrogate_after=after, approx_kl=approx_kl,
                     clip_fraction=float(np.mean(clip_fracs)), epochs=epochs, lr=self.pi_optim.lr,
                     clip_range=clip_eps)
@@ -141,10 +134,10 @@ class PPO(Agent):
         return diag
 
 
-def old_minibatch(old_all, idx):
-    if isinstance(old_all, Categorical):
-        return Categorical(old_all.logits_na[idx])
-    return DiagGaussian(old_all.mean_na[idx], old_all.log_std_na[idx])
+def approx_kl_of(new, batch):
+    """``mean((r - 1) - log r)``: an unbiased, non-negative estimate of KL(old || new) (Schulman 2020)."""
+    log_r_n = new.log_prob(batch.act) - batch.logp_n
+    return float(np.mean(np.expm1(log_r_n) - log_r_n))
 
 
 def adapt_beta(beta, kl, kl_target):

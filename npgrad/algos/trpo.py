@@ -43,10 +43,9 @@ class TRPOConfig(Config):
 
     def validate(self):
         super().validate()
-        require(self.max_kl > 0, "max_kl", self.max_kl, "> 0")
-        require(self.cg_damping >= 0, "cg_damping", self.cg_damping, ">= 0")
+        self.require_positive("max_kl")
+        self.require_nonnegative("cg_damping", "accept_ratio")
         require(0 < self.backtrack_shrink < 1, "backtrack_shrink", self.backtrack_shrink, "in (0, 1)")
-        require(self.accept_ratio >= 0, "accept_ratio", self.accept_ratio, ">= 0")
 
 
 class TRPO(Agent):
@@ -58,10 +57,15 @@ class TRPO(Agent):
         adv_n, theta_old = self.advantages(batch), self.policy.theta.copy()
         old = self.policy.distribution(obs_no)
 
+        last = {}
+
         def surrogate_and_kl(theta_p):
-            self.policy.theta = theta_p
-            new = self.policy.distribution(obs_no)
-            return surrogate(new, act, adv_n, batch.logp_n)[0], old.kl(new).mean()
+            """The line search asks for the objective, then the constraint, at the same point: one forward."""
+            if last.get("theta_p") is not theta_p:
+                self.policy.theta = theta_p
+                new = self.policy.distribution(obs_no)
+                last.update(theta_p=theta_p, value=(surrogate(new, act, adv_n, batch.logp_n)[0], old.kl(new).mean()))
+            return last["value"]
 
         surr_before, g_p = self.policy.surrogate_grad(obs_no, act, adv_n, batch.logp_n)
         fvp = self.policy.fvp_operator(obs_no, damping=cfg.cg_damping)
@@ -82,8 +86,9 @@ class TRPO(Agent):
             self.failed_updates += 1
         else:
             self.commit_policy(theta_new, diag)
+        new = self.policy.distribution(obs_no)
         diag.update(line_search_accepted=ls["accepted"], line_search_backtracks=ls["backtracks"],
-                    step_fraction=ls["step_fraction"], surrogate_after=surrogate_and_kl(self.policy.theta.copy())[0])
-        diag.update(self.policy_stats(batch, old))
+                    step_fraction=ls["step_fraction"], surrogate_after=surrogate(new, act, adv_n, batch.logp_n)[0])
+        diag.update(self.policy_stats(batch, old, new))
         diag.update(self.fit_value_function(batch))
         return diag

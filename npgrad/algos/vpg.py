@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..config import Config, require
+from ..config import Config
 from ..solvers import Adam
 from ..train import Agent
 
@@ -24,13 +24,13 @@ class VPGConfig(Config):
     ENV_DEFAULTS = {
         "CartPole-v1": dict(n_envs=8, n_steps=256, gamma=0.99, lam=0.97, pi_lr=5e-3, vf_epochs=10,
                             vf_minibatch_size=128),
-        "Pendulum-v1": dict(n_envs=8, n_steps=512, gamma=0.9, lam=0.95, pi_lr=3e-3, normalize_obs=True, normalize_reward=True,
-                            log_std_init=-0.5, vf_epochs=10, vf_minibatch_size=128),
+        "Pendulum-v1": dict(n_envs=8, n_steps=512, gamma=0.9, lam=0.95, pi_lr=3e-3, normalize_obs=True,
+                            normalize_reward=True, log_std_init=-0.5, vf_epochs=10, vf_minibatch_size=128),
     }
 
     def validate(self):
         super().validate()
-        require(self.pi_lr > 0, "pi_lr", self.pi_lr, "> 0")
+        self.require_positive("pi_lr")
 
 
 class VPG(Agent):
