@@ -38,7 +38,8 @@ def agent_arrays(agent):
 def agent_meta(agent):
     return {"format": FORMAT, "format_version": FORMAT_VERSION, "npgrad_version": __version__,
             "algo": agent.name, "env_id": agent.env_id, "seed": agent.seed, "num_steps": agent.num_steps,
-            "num_updates": agent.num_updates, "extra": agent.extra_state(),
+            "num_updates": agent.num_updates, "learn_start": agent.learn_start, "total_steps": agent.total_steps,
+            "failed_updates": agent.failed_updates, "extra": agent.extra_state(),
             "rng_state": agent.rng.bit_generator.state, "config": agent.config.to_dict()}
 
 
@@ -57,9 +58,10 @@ def atomic_write_npz(path, arrays):
     return path
 
 
-def save_agent(agent, path):
+def save_agent(agent, path, user=None):
+    """Write the agent; ``user`` is any JSON-serialisable dict stored in the header (e.g. a run's state)."""
     arrays = dict(agent_arrays(agent))
-    arrays["__meta__"] = np.array(json.dumps(agent_meta(agent)))
+    arrays["__meta__"] = np.array(json.dumps({**agent_meta(agent), "user": user or {}}))
     return atomic_write_npz(path, arrays)
 
 
@@ -116,5 +118,8 @@ def restore(agent, meta, arrays, path="file"):
     for name, part in stateful_parts(agent).items():
         part.load_state({k: arrays[f"{name}/{k}"] for k in part.state()})
     agent.num_steps, agent.num_updates = meta["num_steps"], meta["num_updates"]
+    agent.learn_start = meta.get("learn_start", agent.num_steps)
+    agent.total_steps = meta.get("total_steps", agent.num_steps)
+    agent.failed_updates = meta.get("failed_updates", 0)
     agent.rng.bit_generator.state = meta["rng_state"]
     agent.load_extra_state(meta.get("extra", {}))

@@ -11,7 +11,10 @@ def have_matplotlib():
 
 
 def plot_curves(curves, path, title="", threshold=None):
-    """Save a PNG of ``{label: (steps, returns)}``; returns the path, or None without matplotlib."""
+    """Save a PNG of ``{label: (steps, returns)}`` or ``{label: (steps, mean, low, high)}`` (a band).
+
+    Returns the path, or None without matplotlib.
+    """
     if not have_matplotlib():
         return None
     import matplotlib
@@ -20,8 +23,10 @@ def plot_curves(curves, path, title="", threshold=None):
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 4))
-    for label, (steps, returns) in curves.items():
-        ax.plot(steps, returns, label=label)
+    for label, (steps, returns, *band) in curves.items():
+        line, = ax.plot(steps, returns, label=label)
+        if band:
+            ax.fill_between(steps, *band, color=line.get_color(), alpha=0.2)
     if threshold is not None:
         ax.axhline(threshold, color="grey", ls="--", lw=1, label="solved")
     ax.set(xlabel="environment steps", ylabel="mean evaluation return", title=title)

@@ -75,13 +75,18 @@ class Rollout:
     def __init__(self, envs, n_steps, obs_filter=None, seed=None, reward_filter=None):
         self.envs, self.n_steps, self.obs_filter = envs, n_steps, obs_filter
         # reward scaling as in SB3's VecNormalize: divide by the running std of the discounted return
-        self.reward_filter, self.disc_return_e = reward_filter, np.zeros(envs.num_envs)
+        self.reward_filter = reward_filter
         self.num_envs = envs.num_envs
-        self.obs_eo, _ = envs.reset(seed=seed)
-        self.resetting_e = np.zeros(self.num_envs, dtype=bool)  # the next step of this env only resets it
-        self.ep_return_e, self.ep_length_e = np.zeros(self.num_envs), np.zeros(self.num_envs, dtype=np.int64)
+        self.restart(seed)
         space = envs.single_action_space
         self.clip_low, self.clip_high = (space.low, space.high) if hasattr(space, "low") else (None, None)
+
+    def restart(self, seed=None):
+        """Reset every environment (seeded) and forget unfinished episodes."""
+        self.obs_eo, _ = self.envs.reset(seed=seed)
+        self.resetting_e = np.zeros(self.num_envs, dtype=bool)  # the next step of this env only resets it
+        self.ep_return_e, self.ep_length_e = np.zeros(self.num_envs), np.zeros(self.num_envs, dtype=np.int64)
+        self.disc_return_e = np.zeros(self.num_envs)
 
     def _normalize(self, raw_eo, update):
         if self.obs_filter is None:

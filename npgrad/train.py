@@ -11,6 +11,7 @@ from typing import NamedTuple
 
 import gymnasium as gym
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from .config import Config
 from .errors import ConfigError, ShapeError
@@ -96,7 +97,7 @@ class Agent:
         self.reward_filter = RunningMeanStd(1) if config.normalize_reward else None
         self.rollout = Rollout(self.envs, config.n_steps, self.obs_filter, seed=self.seed,
                                reward_filter=self.reward_filter)
-        self.num_steps, self.num_updates, self.total_steps = 0, 0, 0
+        self.num_steps, self.num_updates, self.learn_start, self.total_steps = 0, 0, 0, 0
         self.failed_updates, self.progress_remaining = 0, 1.0
         self.setup()
 
@@ -125,15 +126,26 @@ class Agent:
         """Train for ``total_steps`` more environment steps.
 
         After every update ``callback(agent, diagnostics)`` is called; returning ``False`` stops.
+        Linear schedules (``progress_remaining``) run from 1 at the start of this call to 0 at its end.
         """
         if not (isinstance(total_steps, (int, np.integer)) and total_steps >= 0):
             raise ConfigError(f"total_steps must be a non-negative integer, got {total_steps!r}")
-        start, self.total_steps = self.num_steps, self.num_steps + int(total_steps)
+        self.learn_start, self.total_steps = self.num_steps, self.num_steps + int(total_steps)
+        return self.resume(callback)
+
+    def resume(self, callback=None):
+        """Continue the last ``learn`` call (also one restored from a checkpoint) up to its ``total_steps``."""
+        # Networks this small run fastest on one BLAS thread: threads cost 2-4x here (benchmarks/README.md)
+        with threadpool_limits(limits=1, user_api="blas"):
+            self._train(callback)
+        return self
+
+    def _train(self, callback):
         if hasattr(callback, "start_clock"):
             callback.start_clock()
+        horizon = max(self.total_steps - self.learn_start, 1)
         while self.num_steps < self.total_steps:
-            # 1 at the start of this call, -> 0 at its end: what linear schedules anneal with
-            self.progress_remaining = 1.0 - (self.num_steps - start) / max(int(total_steps), 1)
+            self.progress_remaining = 1.0 - (self.num_steps - self.learn_start) / horizon
             batch = self.rollout.collect(self.policy, self.value_fn, self.rng, self.config.gamma, self.config.lam)
             self.num_steps += batch.env_steps
             diagnostics = self.update(batch)
@@ -141,7 +153,15 @@ class Agent:
             diagnostics.update(self._batch_stats(batch))
             if callback is not None and callback(self, diagnostics) is False:
                 break
-        return self
+
+    def restart_envs(self):
+        """Reset every environment with a seed drawn from ``(seed, num_steps)``; unfinished episodes are dropped.
+
+        Checkpointed training calls this right after each checkpoint, and a resumed run right after
+        loading one, so both continue from identical environment states (the episode in progress at
+        a checkpoint ends as a truncation, which the last batch already bootstrapped from V).
+        """
+        self.rollout.restart(int(np.random.SeedSequence([self.seed, self.num_steps]).generate_state(1)[0]))
 
     def _batch_stats(self, batch):
         return {

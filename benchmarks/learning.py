@@ -1,0 +1,174 @@
+"""Learning benchmark: steps and seconds to threshold, final return, and the environment's speed limit.
+
+    python benchmarks/learning.py --quick     # PPO and TRPO on CartPole, 2 seeds, ~1 minute
+    python benchmarks/learning.py             # every algorithm x {CartPole-v1, Pendulum-v1}, 5 seeds
+
+The protocol is ../shared/BENCHMARKS.md's (copied in benchmarks/README.md): single-threaded BLAS,
+one run at a time, a deterministic evaluation on 10 episodes (env seeded ``seed + 10000``) every
+5,000 steps, evaluation time excluded from training seconds; "first" is the first evaluation that
+reaches the threshold, "sustained" the first from which every later one stays at or above it;
+"final" is 20 further deterministic episodes after the budget. It also measures the raw
+throughput of the same vector-env configuration with random actions (the ceiling).
+
+Writes ``benchmarks/results/learning[-quick].json`` and a markdown table next to it.
+"""
+from __future__ import annotations
+
+import os
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")  # before numpy is imported: the protocol is single-threaded
+
+import argparse  # noqa: E402
+import math  # noqa: E402
+import time  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+import npgrad  # noqa: E402
+from npgrad.train import Evaluator, make_vec_env  # noqa: E402
+
+from common import machine_info, write_results  # noqa: E402
+
+THRESHOLDS = {"CartPole-v1": 475.0, "Pendulum-v1": -200.0}
+# label -> (algorithm, overrides); PPO-KL is PPO with the adaptive KL-penalty objective
+VARIANTS = {"ppo": ("ppo", {}), "trpo": ("trpo", {}), "ppo-kl": ("ppo", {"objective": "kl_penalty"}),
+            "a2c": ("a2c", {}), "npg": ("npg", {}), "vpg": ("vpg", {})}
+# the budgets of issue 4 (steps within which the median must reach the threshold)
+BUDGETS = {
+    "CartPole-v1": {"ppo": 100_000, "trpo": 100_000, "ppo-kl": 100_000, "a2c": 500_000, "npg": 200_000,
+                    "vpg": 200_000},
+    "Pendulum-v1": {"ppo": 100_000, "trpo": 100_000, "ppo-kl": 150_000, "a2c": 1_000_000, "npg": 200_000,
+                    "vpg": 500_000},
+}
+
+
+def first_reach(history, threshold):
+    """Index of the first evaluation at or above ``threshold`` (None if never)."""
+    return next((i for i, (_, _, ret) in enumerate(history) if ret >= threshold), None)
+
+
+def sustained_reach(history, threshold):
+    """Index of the first evaluation from which every later one stays at or above ``threshold``."""
+    i = len(history)
+    while i > 0 and history[i - 1][2] >= threshold:
+        i -= 1
+    return i if i < len(history) else None
+
+
+def run_one(label, env_id, seed, budget, **overrides):
+    algo, variant = VARIANTS[label]
+    agent = npgrad.ALGOS[algo](env_id, seed=seed, **variant, **overrides)
+    evaluator = Evaluator(every=5_000, episodes=10)
+    agent.learn(budget, callback=evaluator)
+    final = agent.evaluate(episodes=20, seed=seed + 20_000)
+    threshold = THRESHOLDS[env_id]
+    row = {"algo": label, "env": env_id, "seed": seed, "budget": budget, "history": evaluator.history,
+           "final_return": final.mean, "train_seconds": evaluator.train_seconds,
+           "steps_per_second": agent.num_steps / evaluator.train_seconds,
+           "n_envs": agent.config.n_envs}
+    for name, index in (("first", first_reach(evaluator.history, threshold)),
+                        ("sustained", sustained_reach(evaluator.history, threshold))):
+        steps, seconds, _ = evaluator.history[index] if index is not None else (None, None, None)
+        row[f"{name}_steps"], row[f"{name}_seconds"] = steps, seconds
+    return row
+
+
+def raw_env_speed(env_id, n_envs, steps=20_000, seed=0):
+    """Environment steps per second of ``n_envs`` vector envs driven by random actions."""
+    envs = make_vec_env(env_id, n_envs)
+    envs.reset(seed=seed)
+    space, rng = envs.single_action_space, np.random.default_rng(seed)
+    sample = ((lambda: rng.integers(space.n, size=n_envs)) if hasattr(space, "n")
+              else (lambda: rng.uniform(space.low, space.high, size=(n_envs, *space.shape))))
+    vector_steps = max(steps // n_envs, 1)
+    start = time.perf_counter()
+    for _ in range(vector_steps):
+        envs.step(sample())
+    seconds = time.perf_counter() - start
+    envs.close()
+    return vector_steps * n_envs / seconds
+
+
+def median(values):
+    """Median where ``None`` ("never") counts as infinitely late; ``None`` if the median is "never"."""
+    m = float(np.median([math.inf if v is None else v for v in values]))
+    return None if math.isinf(m) else m
+
+
+def summarize(rows, ceilings):
+    groups = {}
+    for row in rows:
+        groups.setdefault((row["algo"], row["env"]), []).append(row)
+    summary = []
+    for (label, env_id), runs in groups.items():
+        speed = float(np.median([r["steps_per_second"] for r in runs]))
+        ceiling = ceilings[(env_id, runs[0]["n_envs"])]
+        summary.append({
+            "algo": label, "env": env_id, "seeds": len(runs), "budget": runs[0]["budget"],
+            **{f"{k}_median": median([r[k] for r in runs])
+               for k in ("first_steps", "sustained_steps", "first_seconds", "sustained_seconds")},
+            "final_returns": [round(r["final_return"], 1) for r in runs],
+            "steps_per_second": speed, "raw_env_steps_per_second": ceiling, "fraction_of_ceiling": speed / ceiling,
+        })
+    return summary
+
+
+def fmt(x, scale=1.0, digits=0, suffix=""):
+    return "never" if x is None or math.isinf(x) else f"{x / scale:.{digits}f}{suffix}"
+
+
+def markdown(summary):
+    lines = ["| algorithm, env | budget | steps to threshold: first / sustained (median) | seconds: first / sustained "
+             "| final return (per seed) | training steps/s | raw env steps/s | fraction |",
+             "|---|---|---|---|---|---|---|---|"]
+    for s in summary:
+        lines.append(
+            f"| {s['algo'].upper()} {s['env']} | {s['budget'] // 1000}k "
+            f"| {fmt(s['first_steps_median'], 1e3, 0, 'k')} / {fmt(s['sustained_steps_median'], 1e3, 0, 'k')} "
+            f"| {fmt(s['first_seconds_median'], 1, 1)} / {fmt(s['sustained_seconds_median'], 1, 1)} "
+            f"| {', '.join(f'{r:.0f}' for r in s['final_returns'])} | {s['steps_per_second']:,.0f} "
+            f"| {s['raw_env_steps_per_second']:,.0f} | {100 * s['fraction_of_ceiling']:.0f}% |")
+    return "\n".join(lines)
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="PPO and TRPO on CartPole, 2 seeds, 50k steps")
+    p.add_argument("--algos", default=",".join(VARIANTS), help="comma-separated labels: " + ", ".join(VARIANTS))
+    p.add_argument("--envs", default=",".join(THRESHOLDS))
+    p.add_argument("--seeds", type=int, default=5)
+    p.add_argument("--budget", type=int, default=None, help="override every budget (steps)")
+    p.add_argument("--out", default=None, help="JSON path (default benchmarks/results/learning[-quick].json)")
+    return p.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.quick:
+        args.algos, args.envs, args.seeds, args.budget = "ppo,trpo", "CartPole-v1", 2, args.budget or 50_000
+    labels, env_ids = args.algos.split(","), args.envs.split(",")
+    rows, ceilings = [], {}
+    for env_id in env_ids:
+        for label in labels:
+            budget = args.budget or BUDGETS[env_id][label]
+            for seed in range(args.seeds):
+                row = run_one(label, env_id, seed, budget)
+                rows.append(row)
+                print(f"{label:7s} {env_id:12s} seed {seed}: first {row['first_steps']} sustained "
+                      f"{row['sustained_steps']} final {row['final_return']:.1f} "
+                      f"({row['steps_per_second']:,.0f} steps/s, {row['train_seconds']:.1f} s)", flush=True)
+                key = (env_id, row["n_envs"])
+                if key not in ceilings:
+                    ceilings[key] = raw_env_speed(env_id, row["n_envs"])
+    summary = summarize(rows, ceilings)
+    table = markdown(summary)
+    print(table)
+    out = args.out or os.path.join(os.path.dirname(__file__), "results",
+                                   "learning-quick.json" if args.quick else "learning.json")
+    write_results(out, {"machine": machine_info(), "args": vars(args), "summary": summary, "runs": rows}, table)
+    return summary
+
+
+if __name__ == "__main__":
+    main()

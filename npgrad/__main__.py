@@ -1,0 +1,4 @@
+"""``python -m npgrad`` is the ``npgrad`` command."""
+from .cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,302 @@
+"""The ``npgrad`` command (also ``python -m npgrad``): train, eval, plot, gradcheck.
+
+    npgrad train ppo CartPole-v1 --steps 50000 --out runs/ppo-cartpole
+    npgrad train --resume runs/ppo-cartpole
+    npgrad eval runs/ppo-cartpole --episodes 20
+    npgrad plot runs/ppo-cartpole-s0 runs/ppo-cartpole-s1 --out curves.png
+    npgrad gradcheck --algo trpo --env Pendulum-v1
+
+Errors in what you typed (an unknown algorithm, environment or hyperparameter, a bad value, a
+folder that is not a run) print one line, ``npgrad: error: ...``, and exit with status 2.
+"""
+from __future__ import annotations
+
+import argparse
+import difflib
+import os
+import sys
+
+import numpy as np
+
+from . import __version__, runs
+from .algos import ALGOS
+from .errors import ConfigError, FileFormatError, NpgradError
+from .io import load
+from .plotting import have_matplotlib, plot_curves
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="npgrad", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"npgrad {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("train", help="train an agent and write a run folder",
+                       description="Train ALGO on ENV_ID with its documented defaults for that environment; "
+                                   f"writes {runs.CONFIG}, {runs.PROGRESS}, {runs.TIMING}, {runs.MODEL}, "
+                                   f"{runs.CHECKPOINTS}/ and {runs.CURVE} (with matplotlib) to --out.")
+    p.add_argument("algo", nargs="?", metavar="ALGO", help=f"one of: {', '.join(ALGOS)}")
+    p.add_argument("env_id", nargs="?", metavar="ENV_ID", help="a gymnasium id such as CartPole-v1 or Pendulum-v1")
+    p.add_argument("--steps", type=int, default=None, help="environment steps to train (default 100000)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a hyperparameter, e.g. --set lr=3e-4 --set hidden=32,32 (repeatable)")
+    p.add_argument("--out", default=None, help="run folder (default runs/ALGO-ENV_ID-sSEED)")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its latest checkpoint")
+    p.add_argument("--checkpoint-every", type=int, default=25_000, metavar="STEPS")
+    p.add_argument("--eval-every", type=int, default=5_000, metavar="STEPS", help="0 disables evaluation")
+    p.add_argument("--eval-episodes", type=int, default=10)
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("eval", help="evaluate a trained agent", description="Print mean +- std return of a run's "
+                       "model (or of any .npz saved by npgrad) over fresh episodes.")
+    p.add_argument("run", metavar="RUN_DIR", help="a run folder or a model .npz")
+    p.add_argument("--episodes", type=int, default=10)
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--deterministic", dest="deterministic", action="store_true", default=True,
+                      help="act with the policy's mode (default)")
+    mode.add_argument("--stochastic", dest="deterministic", action="store_false", help="sample actions")
+    p.add_argument("--seed", type=int, default=None, help="evaluation env seed (default: training seed + 10000)")
+    p.add_argument("--render", action="store_true", help="show the episodes in a window (needs pygame)")
+    p.add_argument("--video", metavar="PATH", help="record one episode to a .gif or .mp4 (needs the video extra)")
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("plot", help="overlay learning curves of runs", description="Plot evaluation return "
+                       "against steps; runs that differ only in their seed are drawn as mean and min-max band.")
+    p.add_argument("runs", nargs="+", metavar="RUN_DIR")
+    p.add_argument("--out", default="curves.png")
+    p.set_defaults(func=cmd_plot)
+
+    p = sub.add_parser("gradcheck", help="compare every analytic derivative with finite differences",
+                       description="Build a fresh policy and value network for ENV and print each analytic "
+                                   "derivative next to its central finite difference (float64).")
+    p.add_argument("--algo", default="ppo", help="whose default network sizes to use")
+    p.add_argument("--env", default="CartPole-v1")
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_gradcheck)
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args) or 0
+    except NpgradError as e:
+        print(f"npgrad: error: {e}", file=sys.stderr)
+        return 2
+
+
+# --- checking names ---------------------------------------------------------------------------------
+
+
+def check_algo(name):
+    if name not in ALGOS:
+        raise ConfigError(f"unknown algorithm {name!r}; choose from: {', '.join(ALGOS)}")
+    return ALGOS[name]
+
+
+def check_env_id(env_id):
+    import gymnasium as gym
+
+    if env_id not in gym.registry:
+        close = difflib.get_close_matches(env_id, list(gym.registry), n=5)
+        hint = f"did you mean: {', '.join(close)}?" if close else "e.g. CartPole-v1 or Pendulum-v1"
+        raise ConfigError(f"unknown environment id {env_id!r}; {hint}")
+    return env_id
+
+
+def check_positive(**values):
+    for name, value in values.items():
+        if value is not None and value < 1:
+            raise ConfigError(f"--{name.replace('_', '-')} must be a positive integer, got {value}")
+
+
+# --- train ------------------------------------------------------------------------------------------
+
+
+def cmd_train(args):
+    check_positive(steps=args.steps, checkpoint_every=args.checkpoint_every, eval_episodes=args.eval_episodes)
+    if args.resume:
+        agent, run_dir, run_config, state = resume_run(args)
+    else:
+        agent, run_dir, run_config, state = start_run(args)
+    show = not args.quiet
+    if show:
+        print(f"training {run_config['algo']} on {run_config['env_id']} (seed {run_config['seed']}) for "
+              f"{run_config['steps']:,} steps -> {run_dir}", file=sys.stderr)
+    with runs.StopOnSignal() as stop:
+        logger = runs.RunLogger(run_dir, run_config, state, stop=stop, show=show)
+        agent.resume(logger)
+    if show:
+        print(file=sys.stderr)
+    if stop.requested and agent.num_steps < agent.total_steps:
+        path = logger.save_checkpoint(agent)
+        print(f"interrupted at {agent.num_steps:,} steps; saved {path}. Continue with: "
+              f"npgrad train --resume {run_dir}", file=sys.stderr)
+        return 130
+    agent.save(os.path.join(run_dir, runs.MODEL))
+    steps, _, returns = zip(*logger.evaluator.history) if logger.evaluator.history else ((), (), ())
+    curve = plot_curves({run_config["algo"]: (steps, returns)}, os.path.join(run_dir, runs.CURVE),
+                        run_config["env_id"]) if steps else None
+    print(f"done: {agent.num_steps:,} steps; wrote {os.path.join(run_dir, runs.MODEL)}"
+          + (f" and {curve}" if curve else ""), file=sys.stderr)
+    return 0
+
+
+def start_run(args):
+    if not (args.algo and args.env_id):
+        raise ConfigError("train needs ALGO and ENV_ID (or --resume RUN_DIR)")
+    cls = check_algo(args.algo)
+    env_id = check_env_id(args.env_id)
+    overrides = runs.parse_overrides(cls.Config, args.set)
+    config = cls.Config.for_env(env_id, **overrides)
+    steps = args.steps or 100_000
+    run_dir = args.out or os.path.join("runs", f"{args.algo}-{env_id}-s{args.seed}")
+    if os.path.exists(os.path.join(run_dir, runs.CONFIG)):
+        raise ConfigError(f"{run_dir} already holds a run; continue it with --resume {run_dir} or choose --out")
+    os.makedirs(run_dir, exist_ok=True)
+    run_config = runs.new_run_config(args.algo, env_id, args.seed, steps, overrides, config, args.checkpoint_every,
+                                     args.eval_every, args.eval_episodes)
+    runs.write_config(run_dir, run_config)
+    agent = cls(env_id, seed=args.seed, config=config)
+    agent.learn_start, agent.total_steps = 0, steps
+    return agent, run_dir, run_config, {}
+
+
+def resume_run(args):
+    run_dir = args.resume
+    run_config = runs.read_config(run_dir)
+    for given, saved in ((args.algo, run_config["algo"]), (args.env_id, run_config["env_id"])):
+        if given is not None and given != saved:
+            raise ConfigError(f"{run_dir} is a {run_config['algo']} run on {run_config['env_id']}, not {given}")
+    if args.set:
+        raise ConfigError("--set cannot change a run being resumed; start a new run instead")
+    path = runs.latest_checkpoint(run_dir)
+    if path is None:  # interrupted before the first checkpoint: start again from scratch
+        for name in (runs.PROGRESS, runs.TIMING):
+            runs.truncate_csv(os.path.join(run_dir, name), 0)
+        cls = check_algo(run_config["algo"])
+        agent = cls(run_config["env_id"], seed=run_config["seed"], config=cls.Config.from_dict(run_config["config"]))
+        agent.learn_start, agent.total_steps = 0, run_config["steps"]
+        return agent, run_dir, run_config, {}
+    agent = load(path)
+    agent.restart_envs()  # as the uninterrupted run did right after writing this checkpoint
+    if args.steps is not None:
+        run_config["steps"] = agent.total_steps = args.steps
+        runs.write_config(run_dir, run_config)
+    for name in (runs.PROGRESS, runs.TIMING):
+        runs.truncate_csv(os.path.join(run_dir, name), agent.num_updates)
+    print(f"resuming from {path} ({agent.num_steps:,} steps)", file=sys.stderr)
+    return agent, run_dir, run_config, runs.checkpoint_state(path)
+
+
+# --- eval -------------------------------------------------------------------------------------------
+
+
+def model_path(run):
+    if os.path.isfile(run):
+        return run
+    runs.read_config(run)  # a clear error if this is not a run folder
+    for path in (os.path.join(run, runs.MODEL), runs.latest_checkpoint(run)):
+        if path and os.path.isfile(path):
+            return path
+    raise FileFormatError(f"{run} has no {runs.MODEL} and no checkpoint yet")
+
+
+def cmd_eval(args):
+    check_positive(episodes=args.episodes)
+    path = model_path(args.run)
+    agent = load(path)
+    result = agent.evaluate(args.episodes, deterministic=args.deterministic, seed=args.seed)
+    mode = "deterministic" if args.deterministic else "stochastic"
+    print(f"{agent.name} on {agent.env_id} ({path}, {agent.num_steps:,} steps): mean return "
+          f"{result.mean:.1f} +- {result.std:.1f} over {args.episodes} {mode} episodes")
+    if args.render:
+        play_episode(agent, args, "human")
+    if args.video:
+        write_video(args.video, play_episode(agent, args, "rgb_array"))
+        print(f"wrote {args.video}")
+    return 0
+
+
+def play_episode(agent, args, render_mode):
+    """One episode on a rendering env; returns the frames for ``rgb_array``."""
+    import gymnasium as gym
+
+    try:
+        env = gym.make(agent.env_id, render_mode=render_mode)
+        obs, _ = env.reset(seed=args.seed if args.seed is not None else agent.seed + 10000)
+        frames = [env.render()] if render_mode == "rgb_array" else []
+    except gym.error.DependencyNotInstalled as e:
+        raise ConfigError(f"rendering needs pygame: pip install 'npgrad[video]' ({e})") from None
+    rng = np.random.default_rng(args.seed)
+    done = False
+    while not done:
+        obs, _, term, trunc, _ = env.step(agent.predict(obs, args.deterministic, rng))
+        done = term or trunc
+        if render_mode == "rgb_array":
+            frames.append(env.render())
+    env.close()
+    return frames
+
+
+def write_video(path, frames, fps=30):
+    try:
+        import imageio.v2 as imageio
+    except ImportError:
+        raise ConfigError("--video needs imageio: pip install 'npgrad[video]'") from None
+    if path.endswith(".gif"):
+        imageio.mimsave(path, frames, duration=1000 / fps, loop=0)
+    else:
+        imageio.mimsave(path, frames, fps=fps)
+
+
+# --- plot -------------------------------------------------------------------------------------------
+
+
+def group_runs(run_dirs):
+    """``{label: [(steps, returns), ...]}``: runs equal but for their seed share a label."""
+    groups = {}
+    for run_dir in run_dirs:
+        config = runs.read_config(run_dir)
+        steps, returns = runs.eval_curve(run_dir)
+        if len(steps) == 0:
+            raise FileFormatError(f"{run_dir} has no evaluations in {runs.PROGRESS} yet")
+        overrides = ",".join(f"{k}={v}" for k, v in sorted(config["overrides"].items()))
+        label = f"{config['algo']} {config['env_id']}" + (f" ({overrides})" if overrides else "")
+        groups.setdefault(label, []).append((steps, returns))
+    return groups
+
+
+def cmd_plot(args):
+    curves, env_ids = {}, set()
+    for label, members in group_runs(args.runs).items():
+        n = min(len(s) for s, _ in members)  # seeds of one config evaluate at the same steps
+        steps, returns_sn = members[0][0][:n], np.array([r[:n] for _, r in members])
+        mean = returns_sn.mean(axis=0)
+        curves[f"{label}, {len(members)} seed{'s' * (len(members) > 1)}"] = (
+            (steps, mean, returns_sn.min(axis=0), returns_sn.max(axis=0)) if len(members) > 1 else (steps, mean))
+        env_ids.add(label.split()[1])
+        print(f"{label}: {len(members)} run(s), last evaluation {mean[-1]:.1f} at {int(steps[-1]):,} steps, "
+              f"best {mean.max():.1f}")
+    if not have_matplotlib():
+        raise ConfigError("npgrad plot needs matplotlib: pip install 'npgrad[plot]'")
+    print(f"wrote {plot_curves(curves, args.out, ', '.join(sorted(env_ids)))}")
+    return 0
+
+
+# --- gradcheck --------------------------------------------------------------------------------------
+
+
+def cmd_gradcheck(args):
+    from .gradcheck import format_table, gradcheck
+
+    check_algo(args.algo)
+    check_positive(batch=args.batch)
+    checks = gradcheck(args.algo, check_env_id(args.env), batch=args.batch, seed=args.seed)
+    print(f"{args.algo} networks on {args.env}, batch {args.batch}, float64; ok = allclose(rtol=1e-5, atol=1e-7), "
+          "FVP rtol=1e-4, atol=1e-6")
+    print(format_table(checks))
+    return 0 if all(c.ok for c in checks) else 1

@@ -1,0 +1,99 @@
+"""Every analytic derivative an algorithm uses, next to its central finite difference.
+
+``npgrad gradcheck --algo trpo --env Pendulum-v1`` prints this table for a freshly built policy and
+value function; the property tests in ``tests/`` check the same identities over random shapes.
+The finite differences (``npgrad.testing``) perturb each parameter by ``h = 1e-6`` in float64,
+except the Fisher-vector product, which is a directional difference of the analytic KL gradient
+(``F v = d/dt grad KL(pi_old || pi_{theta + t v})`` at ``t = 0``, docs/05-trpo.md).
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from .algos import ALGOS
+from .policy import Policy, ValueFunction, clipped_surrogate, mean_entropy, mean_kl, surrogate
+from .testing import central_difference_gradient, directional_derivative
+from .train import make_vec_env
+
+
+class Check(NamedTuple):
+    name: str
+    size: int
+    scale: float  # max |analytic|
+    abs_error: float  # max |analytic - numeric|
+    rel_error: float  # abs_error / max(scale, tiny)
+    ok: bool
+
+
+def compare(name, analytic, numeric, rtol=1e-5, atol=1e-7):
+    analytic, numeric = np.asarray(analytic, dtype=np.float64), np.asarray(numeric, dtype=np.float64)
+    err = float(np.max(np.abs(analytic - numeric)))
+    scale = float(np.max(np.abs(analytic)))
+    ok = bool(np.allclose(analytic, numeric, rtol=rtol, atol=atol))
+    return Check(name, analytic.size, scale, err, err / max(scale, 1e-300), ok)
+
+
+def evaluated_at(owner, fn):
+    """``theta_p -> fn()`` with ``owner.theta`` temporarily set to ``theta_p``: what a finite difference perturbs."""
+
+    def f(theta_p):
+        saved = owner.theta.copy()
+        owner.theta = theta_p
+        try:
+            return fn()
+        finally:
+            owner.theta = saved
+
+    return f
+
+
+def gradcheck(algo="ppo", env_id="CartPole-v1", batch=32, seed=0, hidden=None):
+    """Build the algorithm's networks for ``env_id`` and return one ``Check`` per derivative."""
+    config = ALGOS[algo].Config.for_env(env_id)
+    hidden = config.hidden if hidden is None else hidden
+    envs = make_vec_env(env_id, 1)
+    rng = np.random.default_rng(seed)
+    policy = Policy(envs.single_observation_space, envs.single_action_space, hidden, config.activation,
+                    config.log_std_init, rng=rng)
+    value_fn = ValueFunction(policy.obs_dim, hidden, config.activation, rng=rng)
+    envs.close()
+    obs_no = rng.standard_normal((batch, policy.obs_dim))
+    old = policy.distribution(obs_no)
+    act = old.sample(rng)
+    logp_old_n, adv_n = old.log_prob(act), rng.standard_normal(batch)
+    theta_old_p = policy.theta.copy()
+    policy.theta = theta_old_p + rng.standard_normal(policy.num_params) / np.sqrt(policy.num_params)
+
+    def objective_check(name, objective, *args):
+        _, grad = policy._grad(obs_no, objective, *args)
+        value = evaluated_at(policy, lambda: objective(policy.distribution(obs_no), *args)[0])
+        return compare(name, grad, central_difference_gradient(value, policy.theta))
+
+    checks = [
+        objective_check("policy gradient: grad mean(r A)", surrogate, act, adv_n, logp_old_n),
+        objective_check("PPO clipped surrogate gradient", clipped_surrogate, act, adv_n, logp_old_n, 0.05),
+        objective_check("entropy gradient", mean_entropy),
+        objective_check("KL gradient: grad KL(old || pi)", lambda d: mean_kl(old, d)),
+    ]
+    policy.theta = theta_old_p  # the Fisher is the Hessian of the KL at theta = theta_old
+    v_p = rng.standard_normal(policy.num_params)
+    kl_grad = evaluated_at(policy, lambda: policy.kl_grad(obs_no, old)[1])
+    checks.append(compare("Fisher-vector product F v", policy.fisher_vector_product(obs_no, v_p),
+                          directional_derivative(kl_grad, theta_old_p, v_p, h=1e-5), rtol=1e-4, atol=1e-6))
+    target_n = rng.standard_normal(batch)
+    _, v_grad = value_fn.mse_grad(obs_no, target_n)
+    value_loss = evaluated_at(value_fn, lambda: value_fn.mse_grad(obs_no, target_n)[0])
+    checks.append(compare("value gradient: grad mean((V - R)^2)", v_grad,
+                          central_difference_gradient(value_loss, value_fn.theta.copy())))
+    return checks
+
+
+def format_table(checks):
+    lines = [f"{'derivative':40s} {'entries':>8s} {'max |analytic|':>15s} {'max abs error':>14s} "
+             f"{'rel error':>10s}  ok", "-" * 96]
+    for c in checks:
+        lines.append(f"{c.name:40s} {c.size:8d} {c.scale:15.3e} {c.abs_error:14.2e} {c.rel_error:10.1e}  "
+                     f"{'yes' if c.ok else 'NO'}")
+    return "\n".join(lines)

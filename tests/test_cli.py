@@ -1,0 +1,166 @@
+"""The ``npgrad`` command through ``main(argv)``: files written, eval, plot, resume, Ctrl-C, errors."""
+import filecmp
+import os
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import npgrad
+from npgrad import cli, runs
+from npgrad.plotting import have_matplotlib
+
+TINY = ["--steps", "3000", "--checkpoint-every", "1024", "--eval-every", "1024", "--eval-episodes", "2", "--quiet"]
+
+
+def train(out, algo="ppo", env="CartPole-v1", *extra):
+    return cli.main(["train", algo, env, "--out", str(out), *TINY, *extra])
+
+
+def crash_after(monkeypatch, update, exc=RuntimeError("simulated crash")):
+    """Make the run's callback raise after ``update`` updates (a crash between checkpoints)."""
+    original = runs.RunLogger.__call__
+
+    def call(self, agent, diagnostics):
+        result = original(self, agent, diagnostics)
+        if agent.num_updates == update:
+            raise exc
+        return result
+
+    monkeypatch.setattr(runs.RunLogger, "__call__", call)
+
+
+def test_train_writes_every_file_and_eval_reads_them(tmp_path, capsys):
+    assert train(tmp_path / "run") == 0
+    files = set(os.listdir(tmp_path / "run"))
+    assert {"config.json", "progress.csv", "timing.csv", "model.npz", "checkpoints"} <= files
+    assert ("curve.png" in files) == have_matplotlib()
+    assert sorted(os.listdir(tmp_path / "run" / "checkpoints")) == [
+        "step_0000001024.npz", "step_0000002048.npz", "step_0000003072.npz"]
+    config = runs.read_config(tmp_path / "run")
+    assert config["algo"] == "ppo" and config["config"]["n_envs"] == 8 and config["versions"]["npgrad"]
+    header, rows = runs.read_csv(tmp_path / "run" / "progress.csv")
+    assert len(rows) == 12 and {"kl", "entropy", "clip_fraction", "explained_variance", "eval_return"} <= set(header)
+    assert [int(r["num_steps"]) for r in rows if r["eval_return"]] == [1024, 2048, 3072]
+    assert cli.main(["eval", str(tmp_path / "run"), "--episodes", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "mean return" in out and "over 3 deterministic episodes" in out
+
+
+def test_set_overrides_are_typed_and_saved(tmp_path):
+    assert train(tmp_path / "run", "ppo", "CartPole-v1", "--set", "hidden=16,16", "--set", "anneal_lr=false",
+                 "--set", "lr=0.002") == 0
+    agent = npgrad.load(tmp_path / "run" / "model.npz")
+    assert agent.config.hidden == (16, 16) and agent.config.anneal_lr is False and agent.config.lr == 0.002
+    assert runs.read_config(tmp_path / "run")["overrides"] == {"hidden": [16, 16], "anneal_lr": False, "lr": 0.002}
+
+
+@pytest.mark.parametrize("algo, env, crash_at", [("ppo", "CartPole-v1", 7), ("trpo", "Pendulum-v1", 1)])
+def test_resume_after_a_crash_equals_the_uninterrupted_run(tmp_path, monkeypatch, algo, env, crash_at):
+    assert train(tmp_path / "full", algo, env) == 0
+    crash_after(monkeypatch, crash_at)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        train(tmp_path / "cut", algo, env)
+    monkeypatch.undo()
+    assert not os.path.exists(tmp_path / "cut" / "model.npz")
+    assert cli.main(["train", "--resume", str(tmp_path / "cut"), "--quiet"]) == 0
+    assert filecmp.cmp(tmp_path / "full" / "progress.csv", tmp_path / "cut" / "progress.csv", shallow=False)
+    full, cut = npgrad.load(tmp_path / "full" / "model.npz"), npgrad.load(tmp_path / "cut" / "model.npz")
+    np.testing.assert_array_equal(full.policy.theta, cut.policy.theta)
+    np.testing.assert_array_equal(full.value_fn.theta, cut.value_fn.theta)
+    np.testing.assert_array_equal(full.vf_optim.state()["v"], cut.vf_optim.state()["v"])
+
+
+def test_ctrl_c_saves_a_checkpoint_and_the_run_resumes(tmp_path, monkeypatch):
+    original = runs.RunLogger.__call__
+
+    def press_ctrl_c(self, agent, diagnostics):
+        if agent.num_updates == 5:
+            os.kill(os.getpid(), signal.SIGINT)  # the handler only sets a flag: no KeyboardInterrupt
+        return original(self, agent, diagnostics)
+
+    monkeypatch.setattr(runs.RunLogger, "__call__", press_ctrl_c)
+    assert train(tmp_path / "run") == 130
+    monkeypatch.undo()
+    assert runs.latest_checkpoint(tmp_path / "run").endswith("step_0000001280.npz")  # 5 updates x 256 steps
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert cli.main(["train", "--resume", str(tmp_path / "run"), "--quiet"]) == 0
+    assert npgrad.load(tmp_path / "run" / "model.npz").num_steps == 3072
+
+
+def test_a_failed_checkpoint_write_leaves_the_previous_one_intact(tmp_path, monkeypatch):
+    real_savez = np.savez
+
+    def savez_then_die(file, **arrays):
+        if "step_0000002048" in file.name:
+            file.write(b"PK\x03\x04 half a file")
+            raise OSError("disk full")
+        return real_savez(file, **arrays)
+
+    monkeypatch.setattr(np, "savez", savez_then_die)
+    with pytest.raises(OSError, match="disk full"):
+        train(tmp_path / "run")
+    monkeypatch.undo()
+    assert os.listdir(tmp_path / "run" / "checkpoints") == ["step_0000001024.npz"]  # no half-written file
+    assert npgrad.load(tmp_path / "run" / "checkpoints" / "step_0000001024.npz").num_steps == 1024
+    assert cli.main(["train", "--resume", str(tmp_path / "run"), "--quiet"]) == 0
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "ppx", "CartPole-v1"], "unknown algorithm 'ppx'; choose from: vpg, npg, trpo, ppo, a2c"),
+    (["train", "ppo", "CartPol-v1"], "unknown environment id 'CartPol-v1'; did you mean: CartPole-v1"),
+    (["train", "ppo", "CartPole-v1", "--set", "lrr=1"], "unknown hyperparameter 'lrr' for PPOConfig; valid names:"),
+    (["train", "ppo", "CartPole-v1", "--set", "lr=fast"], "--set lr=fast: lr expects a number"),
+    (["train", "ppo", "CartPole-v1", "--set", "gamma=1.5"], "gamma=1.5 is invalid: must be in [0, 1]"),
+    (["train", "ppo", "CartPole-v1", "--set", "hidden=a,b"], "hidden expects comma-separated integers"),
+    (["train", "ppo", "CartPole-v1", "--set", "lr"], "--set expects key=value, got 'lr'"),
+    (["train", "ppo", "CartPole-v1", "--steps", "0"], "--steps must be a positive integer, got 0"),
+    (["train"], "train needs ALGO and ENV_ID (or --resume RUN_DIR)"),
+    (["train", "--resume", "no/such/dir"], "run folder 'no/such/dir' does not exist"),
+    (["eval", "."], "is not an npgrad run folder (no config.json)"),
+    (["gradcheck", "--algo", "sac"], "unknown algorithm 'sac'"),
+])
+def test_bad_names_and_values_give_one_line_errors(tmp_path, monkeypatch, capsys, argv, message):
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("npgrad: error: ") and message in err and err.count("\n") == 1
+    assert not os.path.exists(tmp_path / "runs")  # nothing half-created
+
+
+def test_a_run_folder_is_never_overwritten(tmp_path, capsys):
+    assert train(tmp_path / "run") == 0
+    assert train(tmp_path / "run") == 2
+    assert "already holds a run; continue it with --resume" in capsys.readouterr().err
+
+
+def test_gradcheck_prints_a_passing_table(capsys):
+    assert cli.main(["gradcheck", "--algo", "trpo", "--env", "Pendulum-v1", "--batch", "8"]) == 0
+    out = capsys.readouterr().out
+    rows = [line for line in out.splitlines() if line.rstrip().endswith(("yes", "NO"))]
+    assert len(rows) == 6 and all(r.rstrip().endswith("yes") for r in rows)
+    assert "Fisher-vector product" in out
+
+
+@pytest.mark.skipif(not have_matplotlib(), reason="needs matplotlib (test extra)")
+def test_plot_overlays_seeds_as_mean_and_band(tmp_path, capsys):
+    for seed in (0, 1):
+        assert train(tmp_path / f"s{seed}", "ppo", "CartPole-v1", "--seed", str(seed)) == 0
+    out_png = tmp_path / "curves.png"
+    assert cli.main(["plot", str(tmp_path / "s0"), str(tmp_path / "s1"), "--out", str(out_png)]) == 0
+    assert "ppo CartPole-v1: 2 run(s)" in capsys.readouterr().out
+    assert out_png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_video_is_recorded_when_imageio_is_installed(tmp_path):
+    pytest.importorskip("imageio")
+    assert train(tmp_path / "run") == 0
+    assert cli.main(["eval", str(tmp_path / "run"), "--episodes", "1", "--video", str(tmp_path / "ep.gif")]) == 0
+    assert (tmp_path / "ep.gif").read_bytes()[:6] == b"GIF89a"
+
+
+def test_python_dash_m_npgrad_prints_help():
+    out = subprocess.run([sys.executable, "-m", "npgrad", "--help"], capture_output=True, text=True, check=True).stdout
+    assert all(cmd in out for cmd in ("train", "eval", "plot", "gradcheck"))
