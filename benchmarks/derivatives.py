@@ -27,7 +27,7 @@ import gymnasium as gym  # noqa: E402
 import numpy as np  # noqa: E402
 
 from npgrad import TRPO  # noqa: E402
-from npgrad.policy import Policy, surrogate  # noqa: E402
+from npgrad.policy import Policy  # noqa: E402
 from npgrad.rollout import Batch  # noqa: E402
 from npgrad.solvers import conjugate_gradient  # noqa: E402
 

@@ -19,3 +19,7 @@ class ShapeError(NpgradError, ValueError):
 
 class FileFormatError(NpgradError, ValueError):
     """A saved file that is missing, truncated, pickled, or from an incompatible version."""
+
+
+class EnvError(NpgradError, RuntimeError):
+    """The environment raised, or returned non-finite observations or rewards, during a rollout."""

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .advantages import gae
-from .errors import ShapeError
+from .errors import EnvError
 
 
 class RunningMeanStd:
@@ -119,7 +119,10 @@ class Rollout:
             obs_teo[t], act_te[t], logp_te[t], val_te[t] = obs_eo, act, dist.log_prob(act), value_fn(obs_eo)
             valid_te[t] = ~self.resetting_e
             env_act = act if self.clip_low is None else np.clip(act, self.clip_low, self.clip_high)
-            self.obs_eo, rew_e, term_e, trunc_e, _ = self.envs.step(env_act)
+            try:
+                self.obs_eo, rew_e, term_e, trunc_e, _ = self.envs.step(env_act)
+            except Exception as e:  # the agent is untouched: it only changes after a complete rollout
+                raise EnvError(f"the environment raised at rollout step {t} (of {T}): {type(e).__name__}: {e}") from e
             check_finite(self.obs_eo, rew_e, t)
             rew_te[t], term_te[t], trunc_te[t] = self._scale(rew_e, term_e | trunc_e, gamma), term_e, trunc_e
             self.ep_return_e += rew_e
@@ -140,5 +143,5 @@ class Rollout:
 
 def check_finite(obs_eo, rew_e, t):
     if not (np.all(np.isfinite(obs_eo)) and np.all(np.isfinite(rew_e))):
-        raise ShapeError(f"the environment returned non-finite observations or rewards at rollout step {t}: "
+        raise EnvError(f"the environment returned non-finite observations or rewards at rollout step {t}: "
                          f"obs={obs_eo}, reward={rew_e}")

@@ -135,12 +135,15 @@ def read_csv(path):
 def truncate_csv(path, num_updates):
     """Keep the rows of updates ``<= num_updates`` (a resumed run rewrites the rest)."""
     header, rows = read_csv(path)
-    if not header:
-        return
+    if header:
+        rewrite_csv(path, header, [r for r in rows if int(r["num_updates"]) <= num_updates])
+
+
+def rewrite_csv(path, header, rows):
     out = io.StringIO()
-    writer = csv.DictWriter(out, header, lineterminator="\n")
+    writer = csv.DictWriter(out, header, restval="", lineterminator="\n")
     writer.writeheader()
-    writer.writerows(r for r in rows if int(r["num_updates"]) <= num_updates)
+    writer.writerows(rows)
     atomic_write_text(path, out.getvalue())
 
 
@@ -162,8 +165,12 @@ class CsvLog:
         new = not self.header
         if new:
             self.header = self.first + sorted((set(row) | set(self.optional)) - set(self.first))
+        elif set(row) - set(self.header):  # a diagnostic seen for the first time: widen the file once
+            self.header += sorted(set(row) - set(self.header))
+            _, rows = read_csv(self.path)
+            rewrite_csv(self.path, self.header, rows)
         with open(self.path, "a", newline="") as f:
-            writer = csv.DictWriter(f, self.header, restval="", extrasaction="ignore", lineterminator="\n")
+            writer = csv.DictWriter(f, self.header, restval="", lineterminator="\n")
             if new:
                 writer.writeheader()
             writer.writerow({k: format_cell(v) for k, v in row.items()})

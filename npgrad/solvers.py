@@ -95,13 +95,16 @@ def natural_gradient_step(F_pp, g_p, max_kl, reg=1e-6):
 
     ``g_nat = (F + reg I)^-1 g`` by a Cholesky solve; the step ``sqrt(2 eps / g_nat^T F g_nat) g_nat``
     moves a second-order KL of exactly ``eps``. Returns ``(step_p, info)``; a Fisher that is not
-    positive definite even with ``reg`` is reported (``ok = False``, zero step).
+    positive definite even with ``reg``, or a non-finite ``F`` or ``g``, is reported (``ok = False``, zero step).
     """
+    if not (np.all(np.isfinite(F_pp)) and np.all(np.isfinite(g_p))):
+        return np.zeros_like(g_p), {"ok": False, "gFg": np.nan}
     try:
         g_nat_p = cho_solve(cho_factor(F_pp + reg * np.eye(len(g_p))), g_p)
     except LinAlgError:
         return np.zeros_like(g_p), {"ok": False, "gFg": np.nan}
-    return trust_region_step(g_nat_p, F_pp @ g_nat_p, max_kl)[0], {"ok": True, "gFg": float(g_nat_p @ F_pp @ g_nat_p)}
+    step_p, info = trust_region_step(g_nat_p, F_pp @ g_nat_p, max_kl)
+    return step_p, {"ok": info["ok"], "gFg": info["xFx"]}
 
 
 def clip_grad_norm(grad_p, max_norm):
@@ -122,11 +125,14 @@ class SGD:
         self.lr, self.max_grad_norm, self.lr_schedule, self.t = lr, max_grad_norm, lr_schedule, 0
 
     def step(self, theta_p, grad_p):
-        self.t += 1
+        """Returns ``(new_theta_p, info)``; a non-finite result leaves the step counter unchanged."""
         if self.lr_schedule is not None:
-            self.lr = self.lr_schedule(self.t)
+            self.lr = self.lr_schedule(self.t + 1)
         grad_p, norm = clip_grad_norm(grad_p, self.max_grad_norm)
-        return theta_p - self.lr * grad_p, {"grad_norm": norm, "lr": self.lr}
+        new_theta_p = theta_p - self.lr * grad_p
+        if np.all(np.isfinite(new_theta_p)):
+            self.t += 1
+        return new_theta_p, {"grad_norm": norm, "lr": self.lr}
 
     def state(self):
         return {"t": np.array(self.t)}
@@ -150,17 +156,24 @@ class Adam:
         self.m_p, self.v_p, self.t = np.zeros(num_params), np.zeros(num_params), 0
 
     def step(self, theta_p, grad_p):
-        """Returns ``(new_theta_p, info)``; ``theta_p`` itself is not modified."""
+        """Returns ``(new_theta_p, info)``; ``theta_p`` itself is not modified.
+
+        The moments are only stored when the new parameters are finite: a NaN gradient is
+        returned as NaN parameters (which ``Agent.commit_policy`` refuses) but never poisons ``m``, ``v``.
+        """
         grad_p, norm = clip_grad_norm(grad_p, self.max_grad_norm)
         b1, b2 = self.betas
-        self.t += 1
+        t = self.t + 1
         if self.lr_schedule is not None:
-            self.lr = self.lr_schedule(self.t)
-        self.m_p = b1 * self.m_p + (1 - b1) * grad_p
-        self.v_p = b2 * self.v_p + (1 - b2) * grad_p * grad_p
-        m_hat_p = self.m_p / (1 - b1**self.t)
-        v_hat_p = self.v_p / (1 - b2**self.t)
-        return theta_p - self.lr * m_hat_p / (np.sqrt(v_hat_p) + self.eps), {"grad_norm": norm, "lr": self.lr}
+            self.lr = self.lr_schedule(t)
+        m_p = b1 * self.m_p + (1 - b1) * grad_p
+        v_p = b2 * self.v_p + (1 - b2) * grad_p * grad_p
+        m_hat_p = m_p / (1 - b1**t)
+        v_hat_p = v_p / (1 - b2**t)
+        new_theta_p = theta_p - self.lr * m_hat_p / (np.sqrt(v_hat_p) + self.eps)
+        if np.all(np.isfinite(new_theta_p)):
+            self.m_p, self.v_p, self.t = m_p, v_p, t
+        return new_theta_p, {"grad_norm": norm, "lr": self.lr}
 
     def state(self):
         return {"m": self.m_p.copy(), "v": self.v_p.copy(), "t": np.array(self.t)}

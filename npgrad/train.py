@@ -148,7 +148,11 @@ class Agent:
             self.progress_remaining = 1.0 - (self.num_steps - self.learn_start) / horizon
             batch = self.rollout.collect(self.policy, self.value_fn, self.rng, self.config.gamma, self.config.lam)
             self.num_steps += batch.env_steps
-            diagnostics = self.update(batch)
+            if np.all(np.isfinite(batch.adv_n)) and np.all(np.isfinite(batch.ret_n)):
+                diagnostics = self.update(batch)
+            else:  # e.g. a diverged value function: no update can be trusted, keep everything as it is
+                self.failed_updates += 1
+                diagnostics = {"update_failed": "non-finite advantages or value targets"}
             self.num_updates += 1
             diagnostics.update(self._batch_stats(batch))
             if callback is not None and callback(self, diagnostics) is False:
@@ -183,7 +187,8 @@ class Agent:
         Returns whether the parameters were accepted and records a refusal in ``diagnostics``.
         """
         if not np.all(np.isfinite(theta_p)):
-            self.failed_updates += 1
+            if "update_failed" not in diagnostics:  # count an update once, however many steps it refused
+                self.failed_updates += 1
             diagnostics["update_failed"] = why
             return False
         self.policy.theta = theta_p

@@ -164,3 +164,12 @@ def test_video_is_recorded_when_imageio_is_installed(tmp_path):
 def test_python_dash_m_npgrad_prints_help():
     out = subprocess.run([sys.executable, "-m", "npgrad", "--help"], capture_output=True, text=True, check=True).stdout
     assert all(cmd in out for cmd in ("train", "eval", "plot", "gradcheck"))
+
+
+def test_progress_log_widens_its_header_when_a_new_diagnostic_appears(tmp_path):
+    log = runs.CsvLog(tmp_path / "p.csv", ["num_updates"])
+    log.write({"num_updates": 1, "kl": 0.5})
+    log.write({"num_updates": 2, "kl": 0.25, "beta": 2.0})
+    header, rows = runs.read_csv(tmp_path / "p.csv")
+    assert header == ["num_updates", "kl", "beta"]
+    assert rows == [{"num_updates": "1", "kl": "0.5", "beta": ""}, {"num_updates": "2", "kl": "0.25", "beta": "2.0"}]

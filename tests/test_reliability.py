@@ -1,0 +1,277 @@
+"""Bad input gets a named exception; a failed update never corrupts the agent; runs reproduce across processes."""
+import dataclasses
+import hashlib
+import os
+import subprocess
+import sys
+import warnings
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+import npgrad
+from npgrad import cli
+from npgrad.errors import ConfigError, EnvError, NpgradError, ShapeError
+from npgrad.policy import LOG_STD_BOUNDS
+from npgrad.train import standardize
+
+CONFIGS = {name: cls.Config for name, cls in npgrad.ALGOS.items()}
+
+
+# --- invalid configurations ------------------------------------------------------------------------
+
+
+def invalid_value_for(field):
+    """Values that break a field's documented type or range."""
+    default = field.default
+    bad = [None, "fast", [1], float("nan"), float("inf"), -float("inf")]
+    if isinstance(default, bool):
+        return st.sampled_from(bad + [0, 1, 2.5])
+    if isinstance(default, int):
+        return st.sampled_from(bad + [0, -1, 2.5, True]) | st.integers(max_value=0)
+    if isinstance(default, float):
+        return st.sampled_from(bad + ["0.1", True])
+    if isinstance(default, tuple):
+        return st.sampled_from([None, 64, (0,), (64, -1), (2.5,), ("a",), "64,64"])
+    return st.sampled_from([None, 3, "no-such-choice"])
+
+
+@st.composite
+def invalid_overrides(draw):
+    algo = draw(st.sampled_from(sorted(CONFIGS)))
+    field = draw(st.sampled_from(dataclasses.fields(CONFIGS[algo])))
+    return algo, field.name, draw(invalid_value_for(field))
+
+
+@given(invalid_overrides())
+def test_invalid_hyperparameters_raise_config_error_naming_the_field(case):
+    algo, name, value = case
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a NumPy warning instead of an exception would fail here
+        with pytest.raises(ConfigError, match=name):
+            CONFIGS[algo].for_env("CartPole-v1", **{name: value})
+
+
+@pytest.mark.parametrize("name, value", [
+    ("gamma", 1.01), ("gamma", -0.1), ("lam", 2.0), ("clip_range", 0.0), ("clip_range", -0.2), ("lr", -1e-3),
+    ("max_grad_norm", 0.0), ("target_kl", -0.01),
+])
+def test_out_of_range_ppo_hyperparameters(name, value):
+    with pytest.raises(ConfigError, match=f"hyperparameter {name}="):
+        npgrad.PPO.Config.for_env("CartPole-v1", **{name: value})
+
+
+@pytest.mark.parametrize("algo, name, value", [("trpo", "max_kl", 0.0), ("npg", "max_kl", -0.01),
+                                               ("trpo", "backtrack_shrink", 1.0), ("vpg", "pi_lr", 0.0)])
+def test_out_of_range_trust_region_and_step_sizes(algo, name, value):
+    with pytest.raises(ConfigError, match=f"hyperparameter {name}="):
+        CONFIGS[algo].for_env("CartPole-v1", **{name: value})
+
+
+# --- invalid arrays -------------------------------------------------------------------------------
+
+AGENTS = {}
+
+
+def agent_for(env_id):
+    if env_id not in AGENTS:
+        AGENTS[env_id] = npgrad.PPO(env_id, seed=0)
+    return AGENTS[env_id]
+
+
+@given(st.sampled_from(["CartPole-v1", "Pendulum-v1"]),
+       hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=5),
+       st.sampled_from(["finite", "nan", "inf"]), st.integers(0, 2**32 - 1))
+@settings(deadline=None)
+def test_predict_accepts_valid_observations_and_names_every_invalid_one(env_id, shape, values, seed):
+    agent = agent_for(env_id)
+    obs = np.random.default_rng(seed).standard_normal(shape)
+    if values != "finite" and obs.size:
+        obs.flat[0] = np.nan if values == "nan" else np.inf
+    o = agent.policy.obs_dim
+    valid = (shape in ((o,),) or (len(shape) == 2 and shape[1] == o)) and values == "finite" or (
+        len(shape) == 2 and shape[0] == 0 and shape[1] == o)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        if valid:
+            act = agent.predict(obs)
+            expected = () if len(shape) == 1 else (shape[0],)
+            assert np.shape(act)[: len(expected)] == expected and np.all(np.isfinite(act))
+        else:
+            with pytest.raises(ShapeError, match="predict"):
+                agent.predict(obs)
+
+
+def test_advantage_normalisation_guards_a_zero_std():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        np.testing.assert_array_equal(standardize(np.full(7, 3.5)), np.zeros(7))
+
+
+def test_log_std_is_clipped_into_its_bounds_after_an_update():
+    agent = npgrad.PPO("Pendulum-v1", seed=0)
+    theta = agent.policy.theta.copy()
+    theta[-1] = 50.0
+    assert agent.commit_policy(theta, {})
+    assert agent.policy.log_std[-1] == LOG_STD_BOUNDS[1]
+
+
+# --- faults during training ------------------------------------------------------------------------
+
+
+def poison_first_update(agent):
+    """Every policy VJP of the first update returns NaN (e.g. an overflow deep in the network)."""
+    vjp = agent.policy.vjp
+    agent.policy.vjp = lambda fwd, cot: vjp(fwd, cot) * (np.nan if agent.num_updates == 0 else 1.0)
+
+
+@pytest.mark.parametrize("algo", sorted(npgrad.ALGOS))
+@pytest.mark.parametrize("env_id", ["CartPole-v1", "Pendulum-v1"])
+def test_a_non_finite_update_keeps_the_last_good_parameters_and_training_continues(algo, env_id):
+    agent = npgrad.ALGOS[algo](env_id, seed=0, n_steps=32)
+    poison_first_update(agent)
+    theta_before = agent.policy.theta.copy()
+    log = []
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=RuntimeWarning)  # NaN arithmetic inside the poisoned update
+        agent.learn(2 * agent.config.n_envs * 32, lambda a, d: log.append((a.policy.theta.copy(), d)))
+    (theta_1, diag_1), (theta_2, diag_2) = log
+    np.testing.assert_array_equal(theta_1, theta_before)
+    assert "update_failed" in diag_1 and diag_1["failed_updates"] == 1
+    assert "update_failed" not in diag_2 and diag_2["failed_updates"] == 1
+    assert np.all(np.isfinite(theta_2)) and not np.array_equal(theta_2, theta_before)
+    for part in ("pi_optim", "vf_optim"):  # optimiser moments are never poisoned
+        if hasattr(agent, part):
+            assert all(np.all(np.isfinite(v)) for v in getattr(agent, part).state().values())
+
+
+def test_non_finite_advantages_skip_the_update_and_say_so():
+    agent = npgrad.PPO("CartPole-v1", seed=0)
+    collect = agent.rollout.collect
+
+    def collect_poisoned(*args, **kwargs):
+        batch = collect(*args, **kwargs)
+        batch.adv_n[0] = np.nan
+        return batch
+
+    agent.rollout.collect = collect_poisoned
+    theta, log = agent.policy.theta.copy(), []
+    agent.learn(256, lambda a, d: log.append(d))
+    assert log[0]["update_failed"] == "non-finite advantages or value targets" and agent.failed_updates == 1
+    np.testing.assert_array_equal(agent.policy.theta, theta)
+
+
+def test_trpo_cg_breakdown_keeps_parameters_and_says_so():
+    agent = npgrad.TRPO("CartPole-v1", seed=0, n_steps=64)
+    agent.policy.fvp_operator = lambda obs_no, damping=0.0: (lambda v_p: -v_p)  # negative curvature
+    theta = agent.policy.theta.copy()
+    log = []
+    agent.learn(128, lambda a, d: log.append(d))
+    assert log[0]["update_failed"] == "CG breakdown" and log[0]["cg_breakdown"]
+    np.testing.assert_array_equal(agent.policy.theta, theta)
+
+
+def test_trpo_without_an_accepted_step_keeps_parameters_and_says_so():
+    agent = npgrad.TRPO("CartPole-v1", seed=0, n_steps=64, accept_ratio=1e9)  # nothing can pass
+    theta = agent.policy.theta.copy()
+    log = []
+    agent.learn(128, lambda a, d: log.append(d))
+    assert log[0]["update_failed"] == "no step accepted" and log[0]["line_search_accepted"] is False
+    assert log[0]["line_search_backtracks"] == agent.config.max_backtracks
+    np.testing.assert_array_equal(agent.policy.theta, theta)
+
+
+def test_npg_with_an_indefinite_fisher_keeps_parameters_and_says_so():
+    agent = npgrad.NPG("CartPole-v1", seed=0, n_steps=32, fisher="exact", fisher_reg=0.0)
+    agent.policy.fisher_matrix = lambda obs_no: -np.eye(agent.policy.num_params)
+    theta = agent.policy.theta.copy()
+    log = []
+    agent.learn(256, lambda a, d: log.append(d))
+    assert "update_failed" in log[0]
+    np.testing.assert_array_equal(agent.policy.theta, theta)
+
+
+class Flaky(gym.Env):
+    """Steps normally until the class-wide step count reaches ``fail_at``, then raises or returns NaN."""
+
+    observation_space = gym.spaces.Box(-np.inf, np.inf, (2,))
+    action_space = gym.spaces.Discrete(2)
+    steps, fail_at, mode = 0, 10**9, "raise"
+
+    def reset(self, seed=None, options=None):
+        super().reset(seed=seed)
+        return np.zeros(2, dtype=np.float32), {}
+
+    def step(self, action):
+        Flaky.steps += 1
+        if Flaky.steps >= Flaky.fail_at:
+            if Flaky.mode == "raise":
+                raise RuntimeError("simulator lost its connection")
+            return np.array([np.nan, 0.0], dtype=np.float32), 1.0, False, False, {}
+        return self.np_random.standard_normal(2).astype(np.float32), 1.0, False, Flaky.steps % 20 == 0, {}
+
+
+@pytest.fixture
+def flaky_env():
+    gym.register("Flaky-v0", entry_point=Flaky)
+    Flaky.steps, Flaky.fail_at, Flaky.mode = 0, 10**9, "raise"
+    yield Flaky
+    gym.registry.pop("Flaky-v0")
+
+
+@pytest.mark.parametrize("mode, message", [("raise", "RuntimeError: simulator lost its connection"),
+                                           ("nan", "non-finite observations or rewards")])
+def test_an_environment_fault_names_itself_and_leaves_the_agent_and_checkpoint_intact(
+        flaky_env, tmp_path, capsys, mode, message):
+    flaky_env.fail_at, flaky_env.mode = 300, mode
+    argv = ["train", "ppo", "Flaky-v0", "--out", str(tmp_path / "run"), "--steps", "1000", "--set", "n_envs=1",
+            "--set", "n_steps=64", "--checkpoint-every", "128", "--eval-every", "0", "--quiet"]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert "npgrad: error: the environment" in err and message in err and "rollout step" in err
+    checkpoint = npgrad.load(tmp_path / "run" / "checkpoints" / "step_0000000256.npz", env=gym.make("Flaky-v0"))
+    assert checkpoint.num_steps == 256 and np.all(np.isfinite(checkpoint.policy.theta))
+
+
+def test_an_environment_fault_through_the_api_raises_env_error(flaky_env):
+    flaky_env.fail_at = 100
+    agent = npgrad.PPO("Flaky-v0", seed=0, n_envs=1, n_steps=64)
+    with pytest.raises(EnvError, match="at rollout step") as info:
+        agent.learn(1000)
+    assert isinstance(info.value, NpgradError) and isinstance(info.value.__cause__, RuntimeError)
+    assert agent.num_updates == 1  # the first rollout completed and updated; the second failed before updating
+
+
+# --- reproducibility across processes -------------------------------------------------------------
+
+FINGERPRINT = """
+import hashlib, sys, numpy as np, npgrad
+log = []
+agent = npgrad.ALGOS[sys.argv[1]](sys.argv[2], seed=int(sys.argv[3]), n_steps=64)
+agent.learn(4 * 64 * agent.config.n_envs, lambda a, d: log.append(repr(sorted(d.items()))))
+h = hashlib.sha256(agent.policy.theta.tobytes() + agent.value_fn.theta.tobytes() + "".join(log).encode())
+print(h.hexdigest())
+"""
+
+
+def fingerprint(algo, env_id, seed):
+    env = {**os.environ, "PYTHONHASHSEED": str(seed + 1)}  # a different hash seed per process
+    return subprocess.run([sys.executable, "-c", FINGERPRINT, algo, env_id, str(seed)], capture_output=True,
+                          text=True, check=True, env=env).stdout.strip()
+
+
+@pytest.mark.parametrize("algo, env_id", [("ppo", "Pendulum-v1"), ("trpo", "CartPole-v1")])
+def test_same_seed_gives_bitwise_identical_runs_across_processes(algo, env_id):
+    first, second, other_seed = fingerprint(algo, env_id, 0), fingerprint(algo, env_id, 0), fingerprint(algo, env_id, 1)
+    assert first == second and len(first) == 64
+    assert other_seed != first
+    log = []
+    agent = npgrad.ALGOS[algo](env_id, seed=0, n_steps=64)
+    agent.learn(4 * 64 * agent.config.n_envs, lambda a, d: log.append(repr(sorted(d.items()))))
+    in_process = hashlib.sha256(agent.policy.theta.tobytes() + agent.value_fn.theta.tobytes()
+                                + "".join(log).encode()).hexdigest()
+    assert in_process == first
