@@ -173,3 +173,10 @@ def test_progress_log_widens_its_header_when_a_new_diagnostic_appears(tmp_path):
     header, rows = runs.read_csv(tmp_path / "p.csv")
     assert header == ["num_updates", "kl", "beta"]
     assert rows == [{"num_updates": "1", "kl": "0.5", "beta": ""}, {"num_updates": "2", "kl": "0.25", "beta": "2.0"}]
+
+
+def test_render_plays_an_episode_in_a_window(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("SDL_VIDEODRIVER", "dummy")  # pygame draws into an invisible window
+    assert train(tmp_path / "run") == 0
+    assert cli.main(["eval", str(tmp_path / "run"), "--episodes", "1", "--render"]) == 0
+    assert "over 1 deterministic episodes" in capsys.readouterr().out

@@ -1,0 +1,18 @@
+"""Every benchmark in one command; both print their tables and write JSON + markdown to results/.
+
+    python benchmarks/run.py --quick     # about a minute: PPO/TRPO on CartPole (2 seeds), small derivative grid
+    python benchmarks/run.py             # the full protocol: all algorithms x both envs x 5 seeds, full grid
+"""
+import os
+import sys
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import derivatives  # noqa: E402
+import learning  # noqa: E402
+
+if __name__ == "__main__":
+    quick = ["--quick"] if "--quick" in sys.argv[1:] else []
+    learning.main(quick)
+    derivatives.main(quick)
