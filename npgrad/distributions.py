@@ -64,6 +64,7 @@ class Categorical:
         return act_n.astype(np.int64)
 
     def log_prob(self, act_n):
+        """``log p_a = z_a - log sum_j exp z_j``, shape ``(n,)``."""
         act_n = self._check_act(act_n)
         return self.logp_na[np.arange(len(act_n)), act_n]
 
@@ -119,6 +120,7 @@ class DiagGaussian:
         return DiagGaussian(self.mean_na[idx], self.log_std_na[idx])
 
     def sample(self, rng):
+        """``a = mu + sigma * xi`` with ``xi ~ N(0, I)``, shape ``(n, a)``."""
         return self.mean_na + self.std_na * rng.standard_normal(self.mean_na.shape)
 
     def mode(self):
@@ -145,6 +147,7 @@ class DiagGaussian:
         return (self.log_std_na + 0.5 * (LOG_2PI + 1.0)).sum(axis=1)
 
     def dentropy(self):
+        """``dH/dmu = 0``, ``dH/dlog sigma = 1``."""
         return (np.zeros_like(self.mean_na), np.ones_like(self.mean_na))
 
     def kl(self, other):

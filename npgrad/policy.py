@@ -133,6 +133,7 @@ class Policy:
         return len(self._theta)
 
     def forward(self, obs_no):
+        """``obs_no (n, o) -> Forward(dist, cache)``: the distribution and the MLP cache for ``vjp``/``jvp``."""
         out_na, cache = self.net.forward(check_obs(obs_no, self.obs_dim))
         dist = Categorical(out_na) if self.kind == "categorical" else DiagGaussian(out_na, self.log_std)
         return Forward(dist, cache)
@@ -141,6 +142,7 @@ class Policy:
         return self.forward(obs_no).dist
 
     def log_prob(self, obs_no, act):
+        """``log pi_theta(a_i|s_i)``, shape ``(n,)``."""
         return self.distribution(obs_no).log_prob(act)
 
     def vjp(self, fwd, cotangent):
@@ -245,6 +247,7 @@ class ValueFunction:
         self.net.theta = value
 
     def forward(self, obs_no):
+        """``V_phi(s)`` for ``obs_no (n, o)``: ``(v_n, cache)``."""
         v_n1, cache = self.net.forward(check_obs(obs_no, self.obs_dim))
         return v_n1[:, 0], cache
 
@@ -252,6 +255,7 @@ class ValueFunction:
         return self.forward(obs_no)[0]
 
     def vjp(self, cache, v_bar_n):
+        """``phi_bar_p = d sum(V * v_bar) / d phi`` (backprop, docs/01)."""
         return self.net.vjp(cache, v_bar_n[:, None])
 
     def mse_grad(self, obs_no, target_n):

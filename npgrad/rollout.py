@@ -32,6 +32,8 @@ class RunningMeanStd:
         self.clip, self.eps = clip, eps
 
     def update(self, x_no):
+        """Merge a batch ``x_no`` (Chan et al. 1979): ``delta = mean_b - mean``, ``n = n_a + n_b``,
+        ``mean += delta n_b / n``, ``M2 = M2_a + M2_b + delta^2 n_a n_b / n``, ``var = M2 / n``."""
         x_no = np.asarray(x_no, dtype=np.float64)
         n_b = len(x_no)
         if n_b == 0:
@@ -44,6 +46,7 @@ class RunningMeanStd:
         self.count = n
 
     def normalize(self, x):
+        """``clip((x - mean) / sqrt(var + eps), -clip, clip)``."""
         return np.clip((x - self.mean) / np.sqrt(self.var + self.eps), -self.clip, self.clip)
 
     def state(self):
@@ -104,6 +107,11 @@ class Rollout:
         return rew_e / np.sqrt(self.reward_filter.var[0] + self.reward_filter.eps)
 
     def collect(self, policy, value_fn, rng, gamma, lam):
+        """``n_steps`` vector steps with one batched policy and value forward each, then GAE (docs/06).
+
+        Arrays are ``(T, E, ...)`` while collecting; the ``Batch`` holds the valid transitions
+        (reset steps masked out) flattened to ``n <= T * E`` rows.
+        """
         T, E = self.n_steps, self.num_envs
         o = policy.obs_dim
         obs_teo = np.empty((T, E, o))

@@ -191,6 +191,8 @@ def test_log_std_is_part_of_theta():
     (spaces.Box(-1, 1, (3,)), spaces.MultiBinary(4), "MultiBinary"),
     (spaces.Box(0, 255, (8, 8, 3)), spaces.Discrete(2), "FlattenObservation"),
     (spaces.Dict({"a": spaces.Box(-1, 1, (2,))}), spaces.Discrete(2), "Dict"),
+    (spaces.Tuple((spaces.Box(-1, 1, (2,)), spaces.Discrete(3))), spaces.Discrete(2), "Tuple"),
+    (spaces.Box(-1, 1, (3,)), spaces.Tuple((spaces.Discrete(2), spaces.Discrete(2))), "Tuple"),
     (spaces.Discrete(5), spaces.Discrete(2), "observation space"),
 ])
 def test_unsupported_spaces_name_the_space(obs_space, act_space, match):

@@ -47,6 +47,7 @@ class A2C(Agent):
         self.use_adam_for_both(self.config.lr, self.config.max_grad_norm)
 
     def update(self, batch):
+        """One update: the combined A2C loss of the module docstring (one Adam step per network). Returns diagnostics."""
         cfg, n = self.config, len(batch.obs_no)
         fwd = self.policy.forward(batch.obs_no)
         pg, pg_cot = weighted_log_prob(fwd.dist, batch.act, self.advantages(batch) / n)

@@ -97,6 +97,7 @@ class PPO(Agent):
         self.commit_value(self.vf_optim.step(self.value_fn.theta, self.value_fn.vjp(cache, 2 * err_n / len(idx)))[0])
 
     def update(self, batch):
+        """One update: n_epochs of minibatch Adam steps on PPO eq. 7 or 8 (module docstring), V on the same minibatches. Returns diagnostics."""
         cfg, frac = self.config, self.progress_remaining
         self.pi_optim.lr = self.vf_optim.lr = cfg.lr * (frac if cfg.anneal_lr else 1.0)
         clip_eps = cfg.clip_range * (frac if cfg.anneal_clip else 1.0)

@@ -53,6 +53,7 @@ class TRPO(Agent):
     Config = TRPOConfig
 
     def update(self, batch):
+        """One update: g, CG for F^-1 g, KKT step, line search (module docstring), then fit V. Returns diagnostics."""
         cfg, obs_no, act = self.config, batch.obs_no, batch.act
         adv_n, theta_old = self.advantages(batch), self.policy.theta.copy()
         old = self.policy.distribution(obs_no)
