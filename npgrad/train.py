@@ -135,7 +135,7 @@ class Agent:
 
     def resume(self, callback=None):
         """Continue the last ``learn`` call (also one restored from a checkpoint) up to its ``total_steps``."""
-        # Networks this small run fastest on one BLAS thread: threads cost 2-4x here (benchmarks/README.md)
+        # Networks this small run fastest on one BLAS thread: extra threads cost 2-4x here (measured, README.md)
         with threadpool_limits(limits=1, user_api="blas"):
             self._train(callback)
         return self
