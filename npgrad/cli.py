@@ -160,9 +160,15 @@ def start_run(args):
     run_config = runs.new_run_config(args.algo, env_id, args.seed, steps, overrides, config, args.checkpoint_every,
                                      args.eval_every, args.eval_episodes)
     runs.write_config(run_dir, run_config)
-    agent = cls(env_id, seed=args.seed, config=config)
-    agent.learn_start, agent.total_steps = 0, steps
-    return agent, run_dir, run_config, {}
+    return fresh_agent(run_config), run_dir, run_config, {}
+
+
+def fresh_agent(run_config):
+    """The untrained agent a run starts from, built from its config.json alone."""
+    cls = check_algo(run_config["algo"])
+    agent = cls(run_config["env_id"], seed=run_config["seed"], config=cls.Config.from_dict(run_config["config"]))
+    agent.learn_start, agent.total_steps = 0, run_config["steps"]
+    return agent
 
 
 def resume_run(args):
@@ -175,19 +181,14 @@ def resume_run(args):
         raise ConfigError("--set cannot change a run being resumed; start a new run instead")
     path = runs.latest_checkpoint(run_dir)
     if path is None:  # interrupted before the first checkpoint: start again from scratch
-        for name in (runs.PROGRESS, runs.TIMING):
-            runs.truncate_csv(os.path.join(run_dir, name), 0)
-        cls = check_algo(run_config["algo"])
-        agent = cls(run_config["env_id"], seed=run_config["seed"], config=cls.Config.from_dict(run_config["config"]))
-        agent.learn_start, agent.total_steps = 0, run_config["steps"]
-        return agent, run_dir, run_config, {}
+        runs.truncate_logs(run_dir, 0)
+        return fresh_agent(run_config), run_dir, run_config, {}
     agent = load(path)
     agent.restart_envs()  # as the uninterrupted run did right after writing this checkpoint
     if args.steps is not None:
         run_config["steps"] = agent.total_steps = args.steps
         runs.write_config(run_dir, run_config)
-    for name in (runs.PROGRESS, runs.TIMING):
-        runs.truncate_csv(os.path.join(run_dir, name), agent.num_updates)
+    runs.truncate_logs(run_dir, agent.num_updates)
     print(f"resuming from {path} ({agent.num_steps:,} steps)", file=sys.stderr)
     return agent, run_dir, run_config, runs.checkpoint_state(path)
 

@@ -139,6 +139,12 @@ def truncate_csv(path, num_updates):
         rewrite_csv(path, header, [r for r in rows if int(r["num_updates"]) <= num_updates])
 
 
+def truncate_logs(run_dir, num_updates):
+    """Cut ``progress.csv`` and ``timing.csv`` back to the updates a checkpoint holds."""
+    for name in (PROGRESS, TIMING):
+        truncate_csv(os.path.join(run_dir, name), num_updates)
+
+
 def rewrite_csv(path, header, rows):
     out = io.StringIO()
     writer = csv.DictWriter(out, header, restval="", lineterminator="\n")

@@ -248,19 +248,19 @@ def test_an_environment_fault_through_the_api_raises_env_error(flaky_env):
 
 # --- reproducibility across processes -------------------------------------------------------------
 
-FINGERPRINT = """
-import hashlib, sys, numpy as np, npgrad
-log = []
-agent = npgrad.ALGOS[sys.argv[1]](sys.argv[2], seed=int(sys.argv[3]), n_steps=64)
-agent.learn(4 * 64 * agent.config.n_envs, lambda a, d: log.append(repr(sorted(d.items()))))
-h = hashlib.sha256(agent.policy.theta.tobytes() + agent.value_fn.theta.tobytes() + "".join(log).encode())
-print(h.hexdigest())
-"""
+def run_fingerprint(algo, env_id, seed):
+    """SHA-256 of the final parameters and every update's diagnostics of a short run."""
+    log = []
+    agent = npgrad.ALGOS[algo](env_id, seed=seed, n_steps=64)
+    agent.learn(4 * 64 * agent.config.n_envs, lambda a, d: log.append(repr(sorted(d.items()))))
+    return hashlib.sha256(agent.policy.theta.tobytes() + agent.value_fn.theta.tobytes()
+                          + "".join(log).encode()).hexdigest()
 
 
 def fingerprint(algo, env_id, seed):
+    """``run_fingerprint`` in a fresh process (this file run as a script)."""
     env = {**os.environ, "PYTHONHASHSEED": str(seed + 1)}  # a different hash seed per process
-    return subprocess.run([sys.executable, "-c", FINGERPRINT, algo, env_id, str(seed)], capture_output=True,
+    return subprocess.run([sys.executable, __file__, algo, env_id, str(seed)], capture_output=True,
                           text=True, check=True, env=env).stdout.strip()
 
 
@@ -269,9 +269,8 @@ def test_same_seed_gives_bitwise_identical_runs_across_processes(algo, env_id):
     first, second, other_seed = fingerprint(algo, env_id, 0), fingerprint(algo, env_id, 0), fingerprint(algo, env_id, 1)
     assert first == second and len(first) == 64
     assert other_seed != first
-    log = []
-    agent = npgrad.ALGOS[algo](env_id, seed=0, n_steps=64)
-    agent.learn(4 * 64 * agent.config.n_envs, lambda a, d: log.append(repr(sorted(d.items()))))
-    in_process = hashlib.sha256(agent.policy.theta.tobytes() + agent.value_fn.theta.tobytes()
-                                + "".join(log).encode()).hexdigest()
-    assert in_process == first
+    assert run_fingerprint(algo, env_id, 0) == first
+
+
+if __name__ == "__main__":
+    print(run_fingerprint(sys.argv[1], sys.argv[2], int(sys.argv[3])))
