@@ -8,7 +8,8 @@ single-threaded BLAS. Times are the best of several repeats; memory is the trace
 call (NumPy reports its buffers to tracemalloc), measured in a separate call. "FVP" includes its
 own forward pass, as "gradient" does, so ``FVP / gradient`` compares like with like; TRPO shares one
 forward between all the products of a CG solve, which the "CG (10 iterations)" column includes.
-Last, one whole TRPO update on a 100k-transition batch with 64x64 networks: time and peak memory.
+The grid runs the networks in float64 (``--dtype float32`` for training's precision). Last, one
+whole TRPO update on a 100k-transition batch with 64x64 networks in each dtype: time and peak memory.
 
 Writes ``benchmarks/results/derivatives[-quick].json`` and a markdown table next to it.
 """
@@ -56,9 +57,9 @@ def peak_bytes(fn):
     return peak
 
 
-def derivative_calls(batch, width, rng):
+def derivative_calls(batch, width, rng, dtype):
     """The four operations, as closures over one policy and one batch."""
-    policy = Policy(OBS_SPACE, ACT_SPACE, (width, width), rng=rng)
+    policy = Policy(OBS_SPACE, ACT_SPACE, (width, width), rng=rng, dtype=dtype)
     obs_no = rng.standard_normal((batch, 4))
     old = policy.distribution(obs_no)
     act, adv_n = old.sample(rng), rng.standard_normal(batch)
@@ -79,9 +80,9 @@ def derivative_calls(batch, width, rng):
     return {"gradient": gradient, "jvp": jvp, "fvp": fvp, "cg10": cg}, policy.num_params
 
 
-def trpo_update_cost(batch, rng):
+def trpo_update_cost(batch, rng, dtype):
     """Seconds and peak bytes of one TRPO update (policy step + value fit) on a synthetic batch."""
-    agent = TRPO("CartPole-v1", seed=0, n_envs=1)
+    agent = TRPO("CartPole-v1", seed=0, n_envs=1, dtype=dtype)
     obs_no = rng.standard_normal((batch, 4))
     old = agent.policy.distribution(obs_no)
     act = old.sample(rng)
@@ -104,10 +105,10 @@ def table(rows, trpo):
                      f"{r['fvp_s'] / r['gradient_s']:.2f} | {r['gradient_mb']:.1f} / {r['fvp_mb']:.1f} / "
                      f"{r['cg10_mb']:.1f} |")
     lines.append("")
-    lines.append("| TRPO update, 64x64 networks | seconds | peak MB |")
-    lines.append("|---|---|---|")
+    lines.append("| TRPO update, 64x64 networks | network dtype | seconds | peak MB |")
+    lines.append("|---|---|---|---|")
     for t in trpo:
-        lines.append(f"| batch {t['batch']:,} | {t['seconds']:.2f} | {t['peak_mb']:.0f} |")
+        lines.append(f"| batch {t['batch']:,} | {t['dtype']} | {t['seconds']:.2f} | {t['peak_mb']:.0f} |")
     return "\n".join(lines)
 
 
@@ -115,6 +116,8 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true")
     p.add_argument("--out", default=None)
+    p.add_argument("--dtype", default="float64", choices=("float64", "float32"),
+                   help="network dtype of the derivative grid (the TRPO update is measured in both)")
     args = p.parse_args(argv)
     batches = (1_000, 10_000) if args.quick else (1_000, 10_000, 100_000)
     widths = (32, 64, 128) if args.quick else (32, 64, 128, 256, 512)
@@ -122,7 +125,7 @@ def main(argv=None):
     rows = []
     for batch in batches:
         for width in widths:
-            calls, params = derivative_calls(batch, width, rng)
+            calls, params = derivative_calls(batch, width, rng, args.dtype)
             row = {"batch": batch, "width": width, "params": params}
             for name, fn in calls.items():
                 row[f"{name}_s"] = best_time(fn)
@@ -133,8 +136,9 @@ def main(argv=None):
                   f"peak {row['cg10_mb']:.1f} MB", flush=True)
     trpo = []
     for batch in ((10_000,) if args.quick else (10_000, 100_000)):
-        seconds, peak = trpo_update_cost(batch, rng)
-        trpo.append({"batch": batch, "seconds": seconds, "peak_mb": peak / 2**20})
+        for dtype in ("float64", "float32"):
+            seconds, peak = trpo_update_cost(batch, rng, dtype)
+            trpo.append({"batch": batch, "dtype": dtype, "seconds": seconds, "peak_mb": peak / 2**20})
     text = table(rows, trpo)
     print(text)
     out = args.out or os.path.join(os.path.dirname(__file__), "results",

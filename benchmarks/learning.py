@@ -148,6 +148,8 @@ def main(argv=None):
     if args.quick:
         args.algos, args.envs, args.seeds, args.budget = "ppo,trpo", "CartPole-v1", 2, args.budget or 50_000
     labels, env_ids = args.algos.split(","), args.envs.split(",")
+    out = args.out or os.path.join(os.path.dirname(__file__), "results",
+                                   "learning-quick.json" if args.quick else "learning.json")
     rows, ceilings = [], {}
     for env_id in env_ids:
         for label in labels:
@@ -161,12 +163,11 @@ def main(argv=None):
                 key = (env_id, row["n_envs"])
                 if key not in ceilings:
                     ceilings[key] = raw_env_speed(env_id, row["n_envs"])
-    summary = summarize(rows, ceilings)
-    table = markdown(summary)
+            # written after every algorithm x env, so a long run that is stopped keeps what it measured
+            summary = summarize(rows, ceilings)
+            table = markdown(summary)
+            write_results(out, {"machine": machine_info(), "args": vars(args), "summary": summary, "runs": rows}, table)
     print(table)
-    out = args.out or os.path.join(os.path.dirname(__file__), "results",
-                                   "learning-quick.json" if args.quick else "learning.json")
-    write_results(out, {"machine": machine_info(), "args": vars(args), "summary": summary, "runs": rows}, table)
     return summary
 
 

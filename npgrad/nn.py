@@ -122,19 +122,24 @@ class MLP:
         rng: ``np.random.Generator`` or integer seed for the initialisation.
         theta: optional float64 buffer of shape ``(num_params,)`` to live in (a policy lends the
             MLP a slice of its own parameter vector); it is filled with the initial weights.
+        dtype: the dtype the layers compute in. ``theta`` and every gradient stay float64;
+            ``float32`` casts the weights per call and roughly halves the cost of the matrix
+            products and ``tanh`` (benchmarks/README.md). Derivative tests use float64.
 
     ``theta`` is the only storage: ``net.layers[i].W`` is a view into it, so ``net.theta[:] = x``
     sets every weight. Biases start at zero.
     """
 
     def __init__(self, sizes, activation="tanh", hidden_gain=np.sqrt(2.0), out_gain=1.0, rng=None,
-                 theta=None):
+                 theta=None, dtype=np.float64):
         sizes = tuple(int(s) for s in sizes)
         if len(sizes) < 2 or min(sizes) < 1:
             raise ValueError(f"MLP sizes must be at least two positive widths, got {sizes}")
         if activation not in ACTIVATIONS:
             raise ValueError(f"unknown activation {activation!r}; choose one of {sorted(ACTIVATIONS)}")
-        self.sizes, self.activation = sizes, activation
+        self.sizes, self.activation, self.dtype = sizes, activation, np.dtype(dtype)
+        if self.dtype not in (np.float64, np.float32):
+            raise ValueError(f"MLP dtype must be float64 or float32, got {self.dtype}")
         self.num_params = count_params(sizes)
         if theta is None:
             theta = np.zeros(self.num_params)
@@ -166,20 +171,23 @@ class MLP:
 
     def forward(self, x_ni):
         """Outputs ``y_no`` and the cache ``[x_ni, h1, ..., y_no]`` used by ``vjp`` and ``jvp``."""
-        acts = [np.asarray(x_ni, dtype=np.float64)]
+        acts = [np.asarray(x_ni, dtype=self.dtype)]
         for layer in self.layers:
-            acts.append(dense_forward(acts[-1], layer.W, layer.b, layer.f))
+            acts.append(dense_forward(acts[-1], self._cast(layer.W), self._cast(layer.b), layer.f))
         return acts[-1], acts
 
     def __call__(self, x_ni):
         return self.forward(x_ni)[0]
 
+    def _cast(self, a):
+        return a.astype(self.dtype, copy=False)  # no copy in float64
+
     def _backward(self, cache, y_bar_no, want_theta=True):
         theta_bar_p = np.empty(self.num_params) if want_theta else None
-        h_bar = np.asarray(y_bar_no, dtype=np.float64)
+        h_bar = np.asarray(y_bar_no, dtype=self.dtype)
         for k in range(len(self.layers) - 1, -1, -1):
             layer = self.layers[k]
-            h_bar, W_bar, b_bar = dense_vjp(cache[k], cache[k + 1], h_bar, layer.W, layer.f_grad)
+            h_bar, W_bar, b_bar = dense_vjp(cache[k], cache[k + 1], h_bar, self._cast(layer.W), layer.f_grad)
             if want_theta:
                 theta_bar_p[layer.W_slice] = W_bar.ravel()
                 theta_bar_p[layer.b_slice] = b_bar
@@ -195,10 +203,11 @@ class MLP:
 
     def jvp(self, cache, theta_dot_p, x_dot_ni=None):
         """Forward mode: ``y_dot_no = (dy/dtheta) theta_dot (+ (dy/dx) x_dot)``, shape ``(n, out)``."""
-        h_dot = x_dot_ni
+        h_dot = None if x_dot_ni is None else np.asarray(x_dot_ni, dtype=self.dtype)
+        theta_dot_p = self._cast(np.asarray(theta_dot_p))
         for k, layer in enumerate(self.layers):
             W_dot = theta_dot_p[layer.W_slice].reshape(layer.W.shape)
-            h_dot = dense_jvp(cache[k], h_dot, cache[k + 1], layer.W, W_dot, theta_dot_p[layer.b_slice],
+            h_dot = dense_jvp(cache[k], h_dot, cache[k + 1], self._cast(layer.W), W_dot, theta_dot_p[layer.b_slice],
                               layer.f_grad)
         return h_dot
 
@@ -209,11 +218,11 @@ class MLP:
         """
         n = len(cache[0])
         out_np = np.empty((n, self.num_params))
-        h_bar = np.asarray(y_bar_no, dtype=np.float64)
+        h_bar = np.asarray(y_bar_no, dtype=self.dtype)
         for k in range(len(self.layers) - 1, -1, -1):
             layer = self.layers[k]
             z_bar = h_bar * layer.f_grad(cache[k + 1])
             out_np[:, layer.W_slice] = (cache[k][:, :, None] * z_bar[:, None, :]).reshape(n, -1)
             out_np[:, layer.b_slice] = z_bar
-            h_bar = z_bar @ layer.W.T
+            h_bar = z_bar @ self._cast(layer.W).T
         return out_np

@@ -103,7 +103,7 @@ class Policy:
     """
 
     def __init__(self, observation_space, action_space, hidden=(64, 64), activation="tanh",
-                 log_std_init=0.0, rng=None):
+                 log_std_init=0.0, rng=None, dtype=np.float64):
         self.obs_dim = obs_dim_of(observation_space)
         if isinstance(action_space, spaces.Discrete):
             self.kind, self.act_dim, n_extra = "categorical", int(action_space.n), 0
@@ -116,7 +116,8 @@ class Policy:
         sizes = (self.obs_dim, *hidden, self.act_dim)
         self.num_net_params = count_params(sizes)
         self._theta = np.zeros(self.num_net_params + n_extra)
-        self.net = MLP(sizes, activation, out_gain=0.01, rng=rng, theta=self._theta[: self.num_net_params])
+        self.net = MLP(sizes, activation, out_gain=0.01, rng=rng, theta=self._theta[: self.num_net_params],
+                       dtype=dtype)
         self.log_std = self._theta[self.num_net_params:]  # empty for a categorical policy
         self.log_std[...] = log_std_init
 
@@ -234,9 +235,9 @@ class Policy:
 class ValueFunction:
     """State-value baseline ``V_phi(s)``: an MLP with one linear output (gain 1.0)."""
 
-    def __init__(self, obs_dim, hidden=(64, 64), activation="tanh", rng=None):
+    def __init__(self, obs_dim, hidden=(64, 64), activation="tanh", rng=None, dtype=np.float64):
         self.obs_dim = obs_dim
-        self.net = MLP((obs_dim, *hidden, 1), activation, out_gain=1.0, rng=rng)
+        self.net = MLP((obs_dim, *hidden, 1), activation, out_gain=1.0, rng=rng, dtype=dtype)
 
     @property
     def theta(self):

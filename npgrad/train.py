@@ -88,9 +88,9 @@ class Agent:
         obs_space, act_space = self.envs.single_observation_space, self.envs.single_action_space
         seeds = np.random.SeedSequence(self.seed).spawn(3)
         self.policy = Policy(obs_space, act_space, config.hidden, config.activation, config.log_std_init,
-                             rng=np.random.default_rng(seeds[0]))
+                             rng=np.random.default_rng(seeds[0]), dtype=config.dtype)
         self.value_fn = ValueFunction(self.policy.obs_dim, config.vf_hidden, config.activation,
-                                      rng=np.random.default_rng(seeds[1]))
+                                      rng=np.random.default_rng(seeds[1]), dtype=config.dtype)
         self.rng = np.random.default_rng(seeds[2])
         self.obs_filter = RunningMeanStd(self.policy.obs_dim) if config.normalize_obs else None
         self.vf_optim = Adam(self.value_fn.net.num_params, lr=config.vf_lr)

@@ -53,11 +53,14 @@ def test_save_load_round_trip_gives_same_actions(algo, tmp_path):
     assert loaded.num_steps == agent.num_steps and loaded.config == agent.config
 
 
-def test_ppo_ratio_is_one_and_kl_zero_before_the_first_step():
+@pytest.mark.parametrize("dtype, tol", [("float64", 0.0), ("float32", 1e-6)])
+def test_ppo_ratio_is_one_and_kl_zero_before_the_first_step(dtype, tol):
+    # float64: exactly. float32: the rollout's 8-row and the update's 256-row matrix products may
+    # round differently, so the ratio is 1 to float32 precision
     for objective in ("clip", "kl_penalty"):
         log = []
-        npgrad.PPO("CartPole-v1", seed=0, objective=objective).learn(256, lambda a, d: log.append(d))
-        assert log[0]["first_ratio_deviation"] == 0.0 and log[0]["first_kl"] == 0.0, log[0]
+        npgrad.PPO("CartPole-v1", seed=0, objective=objective, dtype=dtype).learn(256, lambda a, d: log.append(d))
+        assert log[0]["first_ratio_deviation"] <= tol and log[0]["first_kl"] <= tol, log[0]
 
 
 def test_adaptive_kl_rule():

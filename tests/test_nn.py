@@ -120,3 +120,21 @@ def test_same_seed_same_weights_and_gains():
 def test_bad_construction_is_refused(sizes, activation):
     with pytest.raises(ValueError, match="sizes|activation"):
         MLP(sizes, activation)
+
+
+@given(mlp_sizes(max_layers=3, max_width=8), st.sampled_from(sorted(ACTIVATIONS)), st.integers(0, 2**16))
+def test_float32_compute_matches_float64_to_float32_precision(sizes, activation, seed):
+    rng = np.random.default_rng(seed)
+    net64 = MLP(sizes, activation, rng=seed)
+    net32 = MLP(sizes, activation, rng=seed, dtype=np.float32)
+    np.testing.assert_array_equal(net32.theta, net64.theta)
+    x_ni, y_bar = rng.standard_normal((5, sizes[0])), rng.standard_normal((5, sizes[-1]))
+    theta_dot = rng.standard_normal(net64.num_params)
+    (y64, c64), (y32, c32) = net64.forward(x_ni), net32.forward(x_ni)
+    assert y32.dtype == np.float32 and net32.vjp(c32, y_bar).dtype == np.float64, "theta's gradient stays float64"
+    tol = dict(rtol=1e-4, atol=1e-5)  # float32 eps is 1.2e-7; a few layers of rounding stay far below this
+    np.testing.assert_allclose(y32, y64, **tol, err_msg="forward")
+    np.testing.assert_allclose(net32.vjp(c32, y_bar), net64.vjp(c64, y_bar), **tol, err_msg="vjp")
+    np.testing.assert_allclose(net32.jvp(c32, theta_dot), net64.jvp(c64, theta_dot), **tol, err_msg="jvp")
+    with pytest.raises(ValueError, match="dtype"):
+        MLP(sizes, activation, dtype=np.float16)

@@ -31,6 +31,8 @@ class NPGConfig(Config):
     """Damping added to F in the CG solve; ``fisher_reg`` plays that role for the explicit Fisher."""
     fisher_reg: float = 1e-3
     """reg in (F + reg I)^-1 g for the explicit Fisher."""
+    dtype: str = "float64"
+    """NPG keeps float64: it assembles and Cholesky-factorises an explicit Fisher matrix."""
 
     ENV_DEFAULTS = {
         "CartPole-v1": dict(n_envs=8, n_steps=256, gamma=0.99, lam=0.97, max_kl=0.02, hidden=(32,),

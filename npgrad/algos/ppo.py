@@ -47,10 +47,12 @@ class PPOConfig(Config):
     anneal_clip: bool = False
 
     ENV_DEFAULTS = {
-        "CartPole-v1": dict(n_envs=8, n_steps=32, minibatch_size=256, n_epochs=20, gamma=0.98, lam=0.8,
-                            lr=1e-3, anneal_lr=True, anneal_clip=True),
-        "Pendulum-v1": dict(n_envs=8, n_steps=256, minibatch_size=256, n_epochs=10, gamma=0.9, lam=0.95,
-                            lr=1e-3, anneal_lr=True, normalize_obs=True, normalize_reward=True, log_std_init=-0.5),
+        # RL-Zoo's CartPole settings with 10 epochs of 2 minibatches at 3x the learning rate (not 20 of 1):
+        # half the gradient work, and median 15k/20k steps to 475 over 10 seeds (benchmarks/README.md)
+        "CartPole-v1": dict(n_envs=8, n_steps=32, minibatch_size=128, n_epochs=10, gamma=0.98, lam=0.8,
+                            lr=3e-3, anneal_lr=True, anneal_clip=True),
+        "Pendulum-v1": dict(n_envs=8, n_steps=128, minibatch_size=128, n_epochs=10, gamma=0.9, lam=0.95,
+                            lr=2e-3, anneal_lr=True, normalize_obs=True, normalize_reward=True, log_std_init=-0.5),
     }
 
     def validate(self):
