@@ -43,6 +43,15 @@ BUDGETS = {
 }
 
 
+# Not measured here: the PyTorch reference of ../shared/BENCHMARKS.md (SB3 2.9.2 / sb3-contrib 2.9.2,
+# RL-Zoo settings, 3 seeds, another 2-core machine). steps first/sustained, seconds first/sustained.
+SB3_REFERENCE = {
+    ("ppo", "CartPole-v1"): (15_000, 20_000, 3.1, 4.1), ("trpo", "CartPole-v1"): (26_000, 76_000, 6.8, 19.8),
+    ("a2c", "CartPole-v1"): (20_000, 100_000, 1.9, 9.5), ("ppo", "Pendulum-v1"): (29_000, 78_000, 9.8, 26.2),
+    ("trpo", "Pendulum-v1"): (55_000, 61_000, 16.0, 17.7),
+}
+
+
 def first_reach(history, threshold):
     """Index of the first evaluation at or above ``threshold`` (None if never)."""
     return next((i for i, (_, _, ret) in enumerate(history) if ret >= threshold), None)
@@ -132,6 +141,21 @@ def markdown(summary):
     return "\n".join(lines)
 
 
+def reference_markdown(summary):
+    """npgrad's medians next to the SB3 reference numbers, as ratios SB3 / npgrad (> 1: npgrad is better)."""
+    lines = ["| algorithm, env | steps first / sustained: SB3 vs npgrad | seconds first / sustained: SB3 / npgrad |",
+             "|---|---|---|"]
+    for s in summary:
+        ref = SB3_REFERENCE.get((s["algo"], s["env"]))
+        if ref is None:
+            continue
+        ours = [s[f"{k}_median"] for k in ("first_steps", "sustained_steps", "first_seconds", "sustained_seconds")]
+        ratios = [fmt(r / o if o else None, 1, 1, "x") for r, o in zip(ref[2:], ours[2:])]
+        lines.append(f"| {s['algo'].upper()} {s['env']} | {fmt(ref[0], 1e3, 0, 'k')} / {fmt(ref[1], 1e3, 0, 'k')} vs "
+                     f"{fmt(ours[0], 1e3, 0, 'k')} / {fmt(ours[1], 1e3, 0, 'k')} | {ratios[0]} / {ratios[1]} |")
+    return "\n".join(lines)
+
+
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="PPO and TRPO on CartPole, 2 seeds, 50k steps")
@@ -165,7 +189,8 @@ def main(argv=None):
                     ceilings[key] = raw_env_speed(env_id, row["n_envs"])
             # written after every algorithm x env, so a long run that is stopped keeps what it measured
             summary = summarize(rows, ceilings)
-            table = markdown(summary)
+            table = markdown(summary) + "\n\nAgainst the SB3 reference (not measured in this run):\n\n" + \
+                reference_markdown(summary)
             write_results(out, {"machine": machine_info(), "args": vars(args), "summary": summary, "runs": rows}, table)
     print(table)
     return summary
