@@ -1,6 +1,6 @@
 """Balance a pole: PPO (or any npgrad algorithm) on gymnasium's CartPole-v1.
 
-    python demos/cartpole.py                 # PPO, 50k steps: evaluation return 500 in about 10 s
+    python demos/cartpole.py                 # PPO, 50k steps: evaluation return 500 in about 5 s
     python demos/cartpole.py --algo trpo     # also vpg, npg, a2c (a2c wants --steps 150000)
 
 Every 5,000 steps it evaluates the deterministic policy on 10 fresh episodes and prints a line.
