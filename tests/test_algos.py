@@ -55,7 +55,7 @@ def test_save_load_round_trip_gives_same_actions(algo, tmp_path):
 
 @pytest.mark.parametrize("dtype, tol", [("float64", 0.0), ("float32", 1e-6)])
 def test_ppo_ratio_is_one_and_kl_zero_before_the_first_step(dtype, tol):
-    # float64: exactly. float32: the rollout's 8-row and the update's 256-row matrix products may
+    # float64: exactly. float32: the rollout's 8-row and the update's minibatch matrix products may
     # round differently, so the ratio is 1 to float32 precision
     for objective in ("clip", "kl_penalty"):
         log = []
