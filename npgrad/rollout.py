@@ -6,6 +6,7 @@ of that environment only resets it (its action is ignored, its reward is 0). We 
 step in the ``(T, E)`` arrays, so ``V(final observation)`` is computed by the ordinary batched
 forward and bootstraps a truncated episode, and then drop it (``valid_te = False``) so that no
 transition spans a reset. One batched policy forward per vector step; no per-environment loops.
+The value network does not act, so it runs once after the loop, on all ``(T + 1) E`` observations.
 """
 from __future__ import annotations
 
@@ -107,24 +108,24 @@ class Rollout:
         return rew_e / np.sqrt(self.reward_filter.var[0] + self.reward_filter.eps)
 
     def collect(self, policy, value_fn, rng, gamma, lam):
-        """``n_steps`` vector steps with one batched policy and value forward each, then GAE (docs/06).
+        """``n_steps`` vector steps with one batched policy forward each, one value forward, then GAE (docs/06).
 
         Arrays are ``(T, E, ...)`` while collecting; the ``Batch`` holds the valid transitions
         (reset steps masked out) flattened to ``n <= T * E`` rows.
         """
         T, E = self.n_steps, self.num_envs
         o = policy.obs_dim
-        obs_teo = np.empty((T, E, o))
+        obs_teo = np.empty((T + 1, E, o))  # row T: the observation after the last step, to bootstrap from
         act_shape = (T, E) if policy.kind == "categorical" else (T, E, policy.act_dim)
         act_te = np.empty(act_shape, dtype=np.int64 if policy.kind == "categorical" else np.float64)
-        logp_te, val_te, rew_te = np.empty((T, E)), np.empty((T, E)), np.empty((T, E))
+        logp_te, rew_te = np.empty((T, E)), np.empty((T, E))
         term_te, trunc_te, valid_te = np.empty((T, E), bool), np.empty((T, E), bool), np.empty((T, E), bool)
         ep_returns, ep_lengths = [], []
         for t in range(T):
             obs_eo = self._normalize(self.obs_eo, update=True)
             dist = policy.distribution(obs_eo)
             act = dist.sample(rng)
-            obs_teo[t], act_te[t], logp_te[t], val_te[t] = obs_eo, act, dist.log_prob(act), value_fn(obs_eo)
+            obs_teo[t], act_te[t], logp_te[t] = obs_eo, act, dist.log_prob(act)
             valid_te[t] = ~self.resetting_e
             env_act = act if self.clip_low is None else np.clip(act, self.clip_low, self.clip_high)
             try:
@@ -141,10 +142,10 @@ class Rollout:
                 ep_lengths.extend(self.ep_length_e[done_e].tolist())
                 self.ep_return_e[done_e], self.ep_length_e[done_e] = 0.0, 0
             self.resetting_e = done_e
-        next_val_te = np.empty((T, E))
-        next_val_te[:-1] = val_te[1:]
-        next_val_te[-1] = value_fn(self._normalize(self.obs_eo, update=False))
-        adv_te, ret_te = gae(rew_te, val_te, next_val_te, term_te, trunc_te, gamma, lam)
+        obs_teo[T] = self._normalize(self.obs_eo, update=False)
+        val_te = value_fn(obs_teo.reshape(-1, o)).reshape(T + 1, E)
+        adv_te, ret_te = gae(rew_te, val_te[:-1], val_te[1:], term_te, trunc_te, gamma, lam)
+        obs_teo, val_te = obs_teo[:-1], val_te[:-1]
         return Batch(obs_teo[valid_te], act_te[valid_te], logp_te[valid_te], val_te[valid_te], adv_te[valid_te],
                      ret_te[valid_te], T * E, ep_returns, ep_lengths)
 
