@@ -180,3 +180,31 @@ class Adam:
 
     def load_state(self, state):
         self.m_p, self.v_p, self.t = np.array(state["m"]), np.array(state["v"]), int(state["t"])
+
+
+class RMSprop:
+    """RMSprop (Tieleman & Hinton 2012, lecture 6e) on a flat parameter vector, as ``torch.optim.RMSprop``.
+
+    ``v <- alpha v + (1 - alpha) g^2;  theta <- theta - lr g / (sqrt(v) + eps)``, no momentum and no
+    bias correction, so every coordinate moves by about ``lr`` per step whatever the gradient's
+    scale. A2C's defaults (alpha 0.99, eps 1e-5) are those of SB3 and of the A3C paper's shared RMSprop.
+    """
+
+    def __init__(self, num_params, lr=7e-4, alpha=0.99, eps=1e-5, max_grad_norm=None):
+        self.lr, self.alpha, self.eps, self.max_grad_norm = lr, alpha, eps, max_grad_norm
+        self.v_p, self.t = np.zeros(num_params), 0
+
+    def step(self, theta_p, grad_p):
+        """Returns ``(new_theta_p, info)``; the square average is only stored when the result is finite."""
+        grad_p, norm = clip_grad_norm(grad_p, self.max_grad_norm)
+        v_p = self.alpha * self.v_p + (1 - self.alpha) * grad_p * grad_p
+        new_theta_p = theta_p - self.lr * grad_p / (np.sqrt(v_p) + self.eps)
+        if np.all(np.isfinite(new_theta_p)):
+            self.v_p, self.t = v_p, self.t + 1
+        return new_theta_p, {"grad_norm": norm, "lr": self.lr}
+
+    def state(self):
+        return {"v": self.v_p.copy(), "t": np.array(self.t)}
+
+    def load_state(self, state):
+        self.v_p, self.t = np.array(state["v"]), int(state["t"])

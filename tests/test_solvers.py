@@ -1,11 +1,11 @@
-"""Conjugate gradient, trust-region step, line search, natural-gradient step and Adam."""
+"""Conjugate gradient, trust-region step, line search, natural-gradient step, Adam and RMSprop."""
 import numpy as np
 from gymnasium import spaces
 from hypothesis import given, strategies as st
 from scipy.sparse.linalg import cg as scipy_cg
 
 from npgrad.policy import Policy
-from npgrad.solvers import (SGD, Adam, backtracking_line_search, conjugate_gradient, natural_gradient_step,
+from npgrad.solvers import (SGD, Adam, RMSprop, backtracking_line_search, conjugate_gradient, natural_gradient_step,
                             trust_region_step)
 
 
@@ -141,6 +141,22 @@ def test_adam_matches_its_update_rule_and_minimises():
     theta = np.array([5.0, -5.0])
     opt = Adam(2, lr=0.1)
     for _ in range(500):
+        theta, _ = opt.step(theta, 2 * theta)
+    assert np.all(np.abs(theta) < 0.05), theta
+
+
+def test_rmsprop_matches_its_update_rule_and_minimises():
+    opt = RMSprop(2, lr=0.1, alpha=0.99, eps=0.0)
+    theta, g = np.zeros(2), np.array([1.0, -3.0])
+    theta1, _ = opt.step(theta, g)  # v = 0.01 g^2, so the first step is lr * g / (0.1 |g|) = 10 lr sign(g)
+    np.testing.assert_allclose(theta1, -np.sign(g), rtol=1e-12)
+    theta2, _ = opt.step(theta1, g)  # v = (0.99 * 0.01 + 0.01) g^2
+    np.testing.assert_allclose(theta2, theta1 - 0.1 * np.sign(g) / np.sqrt(0.0199), rtol=1e-12)
+    b = RMSprop(2, lr=0.1, alpha=0.99, eps=0.0)
+    b.load_state(opt.state())
+    np.testing.assert_array_equal(b.step(theta2, g)[0], opt.step(theta2, g)[0])
+    theta, opt = np.array([5.0, -5.0]), RMSprop(2, lr=0.01)
+    for _ in range(2000):
         theta, _ = opt.step(theta, 2 * theta)
     assert np.all(np.abs(theta) < 0.05), theta
 

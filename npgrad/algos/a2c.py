@@ -5,38 +5,45 @@ Maths: docs/07-ppo-and-a2c.md. Every ``n_steps`` x ``n_envs`` batch takes one gr
     L = -mean(A log pi(a|s)) - c_H mean H[pi(.|s)] + c_V mean((V(s) - R)^2)
 
 with n-step (GAE) returns ``R``. Policy and value networks are separate, so the loss splits into
-one Adam step on each (SB3 uses RMSprop; Adam is steadier here).
+one optimiser step on each: Adam by default, or RMSprop as in the A3C paper and SB3
+(``optimizer="rmsprop"``), which on Pendulum learned less well here (docs/07).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..config import Config
+from ..config import Config, require
 from ..policy import add, mean_entropy, scale, weighted_log_prob
+from ..solvers import RMSprop
 from ..train import Agent
 
 
 @dataclass
 class A2CConfig(Config):
     lr: float = 7e-4
-    """Adam learning rate of both networks (1e-4-1e-3)."""
+    """Learning rate of both networks (1e-4-3e-3); annealed linearly to 0 if ``anneal_lr``."""
     ent_coef: float = 0.0
     """c_H, entropy bonus (0-0.01)."""
     vf_coef: float = 0.5
     """c_V, value-loss weight: scales the value network's gradient."""
     max_grad_norm: float = 0.5
     """Global gradient-norm clip of each network."""
+    optimizer: str = "adam"
+    """``adam`` or ``rmsprop`` (alpha 0.99, eps 1e-5, as SB3)."""
+    anneal_lr: bool = False
+    """Anneal ``lr`` linearly to 0 over the ``learn`` call."""
 
     ENV_DEFAULTS = {
         "CartPole-v1": dict(n_envs=8, n_steps=5, gamma=0.99, lam=1.0, lr=7e-4, normalize_advantages=False),
-        "Pendulum-v1": dict(n_envs=8, n_steps=8, gamma=0.9, lam=0.9, lr=7e-4, normalize_obs=True, normalize_reward=True,
-                            log_std_init=-0.5, normalize_advantages=False),
+        "Pendulum-v1": dict(n_envs=8, n_steps=8, gamma=0.9, lam=0.9, lr=2e-3, anneal_lr=True, normalize_obs=True,
+                            normalize_reward=True, log_std_init=-0.5, normalize_advantages=False),
     }
 
     def validate(self):
         super().validate()
         self.require_positive("lr", "max_grad_norm", "vf_coef")
         self.require_nonnegative("ent_coef")
+        require(self.optimizer in ("adam", "rmsprop"), "optimizer", self.optimizer, "'adam' or 'rmsprop'")
 
 
 class A2C(Agent):
@@ -44,11 +51,18 @@ class A2C(Agent):
     Config = A2CConfig
 
     def setup(self):
-        self.use_adam_for_both(self.config.lr, self.config.max_grad_norm)
+        cfg = self.config
+        if cfg.optimizer == "rmsprop":
+            self.pi_optim = RMSprop(self.policy.num_params, lr=cfg.lr, max_grad_norm=cfg.max_grad_norm)
+            self.vf_optim = RMSprop(self.value_fn.net.num_params, lr=cfg.lr, max_grad_norm=cfg.max_grad_norm)
+        else:
+            self.use_adam_for_both(cfg.lr, cfg.max_grad_norm)
 
     def update(self, batch):
-        """One update: the combined A2C loss of the module docstring (one Adam step per network). Returns diagnostics."""
+        """One update: the combined A2C loss of the module docstring (one step per network). Returns diagnostics."""
         cfg, n = self.config, len(batch.obs_no)
+        if cfg.anneal_lr:
+            self.pi_optim.lr = self.vf_optim.lr = cfg.lr * self.progress_remaining
         fwd = self.policy.forward(batch.obs_no)
         pg, pg_cot = weighted_log_prob(fwd.dist, batch.act, self.advantages(batch) / n)
         entropy, ent_cot = mean_entropy(fwd.dist)
