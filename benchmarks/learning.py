@@ -28,6 +28,7 @@ import numpy as np  # noqa: E402
 import npgrad  # noqa: E402
 from npgrad.train import Evaluator, make_vec_env  # noqa: E402
 
+import sb3  # noqa: E402
 from common import machine_info, write_results  # noqa: E402
 
 THRESHOLDS = {"CartPole-v1": 475.0, "Pendulum-v1": -200.0}
@@ -71,14 +72,18 @@ def run_one(label, env_id, seed, budget, **overrides):
     evaluator = Evaluator(every=5_000, episodes=10)
     agent.learn(budget, callback=evaluator)
     final = agent.evaluate(episodes=20, seed=seed + 20_000)
+    return make_row("npgrad", label, env_id, seed, budget, agent.num_steps, evaluator.history, final.mean,
+                    evaluator.train_seconds, agent.config.n_envs)
+
+
+def make_row(library, label, env_id, seed, budget, steps, history, final_return, train_seconds, n_envs):
+    """One run's record: its evaluations, and steps and seconds to first and sustained threshold."""
+    row = {"library": library, "algo": label, "env": env_id, "seed": seed, "budget": budget, "history": history,
+           "final_return": final_return, "train_seconds": train_seconds,
+           "steps_per_second": steps / train_seconds, "n_envs": n_envs}
     threshold = THRESHOLDS[env_id]
-    row = {"algo": label, "env": env_id, "seed": seed, "budget": budget, "history": evaluator.history,
-           "final_return": final.mean, "train_seconds": evaluator.train_seconds,
-           "steps_per_second": agent.num_steps / evaluator.train_seconds,
-           "n_envs": agent.config.n_envs}
-    for name, index in (("first", first_reach(evaluator.history, threshold)),
-                        ("sustained", sustained_reach(evaluator.history, threshold))):
-        steps, seconds, _ = evaluator.history[index] if index is not None else (None, None, None)
+    for name, index in (("first", first_reach(history, threshold)), ("sustained", sustained_reach(history, threshold))):
+        steps, seconds, _ = history[index] if index is not None else (None, None, None)
         row[f"{name}_steps"], row[f"{name}_seconds"] = steps, seconds
     return row
 
@@ -108,13 +113,13 @@ def median(values):
 def summarize(rows, ceilings):
     groups = {}
     for row in rows:
-        groups.setdefault((row["algo"], row["env"]), []).append(row)
+        groups.setdefault((row["library"], row["algo"], row["env"]), []).append(row)
     summary = []
-    for (label, env_id), runs in groups.items():
+    for (library, label, env_id), runs in groups.items():
         speed = float(np.median([r["steps_per_second"] for r in runs]))
         ceiling = ceilings[(env_id, runs[0]["n_envs"])]
         summary.append({
-            "algo": label, "env": env_id, "seeds": len(runs), "budget": runs[0]["budget"],
+            "library": library, "algo": label, "env": env_id, "seeds": len(runs), "budget": runs[0]["budget"],
             **{f"{k}_median": median([r[k] for r in runs])
                for k in ("first_steps", "sustained_steps", "first_seconds", "sustained_seconds")},
             "final_returns": [round(r["final_return"], 1) for r in runs],
@@ -128,12 +133,12 @@ def fmt(x, scale=1.0, digits=0, suffix=""):
 
 
 def markdown(summary):
-    lines = ["| algorithm, env | budget | steps to threshold: first / sustained (median) | seconds: first / sustained "
+    lines = ["| library, algorithm, env | budget | steps to threshold: first / sustained (median) | seconds: first / sustained "
              "| final return (per seed) | training steps/s | raw env steps/s | fraction |",
              "|---|---|---|---|---|---|---|---|"]
     for s in summary:
         lines.append(
-            f"| {s['algo'].upper()} {s['env']} | {s['budget'] // 1000}k "
+            f"| {s['library']} {s['algo'].upper()} {s['env']} | {s['budget'] // 1000}k "
             f"| {fmt(s['first_steps_median'], 1e3, 0, 'k')} / {fmt(s['sustained_steps_median'], 1e3, 0, 'k')} "
             f"| {fmt(s['first_seconds_median'], 1, 1)} / {fmt(s['sustained_seconds_median'], 1, 1)} "
             f"| {', '.join(f'{r:.0f}' for r in s['final_returns'])} | {s['steps_per_second']:,.0f} "
@@ -147,12 +152,34 @@ def reference_markdown(summary):
              "|---|---|---|"]
     for s in summary:
         ref = SB3_REFERENCE.get((s["algo"], s["env"]))
-        if ref is None:
+        if ref is None or s["library"] != "npgrad":
             continue
         ours = [s[f"{k}_median"] for k in ("first_steps", "sustained_steps", "first_seconds", "sustained_seconds")]
         ratios = [fmt(r / o if o else None, 1, 1, "x") for r, o in zip(ref[2:], ours[2:])]
         lines.append(f"| {s['algo'].upper()} {s['env']} | {fmt(ref[0], 1e3, 0, 'k')} / {fmt(ref[1], 1e3, 0, 'k')} vs "
                      f"{fmt(ours[0], 1e3, 0, 'k')} / {fmt(ours[1], 1e3, 0, 'k')} | {ratios[0]} / {ratios[1]} |")
+    return "\n".join(lines)
+
+
+def side_by_side_markdown(summary):
+    """npgrad against SB3 measured in this run: steps as npgrad / SB3 (<= 1: no more steps) and
+    seconds as SB3 / npgrad (how many times faster npgrad reaches the threshold)."""
+    sb3 = {(s["algo"], s["env"]): s for s in summary if s["library"] == "sb3"}
+    lines = ["| algorithm, env | steps first / sustained: npgrad vs SB3 | seconds first / sustained: npgrad vs SB3 "
+             "| speed-up first / sustained | training steps/s: npgrad vs SB3 |", "|---|---|---|---|---|"]
+    for s in summary:
+        ref = sb3.get((s["algo"], s["env"])) if s["library"] == "npgrad" else None
+        if ref is None:
+            continue
+        steps = [fmt(s[f"{k}_steps_median"], 1e3, 0, "k") for k in ("first", "sustained")]
+        ref_steps = [fmt(ref[f"{k}_steps_median"], 1e3, 0, "k") for k in ("first", "sustained")]
+        secs = [fmt(s[f"{k}_seconds_median"], 1, 1) for k in ("first", "sustained")]
+        ref_secs = [fmt(ref[f"{k}_seconds_median"], 1, 1) for k in ("first", "sustained")]
+        speedup = [fmt(r / o if r and o else None, 1, 1, "x") for r, o in
+                   ((ref[f"{k}_seconds_median"], s[f"{k}_seconds_median"]) for k in ("first", "sustained"))]
+        lines.append(f"| {s['algo'].upper()} {s['env']} | {steps[0]} / {steps[1]} vs {ref_steps[0]} / {ref_steps[1]} "
+                     f"| {secs[0]} / {secs[1]} vs {ref_secs[0]} / {ref_secs[1]} | {speedup[0]} / {speedup[1]} "
+                     f"| {s['steps_per_second']:,.0f} vs {ref['steps_per_second']:,.0f} |")
     return "\n".join(lines)
 
 
@@ -163,12 +190,16 @@ def parse_args(argv=None):
     p.add_argument("--envs", default=",".join(THRESHOLDS))
     p.add_argument("--seeds", type=int, default=5)
     p.add_argument("--budget", type=int, default=None, help="override every budget (steps)")
+    p.add_argument("--sb3", action="store_true",
+                   help="also run SB3/sb3-contrib (RL-Zoo settings) for PPO, TRPO and A2C, same seeds, same run")
     p.add_argument("--out", default=None, help="JSON path (default benchmarks/results/learning[-quick].json)")
     return p.parse_args(argv)
 
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.sb3 and not sb3.available():
+        raise SystemExit("--sb3 needs stable-baselines3 and sb3-contrib: pip install stable-baselines3 sb3-contrib")
     if args.quick:
         args.algos, args.envs, args.seeds, args.budget = "ppo,trpo", "CartPole-v1", 2, args.budget or 50_000
     labels, env_ids = args.algos.split(","), args.envs.split(",")
@@ -178,19 +209,26 @@ def main(argv=None):
     for env_id in env_ids:
         for label in labels:
             budget = args.budget or BUDGETS[env_id][label]
-            for seed in range(args.seeds):
-                row = run_one(label, env_id, seed, budget)
-                rows.append(row)
-                print(f"{label:7s} {env_id:12s} seed {seed}: first {row['first_steps']} sustained "
-                      f"{row['sustained_steps']} final {row['final_return']:.1f} "
-                      f"({row['steps_per_second']:,.0f} steps/s, {row['train_seconds']:.1f} s)", flush=True)
-                key = (env_id, row["n_envs"])
-                if key not in ceilings:
-                    ceilings[key] = raw_env_speed(env_id, row["n_envs"])
+            libraries = ["npgrad"] + (["sb3"] if args.sb3 and (label, env_id) in sb3.ZOO else [])
+            for library in libraries:
+                for seed in range(args.seeds):
+                    if library == "npgrad":
+                        row = run_one(label, env_id, seed, budget)
+                    else:
+                        row = make_row("sb3", label, env_id, seed, budget, *sb3.run_sb3(label, env_id, seed, budget))
+                    rows.append(row)
+                    print(f"{library:6s} {label:7s} {env_id:12s} seed {seed}: first {row['first_steps']} sustained "
+                          f"{row['sustained_steps']} final {row['final_return']:.1f} "
+                          f"({row['steps_per_second']:,.0f} steps/s, {row['train_seconds']:.1f} s)", flush=True)
+                    key = (env_id, row["n_envs"])
+                    if key not in ceilings:
+                        ceilings[key] = raw_env_speed(env_id, row["n_envs"])
             # written after every algorithm x env, so a long run that is stopped keeps what it measured
             summary = summarize(rows, ceilings)
-            table = markdown(summary) + "\n\nAgainst the SB3 reference (not measured in this run):\n\n" + \
-                reference_markdown(summary)
+            table = markdown(summary)
+            if args.sb3:
+                table += "\n\nAgainst SB3, measured in this run:\n\n" + side_by_side_markdown(summary)
+            table += "\n\nAgainst the SB3 reference (not measured in this run):\n\n" + reference_markdown(summary)
             write_results(out, {"machine": machine_info(), "args": vars(args), "summary": summary, "runs": rows}, table)
     print(table)
     return summary

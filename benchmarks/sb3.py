@@ -1,0 +1,111 @@
+"""The optional side-by-side: Stable-Baselines3's PPO and A2C and sb3-contrib's TRPO, RL-Zoo settings.
+
+    pip install stable-baselines3 sb3-contrib      # brings PyTorch; never needed by npgrad or its tests
+    python benchmarks/learning.py --sb3            # npgrad and SB3 in the same run, with ratio tables
+
+``run_sb3`` follows the protocol of ``learning.run_one`` exactly: single-threaded torch, a
+deterministic evaluation on 10 episodes of ``npgrad.train.make_vec_env(env_id, 10)`` seeded
+``seed + 10000`` at the first update boundary at or after every 5,000 steps (evaluation time
+excluded), 20 final episodes seeded ``seed + 20000``. The hyperparameters are the RL-Zoo's
+(rl-baselines3-zoo ``hyperparams/{ppo,a2c,trpo}.yml``), gSDE included where the Zoo uses it.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from npgrad.train import make_vec_env
+
+
+def _linear(value):
+    return lambda progress_remaining: progress_remaining * value  # the Zoo's "lin_<value>"
+
+
+# label, env -> (constructor name, n_envs, VecNormalize?, keyword arguments)
+ZOO = {
+    ("ppo", "CartPole-v1"): ("PPO", 8, False, dict(n_steps=32, batch_size=256, gae_lambda=0.8, gamma=0.98, n_epochs=20,
+                                                   ent_coef=0.0, learning_rate=_linear(1e-3), clip_range=_linear(0.2))),
+    ("ppo", "Pendulum-v1"): ("PPO", 4, False, dict(n_steps=1024, gae_lambda=0.95, gamma=0.9, n_epochs=10, ent_coef=0.0,
+                                                   learning_rate=1e-3, clip_range=0.2, use_sde=True, sde_sample_freq=4)),
+    ("trpo", "CartPole-v1"): ("TRPO", 2, False, dict(n_steps=512, batch_size=512, cg_damping=1e-3, gae_lambda=0.98,
+                                                     gamma=0.99, learning_rate=1e-3, n_critic_updates=20)),
+    ("trpo", "Pendulum-v1"): ("TRPO", 2, False, dict(n_steps=1024, gamma=0.9, n_critic_updates=15, use_sde=True,
+                                                     sde_sample_freq=4)),
+    ("a2c", "CartPole-v1"): ("A2C", 8, False, dict(ent_coef=0.0)),
+    ("a2c", "Pendulum-v1"): ("A2C", 8, True, dict(ent_coef=0.0, max_grad_norm=0.5, n_steps=8, gae_lambda=0.9,
+                                                  vf_coef=0.4, gamma=0.9, use_rms_prop=True, normalize_advantage=False,
+                                                  learning_rate=_linear(7e-4), use_sde=True,
+                                                  policy_kwargs=dict(log_std_init=-2, ortho_init=False))),
+}
+
+
+def available():
+    """True when stable-baselines3 and sb3-contrib can be imported."""
+    try:
+        import sb3_contrib  # noqa: F401
+        import stable_baselines3  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def evaluate_sb3(model, env_id, episodes, seed, vecnorm=None):
+    """Mean return of ``episodes`` deterministic episodes run in parallel, as ``Agent.evaluate`` does."""
+    envs = make_vec_env(env_id, episodes, None)
+    obs, _ = envs.reset(seed=seed)
+    returns_e, running_e = np.zeros(episodes), np.ones(episodes, dtype=bool)
+    while running_e.any():
+        action, _ = model.predict(vecnorm.normalize_obs(obs) if vecnorm is not None else obs, deterministic=True)
+        obs, rew, term, trunc, _ = envs.step(action)
+        returns_e += rew * running_e
+        running_e &= ~(term | trunc)
+    envs.close()
+    return float(returns_e.mean())
+
+
+def run_sb3(label, env_id, seed, budget, every=5_000, episodes=10):
+    """Train the Zoo configuration for ``budget`` steps; returns ``(steps, history, final_return, train_seconds,
+    n_envs)`` with ``history`` rows ``(env_steps, training_seconds, mean_return)`` as ``Evaluator`` records them."""
+    import sb3_contrib
+    import stable_baselines3
+    import torch
+    from stable_baselines3.common.callbacks import BaseCallback
+    from stable_baselines3.common.env_util import make_vec_env as sb3_make_vec_env
+    from stable_baselines3.common.vec_env import VecNormalize
+
+    torch.set_num_threads(1)
+    name, n_envs, normalize, kwargs = ZOO[(label, env_id)]
+    cls = getattr(stable_baselines3, name, None) or getattr(sb3_contrib, name)
+    venv = sb3_make_vec_env(env_id, n_envs=n_envs, seed=seed)
+    if normalize:
+        venv = VecNormalize(venv, gamma=kwargs["gamma"])
+    model = cls("MlpPolicy", venv, seed=seed, device="cpu", verbose=0, **kwargs)
+
+    class Evaluate(BaseCallback):
+        """At every update boundary (a rollout starts after each update, and training ends after the last)."""
+
+        def _on_training_start(self):
+            self.history, self.next_eval, self.seconds, self.last = [], every, 0.0, time.perf_counter()
+
+        def _on_rollout_start(self):
+            now = time.perf_counter()
+            self.seconds += now - self.last
+            if self.num_timesteps >= self.next_eval:
+                while self.next_eval <= self.num_timesteps:
+                    self.next_eval += every
+                vecnorm = venv if normalize else None
+                self.history.append((self.num_timesteps, self.seconds,
+                                     evaluate_sb3(self.model, env_id, episodes, seed + 10_000, vecnorm)))
+            self.last = time.perf_counter()
+
+        def _on_training_end(self):
+            self._on_rollout_start()
+
+        def _on_step(self):
+            return True
+
+    callback = Evaluate()
+    model.learn(budget, callback=callback)
+    final = evaluate_sb3(model, env_id, 20, seed + 20_000, venv if normalize else None)
+    return model.num_timesteps, callback.history, final, callback.seconds, n_envs
