@@ -187,7 +187,7 @@ class RMSprop:
 
     ``v <- alpha v + (1 - alpha) g^2;  theta <- theta - lr g / (sqrt(v) + eps)``, no momentum and no
     bias correction, so every coordinate moves by about ``lr`` per step whatever the gradient's
-    scale. A2C's defaults (alpha 0.99, eps 1e-5) are those of SB3 and of the A3C paper's shared RMSprop.
+    scale. The defaults are SB3's A2C: alpha 0.99 (as the A3C paper) and eps 1e-5.
     """
 
     def __init__(self, num_params, lr=7e-4, alpha=0.99, eps=1e-5, max_grad_norm=None):

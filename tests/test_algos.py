@@ -7,6 +7,7 @@ import npgrad
 from npgrad.errors import ConfigError
 from npgrad.algos.ppo import adapt_beta
 from npgrad.rollout import Rollout
+from npgrad.solvers import RMSprop
 
 RANDOM_CARTPOLE = 22.0  # mean return of the uniform random policy on CartPole-v1
 
@@ -158,3 +159,13 @@ def test_config_object_plus_overrides():
     config = npgrad.PPO.Config.for_env("CartPole-v1", hidden=(16,))
     agent = npgrad.PPO("CartPole-v1", config=config, lr=5e-4)
     assert agent.config.hidden == (16,) and agent.config.lr == 5e-4 and agent.config.n_steps == 32
+
+
+def test_a2c_rmsprop_option_and_annealed_learning_rate():
+    agent = npgrad.A2C("CartPole-v1", seed=0, optimizer="rmsprop", anneal_lr=True, lr=1e-3)
+    assert isinstance(agent.pi_optim, RMSprop) and isinstance(agent.vf_optim, RMSprop)
+    theta0_p = agent.policy.theta.copy()
+    lrs = []
+    agent.learn(400, callback=lambda a, d: lrs.append(a.pi_optim.lr))
+    assert not np.array_equal(agent.policy.theta, theta0_p)
+    assert lrs[0] == 1e-3 and all(b < a for a, b in zip(lrs, lrs[1:])) and lrs[-1] < 1.5e-4, "lr must fall towards 0"
