@@ -104,10 +104,11 @@ class Agent:
     def setup(self):
         """Create the algorithm's own state (optimisers, schedules). Override as needed."""
 
-    def use_adam_for_both(self, lr, max_grad_norm):
-        """One Adam for the policy and one for the value function, each clipping its own gradient."""
-        self.pi_optim = Adam(self.policy.num_params, lr=lr, max_grad_norm=max_grad_norm)
-        self.vf_optim = Adam(self.value_fn.net.num_params, lr=lr, max_grad_norm=max_grad_norm)
+    def use_optimizer_for_both(self, lr, max_grad_norm, optimizer=Adam):
+        """One ``optimizer`` (``Adam`` or ``RMSprop``) for the policy and one for the value function,
+        each clipping its own gradient."""
+        self.pi_optim = optimizer(self.policy.num_params, lr=lr, max_grad_norm=max_grad_norm)
+        self.vf_optim = optimizer(self.value_fn.net.num_params, lr=lr, max_grad_norm=max_grad_norm)
 
     def update(self, batch):
         """One update from a ``Batch``; returns a dict of diagnostics."""

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from ..config import Config, require
 from ..policy import add, mean_entropy, scale, weighted_log_prob
-from ..solvers import RMSprop
+from ..solvers import Adam, RMSprop
 from ..train import Agent
 
 
@@ -52,11 +52,7 @@ class A2C(Agent):
 
     def setup(self):
         cfg = self.config
-        if cfg.optimizer == "rmsprop":
-            self.pi_optim = RMSprop(self.policy.num_params, lr=cfg.lr, max_grad_norm=cfg.max_grad_norm)
-            self.vf_optim = RMSprop(self.value_fn.net.num_params, lr=cfg.lr, max_grad_norm=cfg.max_grad_norm)
-        else:
-            self.use_adam_for_both(cfg.lr, cfg.max_grad_norm)
+        self.use_optimizer_for_both(cfg.lr, cfg.max_grad_norm, RMSprop if cfg.optimizer == "rmsprop" else Adam)
 
     def update(self, batch):
         """One update: the combined A2C loss of the module docstring (one step per network). Returns diagnostics."""

@@ -67,7 +67,7 @@ class PPO(Agent):
     Config = PPOConfig
 
     def setup(self):
-        self.use_adam_for_both(self.config.lr, self.config.max_grad_norm)
+        self.use_optimizer_for_both(self.config.lr, self.config.max_grad_norm)
         self.beta = self.config.kl_beta_init
 
     def extra_state(self):
