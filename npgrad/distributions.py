@@ -45,8 +45,10 @@ class Categorical:
         return (self.logits_na,)
 
     def __getitem__(self, idx):
-        """The distributions of rows ``idx`` (e.g. a minibatch of the old policy)."""
-        return Categorical(self.logits_na[idx])
+        """The distributions of rows ``idx`` (e.g. a minibatch of the old policy), without recomputing them."""
+        rows = object.__new__(Categorical)
+        rows.logits_na, rows.logp_na, rows.p_na = self.logits_na[idx], self.logp_na[idx], self.p_na[idx]
+        return rows
 
     def sample(self, rng):
         """Inverse-CDF sampling: the first action whose cumulative probability exceeds ``u ~ U(0,1)``."""

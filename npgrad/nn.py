@@ -62,10 +62,10 @@ def dense_forward(x_ni, W_io, b_o, f):
     return f(x_ni @ W_io + b_o)
 
 
-def dense_vjp(x_ni, y_no, y_bar_no, W_io, f_grad):
-    """Reverse mode through one layer. Returns ``(x_bar_ni, W_bar_io, b_bar_o)``."""
+def dense_vjp(x_ni, y_no, y_bar_no, W_io, f_grad, want_x_bar=True):
+    """Reverse mode through one layer. Returns ``(x_bar_ni, W_bar_io, b_bar_o)`` (``x_bar`` None if not wanted)."""
     z_bar_no = y_bar_no * f_grad(y_no)  # chain rule through the activation
-    return z_bar_no @ W_io.T, x_ni.T @ z_bar_no, z_bar_no.sum(axis=0)
+    return z_bar_no @ W_io.T if want_x_bar else None, x_ni.T @ z_bar_no, z_bar_no.sum(axis=0)
 
 
 def dense_jvp(x_ni, x_dot_ni, y_no, W_io, W_dot_io, b_dot_o, f_grad):
@@ -93,6 +93,14 @@ class Dense:
     @property
     def f_grad(self):
         return ACTIVATIONS[self.activation][1]
+
+
+@dataclass
+class Cache:
+    """What a forward pass leaves for ``vjp``/``jvp``: ``acts = [x, h1, ..., y]`` and the ``(W, b)`` it used."""
+
+    acts: list
+    weights: list
 
 
 def orthogonal(shape, gain, rng):
@@ -170,24 +178,28 @@ class MLP:
         self._theta[...] = value
 
     def forward(self, x_ni):
-        """Outputs ``y_no`` and the cache ``[x_ni, h1, ..., y_no]`` used by ``vjp`` and ``jvp``."""
+        """Outputs ``y_no`` and the ``Cache`` (activations and weights) that ``vjp`` and ``jvp`` linearise at."""
+        weights = self._weights(self._theta.astype(self.dtype))  # one cast and copy: later steps can't move it
         acts = [np.asarray(x_ni, dtype=self.dtype)]
-        for layer in self.layers:
-            acts.append(dense_forward(acts[-1], self._cast(layer.W), self._cast(layer.b), layer.f))
-        return acts[-1], acts
+        for layer, (W_io, b_o) in zip(self.layers, weights):
+            acts.append(dense_forward(acts[-1], W_io, b_o, layer.f))
+        return acts[-1], Cache(acts, weights)
 
     def __call__(self, x_ni):
         return self.forward(x_ni)[0]
 
-    def _cast(self, a):
-        return a.astype(self.dtype, copy=False)  # no copy in float64
+    def _weights(self, theta_p):
+        """``[(W_io, b_o), ...]`` as views into a flat vector laid out like ``theta``."""
+        return [(theta_p[layer.W_slice].reshape(layer.W.shape), theta_p[layer.b_slice]) for layer in self.layers]
 
-    def _backward(self, cache, y_bar_no, want_theta=True):
+    def _backward(self, cache, y_bar_no, want_theta=True, want_input=True):
         theta_bar_p = np.empty(self.num_params) if want_theta else None
         h_bar = np.asarray(y_bar_no, dtype=self.dtype)
+        acts = cache.acts
         for k in range(len(self.layers) - 1, -1, -1):
             layer = self.layers[k]
-            h_bar, W_bar, b_bar = dense_vjp(cache[k], cache[k + 1], h_bar, self._cast(layer.W), layer.f_grad)
+            h_bar, W_bar, b_bar = dense_vjp(acts[k], acts[k + 1], h_bar, cache.weights[k][0], layer.f_grad,
+                                            want_x_bar=k > 0 or want_input)
             if want_theta:
                 theta_bar_p[layer.W_slice] = W_bar.ravel()
                 theta_bar_p[layer.b_slice] = b_bar
@@ -195,20 +207,18 @@ class MLP:
 
     def vjp(self, cache, y_bar_no):
         """Reverse mode: ``theta_bar_p = d sum(y * y_bar) / d theta`` (backprop), shape ``(p,)``."""
-        return self._backward(cache, y_bar_no)[0]
+        return self._backward(cache, y_bar_no, want_input=False)[0]
 
     def input_vjp(self, cache, y_bar_no):
         """Gradient with respect to the input: ``x_bar_ni = d sum(y * y_bar) / d x``."""
-        return self._backward(cache, y_bar_no)[1]
+        return self._backward(cache, y_bar_no, want_theta=False)[1]
 
     def jvp(self, cache, theta_dot_p, x_dot_ni=None):
         """Forward mode: ``y_dot_no = (dy/dtheta) theta_dot (+ (dy/dx) x_dot)``, shape ``(n, out)``."""
         h_dot = None if x_dot_ni is None else np.asarray(x_dot_ni, dtype=self.dtype)
-        theta_dot_p = self._cast(np.asarray(theta_dot_p))
-        for k, layer in enumerate(self.layers):
-            W_dot = theta_dot_p[layer.W_slice].reshape(layer.W.shape)
-            h_dot = dense_jvp(cache[k], h_dot, cache[k + 1], self._cast(layer.W), W_dot, theta_dot_p[layer.b_slice],
-                              layer.f_grad)
+        dots = self._weights(np.asarray(theta_dot_p).astype(self.dtype, copy=False))
+        for k, (layer, (W_io, _), (W_dot_io, b_dot_o)) in enumerate(zip(self.layers, cache.weights, dots)):
+            h_dot = dense_jvp(cache.acts[k], h_dot, cache.acts[k + 1], W_io, W_dot_io, b_dot_o, layer.f_grad)
         return h_dot
 
     def per_sample_vjp(self, cache, y_bar_no):
@@ -216,13 +226,14 @@ class MLP:
 
         Used for per-sample scores (the empirical Fisher). Memory is ``n * p`` floats.
         """
-        n = len(cache[0])
+        acts = cache.acts
+        n = len(acts[0])
         out_np = np.empty((n, self.num_params))
         h_bar = np.asarray(y_bar_no, dtype=self.dtype)
         for k in range(len(self.layers) - 1, -1, -1):
             layer = self.layers[k]
-            z_bar = h_bar * layer.f_grad(cache[k + 1])
-            out_np[:, layer.W_slice] = (cache[k][:, :, None] * z_bar[:, None, :]).reshape(n, -1)
+            z_bar = h_bar * layer.f_grad(acts[k + 1])
+            out_np[:, layer.W_slice] = (acts[k][:, :, None] * z_bar[:, None, :]).reshape(n, -1)
             out_np[:, layer.b_slice] = z_bar
-            h_bar = z_bar @ self._cast(layer.W).T
+            h_bar = z_bar @ cache.weights[k][0].T
         return out_np

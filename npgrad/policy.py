@@ -198,7 +198,7 @@ class Policy:
         is one JVP, the metric ``M`` of the distribution, and one VJP: no second backward pass.
         """
         fwd = self.forward(obs_no)
-        n = len(fwd.cache[0])
+        n = len(fwd.cache.acts[0])
 
         def fvp(v_p):
             Mv = fwd.dist.fisher_vp(*self.jvp(fwd, v_p))

@@ -85,6 +85,8 @@ class PPO(Agent):
             value, cot = surrogate(dist, act, adv_n, logp_old)
             kl, kl_cot = mean_kl(old, dist)
             value, cot, clip_frac = value - self.beta * kl, add(cot, scale(kl_cot, -self.beta)), 0.0
+        if self.config.ent_coef == 0:
+            return value, cot, clip_frac
         entropy, ent_cot = mean_entropy(dist)
         return value + self.config.ent_coef * entropy, add(cot, scale(ent_cot, self.config.ent_coef)), clip_frac
 
