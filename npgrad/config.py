@@ -36,7 +36,12 @@ class Config:
     and ``tanh`` about 2x faster) or ``float64``. Parameters, optimiser state, gradients,
     advantages and the solvers stay float64; the derivative tests run the networks in float64."""
     log_std_init: float = 0.0
-    """Initial log sigma of a Gaussian policy (-1.0-0.5)."""
+    """Initial log sigma of a Gaussian policy (-1.0-0.5); with ``use_sde``, every entry of Lambda (-3-0)."""
+    use_sde: bool = False
+    """gSDE (Raffin et al. 2022; npgrad/gsde.py): Gaussian noise ``phi(s) E`` that is a function of the state,
+    with the exploration matrix ``E`` held for ``sde_sample_freq`` steps. Box action spaces only."""
+    sde_sample_freq: int = 4
+    """With ``use_sde``: vector steps between fresh exploration matrices (and one at the start of every rollout)."""
     normalize_obs: bool = False
     """Normalise observations with a running mean/std filter (saved with the model)."""
     normalize_reward: bool = False

@@ -4,7 +4,8 @@
 value function; the property tests in ``tests/`` check the same identities over random shapes.
 The finite differences (``npgrad.testing``) perturb each parameter by ``h = 1e-6`` in float64,
 except the Fisher-vector product, which is a directional difference of the analytic KL gradient
-(``F v = d/dt grad KL(pi_old || pi_{theta + t v})`` at ``t = 0``, docs/05-trpo.md).
+(``F v = d/dt grad KL(pi_old || pi_{theta + t v})`` at ``t = 0``, docs/05-trpo.md). With gSDE the
+features in ``sigma`` are a stop-gradient, so the differences hold them at their value at ``theta``.
 """
 from __future__ import annotations
 
@@ -49,14 +50,15 @@ def evaluated_at(owner, fn):
     return f
 
 
-def gradcheck(algo="ppo", env_id="CartPole-v1", batch=32, seed=0, hidden=None):
-    """Build the algorithm's networks for ``env_id`` and return one ``Check`` per derivative."""
-    config = ALGOS[algo].Config.for_env(env_id)
+def gradcheck(algo="ppo", env_id="CartPole-v1", batch=32, seed=0, hidden=None, **overrides):
+    """Build the algorithm's networks for ``env_id`` (config ``overrides`` allowed) and return one ``Check``
+    per derivative."""
+    config = ALGOS[algo].Config.for_env(env_id, **overrides)
     hidden = config.hidden if hidden is None else hidden
     envs = make_vec_env(env_id, 1)
     rng = np.random.default_rng(seed)
     policy = Policy(envs.single_observation_space, envs.single_action_space, hidden, config.activation,
-                    config.log_std_init, rng=rng)
+                    config.log_std_init, rng=rng, sde=config.use_sde)
     value_fn = ValueFunction(policy.obs_dim, hidden, config.activation, rng=rng)
     envs.close()
     obs_no = rng.standard_normal((batch, policy.obs_dim))
@@ -68,7 +70,8 @@ def gradcheck(algo="ppo", env_id="CartPole-v1", batch=32, seed=0, hidden=None):
 
     def objective_check(name, objective, *args):
         _, grad = policy._grad(obs_no, objective, *args)
-        value = evaluated_at(policy, lambda: objective(policy.distribution(obs_no), *args)[0])
+        phi_nf = policy.forward(obs_no).features_nf  # None unless gSDE
+        value = evaluated_at(policy, lambda: objective(policy.forward(obs_no, phi_nf).dist, *args)[0])
         return compare(name, grad, central_difference_gradient(value, policy.theta))
 
     checks = [
@@ -79,7 +82,13 @@ def gradcheck(algo="ppo", env_id="CartPole-v1", batch=32, seed=0, hidden=None):
     ]
     policy.theta = theta_old_p  # the Fisher is the Hessian of the KL at theta = theta_old
     v_p = rng.standard_normal(policy.num_params)
-    kl_grad = evaluated_at(policy, lambda: policy.kl_grad(obs_no, old)[1])
+    phi_nf = policy.forward(obs_no).features_nf
+
+    def kl_grad_at_fixed_features():
+        fwd = policy.forward(obs_no, phi_nf)
+        return policy.vjp(fwd, mean_kl(old, fwd.dist)[1])
+
+    kl_grad = evaluated_at(policy, kl_grad_at_fixed_features)
     checks.append(compare("Fisher-vector product F v", policy.fisher_vector_product(obs_no, v_p),
                           directional_derivative(kl_grad, theta_old_p, v_p, h=1e-5), rtol=1e-4, atol=1e-6))
     target_n = rng.standard_normal(batch)

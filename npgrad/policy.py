@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 from gymnasium import spaces
 
+from . import gsde
 from .distributions import Categorical, DiagGaussian
 from .errors import ShapeError, SpaceError
 from .nn import MLP, count_params
@@ -88,10 +89,11 @@ def check_obs(obs_no, obs_dim):
 
 
 class Forward:
-    """What one forward pass leaves behind for the vjp and jvp: the distribution and the MLP cache."""
+    """What one forward pass leaves behind for the vjp and jvp: the distribution, the MLP cache and,
+    with gSDE, the features ``phi_nf`` and log-std matrix ``Lambda_fa`` that ``sigma`` was computed from."""
 
-    def __init__(self, dist, cache):
-        self.dist, self.cache = dist, cache
+    def __init__(self, dist, cache, features_nf=None, log_std_fa=None):
+        self.dist, self.cache, self.features_nf, self.log_std_fa = dist, cache, features_nf, log_std_fa
 
 
 class Policy:
@@ -100,25 +102,33 @@ class Policy:
     ``Discrete(k)`` actions give a categorical head (``k`` logits); a 1-D ``Box`` gives a diagonal
     Gaussian whose mean is the MLP output and whose log-std is a state-independent vector stored
     at the end of ``theta``. ``theta`` (shape ``(p,)``) holds every parameter.
+
+    ``sde=True`` (Gaussian only) makes the noise state-dependent (gSDE, ``npgrad/gsde.py``): the
+    log-std becomes a matrix ``Lambda`` of shape ``(f, a)`` over the last hidden layer's ``f`` features.
     """
 
     def __init__(self, observation_space, action_space, hidden=(64, 64), activation="tanh",
-                 log_std_init=0.0, rng=None, dtype=np.float64):
+                 log_std_init=0.0, rng=None, dtype=np.float64, sde=False):
         self.obs_dim = obs_dim_of(observation_space)
         if isinstance(action_space, spaces.Discrete):
-            self.kind, self.act_dim, n_extra = "categorical", int(action_space.n), 0
+            self.kind, self.act_dim = "categorical", int(action_space.n)
         elif isinstance(action_space, spaces.Box) and len(action_space.shape) == 1:
             self.kind, self.act_dim = "gaussian", action_space.shape[0]
-            n_extra = self.act_dim
         else:
             raise SpaceError(f"action space {action_space} is not supported: npgrad supports "
                              "Discrete (categorical policy) and 1-D Box (diagonal Gaussian policy)")
+        if sde and self.kind != "gaussian":
+            raise SpaceError(f"state-dependent exploration (use_sde) needs a Box action space, got {action_space}")
+        self.sde = bool(sde)
         sizes = (self.obs_dim, *hidden, self.act_dim)
+        log_std_shape = {"categorical": (0,), "gaussian": (self.act_dim,)}[self.kind]
+        if self.sde:
+            log_std_shape = (sizes[-2], self.act_dim)  # one row per feature of the last hidden layer
         self.num_net_params = count_params(sizes)
-        self._theta = np.zeros(self.num_net_params + n_extra)
+        self._theta = np.zeros(self.num_net_params + int(np.prod(log_std_shape)))
         self.net = MLP(sizes, activation, out_gain=0.01, rng=rng, theta=self._theta[: self.num_net_params],
                        dtype=dtype)
-        self.log_std = self._theta[self.num_net_params:]  # empty for a categorical policy
+        self.log_std = self._theta[self.num_net_params:].reshape(log_std_shape)  # a view into theta
         self.log_std[...] = log_std_init
 
     @property
@@ -133,11 +143,20 @@ class Policy:
     def num_params(self):
         return len(self._theta)
 
-    def forward(self, obs_no):
-        """``obs_no (n, o) -> Forward(dist, cache)``: the distribution and the MLP cache for ``vjp``/``jvp``."""
+    def forward(self, obs_no, features_nf=None):
+        """``obs_no (n, o) -> Forward``: the distribution and the MLP cache for ``vjp``/``jvp``.
+
+        With gSDE, ``sigma`` is computed from the last hidden layer ``phi`` (a stop-gradient), or from
+        ``features_nf`` if given: the function whose derivatives ``vjp`` and ``jvp`` return.
+        """
         out_na, cache = self.net.forward(check_obs(obs_no, self.obs_dim))
-        dist = Categorical(out_na) if self.kind == "categorical" else DiagGaussian(out_na, self.log_std)
-        return Forward(dist, cache)
+        if self.kind == "categorical":
+            return Forward(Categorical(out_na), cache)
+        if not self.sde:
+            return Forward(DiagGaussian(out_na, self.log_std), cache)
+        phi_nf = np.asarray(cache.acts[-2] if features_nf is None else features_nf, dtype=np.float64)
+        log_std_fa = self.log_std.copy()
+        return Forward(DiagGaussian(out_na, gsde.log_sigma(phi_nf, log_std_fa)), cache, phi_nf, log_std_fa)
 
     def distribution(self, obs_no):
         return self.forward(obs_no).dist
@@ -146,11 +165,26 @@ class Policy:
         """``log pi_theta(a_i|s_i)``, shape ``(n,)``."""
         return self.distribution(obs_no).log_prob(act)
 
+    def sample_exploration(self, n, rng):
+        """gSDE: ``n`` exploration matrices ``E_nfa ~ N(0, exp(Lambda)^2)``, one per environment."""
+        return gsde.sample_exploration(self.log_std, n, rng)
+
+    def sample(self, fwd, rng, explore_nfa=None):
+        """``a ~ pi(.|s)``; with gSDE ``a = mu(s) + phi(s) E_n`` for the given (or fresh) exploration matrices."""
+        if not self.sde:
+            return fwd.dist.sample(rng)
+        if explore_nfa is None:
+            explore_nfa = self.sample_exploration(len(fwd.features_nf), rng)
+        return fwd.dist.mean_na + gsde.noise(fwd.features_nf, explore_nfa)
+
     def vjp(self, fwd, cotangent):
         """Pull a cotangent in distribution parameters back to ``theta_bar_p``."""
         theta_bar_p = np.empty(self.num_params)
         theta_bar_p[: self.num_net_params] = self.net.vjp(fwd.cache, cotangent[0])
-        if self.kind == "gaussian":  # log_std is shared by every row: its cotangents add up
+        if self.sde:
+            theta_bar_p[self.num_net_params:] = gsde.log_sigma_vjp(fwd.features_nf, fwd.log_std_fa,
+                                                                   fwd.dist.log_std_na, cotangent[1]).ravel()
+        elif self.kind == "gaussian":  # log_std is shared by every row: its cotangents add up
             theta_bar_p[self.num_net_params:] = cotangent[1].sum(axis=0)
         return theta_bar_p
 
@@ -159,7 +193,10 @@ class Policy:
         mean_dot = self.net.jvp(fwd.cache, v_p[: self.num_net_params])
         if self.kind == "categorical":
             return (mean_dot,)
-        return (mean_dot, np.broadcast_to(v_p[self.num_net_params:], mean_dot.shape))
+        log_std_dot = v_p[self.num_net_params:].reshape(self.log_std.shape)
+        if self.sde:
+            return (mean_dot, gsde.log_sigma_jvp(fwd.features_nf, fwd.log_std_fa, fwd.dist.log_std_na, log_std_dot))
+        return (mean_dot, np.broadcast_to(log_std_dot, mean_dot.shape))
 
     # --- gradients of the objectives: one forward and one VJP each ---------------------------------
 
@@ -216,13 +253,17 @@ class Policy:
         F_pp = np.column_stack([fvp(e_p) for e_p in np.eye(self.num_params)])
         return 0.5 * (F_pp + F_pp.T)  # symmetric in exact arithmetic; remove rounding asymmetry
 
-    def scores(self, obs_no, act):
+    def scores(self, obs_no, act, features_nf=None):
         """Per-sample scores ``grad_theta log pi(a_i|s_i)``, shape ``(n, p)``."""
-        fwd = self.forward(obs_no)
+        fwd = self.forward(obs_no, features_nf)
         g = fwd.dist.dlog_prob(act)
-        S_np = np.empty((len(g[0]), self.num_params))
+        n = len(g[0])
+        S_np = np.empty((n, self.num_params))
         S_np[:, : self.num_net_params] = self.net.per_sample_vjp(fwd.cache, g[0])
-        if self.kind == "gaussian":
+        if self.sde:  # row n: sum_a w_nfa g_na d/dLambda_fa, w_nfa = phi_nf^2 exp(2 Lambda_fa) / sigma_na^2
+            w_nfa = fwd.features_nf[:, :, None] ** 2 * np.exp(2 * fwd.log_std_fa - 2 * fwd.dist.log_std_na[:, None, :])
+            S_np[:, self.num_net_params:] = (w_nfa * g[1][:, None, :]).reshape(n, -1)
+        elif self.kind == "gaussian":
             S_np[:, self.num_net_params:] = g[1]
         return S_np
 

@@ -76,8 +76,9 @@ class Batch:
 class Rollout:
     """Runs a policy in a vector env for ``n_steps`` per environment and returns a ``Batch``."""
 
-    def __init__(self, envs, n_steps, obs_filter=None, seed=None, reward_filter=None):
+    def __init__(self, envs, n_steps, obs_filter=None, seed=None, reward_filter=None, sde_sample_freq=4):
         self.envs, self.n_steps, self.obs_filter = envs, n_steps, obs_filter
+        self.sde_sample_freq = sde_sample_freq  # gSDE: steps between fresh exploration matrices
         # reward scaling as in SB3's VecNormalize: divide by the running std of the discounted return
         self.reward_filter = reward_filter
         self.num_envs = envs.num_envs
@@ -121,10 +122,13 @@ class Rollout:
         logp_te, rew_te = np.empty((T, E)), np.empty((T, E))
         term_te, trunc_te, valid_te = np.empty((T, E), bool), np.empty((T, E), bool), np.empty((T, E), bool)
         ep_returns, ep_lengths = [], []
+        explore_efa = None
         for t in range(T):
+            if policy.sde and t % self.sde_sample_freq == 0:
+                explore_efa = policy.sample_exploration(E, rng)
             obs_eo = self._normalize(self.obs_eo, update=True)
-            dist = policy.distribution(obs_eo)
-            act = dist.sample(rng)
+            fwd = policy.forward(obs_eo)
+            dist, act = fwd.dist, policy.sample(fwd, rng, explore_efa)
             obs_teo[t], act_te[t], logp_te[t] = obs_eo, act, dist.log_prob(act)
             valid_te[t] = ~self.resetting_e
             env_act = act if self.clip_low is None else np.clip(act, self.clip_low, self.clip_high)

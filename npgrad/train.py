@@ -88,7 +88,7 @@ class Agent:
         obs_space, act_space = self.envs.single_observation_space, self.envs.single_action_space
         seeds = np.random.SeedSequence(self.seed).spawn(3)
         self.policy = Policy(obs_space, act_space, config.hidden, config.activation, config.log_std_init,
-                             rng=np.random.default_rng(seeds[0]), dtype=config.dtype)
+                             rng=np.random.default_rng(seeds[0]), dtype=config.dtype, sde=config.use_sde)
         self.value_fn = ValueFunction(self.policy.obs_dim, config.vf_hidden, config.activation,
                                       rng=np.random.default_rng(seeds[1]), dtype=config.dtype)
         self.rng = np.random.default_rng(seeds[2])
@@ -96,7 +96,7 @@ class Agent:
         self.vf_optim = Adam(self.value_fn.net.num_params, lr=config.vf_lr)
         self.reward_filter = RunningMeanStd(1) if config.normalize_reward else None
         self.rollout = Rollout(self.envs, config.n_steps, self.obs_filter, seed=self.seed,
-                               reward_filter=self.reward_filter)
+                               reward_filter=self.reward_filter, sde_sample_freq=config.sde_sample_freq)
         self.num_steps, self.num_updates, self.learn_start, self.total_steps = 0, 0, 0, 0
         self.failed_updates, self.progress_remaining = 0, 1.0
         self.setup()
@@ -239,8 +239,8 @@ class Agent:
         The agent applies its own observation filter; Gaussian actions are clipped to the action space.
         """
         obs_no, single = self._obs_for_policy(obs)
-        dist = self.policy.distribution(obs_no)
-        act = dist.mode() if deterministic else dist.sample(rng if rng is not None else self.rng)
+        fwd = self.policy.forward(obs_no)
+        act = fwd.dist.mode() if deterministic else self.policy.sample(fwd, rng if rng is not None else self.rng)
         if self.policy.kind == "gaussian":
             space = self.envs.single_action_space
             act = np.clip(act, space.low, space.high)
