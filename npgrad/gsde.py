@@ -52,4 +52,4 @@ def sample_exploration(log_std_fa, n, rng):
 
 def noise(phi_nf, explore_nfa):
     """``eps_na = phi_n E_n``: row ``n``'s features times its own exploration matrix."""
-    return np.einsum("nf,nfa->na", phi_nf, explore_nfa)
+    return (phi_nf[:, None, :] @ explore_nfa)[:, 0]  # a batch of (1, f) @ (f, a) products
