@@ -1,6 +1,6 @@
 """Swing a pendulum up and hold it: a Gaussian policy on gymnasium's Pendulum-v1.
 
-    python demos/pendulum.py                 # PPO, 100k steps: evaluation return about -180 (about 20 s)
+    python demos/pendulum.py                 # PPO, 100k steps: evaluation return about -160 (about 10 s)
     python demos/pendulum.py --algo trpo     # TRPO: conjugate gradient + line search
 
 Pendulum's action is a torque in [-2, 2]; the policy is N(mu(s), sigma(s)^2). PPO and TRPO explore

@@ -28,13 +28,15 @@ def learning_curves(path=LEARNING):
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for ax, env_id in zip(axes, THRESHOLDS):
         groups = {}
-        for run in runs:
+        for run in runs:  # the side-by-side run also holds SB3's rows: dashed lines, labelled "SB3 ..."
             if run["env"] == env_id:
-                groups.setdefault(run["algo"], []).append(np.array(run["history"]))
-        for algo, histories in groups.items():
+                groups.setdefault((run.get("library", "npgrad"), run["algo"]), []).append(np.array(run["history"]))
+        for (library, algo), histories in groups.items():
             n = min(len(h) for h in histories)
             steps, returns_sn = histories[0][:n, 0], np.array([h[:n, 2] for h in histories])
-            line, = ax.plot(steps, returns_sn.mean(axis=0), label=f"{algo.upper()} ({len(histories)} seeds)")
+            name = algo.upper() if library == "npgrad" else f"SB3 {algo.upper()}"
+            line, = ax.plot(steps, returns_sn.mean(axis=0), ls="-" if library == "npgrad" else "--",
+                            label=f"{name} ({len(histories)} seeds)")
             ax.fill_between(steps, returns_sn.min(axis=0), returns_sn.max(axis=0), color=line.get_color(), alpha=0.15)
         ax.axhline(THRESHOLDS[env_id], color="grey", ls="--", lw=1)
         ax.set(xscale="log", xlabel="environment steps (log scale)", ylabel="deterministic evaluation return",
