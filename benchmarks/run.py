@@ -2,6 +2,9 @@
 
     python benchmarks/run.py --quick     # about a minute: PPO/TRPO on CartPole (2 seeds), small derivative grid
     python benchmarks/run.py             # the full protocol: all algorithms x both envs x 5 seeds, full grid
+    python benchmarks/run.py --sb3       # and SB3's PPO, TRPO and A2C side by side (needs stable-baselines3)
+
+Other arguments go to ``learning.py`` (``--algos``, ``--envs``, ``--seeds``, ``--budget``).
 """
 import os
 import sys
@@ -14,5 +17,5 @@ import learning  # noqa: E402
 
 if __name__ == "__main__":
     quick = ["--quick"] if "--quick" in sys.argv[1:] else []
-    learning.main(quick)
+    learning.main(sys.argv[1:])
     derivatives.main(quick)
