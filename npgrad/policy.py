@@ -253,15 +253,15 @@ class Policy:
         F_pp = np.column_stack([fvp(e_p) for e_p in np.eye(self.num_params)])
         return 0.5 * (F_pp + F_pp.T)  # symmetric in exact arithmetic; remove rounding asymmetry
 
-    def scores(self, obs_no, act, features_nf=None):
+    def scores(self, obs_no, act):
         """Per-sample scores ``grad_theta log pi(a_i|s_i)``, shape ``(n, p)``."""
-        fwd = self.forward(obs_no, features_nf)
+        fwd = self.forward(obs_no)
         g = fwd.dist.dlog_prob(act)
         n = len(g[0])
         S_np = np.empty((n, self.num_params))
         S_np[:, : self.num_net_params] = self.net.per_sample_vjp(fwd.cache, g[0])
-        if self.sde:  # row n: sum_a w_nfa g_na d/dLambda_fa, w_nfa = phi_nf^2 exp(2 Lambda_fa) / sigma_na^2
-            w_nfa = fwd.features_nf[:, :, None] ** 2 * np.exp(2 * fwd.log_std_fa - 2 * fwd.dist.log_std_na[:, None, :])
+        if self.sde:  # row n, entry (f, a): w_nfa g_na, the chain rule through log sigma
+            w_nfa = gsde.log_sigma_jacobian(fwd.features_nf, fwd.log_std_fa, fwd.dist.log_std_na)
             S_np[:, self.num_net_params:] = (w_nfa * g[1][:, None, :]).reshape(n, -1)
         elif self.kind == "gaussian":
             S_np[:, self.num_net_params:] = g[1]

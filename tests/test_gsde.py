@@ -166,3 +166,15 @@ def test_gradcheck_table_passes_with_sde(algo):
     from npgrad.gradcheck import gradcheck
     checks = gradcheck(algo, "Pendulum-v1", batch=8, hidden=(8, 8), use_sde=True, log_std_init=-1.0)
     assert len(checks) == 6 and all(c.ok for c in checks), [c for c in checks if not c.ok]
+
+
+@given(phi_and_lambda())
+def test_log_sigma_jacobian_matches_finite_differences(case):
+    phi_nf, log_std_fa = case
+    w_nfa = gsde.log_sigma_jacobian(phi_nf, log_std_fa, gsde.log_sigma(phi_nf, log_std_fa))
+    for n in range(len(phi_nf)):
+        for a in range(log_std_fa.shape[1]):
+            numeric_fa = central_difference_gradient(lambda lam: gsde.log_sigma(phi_nf, lam)[n, a], log_std_fa)
+            np.testing.assert_allclose(w_nfa[n, :, a], numeric_fa[:, a], rtol=RTOL, atol=ATOL, err_msg=f"w[{n}, :, {a}]")
+            others = np.arange(log_std_fa.shape[1]) != a  # log sigma_a depends on column a of Lambda only
+            np.testing.assert_allclose(numeric_fa[:, others], 0.0, atol=ATOL)
