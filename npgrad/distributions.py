@@ -63,7 +63,7 @@ class Categorical:
         act_n = np.asarray(act_n)
         if act_n.shape != (len(self.p_na),):
             raise ValueError(f"Categorical actions must have shape ({len(self.p_na)},), got {act_n.shape}")
-        return act_n.astype(np.int64)
+        return act_n.astype(np.int64, copy=False)
 
     def log_prob(self, act_n):
         """``log p_a = z_a - log sum_j exp z_j``, shape ``(n,)``."""
@@ -73,7 +73,7 @@ class Categorical:
     def dlog_prob(self, act_n):
         """``d log p_a / d z = onehot(a) - p``."""
         act_n = self._check_act(act_n)
-        g_na = -self.p_na.copy()
+        g_na = -self.p_na  # a new array
         g_na[np.arange(len(act_n)), act_n] += 1.0
         return (g_na,)
 

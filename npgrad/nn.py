@@ -64,7 +64,7 @@ def dense_forward(x_ni, W_io, b_o, f):
 
 def dense_vjp(x_ni, y_no, y_bar_no, W_io, f_grad, want_x_bar=True):
     """Reverse mode through one layer. Returns ``(x_bar_ni, W_bar_io, b_bar_o)`` (``x_bar`` None if not wanted)."""
-    z_bar_no = y_bar_no * f_grad(y_no)  # chain rule through the activation
+    z_bar_no = y_bar_no if f_grad is identity_grad else y_bar_no * f_grad(y_no)  # chain rule through f
     return z_bar_no @ W_io.T if want_x_bar else None, x_ni.T @ z_bar_no, z_bar_no.sum(axis=0)
 
 
@@ -73,7 +73,7 @@ def dense_jvp(x_ni, x_dot_ni, y_no, W_io, W_dot_io, b_dot_o, f_grad):
     z_dot_no = x_ni @ W_dot_io + b_dot_o
     if x_dot_ni is not None:
         z_dot_no += x_dot_ni @ W_io
-    return f_grad(y_no) * z_dot_no
+    return z_dot_no if f_grad is identity_grad else f_grad(y_no) * z_dot_no
 
 
 @dataclass

@@ -32,7 +32,12 @@ def add(*cotangents):
 
 def weighted_log_prob(dist, act, w_n):
     """``sum_i w_i log pi(a_i|s_i)``; its gradient is the REINFORCE estimator when ``w = A / n``."""
-    return float(w_n @ dist.log_prob(act)), tuple(w_n[:, None] * g for g in dist.dlog_prob(act))
+    return float(w_n @ dist.log_prob(act)), weighted_score(dist, act, w_n)
+
+
+def weighted_score(dist, act, w_n):
+    """The cotangent of ``sum_i w_i log pi(a_i|s_i)``: ``w_i d log pi(a_i|s_i) / d params_i``."""
+    return tuple(w_n[:, None] * g for g in dist.dlog_prob(act))
 
 
 def ratio(dist, act, logp_old_n):
@@ -43,7 +48,7 @@ def ratio(dist, act, logp_old_n):
 def surrogate(dist, act, adv_n, logp_old_n):
     """``L(theta) = mean(r A)`` (Kakade & Langford 2002; TRPO eq. 14); ``grad = mean(r A grad log pi)``."""
     r_n = ratio(dist, act, logp_old_n)
-    return float(np.mean(r_n * adv_n)), weighted_log_prob(dist, act, r_n * adv_n / len(r_n))[1]
+    return float(np.mean(r_n * adv_n)), weighted_score(dist, act, r_n * adv_n / len(r_n))
 
 
 def clipped_surrogate(dist, act, adv_n, logp_old_n, clip_eps):
@@ -58,7 +63,7 @@ def clipped_surrogate(dist, act, adv_n, logp_old_n, clip_eps):
     active_n = unclipped_n <= clipped_n
     w_n = np.where(active_n, unclipped_n, 0.0) / len(r_n)
     clip_frac = float(np.mean(np.abs(r_n - 1.0) > clip_eps))
-    return float(np.mean(np.minimum(unclipped_n, clipped_n))), weighted_log_prob(dist, act, w_n)[1], clip_frac
+    return float(np.mean(np.minimum(unclipped_n, clipped_n))), weighted_score(dist, act, w_n), clip_frac
 
 
 def mean_entropy(dist):

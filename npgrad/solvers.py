@@ -158,23 +158,27 @@ class Adam:
     def step(self, theta_p, grad_p):
         """Returns ``(new_theta_p, info)``; ``theta_p`` itself is not modified.
 
-        The moments are only stored when the new parameters are finite: a NaN gradient is
-        returned as NaN parameters (which ``Agent.commit_policy`` refuses) but never poisons ``m``, ``v``.
+        A non-finite gradient is returned as NaN parameters (which ``Agent.commit_policy`` refuses)
+        and never poisons ``m``, ``v``: ``|g|^2 = g.g`` is finite exactly when every ``g_i^2`` is, and
+        then the moments and the step are finite too, so they are updated in place.
         """
         grad_p, norm = clip_grad_norm(grad_p, self.max_grad_norm)
-        b1, b2 = self.betas
         t = self.t + 1
         if self.lr_schedule is not None:
             self.lr = self.lr_schedule(t)
-        m_p = b1 * self.m_p + (1 - b1) * grad_p
-        v_p = b2 * self.v_p + (1 - b2) * grad_p * grad_p
+        info = {"grad_norm": norm, "lr": self.lr}
+        if not np.isfinite(norm):
+            return np.full_like(theta_p, np.nan), info
+        b1, b2 = self.betas
+        self.m_p += (1 - b1) * (grad_p - self.m_p)  # m <- b1 m + (1 - b1) g
+        self.v_p += (1 - b2) * (grad_p * grad_p - self.v_p)  # v <- b2 v + (1 - b2) g^2
+        self.t = t
         # m_hat / (sqrt(v_hat) + eps) with both bias corrections folded into two scalars (Algorithm 1,
         # the "more efficient" order of section 2): two vector operations fewer per step
         correction = np.sqrt(1 - b2**t)
-        new_theta_p = theta_p - (self.lr * correction / (1 - b1**t)) * m_p / (np.sqrt(v_p) + self.eps * correction)
-        if np.all(np.isfinite(new_theta_p)):
-            self.m_p, self.v_p, self.t = m_p, v_p, t
-        return new_theta_p, {"grad_norm": norm, "lr": self.lr}
+        denom_p = np.sqrt(self.v_p)
+        denom_p += self.eps * correction
+        return theta_p - (self.lr * correction / (1 - b1**t)) * self.m_p / denom_p, info
 
     def state(self):
         return {"m": self.m_p.copy(), "v": self.v_p.copy(), "t": np.array(self.t)}

@@ -52,7 +52,8 @@ def minibatches(n, size, rng):
 
 def standardize(x_n, eps=1e-8):
     """``(x - mean) / (std + eps)``; the ``eps`` guards a batch whose advantages are all equal."""
-    return (x_n - x_n.mean()) / (x_n.std() + eps)
+    d_n = x_n - x_n.mean()
+    return d_n / (np.sqrt(d_n @ d_n / len(d_n)) + eps)  # np.std's value in 3 calls instead of about 10
 
 
 def explained_variance(pred_n, target_n):
