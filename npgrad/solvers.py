@@ -108,9 +108,11 @@ def natural_gradient_step(F_pp, g_p, max_kl, reg=1e-6):
 
 
 def clip_grad_norm(grad_p, max_norm):
-    """Rescale ``grad`` to norm at most ``max_norm`` (``None``: unchanged). Returns ``(grad, norm)``."""
+    """Rescale ``grad`` to norm at most ``max_norm`` (``None``: unchanged). Returns ``(grad, norm)``.
+
+    A non-finite gradient is returned unchanged: no rescaling can make it finite."""
     norm = float(np.sqrt(grad_p @ grad_p))
-    if max_norm is not None and norm > max_norm:
+    if max_norm is not None and max_norm < norm < np.inf:
         return grad_p * (max_norm / (norm + 1e-12)), norm
     return grad_p, norm
 
@@ -159,8 +161,9 @@ class Adam:
         """Returns ``(new_theta_p, info)``; ``theta_p`` itself is not modified.
 
         A non-finite gradient is returned as NaN parameters (which ``Agent.commit_policy`` refuses)
-        and never poisons ``m``, ``v``: ``|g|^2 = g.g`` is finite exactly when every ``g_i^2`` is, and
-        then the moments and the step are finite too, so they are updated in place.
+        and never poisons ``m``, ``v``: ``|g|^2 = g.g`` is finite only if every ``g_i^2`` is, and then
+        the moments and the step are finite too, so they are updated in place (a gradient so large
+        that ``g.g`` overflows is refused as well).
         """
         grad_p, norm = clip_grad_norm(grad_p, self.max_grad_norm)
         t = self.t + 1

@@ -1,5 +1,6 @@
 """Conjugate gradient, trust-region step, line search, natural-gradient step, Adam and RMSprop."""
 import numpy as np
+import pytest
 from gymnasium import spaces
 from hypothesis import given, strategies as st
 from scipy.sparse.linalg import cg as scipy_cg
@@ -143,6 +144,17 @@ def test_adam_matches_its_update_rule_and_minimises():
     for _ in range(500):
         theta, _ = opt.step(theta, 2 * theta)
     assert np.all(np.abs(theta) < 0.05), theta
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_adam_refuses_a_non_finite_gradient_and_keeps_its_moments(bad):
+    opt, theta = Adam(3, lr=0.1, max_grad_norm=1.0), np.ones(3)
+    opt.step(theta, np.array([0.1, -0.2, 0.3]))
+    before = opt.state()
+    new_theta, info = opt.step(theta, np.array([0.1, bad, 0.3]))
+    assert not np.any(np.isfinite(new_theta)) and not np.isfinite(info["grad_norm"])
+    for key, value in opt.state().items():
+        np.testing.assert_array_equal(value, before[key], err_msg=f"Adam's {key} changed after a {bad} gradient")
 
 
 def test_rmsprop_matches_its_update_rule_and_minimises():
