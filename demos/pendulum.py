@@ -3,10 +3,10 @@
     python demos/pendulum.py                 # PPO, 100k steps: evaluation return about -160 (about 10 s)
     python demos/pendulum.py --algo trpo     # TRPO: conjugate gradient + line search
 
-Pendulum's action is a torque in [-2, 2]; the policy is N(mu(s), sigma(s)^2). PPO and TRPO explore
-with gSDE (docs/02): the noise is a function of the state, held for 4 steps, so the pendulum gets
-pushed one way long enough to swing. Watch sigma (the typical sigma(s) of the last batch) shrink as
-the policy becomes sure of itself. The demo prints a line every 5,000 steps, saves
+Pendulum's action is a torque in [-2, 2]; the policy is N(mu(s), sigma(s)^2). Every algorithm but
+VPG explores with gSDE (docs/02): the noise is a function of the state, held for 4 steps, so the
+pendulum gets pushed one way long enough to swing. Watch sigma (the typical sigma(s) of the last
+batch) shrink as the policy becomes sure of itself. The demo prints a line every 5,000 steps, saves
 ``pendulum_<algo>.npz`` and, with matplotlib, the curve.
 """
 import argparse
