@@ -104,9 +104,9 @@ class PPO(Agent):
 
     def update(self, batch):
         """One update: n_epochs of minibatch Adam steps on PPO eq. 7 or 8 (module docstring), V on the same minibatches. Returns diagnostics."""
-        cfg, frac = self.config, self.progress_remaining
-        self.pi_optim.lr = self.vf_optim.lr = cfg.lr * (frac if cfg.anneal_lr else 1.0)
-        clip_eps = cfg.clip_range * (frac if cfg.anneal_clip else 1.0)
+        cfg = self.config
+        self.pi_optim.lr = self.vf_optim.lr = self.annealed(cfg.lr, cfg.anneal_lr)
+        clip_eps = self.annealed(cfg.clip_range, cfg.anneal_clip)
         old_all = self.policy.distribution(batch.obs_no)
         diag = self.value_stats(batch)
         before, _, _ = self.policy_objective(old_all, old_all, batch, slice(None), batch.adv_n, clip_eps)
