@@ -78,14 +78,14 @@ class PPO(Agent):
     def load_extra_state(self, state):
         self.beta = state.get("beta", self.config.kl_beta_init)
 
-    def policy_objective(self, dist, old, batch, idx, adv_n, clip_eps):
-        """The minibatch objective to maximise and its cotangent (PPO eq. 7 or 8, plus entropy)."""
+    def policy_objective(self, dist, old_all, batch, idx, adv_n, clip_eps):
+        """The objective on rows ``idx`` to maximise and its cotangent (PPO eq. 7 or 8, plus entropy)."""
         act, logp_old = batch.act[idx], batch.logp_n[idx]
         if self.config.objective == "clip":
             value, cot, clip_frac = clipped_surrogate(dist, act, adv_n, logp_old, clip_eps)
         else:
             value, cot = surrogate(dist, act, adv_n, logp_old)
-            kl, kl_cot = mean_kl(old, dist)
+            kl, kl_cot = mean_kl(old_all[idx], dist)  # the only use of pi_old beyond logp_old
             value, cot, clip_frac = value - self.beta * kl, add(cot, scale(kl_cot, -self.beta)), 0.0
         if self.config.ent_coef == 0:
             return value, cot, clip_frac
@@ -115,12 +115,11 @@ class PPO(Agent):
             for idx in minibatches(len(batch.obs_no), cfg.minibatch_size, self.rng):
                 adv_n = standardize(batch.adv_n[idx]) if cfg.normalize_advantages else batch.adv_n[idx]
                 fwd = self.policy.forward(batch.obs_no[idx])
-                old = old_all[idx]
-                _, cot, clip_frac = self.policy_objective(fwd.dist, old, batch, idx, adv_n, clip_eps)
+                _, cot, clip_frac = self.policy_objective(fwd.dist, old_all, batch, idx, adv_n, clip_eps)
                 if "first_ratio_deviation" not in diag:  # sanity check: r == 1 and KL == 0 before any step
                     r_n = np.exp(fwd.dist.log_prob(batch.act[idx]) - batch.logp_n[idx])
                     diag.update(first_ratio_deviation=float(np.max(np.abs(r_n - 1.0))),
-                                first_kl=float(np.max(np.abs(old.kl(fwd.dist)))))
+                                first_kl=float(np.max(np.abs(old_all[idx].kl(fwd.dist)))))
                 theta, _ = self.pi_optim.step(self.policy.theta, -self.policy.vjp(fwd, cot))  # ascent
                 self.commit_policy(theta, diag)
                 self.value_step(batch, idx, cfg.clip_range_vf)
