@@ -40,7 +40,7 @@ def test_train_writes_every_file_and_eval_reads_them(tmp_path, capsys):
     assert sorted(os.listdir(tmp_path / "run" / "checkpoints")) == [
         "step_0000001024.npz", "step_0000002048.npz", "step_0000003072.npz"]
     config = runs.read_config(tmp_path / "run")
-    assert config["algo"] == "ppo" and config["config"]["n_envs"] == 8 and config["versions"]["npgrad"]
+    assert config["algo"] == "ppo" and config["config"]["n_envs"] == 16 and config["versions"]["npgrad"]
     header, rows = runs.read_csv(tmp_path / "run" / "progress.csv")
     assert len(rows) == 12 and {"kl", "entropy", "clip_fraction", "explained_variance", "eval_return"} <= set(header)
     assert [int(r["num_steps"]) for r in rows if r["eval_return"]] == [1024, 2048, 3072]
