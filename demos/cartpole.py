@@ -1,6 +1,6 @@
 """Balance a pole: PPO (or any npgrad algorithm) on gymnasium's CartPole-v1.
 
-    python demos/cartpole.py                 # PPO, 50k steps: evaluation return 500 in about 5 s
+    python demos/cartpole.py                 # PPO, 100k steps: evaluation return 500 in about 5 s of training
     python demos/cartpole.py --algo trpo     # also vpg, npg, a2c (a2c wants --steps 150000)
 
 Every 5,000 steps it evaluates the deterministic policy on 10 fresh episodes and prints a line.
@@ -18,7 +18,7 @@ from npgrad.train import Evaluator
 @dataclass
 class Args:
     algo: str = "ppo"
-    steps: int = 50_000
+    steps: int = 100_000
     seed: int = 0
 
 
