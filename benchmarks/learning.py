@@ -188,7 +188,7 @@ def side_by_side_markdown(summary):
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--quick", action="store_true", help="PPO and TRPO on CartPole, 2 seeds, 50k steps")
+    p.add_argument("--quick", action="store_true", help="PPO and TRPO on CartPole, 2 seeds, the full budgets")
     p.add_argument("--algos", default=",".join(VARIANTS), help="comma-separated labels: " + ", ".join(VARIANTS))
     p.add_argument("--envs", default=",".join(THRESHOLDS))
     p.add_argument("--seeds", type=int, default=5)
@@ -204,7 +204,7 @@ def main(argv=None):
     if args.sb3 and not sb3.available():
         raise SystemExit("--sb3 needs stable-baselines3 and sb3-contrib: pip install stable-baselines3 sb3-contrib")
     if args.quick:
-        args.algos, args.envs, args.seeds, args.budget = "ppo,trpo", "CartPole-v1", 2, args.budget or 50_000
+        args.algos, args.envs, args.seeds = "ppo,trpo", "CartPole-v1", 2
     labels, env_ids = args.algos.split(","), args.envs.split(",")
     out = args.out or os.path.join(os.path.dirname(__file__), "results",
                                    "learning-quick.json" if args.quick else "learning.json")
