@@ -158,7 +158,7 @@ def test_unknown_names_are_refused_with_choices():
 def test_config_object_plus_overrides():
     config = npgrad.PPO.Config.for_env("CartPole-v1", hidden=(16,))
     agent = npgrad.PPO("CartPole-v1", config=config, lr=5e-4)
-    assert agent.config.hidden == (16,) and agent.config.lr == 5e-4 and agent.config.n_steps == 16  # the env default survives
+    assert agent.config.hidden == (16,) and agent.config.lr == 5e-4 and agent.config.n_steps == 16
 
 
 def test_a2c_rmsprop_option_and_annealed_learning_rate():
