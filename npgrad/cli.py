@@ -1,6 +1,6 @@
 """The ``npgrad`` command (also ``python -m npgrad``): train, eval, plot, gradcheck.
 
-    npgrad train ppo CartPole-v1 --steps 50000 --out runs/ppo-cartpole
+    npgrad train ppo CartPole-v1 --steps 100000 --out runs/ppo-cartpole
     npgrad train --resume runs/ppo-cartpole
     npgrad eval runs/ppo-cartpole --episodes 20
     npgrad plot runs/ppo-cartpole-s0 runs/ppo-cartpole-s1 --out curves.png
