@@ -111,7 +111,7 @@ class Agent:
         self.pi_optim = optimizer(self.policy.num_params, lr=lr, max_grad_norm=max_grad_norm)
         self.vf_optim = optimizer(self.value_fn.net.num_params, lr=lr, max_grad_norm=max_grad_norm)
 
-    def annealed(self, value, anneal=True):
+    def annealed(self, value, anneal):
         """``value * progress_remaining`` (linear from ``value`` to 0 over the ``learn`` call) if ``anneal``,
         else ``value``: SB3's ``lin_<value>`` schedules."""
         return value * self.progress_remaining if anneal else value

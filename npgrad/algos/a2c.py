@@ -59,8 +59,7 @@ class A2C(Agent):
     def update(self, batch):
         """One update: the combined A2C loss of the module docstring (one step per network). Returns diagnostics."""
         cfg, n = self.config, len(batch.obs_no)
-        if cfg.anneal_lr:
-            self.pi_optim.lr = self.vf_optim.lr = self.annealed(cfg.lr)
+        self.pi_optim.lr = self.vf_optim.lr = self.annealed(cfg.lr, cfg.anneal_lr)
         fwd = self.policy.forward(batch.obs_no)
         pg, pg_cot = weighted_log_prob(fwd.dist, batch.act, self.advantages(batch) / n)
         entropy, ent_cot = mean_entropy(fwd.dist)
