@@ -1,7 +1,6 @@
 """Regenerate every figure in docs/figures/ (needs matplotlib):  python docs/figures.py
 
-- learning_curves.png  from the last full learning benchmark (benchmarks/results/learning.json) and the
-                       later partial runs listed in LEARNING, whose rows replace the full run's
+- learning_curves.png  from the last full learning benchmark (benchmarks/results/learning.json)
 - clip_objective.png   PPO's clipped objective against the ratio r (docs/07-ppo-and-a2c.md)
 - cg_convergence.png   CG's relative residual on a real policy's Fisher (docs/05-trpo.md)
 """
@@ -19,32 +18,20 @@ from npgrad.solvers import conjugate_gradient  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 OUT = os.path.join(HERE, "figures")
-RESULTS = os.path.join(HERE, "..", "benchmarks", "results")
-# the full run, then a partial run made after PPO's CartPole default changed (benchmarks/README.md)
-LEARNING = [os.path.join(RESULTS, "learning.json"), os.path.join(RESULTS, "learning-ppo-cartpole.json")]
+LEARNING = os.path.join(HERE, "..", "benchmarks", "results", "learning.json")
 THRESHOLDS = {"CartPole-v1": 475, "Pendulum-v1": -200}
 
 
-def latest_runs(paths):
-    """``{(library, algo, env): [run, ...]}`` over every file; a later file's group replaces an earlier one's."""
-    groups = {}
-    for path in paths:
-        with open(path) as f:
-            in_file = {}
-            for run in json.load(f)["runs"]:  # side-by-side runs also hold SB3's rows
-                in_file.setdefault((run.get("library", "npgrad"), run["algo"], run["env"]), []).append(run)
-        groups.update(in_file)
-    return groups
-
-
-def learning_curves(paths=LEARNING):
-    groups = latest_runs(paths)
+def learning_curves(path=LEARNING):
+    with open(path) as f:
+        runs = json.load(f)["runs"]
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for ax, env_id in zip(axes, THRESHOLDS):
-        for (library, algo, env), runs in groups.items():
-            if env != env_id:
-                continue
-            histories = [np.array(run["history"]) for run in runs]
+        groups = {}
+        for run in runs:  # the side-by-side run also holds SB3's rows: dashed lines, labelled "SB3 ..."
+            if run["env"] == env_id:
+                groups.setdefault((run.get("library", "npgrad"), run["algo"]), []).append(np.array(run["history"]))
+        for (library, algo), histories in groups.items():
             n = min(len(h) for h in histories)
             steps, returns_sn = histories[0][:n, 0], np.array([h[:n, 2] for h in histories])
             name = algo.upper() if library == "npgrad" else f"SB3 {algo.upper()}"
