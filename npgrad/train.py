@@ -142,7 +142,7 @@ class Agent:
 
     def resume(self, callback=None):
         """Continue the last ``learn`` call (also one restored from a checkpoint) up to its ``total_steps``."""
-        # Networks this small run fastest on one BLAS thread: extra threads cost 2-4x here (measured, README.md)
+        # Products this small gain nothing from BLAS threads, and once cost 4x (README.md, "Use it")
         with threadpool_limits(limits=1, user_api="blas"):
             self._train(callback)
         return self
