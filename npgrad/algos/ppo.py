@@ -89,7 +89,7 @@ class PPO(Agent):
             value, cot, clip_frac = clipped_surrogate(dist, act, adv_n, logp_old, clip_eps)
         else:
             value, cot = surrogate(dist, act, adv_n, logp_old)
-            kl, kl_cot = mean_kl(old_all[idx], dist)  # the only use of pi_old beyond logp_old
+            kl, kl_cot = mean_kl(old_all[idx], dist)  # the objective's only use of pi_old beyond logp_old
             value, cot, clip_frac = value - self.beta * kl, add(cot, scale(kl_cot, -self.beta)), 0.0
         if self.config.ent_coef == 0:
             return value, cot, clip_frac
