@@ -92,8 +92,8 @@ def gradcheck(algo="ppo", env_id="CartPole-v1", batch=32, seed=0, hidden=None, *
     checks.append(compare("Fisher-vector product F v", policy.fisher_vector_product(obs_no, v_p),
                           directional_derivative(kl_grad, theta_old_p, v_p, h=1e-5), rtol=1e-4, atol=1e-6))
     target_n = rng.standard_normal(batch)
-    _, v_grad = value_fn.mse_grad(obs_no, target_n)
-    value_loss = evaluated_at(value_fn, lambda: value_fn.mse_grad(obs_no, target_n)[0])
+    _, v_grad = value_fn.loss_grad(obs_no, target_n)
+    value_loss = evaluated_at(value_fn, lambda: value_fn.loss_grad(obs_no, target_n)[0])
     checks.append(compare("value gradient: grad mean((V - R)^2)", v_grad,
                           central_difference_gradient(value_loss, value_fn.theta.copy())))
     return checks

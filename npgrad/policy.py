@@ -76,6 +76,24 @@ def mean_kl(old, new):
     return float(old.kl(new).mean()), scale(old.dkl(new), 1.0 / len(new.params[0]))
 
 
+def value_loss(v_n, ret_n, v_old_n=None, clip_vf=0.0):
+    """``L = mean((V - R)^2)`` and ``dL/dV = 2 (V - R) / n``.
+
+    With ``clip_vf = c > 0``, PPO's clipped value loss (OpenAI Baselines' ppo2):
+    ``L = mean(max((V - R)^2, (V_clip - R)^2))`` with ``V_clip = V_old + clip(V - V_old, -c, c)``.
+    Where ``|V - V_old| <= c``, ``V_clip = V`` and the gradient is the plain one; beyond it ``V_clip``
+    is a constant, so a row whose max picks the clipped term has gradient 0. (Comparing the two
+    squares alone is not enough: inside the range ``V_old + (V - V_old)`` can round away from ``V``.)
+    """
+    err_n = v_n - ret_n
+    if clip_vf <= 0:
+        return float(np.mean(err_n**2)), 2.0 * err_n / len(err_n)
+    d_n = v_n - v_old_n
+    sq_n, sq_clipped_n = err_n**2, (v_old_n + np.clip(d_n, -clip_vf, clip_vf) - ret_n) ** 2
+    flat_n = (sq_clipped_n > sq_n) & (np.abs(d_n) > clip_vf)
+    return float(np.mean(np.maximum(sq_n, sq_clipped_n))), np.where(flat_n, 0.0, 2.0 * err_n / len(err_n))
+
+
 # --- networks ---------------------------------------------------------------------------------------
 
 
@@ -305,8 +323,9 @@ class ValueFunction:
         """``phi_bar_p = d sum(V * v_bar) / d phi`` (backprop, docs/01)."""
         return self.net.vjp(cache, v_bar_n[:, None])
 
-    def mse_grad(self, obs_no, target_n):
-        """``L = mean((V(s) - R)^2)``; ``dL/dV = 2 (V - R) / n``. Returns ``(L, grad (p,))``."""
+    def loss_grad(self, obs_no, ret_n, v_old_n=None, clip_vf=0.0):
+        """``value_loss`` of ``V(s)`` (``mean((V(s) - R)^2)``, or PPO's clipped form if ``clip_vf > 0``)
+        and its gradient in ``phi`` by one VJP. Returns ``(L, grad (p,))``."""
         v_n, cache = self.forward(obs_no)
-        err_n = v_n - target_n
-        return float(np.mean(err_n**2)), self.vjp(cache, 2.0 * err_n / len(err_n))
+        loss, v_bar_n = value_loss(v_n, ret_n, v_old_n, clip_vf)
+        return loss, self.vjp(cache, v_bar_n)

@@ -217,7 +217,7 @@ class Agent:
         cfg = self.config
         for _ in range(cfg.vf_epochs):
             for idx in minibatches(len(batch.obs_no), cfg.vf_minibatch_size, self.rng):
-                _, grad = self.value_fn.mse_grad(batch.obs_no[idx], batch.ret_n[idx])
+                _, grad = self.value_fn.loss_grad(batch.obs_no[idx], batch.ret_n[idx])
                 self.commit_value(self.vf_optim.step(self.value_fn.theta, grad)[0])
         return self.value_stats(batch)
 

@@ -5,7 +5,7 @@ from gymnasium import spaces
 from hypothesis import assume, given, strategies as st
 
 from npgrad.errors import SpaceError
-from npgrad.policy import Policy, ValueFunction, clipped_surrogate
+from npgrad.policy import Policy, ValueFunction, clipped_surrogate, value_loss
 from npgrad.testing import central_difference_gradient, directional_derivative, finite_arrays
 
 RTOL, ATOL = 1e-5, 1e-7
@@ -161,22 +161,65 @@ def test_empirical_fisher_is_mean_score_outer_product(case):
                                err_msg="empirical Fisher vs one-sample gradients")
 
 
-@given(st.integers(1, 4), st.lists(st.integers(1, 5), max_size=2), st.integers(1, 6), st.integers(0, 2**16))
-def test_value_mse_gradient(o, hidden, n, seed):
+def reference_value_loss(v_n, ret_n, v_old_n, clip_vf):
+    """The value loss written out row by row, as the formula reads."""
+    rows = []
+    for v, r, v_old in zip(v_n, ret_n, v_old_n):
+        v_clip = v_old + min(max(v - v_old, -clip_vf), clip_vf)
+        rows.append(max((v - r) ** 2, (v_clip - r) ** 2) if clip_vf > 0 else (v - r) ** 2)
+    return float(np.mean(rows))
+
+
+def away_from_kinks(v_n, ret_n, v_old_n, clip_vf, margin=1e-3):
+    """No row within ``margin`` of the clip's kinks ``|V - V_old| = c`` or of the max's tie."""
+    d_n = v_n - v_old_n
+    sq_n, sq_clipped_n = (v_n - ret_n) ** 2, (v_old_n + np.clip(d_n, -clip_vf, clip_vf) - ret_n) ** 2
+    tie_n = (np.abs(sq_n - sq_clipped_n) < margin) & (np.abs(d_n) > clip_vf)
+    return bool(np.all(np.abs(np.abs(d_n) - clip_vf) > margin) and not tie_n.any())
+
+
+@given(st.integers(1, 8).flatmap(lambda n: st.tuples(*[finite_arrays((n,)) for _ in range(3)])),
+       st.sampled_from([0.0, 0.1, 0.5, 2.0]))
+def test_value_loss_and_its_gradient_in_v(arrays, clip_vf):
+    v_n, ret_n, v_old_n = arrays
+    assume(away_from_kinks(v_n, ret_n, v_old_n, clip_vf))
+    loss, v_bar_n = value_loss(v_n, ret_n, v_old_n, clip_vf)
+    np.testing.assert_allclose(loss, reference_value_loss(v_n, ret_n, v_old_n, clip_vf), rtol=1e-12, atol=1e-12)
+    numeric = central_difference_gradient(lambda v: reference_value_loss(v, ret_n, v_old_n, clip_vf), v_n)
+    np.testing.assert_allclose(v_bar_n, numeric, rtol=RTOL, atol=ATOL, err_msg=f"dL/dV, clip_vf={clip_vf}")
+
+
+def test_clipped_value_gradient_is_the_plain_one_inside_the_clip_range():
+    """Inside ``|V - V_old| <= c``, ``V_old + (V - V_old)`` can round to a float just past ``V``; the
+    clipped square then wins the max by an ulp, and must not zero that row's gradient."""
+    rng = np.random.default_rng(0)
+    v_n, ret_n = 0.1 * rng.standard_normal(4096), rng.standard_normal(4096)
+    v_old_n = v_n + rng.uniform(-0.19, 0.19, 4096)
+    rounded_n = (v_old_n + (v_n - v_old_n) - ret_n) ** 2 > (v_n - ret_n) ** 2
+    assert rounded_n.any(), "the rounding this test guards against did not occur"
+    _, v_bar_n = value_loss(v_n, ret_n, v_old_n, clip_vf=0.2)
+    np.testing.assert_array_equal(v_bar_n, value_loss(v_n, ret_n)[1])
+
+
+@given(st.integers(1, 4), st.lists(st.integers(1, 5), max_size=2), st.integers(1, 6), st.integers(0, 2**16),
+       st.sampled_from([0.0, 0.3]))
+def test_value_loss_gradient_through_the_network(o, hidden, n, seed, clip_vf):
     rng = np.random.default_rng(seed)
     vf = ValueFunction(o, tuple(hidden), rng=seed)
     obs, target = rng.standard_normal((n, o)), rng.standard_normal(n)
-    loss, g = vf.mse_grad(obs, target)
+    v_old = vf(obs) + rng.uniform(-1.0, 1.0, n)
+    assume(away_from_kinks(vf(obs), target, v_old, clip_vf))
+    loss, g = vf.loss_grad(obs, target, v_old, clip_vf)
     theta0 = vf.theta.copy()
 
     def f(theta):
         vf.theta = theta
-        return np.mean((vf(obs) - target) ** 2)
+        return reference_value_loss(vf(obs), target, v_old, clip_vf)
 
     numeric = central_difference_gradient(f, theta0)
     vf.theta = theta0
     np.testing.assert_allclose(loss, f(theta0), rtol=1e-12)
-    np.testing.assert_allclose(g, numeric, rtol=RTOL, atol=ATOL, err_msg="grad of value MSE")
+    np.testing.assert_allclose(g, numeric, rtol=RTOL, atol=ATOL, err_msg=f"grad of the value loss, clip_vf={clip_vf}")
 
 
 def test_log_std_is_part_of_theta():

@@ -68,7 +68,7 @@ class A2C(Agent):
         theta, _ = self.pi_optim.step(self.policy.theta, -self.policy.vjp(fwd, cotangent))  # ascent
         diag = {"surrogate_before": pg}
         self.commit_policy(theta, diag)
-        _, v_grad = self.value_fn.mse_grad(batch.obs_no, batch.ret_n)
+        _, v_grad = self.value_fn.loss_grad(batch.obs_no, batch.ret_n)
         self.commit_value(self.vf_optim.step(self.value_fn.theta, cfg.vf_coef * v_grad)[0])
         diag.update(self.policy_stats(batch, fwd.dist))
         diag.update(self.value_stats(batch))

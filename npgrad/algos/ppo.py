@@ -97,14 +97,9 @@ class PPO(Agent):
         return value + self.config.ent_coef * entropy, add(cot, scale(ent_cot, self.config.ent_coef)), clip_frac
 
     def value_step(self, batch, idx, clip_vf):
-        """Minimise ``mean((V - R)^2)``, or its clipped form ``mean(max((V-R)^2, (V_clip-R)^2))``."""
-        v_n, cache = self.value_fn.forward(batch.obs_no[idx])
-        ret_n, v_old_n = batch.ret_n[idx], batch.val_n[idx]
-        err_n = v_n - ret_n
-        if clip_vf > 0:
-            err_clipped_n = v_old_n + np.clip(v_n - v_old_n, -clip_vf, clip_vf) - ret_n
-            err_n = np.where(err_clipped_n**2 > err_n**2, 0.0, err_n)  # the max picks the constant branch
-        self.commit_value(self.vf_optim.step(self.value_fn.theta, self.value_fn.vjp(cache, 2 * err_n / len(idx)))[0])
+        """One Adam step on ``mean((V - R)^2)``, or its clipped form ``mean(max((V-R)^2, (V_clip-R)^2))``."""
+        _, grad = self.value_fn.loss_grad(batch.obs_no[idx], batch.ret_n[idx], batch.val_n[idx], clip_vf)
+        self.commit_value(self.vf_optim.step(self.value_fn.theta, grad)[0])
 
     def update(self, batch):
         """One update: n_epochs of minibatch Adam steps on PPO eq. 7 or 8 (module docstring), V on the same minibatches. Returns diagnostics."""
