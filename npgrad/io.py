@@ -70,6 +70,11 @@ def read_npz(path):
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileFormatError(f"{path}: no such file")
+    with open(path, "rb") as f:
+        magic = f.read(6)
+    if not magic.startswith(b"PK"):  # np.load would call anything that is not a zip or .npy a pickle
+        what = {b"\x80": "a pickle", b"\x93": "a single .npy array"}.get(magic[:1], "not a zip archive")
+        raise FileFormatError(f"{path}: refused, not an .npz file ({what}); npgrad saves and loads .npz only")
     try:
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}

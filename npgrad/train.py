@@ -39,6 +39,13 @@ def make_vec_env(env, n_envs, seed=None):
     return gym.make_vec(env, num_envs=n_envs, vectorization_mode=mode)
 
 
+def require_integer(value, name, positive=False):
+    """``int(value)`` if ``value`` is an integer ``>= 0`` (``> 0`` if ``positive``), else ``ConfigError`` naming it."""
+    if not (isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= int(positive)):
+        raise ConfigError(f"{name} must be a {'positive' if positive else 'non-negative'} integer, got {value!r}")
+    return int(value)
+
+
 def env_id_of(env):
     spec = getattr(env, "spec", None)
     return env if isinstance(env, str) else getattr(spec, "id", None)
@@ -84,7 +91,7 @@ class Agent:
             config = self.Config.for_env(self.env_id, **overrides)
         elif overrides:
             config = self.Config.from_dict({**config.to_dict(), **overrides})
-        self.config, self.seed = config, int(seed)
+        self.config, self.seed = config, require_integer(seed, "seed")
         self.envs = make_vec_env(env, config.n_envs, seed)
         obs_space, act_space = self.envs.single_observation_space, self.envs.single_action_space
         seeds = np.random.SeedSequence(self.seed).spawn(3)
@@ -135,8 +142,7 @@ class Agent:
         After every update ``callback(agent, diagnostics)`` is called; returning ``False`` stops.
         Linear schedules (``progress_remaining``) run from 1 at the start of this call to 0 at its end.
         """
-        if not (isinstance(total_steps, (int, np.integer)) and total_steps >= 0):
-            raise ConfigError(f"total_steps must be a non-negative integer, got {total_steps!r}")
+        require_integer(total_steps, "total_steps")
         self.learn_start, self.total_steps = self.num_steps, self.num_steps + int(total_steps)
         return self.resume(callback)
 
@@ -260,8 +266,8 @@ class Agent:
         env = env if env is not None else self.env_id
         if env is None:
             raise ConfigError("this agent was built from an environment without an id: pass env= to evaluate")
-        envs = make_vec_env(env, episodes, None)
-        seed = self.seed + 10000 if seed is None else seed
+        envs = make_vec_env(env, require_integer(episodes, "episodes", positive=True), None)
+        seed = self.seed + 10000 if seed is None else require_integer(seed, "seed")
         obs, _ = envs.reset(seed=seed)
         returns_e, running_e = np.zeros(envs.num_envs), np.ones(envs.num_envs, dtype=bool)
         rng = np.random.default_rng(seed)

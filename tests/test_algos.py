@@ -155,6 +155,19 @@ def test_unknown_names_are_refused_with_choices():
         npgrad.TRPO("CartPole-v1", max_kl=0.0)
 
 
+@pytest.mark.parametrize("call, match", [
+    (lambda: npgrad.PPO("CartPole-v1", seed="0"), "seed must be a non-negative integer, got '0'"),
+    (lambda: npgrad.PPO("CartPole-v1", seed=-1), "seed must be a non-negative integer, got -1"),
+    (lambda: npgrad.PPO("CartPole-v1").learn(1.5e4), "total_steps must be a non-negative integer, got 15000.0"),
+    (lambda: npgrad.PPO("CartPole-v1").learn(-1), "total_steps must be a non-negative integer, got -1"),
+    (lambda: npgrad.PPO("CartPole-v1").evaluate(episodes=0), "episodes must be a positive integer, got 0"),
+    (lambda: npgrad.PPO("CartPole-v1").evaluate(seed=0.5), "seed must be a non-negative integer, got 0.5"),
+])
+def test_counts_and_seeds_must_be_integers(call, match):
+    with pytest.raises(ConfigError, match=match):
+        call()
+
+
 def test_config_object_plus_overrides():
     config = npgrad.PPO.Config.for_env("CartPole-v1", hidden=(16,))
     agent = npgrad.PPO("CartPole-v1", config=config, lr=5e-4)

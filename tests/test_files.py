@@ -1,5 +1,6 @@
 """Saved files are refused, with a message naming the problem, when they are unsafe or foreign."""
 import json
+import pickle
 
 import numpy as np
 import pytest
@@ -28,6 +29,19 @@ def rewrite(src, dst, change):
 def test_pickled_objects_are_refused(saved, tmp_path):
     path = rewrite(saved, tmp_path / "pickled.npz", lambda a: a.update(evil=np.array([{"x": 1}], dtype=object)))
     with pytest.raises(FileFormatError, match="pickled"):
+        npgrad.load(path)
+
+
+@pytest.mark.parametrize("write, what", [
+    (lambda f: pickle.dump({"policy": [1.0]}, f), "a pickle"),
+    (lambda f: np.save(f, np.zeros(3)), "a single .npy array"),
+    (lambda f: f.write(b"theta = [0.1, 0.2]\n"), "not a zip archive"),
+])
+def test_files_that_are_not_npz_are_named_as_such(tmp_path, write, what):
+    path = tmp_path / "agent.npz"
+    with open(path, "wb") as f:
+        write(f)
+    with pytest.raises(FileFormatError, match=f"not an .npz file \\({what}\\)"):
         npgrad.load(path)
 
 
