@@ -8,7 +8,7 @@ one run at a time, a deterministic evaluation on 10 episodes (env seeded ``seed 
 5,000 steps, evaluation time excluded from training seconds; "first" is the first evaluation that
 reaches the threshold, "sustained" the first from which every later one stays at or above it;
 "final" is 20 further deterministic episodes after the budget. It also measures the raw
-throughput of the same vector-env configuration with random actions (the ceiling).
+throughput of each library's own vector env, same number of envs, with random actions (the ceiling).
 
 Writes ``benchmarks/results/learning[-quick].json`` and a markdown table next to it.
 """
@@ -21,7 +21,6 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import argparse  # noqa: E402
 import math  # noqa: E402
-import time  # noqa: E402
 
 import numpy as np  # noqa: E402
 
@@ -29,7 +28,7 @@ import npgrad  # noqa: E402
 from npgrad.train import Evaluator, make_vec_env  # noqa: E402
 
 import sb3  # noqa: E402
-from common import machine_info, write_results  # noqa: E402
+from common import machine_info, random_action_speed, write_results  # noqa: E402
 
 THRESHOLDS = {"CartPole-v1": 475.0, "Pendulum-v1": -200.0}
 # label -> (algorithm, overrides); PPO-KL is PPO with the adaptive KL-penalty objective
@@ -88,23 +87,14 @@ def make_row(library, label, env_id, seed, budget, steps, history, final_return,
     return row
 
 
-def raw_env_speed(env_id, n_envs, steps=20_000, seed=0, repeats=3):
-    """Environment steps per second of ``n_envs`` vector envs driven by random actions: the best of
-    ``repeats`` runs of ``steps`` steps (one run swung 40k-70k steps/s on this 2-core VM)."""
+def raw_env_speed(env_id, n_envs, seed=0):
+    """``(steps/s, vector env)`` of the vector env npgrad trains on (``make_vec_env``: gymnasium's
+    NumPy-vectorised class where the env has one, else ``SyncVectorEnv``) under random actions."""
     envs = make_vec_env(env_id, n_envs)
     envs.reset(seed=seed)
-    space, rng = envs.single_action_space, np.random.default_rng(seed)
-    sample = ((lambda: rng.integers(space.n, size=n_envs)) if hasattr(space, "n")
-              else (lambda: rng.uniform(space.low, space.high, size=(n_envs, *space.shape))))
-    vector_steps = max(steps // n_envs, 1)
-    best = 0.0
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for _ in range(vector_steps):
-            envs.step(sample())
-        best = max(best, vector_steps * n_envs / (time.perf_counter() - start))
+    speed = random_action_speed(envs.step, envs.single_action_space, n_envs, seed=seed)
     envs.close()
-    return best
+    return speed, f"{type(envs).__name__} x{n_envs}"
 
 
 def median(values):
@@ -120,13 +110,14 @@ def summarize(rows, ceilings):
     summary = []
     for (library, label, env_id), runs in groups.items():
         speed = float(np.median([r["steps_per_second"] for r in runs]))
-        ceiling = ceilings[(env_id, runs[0]["n_envs"])]
+        ceiling, vector_env = ceilings[(library, env_id, runs[0]["n_envs"])]
         summary.append({
             "library": library, "algo": label, "env": env_id, "seeds": len(runs), "budget": runs[0]["budget"],
             **{f"{k}_median": median([r[k] for r in runs])
                for k in ("first_steps", "sustained_steps", "first_seconds", "sustained_seconds")},
             "final_returns": [round(r["final_return"], 1) for r in runs],
-            "steps_per_second": speed, "raw_env_steps_per_second": ceiling, "fraction_of_ceiling": speed / ceiling,
+            "steps_per_second": speed, "raw_env_steps_per_second": ceiling, "vector_env": vector_env,
+            "fraction_of_ceiling": speed / ceiling,
         })
     return summary
 
@@ -137,7 +128,7 @@ def fmt(x, scale=1.0, digits=0, suffix=""):
 
 def markdown(summary):
     lines = ["| library, algorithm, env | budget | steps to threshold: first / sustained (median) | seconds: first / sustained "
-             "| final return (per seed) | training steps/s | raw env steps/s | fraction |",
+             "| final return (per seed) | training steps/s | raw env steps/s (vector env) | fraction |",
              "|---|---|---|---|---|---|---|---|"]
     for s in summary:
         lines.append(
@@ -145,7 +136,7 @@ def markdown(summary):
             f"| {fmt(s['first_steps_median'], 1e3, 0, 'k')} / {fmt(s['sustained_steps_median'], 1e3, 0, 'k')} "
             f"| {fmt(s['first_seconds_median'], 1, 1)} / {fmt(s['sustained_seconds_median'], 1, 1)} "
             f"| {', '.join(f'{r:.0f}' for r in s['final_returns'])} | {s['steps_per_second']:,.0f} "
-            f"| {s['raw_env_steps_per_second']:,.0f} | {100 * s['fraction_of_ceiling']:.0f}% |")
+            f"| {s['raw_env_steps_per_second']:,.0f} ({s['vector_env']}) | {100 * s['fraction_of_ceiling']:.0f}% |")
     return "\n".join(lines)
 
 
@@ -223,9 +214,10 @@ def main(argv=None):
                     print(f"{library:6s} {label:7s} {env_id:12s} seed {seed}: first {row['first_steps']} sustained "
                           f"{row['sustained_steps']} final {row['final_return']:.1f} "
                           f"({row['steps_per_second']:,.0f} steps/s, {row['train_seconds']:.1f} s)", flush=True)
-                    key = (env_id, row["n_envs"])
-                    if key not in ceilings:
-                        ceilings[key] = raw_env_speed(env_id, row["n_envs"])
+                    key = (library, env_id, row["n_envs"])
+                    if key not in ceilings:  # each library's own vector env (SB3's steps one Python env at a time)
+                        measure = raw_env_speed if library == "npgrad" else sb3.raw_env_speed
+                        ceilings[key] = measure(env_id, row["n_envs"])
             # written after every algorithm x env, so a long run that is stopped keeps what it measured
             summary = summarize(rows, ceilings)
             table = markdown(summary)

@@ -17,6 +17,8 @@ import numpy as np
 
 from npgrad.train import make_vec_env
 
+from common import random_action_speed
+
 
 def _linear(value):
     return lambda progress_remaining: progress_remaining * value  # the Zoo's "lin_<value>"
@@ -48,6 +50,19 @@ def available():
     except ImportError:
         return False
     return True
+
+
+def raw_env_speed(env_id, n_envs, seed=0):
+    """``(steps/s, vector env)`` of the vector env SB3 trains on (``make_vec_env``: a ``DummyVecEnv`` that
+    steps one gymnasium env after another) under random actions; VecNormalize, like npgrad's observation
+    filter, counts as the learner's work."""
+    from stable_baselines3.common.env_util import make_vec_env as sb3_make_vec_env
+
+    venv = sb3_make_vec_env(env_id, n_envs=n_envs, seed=seed)
+    venv.reset()
+    speed = random_action_speed(venv.step, venv.action_space, n_envs, seed=seed)
+    venv.close()
+    return speed, f"{type(venv).__name__} x{n_envs}"
 
 
 def evaluate_sb3(model, env_id, episodes, seed, vecnorm=None):
