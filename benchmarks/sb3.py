@@ -67,7 +67,7 @@ def raw_env_speed(env_id, n_envs, seed=0):
 
 def evaluate_sb3(model, env_id, episodes, seed, vecnorm=None):
     """Mean return of ``episodes`` deterministic episodes run in parallel, as ``Agent.evaluate`` does."""
-    envs = make_vec_env(env_id, episodes, None)
+    envs = make_vec_env(env_id, episodes)
     obs, _ = envs.reset(seed=seed)
     returns_e, running_e = np.zeros(episodes), np.ones(episodes, dtype=bool)
     while running_e.any():

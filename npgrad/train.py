@@ -20,7 +20,7 @@ from .rollout import Rollout, RunningMeanStd
 from .solvers import Adam
 
 
-def make_vec_env(env, n_envs, seed=None):
+def make_vec_env(env, n_envs):
     """A gymnasium vector env from an id (NumPy-vectorised entry point if it has one), an env or a vector env."""
     if isinstance(env, gym.vector.VectorEnv):
         return env
@@ -92,7 +92,7 @@ class Agent:
         elif overrides:
             config = self.Config.from_dict({**config.to_dict(), **overrides})
         self.config, self.seed = config, require_integer(seed, "seed")
-        self.envs = make_vec_env(env, config.n_envs, seed)
+        self.envs = make_vec_env(env, config.n_envs)
         obs_space, act_space = self.envs.single_observation_space, self.envs.single_action_space
         seeds = np.random.SeedSequence(self.seed).spawn(3)
         self.policy = Policy(obs_space, act_space, config.hidden, config.activation, config.log_std_init,
@@ -142,8 +142,8 @@ class Agent:
         After every update ``callback(agent, diagnostics)`` is called; returning ``False`` stops.
         Linear schedules (``progress_remaining``) run from 1 at the start of this call to 0 at its end.
         """
-        require_integer(total_steps, "total_steps")
-        self.learn_start, self.total_steps = self.num_steps, self.num_steps + int(total_steps)
+        self.learn_start = self.num_steps
+        self.total_steps = self.num_steps + require_integer(total_steps, "total_steps")
         return self.resume(callback)
 
     def resume(self, callback=None):
@@ -266,7 +266,7 @@ class Agent:
         env = env if env is not None else self.env_id
         if env is None:
             raise ConfigError("this agent was built from an environment without an id: pass env= to evaluate")
-        envs = make_vec_env(env, require_integer(episodes, "episodes", positive=True), None)
+        envs = make_vec_env(env, require_integer(episodes, "episodes", positive=True))
         seed = self.seed + 10000 if seed is None else require_integer(seed, "seed")
         obs, _ = envs.reset(seed=seed)
         returns_e, running_e = np.zeros(envs.num_envs), np.ones(envs.num_envs, dtype=bool)
