@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import warnings
 from dataclasses import dataclass
 
 from .errors import ConfigError
@@ -53,7 +54,7 @@ class Config:
     vf_epochs: int = 5
     """Epochs of value-function regression per update (algorithms that fit V separately)."""
     vf_minibatch_size: int = 64
-    """Minibatch size of the value regression."""
+    """Minibatch size of the value regression (VPG, NPG, TRPO; at most the batch ``n_envs * n_steps``)."""
 
     ENV_DEFAULTS = {}  # env id -> {field: value}; set by each algorithm
 
@@ -102,6 +103,15 @@ class Config:
     def require_positive(self, *names):
         for name in names:
             require(getattr(self, name) > 0, name, getattr(self, name), "> 0")
+
+    def warn_beyond_batch(self, *names):
+        """Warn, as SB3 does, of a minibatch size above the batch ``n_envs * n_steps``: each minibatch is then the batch."""
+        batch = self.n_envs * self.n_steps
+        for name in names:
+            if getattr(self, name) > batch:
+                warnings.warn(f"{name}={getattr(self, name)} is larger than the batch n_envs * n_steps = "
+                              f"{self.n_envs} * {self.n_steps} = {batch}: every minibatch is the whole batch",
+                              stacklevel=2)
 
     def require_nonnegative(self, *names):
         for name in names:

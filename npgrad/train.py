@@ -39,6 +39,22 @@ def make_vec_env(env, n_envs):
     return gym.make_vec(env, num_envs=n_envs, vectorization_mode=mode)
 
 
+def fit_to_env_instance(env, config, overrides):
+    """The config for an ``Env`` (one environment) or a ``VectorEnv`` (``num_envs`` of them): that count
+    becomes ``n_envs``, and ``n_steps`` (unless given) keeps the batch ``n_envs * n_steps``, e.g. PPO's
+    CartPole 16 x 16 becomes 1 x 256. An explicit ``n_envs`` that disagrees with the instance is an error."""
+    if isinstance(env, str):
+        return config
+    n_envs = env.num_envs if isinstance(env, gym.vector.VectorEnv) else 1
+    if n_envs == config.n_envs:
+        return config
+    if "n_envs" in overrides:
+        raise ConfigError(f"n_envs={overrides['n_envs']!r}, but the environment instance holds {n_envs} "
+                          "environment(s); leave n_envs out or pass an environment id")
+    n_steps = overrides.get("n_steps", -(-config.n_envs * config.n_steps // n_envs))
+    return config.from_dict({**config.to_dict(), "n_envs": n_envs, "n_steps": n_steps})
+
+
 def require_integer(value, name, positive=False):
     """``int(value)`` if ``value`` is an integer ``>= 0`` (``> 0`` if ``positive``), else ``ConfigError`` naming it."""
     if not (isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= int(positive)):
@@ -80,6 +96,7 @@ class Agent:
 
     ``env`` is a gymnasium id (``"CartPole-v1"``), an ``Env`` or a ``VectorEnv``. Hyperparameters
     start from the algorithm's tuned defaults for that id; any field of ``Config`` can be overridden.
+    An instance brings its own number of environments (``fit_to_env_instance``).
     """
 
     name = "agent"
@@ -91,7 +108,8 @@ class Agent:
             config = self.Config.for_env(self.env_id, **overrides)
         elif overrides:
             config = self.Config.from_dict({**config.to_dict(), **overrides})
-        self.config, self.seed = config, require_integer(seed, "seed")
+        self.config = config = fit_to_env_instance(env, config, overrides)
+        self.seed = require_integer(seed, "seed")
         self.envs = make_vec_env(env, config.n_envs)
         obs_space, act_space = self.envs.single_observation_space, self.envs.single_action_space
         seeds = np.random.SeedSequence(self.seed).spawn(3)

@@ -168,6 +168,28 @@ def test_counts_and_seeds_must_be_integers(call, match):
         call()
 
 
+@pytest.mark.parametrize("algo, name, batch", [("ppo", "minibatch_size", 256), ("trpo", "vf_minibatch_size", 1024)])
+def test_a_minibatch_larger_than_the_batch_warns_as_sb3_does(algo, name, batch, recwarn):
+    npgrad.ALGOS[algo]("CartPole-v1", **{name: batch})  # exactly the batch (16 x 16, 16 x 64): silent
+    assert len(recwarn) == 0
+    with pytest.warns(UserWarning, match=f"{name}={batch + 1} is larger than the batch n_envs \\* n_steps = 16 \\* "):
+        npgrad.ALGOS[algo]("CartPole-v1", **{name: batch + 1})
+
+
+def test_an_env_instance_sets_n_envs_and_keeps_the_tuned_batch(tmp_path):
+    single = npgrad.PPO(gym.make("CartPole-v1"))  # tuned 16 x 16
+    assert (single.config.n_envs, single.config.n_steps, single.envs.num_envs) == (1, 256, 1)
+    vector = npgrad.PPO(gym.make_vec("CartPole-v1", num_envs=5))
+    assert (vector.config.n_envs, vector.config.n_steps, vector.envs.num_envs) == (5, 52, 5)  # ceil(256 / 5)
+    assert npgrad.PPO(gym.make_vec("CartPole-v1", num_envs=5), n_steps=20).config.n_steps == 20  # given: kept
+    with pytest.raises(ConfigError, match="n_envs=4, but the environment instance holds 1"):
+        npgrad.PPO(gym.make("CartPole-v1"), n_envs=4)
+    vector.save(tmp_path / "agent.npz")  # a saved 5-env agent onto one environment instance
+    loaded = npgrad.load(tmp_path / "agent.npz", env=gym.make("CartPole-v1"))
+    assert (loaded.config.n_envs, loaded.config.n_steps) == (1, 260)
+    np.testing.assert_array_equal(loaded.policy.theta, vector.policy.theta)
+
+
 def test_config_object_plus_overrides():
     config = npgrad.PPO.Config.for_env("CartPole-v1", hidden=(16,))
     agent = npgrad.PPO("CartPole-v1", config=config, lr=5e-4)

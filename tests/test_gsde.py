@@ -136,7 +136,8 @@ def test_sample_adds_features_times_the_given_exploration_matrix():
 
 @pytest.mark.parametrize("n_steps, freq, draws", [(10, 4, 3), (8, 4, 2), (5, 1, 5), (6, 100, 1)])
 def test_rollout_draws_exploration_every_sde_sample_freq_steps(n_steps, freq, draws, monkeypatch):
-    agent = npgrad.PPO("Pendulum-v1", seed=0, use_sde=True, sde_sample_freq=freq, n_envs=2, n_steps=n_steps)
+    agent = npgrad.PPO("Pendulum-v1", seed=0, use_sde=True, sde_sample_freq=freq, n_envs=2, n_steps=n_steps,
+                       minibatch_size=8)
     calls = []
     original = agent.policy.sample_exploration
     monkeypatch.setattr(agent.policy, "sample_exploration", lambda n, rng: calls.append(n) or original(n, rng))
@@ -151,7 +152,7 @@ def test_sde_needs_a_box_action_space():
 
 
 def test_sde_agent_saves_and_loads(tmp_path):
-    agent = npgrad.PPO("Pendulum-v1", seed=3, use_sde=True, n_steps=16, n_envs=2)
+    agent = npgrad.PPO("Pendulum-v1", seed=3, use_sde=True, n_steps=16, n_envs=2, minibatch_size=16)
     agent.learn(64)
     agent.save(tmp_path / "sde")
     loaded = npgrad.load(tmp_path / "sde")

@@ -47,6 +47,7 @@ class NPGConfig(Config):
     def validate(self):
         super().validate()
         self.require_positive("max_kl")
+        self.warn_beyond_batch("vf_minibatch_size")
         require(self.fisher in ("auto", "exact", "empirical", "cg"), "fisher", self.fisher,
                 "one of auto, exact, empirical, cg")
         self.require_nonnegative("cg_damping", "fisher_reg")

@@ -28,7 +28,7 @@ class PPOConfig(Config):
     n_epochs: int = 10
     """K, passes over the batch per update (3-30)."""
     minibatch_size: int = 64
-    """Transitions per gradient step (32-4096)."""
+    """Transitions per gradient step (32-4096, at most the batch ``n_envs * n_steps``)."""
     clip_range: float = 0.2
     """epsilon, the clip range of the ratio (0.1-0.3); annealed linearly to 0 if ``anneal_clip``."""
     clip_range_vf: float = 0.0
@@ -66,6 +66,7 @@ class PPOConfig(Config):
         require(self.objective in ("clip", "kl_penalty"), "objective", self.objective, "'clip' or 'kl_penalty'")
         self.require_positive("lr", "clip_range", "max_grad_norm", "kl_beta_init", "kl_target")
         self.require_nonnegative("clip_range_vf", "ent_coef", "target_kl")
+        self.warn_beyond_batch("minibatch_size")
 
 
 class PPO(Agent):

@@ -49,6 +49,7 @@ class TRPOConfig(Config):
     def validate(self):
         super().validate()
         self.require_positive("max_kl")
+        self.warn_beyond_batch("vf_minibatch_size")
         self.require_nonnegative("cg_damping", "accept_ratio")
         require(0 < self.backtrack_shrink < 1, "backtrack_shrink", self.backtrack_shrink, "in (0, 1)")
 

@@ -31,6 +31,7 @@ class VPGConfig(Config):
     def validate(self):
         super().validate()
         self.require_positive("pi_lr")
+        self.warn_beyond_batch("vf_minibatch_size")
 
 
 class VPG(Agent):
