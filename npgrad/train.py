@@ -21,13 +21,15 @@ from .solvers import Adam
 
 
 def make_vec_env(env, n_envs):
-    """A gymnasium vector env from an id (NumPy-vectorised entry point if it has one), an env or a vector env."""
+    """A gymnasium vector env: ``n_envs`` copies of an id (its NumPy-vectorised entry point if it has one),
+    or an instance as it is (an ``Env`` as a vector env of one). Rollouts need NEXT_STEP autoreset."""
     if isinstance(env, gym.vector.VectorEnv):
+        mode = env.metadata.get("autoreset_mode")  # gymnasium >= 1.1; 1.0 always steps then resets
+        if getattr(mode, "value", mode) not in (None, "NextStep"):
+            raise ConfigError(f"the vector env autoresets in {getattr(mode, 'value', mode)} mode; npgrad needs "
+                              "NextStep, gymnasium's default (autoreset_mode=gym.vector.AutoresetMode.NEXT_STEP)")
         return env
     if isinstance(env, gym.Env):
-        if n_envs != 1:
-            raise ConfigError(f"an environment instance can only be used with n_envs=1 (got n_envs={n_envs}); "
-                              "pass an environment id or a vector env instead")
         return gym.vector.SyncVectorEnv([lambda: env])
     if not isinstance(env, str):
         raise ConfigError(f"env must be a gymnasium id, Env or VectorEnv, got {type(env).__name__}")
@@ -277,24 +279,33 @@ class Agent:
         return act[0] if single else act
 
     def evaluate(self, episodes=10, deterministic=True, seed=None, env=None):
-        """Run ``episodes`` episodes in parallel on a fresh vector env seeded ``seed`` (default ``self.seed + 10000``).
+        """Returns ``EvalResult(mean, std, returns)`` of ``episodes`` episodes, seeded ``seed`` (default ``self.seed + 10000``).
 
-        Returns ``EvalResult(mean, std, returns)``.
+        They run in parallel, one per copy of the agent's environment, or on ``env`` if given (an id, or an
+        instance, whose environments share the episodes as SB3's ``evaluate_policy`` does: environment ``e``
+        runs ``(episodes + e) // n_envs`` of them, so short episodes are not favoured). An instance is not closed.
         """
+        episodes = require_integer(episodes, "episodes", positive=True)
         env = env if env is not None else self.env_id
         if env is None:
             raise ConfigError("this agent was built from an environment without an id: pass env= to evaluate")
-        envs = make_vec_env(env, require_integer(episodes, "episodes", positive=True))
+        envs = make_vec_env(env, episodes)
         seed = self.seed + 10000 if seed is None else require_integer(seed, "seed")
         obs, _ = envs.reset(seed=seed)
-        returns_e, running_e = np.zeros(envs.num_envs), np.ones(envs.num_envs, dtype=bool)
-        rng = np.random.default_rng(seed)
-        while running_e.any():
+        E, rng = envs.num_envs, np.random.default_rng(seed)
+        quota_e = (episodes + np.arange(E)) // E
+        returns_e, running_e = [[] for _ in range(E)], np.zeros(E)
+        while any(len(r) < q for r, q in zip(returns_e, quota_e)):
             obs, rew, term, trunc, _ = envs.step(self.predict(obs, deterministic, rng))
-            returns_e += rew * running_e
-            running_e &= ~(term | trunc)
-        envs.close()
-        return EvalResult(float(returns_e.mean()), float(returns_e.std()), returns_e)
+            running_e += rew
+            for e in np.flatnonzero(term | trunc):
+                if len(returns_e[e]) < quota_e[e]:
+                    returns_e[e].append(running_e[e])
+                running_e[e] = 0.0  # the next step only resets it (NEXT_STEP autoreset): reward 0
+        if isinstance(env, str):
+            envs.close()
+        returns = np.array([ret for rets in returns_e for ret in rets])
+        return EvalResult(float(returns.mean()), float(returns.std()), returns)
 
     def save(self, path):
         """Write ``path`` (``.npz`` with a JSON header; see ``npgrad.io``)."""

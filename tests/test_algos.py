@@ -190,6 +190,31 @@ def test_an_env_instance_sets_n_envs_and_keeps_the_tuned_batch(tmp_path):
     np.testing.assert_array_equal(loaded.policy.theta, vector.policy.theta)
 
 
+class Closable(gym.Wrapper):
+    closed = False
+
+    def close(self):
+        self.closed = True
+        super().close()
+
+
+def test_evaluate_on_instances_shares_the_episodes_as_sb3_does():
+    envs = gym.vector.SyncVectorEnv([lambda: Counter(2), lambda: Counter(10)])  # returns 2 and 10 per episode
+    agent = npgrad.PPO(envs, seed=0)
+    # each environment runs its share (episodes + e) // 2, not the first 4 to finish (which would all be 2s)
+    np.testing.assert_array_equal(agent.evaluate(episodes=4, env=envs).returns, [2, 2, 10, 10])
+    np.testing.assert_array_equal(agent.evaluate(episodes=3, env=envs).returns, [2, 10, 10])
+    single = Closable(Counter(3))
+    np.testing.assert_array_equal(agent.evaluate(episodes=5, env=single).returns, [3] * 5)
+    assert not single.closed  # the caller's environment stays open
+
+
+def test_a_vector_env_must_autoreset_on_the_next_step():
+    same_step = gym.make_vec("Pendulum-v1", 2, vector_kwargs={"autoreset_mode": gym.vector.AutoresetMode.SAME_STEP})
+    with pytest.raises(ConfigError, match="autoresets in SameStep mode; npgrad needs NextStep"):
+        npgrad.PPO(same_step)
+
+
 def test_config_object_plus_overrides():
     config = npgrad.PPO.Config.for_env("CartPole-v1", hidden=(16,))
     agent = npgrad.PPO("CartPole-v1", config=config, lr=5e-4)
