@@ -134,6 +134,9 @@ class Policy:
                  log_std_init=0.0, rng=None, dtype=np.float64, sde=False):
         self.obs_dim = obs_dim_of(observation_space)
         if isinstance(action_space, spaces.Discrete):
+            if action_space.start != 0:  # the policy's actions are category indices 0..n-1
+                raise SpaceError(f"action space {action_space} starts at {action_space.start}: npgrad needs Discrete "
+                                 "actions 0..n-1 (shift them with a gymnasium ActionWrapper)")
             self.kind, self.act_dim = "categorical", int(action_space.n)
         elif isinstance(action_space, spaces.Box) and len(action_space.shape) == 1:
             self.kind, self.act_dim = "gaussian", action_space.shape[0]

@@ -237,6 +237,7 @@ def test_log_std_is_part_of_theta():
     (spaces.Tuple((spaces.Box(-1, 1, (2,)), spaces.Discrete(3))), spaces.Discrete(2), "Tuple"),
     (spaces.Box(-1, 1, (3,)), spaces.Tuple((spaces.Discrete(2), spaces.Discrete(2))), "Tuple"),
     (spaces.Discrete(5), spaces.Discrete(2), "observation space"),
+    (spaces.Box(-1, 1, (3,)), spaces.Discrete(3, start=1), "starts at 1: npgrad needs Discrete actions 0..n-1"),
 ])
 def test_unsupported_spaces_name_the_space(obs_space, act_space, match):
     with pytest.raises(SpaceError, match=match):
