@@ -15,12 +15,13 @@ import argparse
 import difflib
 import os
 import sys
+import warnings
 
 import numpy as np
 
 from . import __version__, runs
 from .algos import ALGOS
-from .errors import ConfigError, FileFormatError, NpgradError
+from .errors import ConfigError, FileFormatError, NpgradError, NpgradWarning
 from .io import load
 from .plotting import have_matplotlib, plot_curves
 
@@ -82,10 +83,23 @@ def build_parser():
 def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
-        return args.func(args) or 0
+        with warnings.catch_warnings():
+            warnings.showwarning = show_warning
+            return args.func(args) or 0
     except NpgradError as e:
         print(f"npgrad: error: {e}", file=sys.stderr)
         return 2
+
+
+def show_warning(message, category, filename, lineno, file=None, line=None):
+    """npgrad's own warnings as one line, like its errors; any other warning as Python shows it."""
+    if issubclass(category, NpgradWarning):
+        print(f"npgrad: warning: {message}", file=sys.stderr)
+    else:
+        PYTHON_SHOWWARNING(message, category, filename, lineno, file, line)
+
+
+PYTHON_SHOWWARNING = warnings.showwarning
 
 
 # --- checking names ---------------------------------------------------------------------------------

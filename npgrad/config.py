@@ -11,7 +11,7 @@ import math
 import warnings
 from dataclasses import dataclass
 
-from .errors import ConfigError
+from .errors import ConfigError, NpgradWarning
 
 
 @dataclass
@@ -111,7 +111,7 @@ class Config:
             if getattr(self, name) > batch:
                 warnings.warn(f"{name}={getattr(self, name)} is larger than the batch n_envs * n_steps = "
                               f"{self.n_envs} * {self.n_steps} = {batch}: every minibatch is the whole batch",
-                              stacklevel=2)
+                              NpgradWarning, stacklevel=2)
 
     def require_nonnegative(self, *names):
         for name in names:

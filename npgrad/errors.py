@@ -23,3 +23,7 @@ class FileFormatError(NpgradError, ValueError):
 
 class EnvError(NpgradError, RuntimeError):
     """The environment raised, or returned non-finite observations or rewards, during a rollout."""
+
+
+class NpgradWarning(UserWarning):
+    """A setting npgrad accepts but that probably does not do what was meant (e.g. a minibatch above the batch)."""

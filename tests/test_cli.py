@@ -130,6 +130,16 @@ def test_bad_names_and_values_give_one_line_errors(tmp_path, monkeypatch, capsys
     assert not os.path.exists(tmp_path / "runs")  # nothing half-created
 
 
+def test_npgrads_warnings_are_one_line_too(tmp_path, capsys):
+    argv = ["train", "ppo", "CartPole-v1", "--out", str(tmp_path / "run"), "--steps", "256", "--quiet",
+            "--set", "minibatch_size=1000"]
+    assert cli.main(argv) == 0
+    err = capsys.readouterr().err
+    warning = ("npgrad: warning: minibatch_size=1000 is larger than the batch n_envs * n_steps = 16 * 16 = 256: "
+               "every minibatch is the whole batch\n")
+    assert err.startswith(warning) and err.count("npgrad: warning") == 1
+
+
 def test_a_run_folder_is_never_overwritten(tmp_path, capsys):
     assert train(tmp_path / "run") == 0
     assert train(tmp_path / "run") == 2
