@@ -159,8 +159,8 @@ class Agent:
     def learn(self, total_steps, callback=None):
         """Train for ``total_steps`` more environment steps.
 
-        After every update ``callback(agent, diagnostics)`` is called; returning ``False`` stops.
-        Linear schedules (``progress_remaining``) run from 1 at the start of this call to 0 at its end.
+        After every update ``callback(agent, diagnostics)`` is called (each in turn, for a list of
+        callbacks); any returning ``False`` stops. Linear schedules (``progress_remaining``) run from 1 at the start of this call to 0 at its end.
         """
         self.learn_start = self.num_steps
         self.total_steps = self.num_steps + require_integer(total_steps, "total_steps")
@@ -174,8 +174,10 @@ class Agent:
         return self
 
     def _train(self, callback):
-        if hasattr(callback, "start_clock"):
-            callback.start_clock()
+        callbacks = list(callback) if isinstance(callback, (list, tuple)) else [callback] * (callback is not None)
+        for cb in callbacks:
+            if hasattr(cb, "start_clock"):
+                cb.start_clock()
         horizon = max(self.total_steps - self.learn_start, 1)
         while self.num_steps < self.total_steps:
             self.progress_remaining = 1.0 - (self.num_steps - self.learn_start) / horizon
@@ -188,7 +190,8 @@ class Agent:
                 diagnostics = {"update_failed": "non-finite advantages or value targets"}
             self.num_updates += 1
             diagnostics.update(self._batch_stats(batch))
-            if callback is not None and callback(self, diagnostics) is False:
+            answers = [cb(self, diagnostics) for cb in callbacks]  # every callback sees every update
+            if any(answer is False for answer in answers):
                 break
 
     def restart_envs(self):

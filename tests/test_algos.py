@@ -94,6 +94,14 @@ def test_callback_can_stop_learning():
     assert agent.num_updates == 3 and agent.num_steps == 3 * 5 * 8
 
 
+def test_a_list_of_callbacks_each_sees_every_update_and_any_can_stop():
+    seen, evaluator = [], npgrad.train.Evaluator(every=80, episodes=2)
+    agent = npgrad.A2C("CartPole-v1", seed=0)
+    agent.learn(100_000, [lambda a, d: seen.append(a.num_updates), evaluator, lambda a, d: a.num_updates < 4])
+    assert seen == [1, 2, 3, 4] and [steps for steps, _, _ in evaluator.history] == [80, 160]
+    assert evaluator.train_seconds > 0  # its clock was started
+
+
 class Counter(gym.Env):
     """obs = [t]; reward = 1; terminates after ``term_at`` steps unless the time limit cuts it first."""
 
