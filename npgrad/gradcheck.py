@@ -14,7 +14,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .algos import ALGOS
-from .policy import Policy, ValueFunction, clipped_surrogate, mean_entropy, mean_kl, surrogate
+from .policy import Policy, ValueFunction, clipped_surrogate, mean_entropy, mean_kl, surrogate, weighted_log_prob
 from .testing import central_difference_gradient, directional_derivative
 from .train import make_vec_env
 
@@ -75,6 +75,7 @@ def gradcheck(algo="ppo", env_id="CartPole-v1", batch=32, seed=0, hidden=None, *
         return compare(name, grad, central_difference_gradient(value, policy.theta))
 
     checks = [
+        objective_check("REINFORCE: grad mean(A log pi)", weighted_log_prob, act, adv_n / batch),
         objective_check("policy gradient: grad mean(r A)", surrogate, act, adv_n, logp_old_n),
         objective_check("PPO clipped surrogate gradient", clipped_surrogate, act, adv_n, logp_old_n, 0.05),
         objective_check("entropy gradient", mean_entropy),
@@ -92,10 +93,12 @@ def gradcheck(algo="ppo", env_id="CartPole-v1", batch=32, seed=0, hidden=None, *
     checks.append(compare("Fisher-vector product F v", policy.fisher_vector_product(obs_no, v_p),
                           directional_derivative(kl_grad, theta_old_p, v_p, h=1e-5), rtol=1e-4, atol=1e-6))
     target_n = rng.standard_normal(batch)
-    _, v_grad = value_fn.loss_grad(obs_no, target_n)
-    value_loss = evaluated_at(value_fn, lambda: value_fn.loss_grad(obs_no, target_n)[0])
-    checks.append(compare("value gradient: grad mean((V - R)^2)", v_grad,
-                          central_difference_gradient(value_loss, value_fn.theta.copy())))
+    v_old_n = value_fn(obs_no) + 0.1 * rng.standard_normal(batch)  # about half the rows outside the clip range
+    for name, clip_args in [("value gradient: grad mean((V - R)^2)", ()),
+                            ("PPO clipped value loss gradient", (v_old_n, 0.05))]:
+        _, v_grad = value_fn.loss_grad(obs_no, target_n, *clip_args)
+        value_loss = evaluated_at(value_fn, lambda: value_fn.loss_grad(obs_no, target_n, *clip_args)[0])
+        checks.append(compare(name, v_grad, central_difference_gradient(value_loss, value_fn.theta.copy())))
     return checks
 
 

@@ -150,7 +150,7 @@ def test_gradcheck_prints_a_passing_table(capsys):
     assert cli.main(["gradcheck", "--algo", "trpo", "--env", "Pendulum-v1", "--batch", "8"]) == 0
     out = capsys.readouterr().out
     rows = [line for line in out.splitlines() if line.rstrip().endswith(("yes", "NO"))]
-    assert len(rows) == 6 and all(r.rstrip().endswith("yes") for r in rows)
+    assert len(rows) == 8 and all(r.rstrip().endswith("yes") for r in rows)
     assert "Fisher-vector product" in out
 
 

@@ -166,7 +166,7 @@ def test_sde_agent_saves_and_loads(tmp_path):
 def test_gradcheck_table_passes_with_sde(algo):
     from npgrad.gradcheck import gradcheck
     checks = gradcheck(algo, "Pendulum-v1", batch=8, hidden=(8, 8), use_sde=True, log_std_init=-1.0)
-    assert len(checks) == 6 and all(c.ok for c in checks), [c for c in checks if not c.ok]
+    assert len(checks) == 8 and all(c.ok for c in checks), [c for c in checks if not c.ok]
 
 
 @given(phi_and_lambda())
