@@ -100,11 +100,13 @@ class Rollout:
             self.obs_filter.update(raw_eo)
         return self.obs_filter.normalize(raw_eo)
 
-    def _scale(self, rew_e, done_e, gamma):
+    def _scale(self, rew_e, done_e, valid_e, gamma):
+        """``r / sqrt(Var[G] + eps)``, where ``G <- gamma G + r`` is each environment's discounted return
+        so far; a reset step is no step of an episode, so its ``G = 0`` is not counted."""
         if self.reward_filter is None:
             return rew_e
         self.disc_return_e = self.disc_return_e * gamma + rew_e
-        self.reward_filter.update(self.disc_return_e[:, None])
+        self.reward_filter.update(self.disc_return_e[valid_e, None])
         self.disc_return_e[done_e] = 0.0
         return rew_e / np.sqrt(self.reward_filter.var[0] + self.reward_filter.eps)
 
@@ -137,10 +139,10 @@ class Rollout:
             except Exception as e:  # the agent is untouched: it only changes after a complete rollout
                 raise EnvError(f"the environment raised at rollout step {t} (of {T}): {type(e).__name__}: {e}") from e
             check_finite(self.obs_eo, rew_e, t)
-            rew_te[t], term_te[t], trunc_te[t] = self._scale(rew_e, term_e | trunc_e, gamma), term_e, trunc_e
+            done_e = term_e | trunc_e
+            rew_te[t], term_te[t], trunc_te[t] = self._scale(rew_e, done_e, valid_te[t], gamma), term_e, trunc_e
             self.ep_return_e += rew_e
             self.ep_length_e += valid_te[t]
-            done_e = term_e | trunc_e
             if done_e.any():
                 ep_returns.extend(self.ep_return_e[done_e].tolist())
                 ep_lengths.extend(self.ep_length_e[done_e].tolist())

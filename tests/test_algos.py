@@ -152,6 +152,19 @@ def test_rollout_respects_termination_truncation_and_resets():
     assert ret[(1, 3.0)] == pytest.approx(21.0) and ret[(1, 0.0)] == pytest.approx(1 + .5 + .25 + .125 + .0625 * 40)
 
 
+def test_reward_scale_is_the_running_std_of_the_discounted_return_over_real_steps():
+    # env 0: episodes of 3 steps, env 1: truncated at 4; every reward is 1, gamma 0.5
+    envs = gym.vector.SyncVectorEnv([lambda: Counter(3), lambda: gym.wrappers.TimeLimit(Counter(100), 4)])
+    policy = npgrad.Policy(envs.single_observation_space, envs.single_action_space, (4,), rng=0)
+    reward_filter = npgrad.rollout.RunningMeanStd(1)
+    rollout = Rollout(envs, n_steps=9, seed=0, reward_filter=reward_filter)
+    rollout.collect(policy, ValueIsObs(), np.random.default_rng(0), gamma=0.5, lam=1.0)
+    # G = 1, 1.5, 1.75 within each episode; the reset steps after t = 2, 6 (env 0) and 3 (env 1) are not counted
+    g = [1, 1.5, 1.75] * 2 + [1] + [1, 1.5, 1.75, 1.875] * 2
+    assert reward_filter.count == len(g) == 15
+    np.testing.assert_allclose([reward_filter.mean[0], reward_filter.var[0]], [np.mean(g), np.var(g)], rtol=1e-12)
+
+
 def test_unknown_names_are_refused_with_choices():
     with pytest.raises(ConfigError, match="unknown environment id"):
         npgrad.PPO("NoSuchEnv-v9")
