@@ -105,7 +105,7 @@ class Config:
             require(getattr(self, name) > 0, name, getattr(self, name), "> 0")
 
     def warn_beyond_batch(self, *names):
-        """Warn, as SB3 does, of a minibatch size above the batch ``n_envs * n_steps``: each minibatch is then the batch."""
+        """Warn, as SB3 does, of a minibatch size above the batch ``n_envs * n_steps`` (each is then the batch)."""
         batch = self.n_envs * self.n_steps
         for name in names:
             if getattr(self, name) > batch:

@@ -97,7 +97,7 @@ def gradcheck(algo="ppo", env_id="CartPole-v1", batch=32, seed=0, hidden=None, *
     for name, clip_args in [("value gradient: grad mean((V - R)^2)", ()),
                             ("PPO clipped value loss gradient", (v_old_n, 0.05))]:
         _, v_grad = value_fn.loss_grad(obs_no, target_n, *clip_args)
-        value_loss = evaluated_at(value_fn, lambda: value_fn.loss_grad(obs_no, target_n, *clip_args)[0])
+        value_loss = evaluated_at(value_fn, lambda args=clip_args: value_fn.loss_grad(obs_no, target_n, *args)[0])
         checks.append(compare(name, v_grad, central_difference_gradient(value_loss, value_fn.theta.copy())))
     return checks
 

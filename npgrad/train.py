@@ -160,7 +160,8 @@ class Agent:
         """Train for ``total_steps`` more environment steps.
 
         After every update ``callback(agent, diagnostics)`` is called (each in turn, for a list of
-        callbacks); any returning ``False`` stops. Linear schedules (``progress_remaining``) run from 1 at the start of this call to 0 at its end.
+        callbacks); any returning ``False`` stops. Linear schedules (``progress_remaining``) run from
+        1 at the start of this call to 0 at its end.
         """
         self.learn_start = self.num_steps
         self.total_steps = self.num_steps + require_integer(total_steps, "total_steps")
@@ -174,7 +175,7 @@ class Agent:
         return self
 
     def _train(self, callback):
-        callbacks = list(callback) if isinstance(callback, (list, tuple)) else [callback] * (callback is not None)
+        callbacks = [] if callback is None else list(callback) if isinstance(callback, (list, tuple)) else [callback]
         for cb in callbacks:
             if hasattr(cb, "start_clock"):
                 cb.start_clock()
@@ -282,7 +283,7 @@ class Agent:
         return act[0] if single else act
 
     def evaluate(self, episodes=10, deterministic=True, seed=None, env=None):
-        """Returns ``EvalResult(mean, std, returns)`` of ``episodes`` episodes, seeded ``seed`` (default ``self.seed + 10000``).
+        """``EvalResult(mean, std, returns)`` of ``episodes`` episodes, seeded ``seed`` (default ``self.seed + 10000``).
 
         They run in parallel, one per copy of the agent's environment, or on ``env`` if given (an id, or an
         instance, whose environments share the episodes as SB3's ``evaluate_policy`` does: environment ``e``
@@ -297,17 +298,17 @@ class Agent:
         obs, _ = envs.reset(seed=seed)
         E, rng = envs.num_envs, np.random.default_rng(seed)
         quota_e = (episodes + np.arange(E)) // E
-        returns_e, running_e = [[] for _ in range(E)], np.zeros(E)
-        while any(len(r) < q for r, q in zip(returns_e, quota_e)):
+        return_so_far_e, finished_e = np.zeros(E), [[] for _ in range(E)]  # finished_e[e]: env e's returns
+        while any(len(finished) < quota for finished, quota in zip(finished_e, quota_e)):
             obs, rew, term, trunc, _ = envs.step(self.predict(obs, deterministic, rng))
-            running_e += rew
+            return_so_far_e += rew
             for e in np.flatnonzero(term | trunc):
-                if len(returns_e[e]) < quota_e[e]:
-                    returns_e[e].append(running_e[e])
-                running_e[e] = 0.0  # the next step only resets it (NEXT_STEP autoreset): reward 0
+                if len(finished_e[e]) < quota_e[e]:
+                    finished_e[e].append(return_so_far_e[e])
+                return_so_far_e[e] = 0.0  # the next step only resets it (NEXT_STEP autoreset): reward 0
         if isinstance(env, str):
             envs.close()
-        returns = np.array([ret for rets in returns_e for ret in rets])
+        returns = np.array([ret for finished in finished_e for ret in finished])
         return EvalResult(float(returns.mean()), float(returns.std()), returns)
 
     def save(self, path):
