@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import npgrad
-from npgrad.errors import ConfigError
+from npgrad.errors import ConfigError, NpgradWarning
 from npgrad.algos.ppo import adapt_beta
 from npgrad.rollout import Rollout
 from npgrad.solvers import RMSprop
@@ -193,7 +193,7 @@ def test_counts_and_seeds_must_be_integers(call, match):
 def test_a_minibatch_larger_than_the_batch_warns_as_sb3_does(algo, name, batch, recwarn):
     npgrad.ALGOS[algo]("CartPole-v1", **{name: batch})  # exactly the batch (16 x 16, 16 x 64): silent
     assert len(recwarn) == 0
-    with pytest.warns(UserWarning, match=f"{name}={batch + 1} is larger than the batch n_envs \\* n_steps = 16 \\* "):
+    with pytest.warns(NpgradWarning, match=f"{name}={batch + 1} is larger than the batch n_envs \\* n_steps = 16 \\* "):
         npgrad.ALGOS[algo]("CartPole-v1", **{name: batch + 1})
 
 
