@@ -25,8 +25,9 @@ def make_vec_env(env, n_envs):
     or an instance as it is (an ``Env`` as a vector env of one). Rollouts need NEXT_STEP autoreset."""
     if isinstance(env, gym.vector.VectorEnv):
         mode = env.metadata.get("autoreset_mode")  # gymnasium >= 1.1; 1.0 always steps then resets
-        if getattr(mode, "value", mode) not in (None, "NextStep"):
-            raise ConfigError(f"the vector env autoresets in {getattr(mode, 'value', mode)} mode; npgrad needs "
+        mode = getattr(mode, "value", mode)  # an AutoresetMode or its string
+        if mode not in (None, "NextStep"):
+            raise ConfigError(f"the vector env autoresets in {mode} mode; npgrad needs "
                               "NextStep, gymnasium's default (autoreset_mode=gym.vector.AutoresetMode.NEXT_STEP)")
         return env
     if isinstance(env, gym.Env):
