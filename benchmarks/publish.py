@@ -1,0 +1,96 @@
+"""Copy the latest full results (``results/learning.md``, ``results/derivatives.md``) into the READMEs.
+
+Each copy sits between ``<!-- results: NAME -->`` and ``<!-- /results -->``; the prose around it
+(what the numbers mean, which targets are met) is written by hand and must be reread after a run.
+
+    python benchmarks/publish.py           # rewrite every block from results/
+    python benchmarks/publish.py --check   # exit 1 naming each block that differs (.ci/run does this)
+
+A learning run without ``--sb3`` has no side-by-side table; the blocks that show one are then left
+as they are, and the script says so.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+BLOCK = re.compile(r"(<!-- results: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /results -->)", re.S)
+SIDE_BY_SIDE = "Against SB3, measured in this run:"
+
+
+def read_sections(name):
+    """``results/<name>.md`` split at blank lines: the "Measured ..." line, then tables and their captions."""
+    with open(os.path.join(HERE, "results", f"{name}.md")) as f:
+        return [s.strip() for s in f.read().split("\n\n") if s.strip()]
+
+
+def npgrad_only(table):
+    """The learning table without its library column's SB3 rows: npgrad's rows, named by algorithm and env."""
+    header, rule, *rows = table.splitlines()
+    kept = [row.replace("| npgrad ", "| ", 1) for row in rows if row.startswith("| npgrad ")]
+    return "\n".join([header.replace("| library, algorithm, env |", "| algorithm, env |", 1), rule, *kept])
+
+
+def blocks_from_results():
+    """``{block name: markdown}`` for every block the READMEs may hold."""
+    learning, derivatives = read_sections("learning"), read_sections("derivatives")
+    measured, table = learning[0], learning[1]
+    blocks = {
+        "learning-npgrad": npgrad_only(table),
+        "full": "\n\n".join([measured, table, *derivatives]),
+    }
+    if SIDE_BY_SIDE in learning:
+        blocks["learning-vs-sb3"] = learning[learning.index(SIDE_BY_SIDE) + 1]
+    return blocks
+
+
+def publish(path, blocks, check):
+    """Rewrite (or, with ``check``, compare) the marked blocks of one file. Returns the names that differ."""
+    with open(path) as f:
+        text = f.read()
+    stale = []
+
+    def fill(match):
+        name = match["name"]
+        if name == "learning-vs-sb3" and name not in blocks:
+            print(f"{os.path.relpath(path, ROOT)}: kept the side-by-side block: results/learning.md has none "
+                  "(run learning.py with --sb3)")
+            return match[0]
+        if name not in blocks:
+            raise SystemExit(f"{os.path.relpath(path, ROOT)}: unknown results block {name!r}; known: {sorted(blocks)}")
+        body = "\n" + blocks[name] + "\n\n"
+        if match["body"] != body:
+            stale.append(name)
+        return match[1] + body + match[4]
+
+    new_text = BLOCK.sub(fill, text)
+    if not check and new_text != text:
+        with open(path, "w") as f:
+            f.write(new_text)
+    return stale
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="change nothing; exit 1 if a block is out of date")
+    args = parser.parse_args(argv)
+    blocks = blocks_from_results()
+    stale = {}
+    for readme in ("README.md", os.path.join("benchmarks", "README.md")):
+        names = publish(os.path.join(ROOT, readme), blocks, args.check)
+        if names:
+            stale[readme] = names
+    for readme, names in stale.items():
+        print(f"{readme}: {'out of date' if args.check else 'updated'}: {', '.join(names)}")
+    if args.check and stale:
+        print("run `python benchmarks/publish.py`, then reread the prose around the tables")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
