@@ -127,8 +127,9 @@ def fmt(x, scale=1.0, digits=0, suffix=""):
 
 
 def markdown(summary):
-    lines = ["| library, algorithm, env | budget | steps to threshold: first / sustained (median) | seconds: first / sustained "
-             "| final return (per seed) | training steps/s | raw env steps/s (vector env) | fraction |",
+    lines = ["| library, algorithm, env | budget | steps to threshold: first / sustained (median) "
+             "| seconds: first / sustained | final return (per seed) | training steps/s "
+             "| raw env steps/s (vector env) | fraction |",
              "|---|---|---|---|---|---|---|---|"]
     for s in summary:
         lines.append(

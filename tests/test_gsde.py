@@ -176,6 +176,7 @@ def test_log_sigma_jacobian_matches_finite_differences(case):
     for n in range(len(phi_nf)):
         for a in range(log_std_fa.shape[1]):
             numeric_fa = central_difference_gradient(lambda lam: gsde.log_sigma(phi_nf, lam)[n, a], log_std_fa)
-            np.testing.assert_allclose(w_nfa[n, :, a], numeric_fa[:, a], rtol=RTOL, atol=ATOL, err_msg=f"w[{n}, :, {a}]")
+            np.testing.assert_allclose(w_nfa[n, :, a], numeric_fa[:, a], rtol=RTOL, atol=ATOL,
+                                       err_msg=f"w[{n}, :, {a}]")
             others = np.arange(log_std_fa.shape[1]) != a  # log sigma_a depends on column a of Lambda only
             np.testing.assert_allclose(numeric_fa[:, others], 0.0, atol=ATOL)

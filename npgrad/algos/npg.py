@@ -73,7 +73,8 @@ class NPG(Agent):
         return step_p, info["ok"], fisher
 
     def update(self, batch):
-        """One update: g, then theta += sqrt(2 delta / g^T F^-1 g) F^-1 g (module docstring), then fit V. Returns diagnostics."""
+        """One update: g, then ``theta += sqrt(2 delta / g^T F^-1 g) F^-1 g`` (module docstring), then fit V.
+        Returns diagnostics."""
         n, old = len(batch.obs_no), self.policy.distribution(batch.obs_no)
         pg, g_p = self.policy.weighted_log_prob_grad(batch.obs_no, batch.act, self.advantages(batch) / n)
         step_p, ok, fisher = self.natural_step(batch, g_p)

@@ -103,7 +103,8 @@ class PPO(Agent):
         self.commit_value(self.vf_optim.step(self.value_fn.theta, grad)[0])
 
     def update(self, batch):
-        """One update: n_epochs of minibatch Adam steps on PPO eq. 7 or 8 (module docstring), V on the same minibatches. Returns diagnostics."""
+        """One update: n_epochs of minibatch Adam steps on PPO eq. 7 or 8 (module docstring), V on the same
+        minibatches. Returns diagnostics."""
         cfg = self.config
         self.pi_optim.lr = self.vf_optim.lr = self.annealed(cfg.lr, cfg.anneal_lr)
         clip_eps = self.annealed(cfg.clip_range, cfg.anneal_clip)

@@ -42,7 +42,8 @@ class VPG(Agent):
         self.pi_optim = Adam(self.policy.num_params, lr=self.config.pi_lr)
 
     def update(self, batch):
-        """One update: one Adam step along g = mean(grad log pi A) (module docstring), then fit V. Returns diagnostics."""
+        """One update: one Adam step along ``g = mean(grad log pi A)`` (module docstring), then fit V.
+        Returns diagnostics."""
         n, old = len(batch.obs_no), self.policy.distribution(batch.obs_no)
         pg, g_p = self.policy.weighted_log_prob_grad(batch.obs_no, batch.act, self.advantages(batch) / n)
         theta, info = self.pi_optim.step(self.policy.theta, -g_p)  # Adam minimises: ascend on g
