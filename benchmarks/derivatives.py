@@ -141,8 +141,9 @@ def main(argv=None):
             trpo.append({"batch": batch, "dtype": dtype, "seconds": seconds, "peak_mb": peak / 2**20})
     text = table(rows, trpo)
     print(text)
-    out = args.out or os.path.join(os.path.dirname(__file__), "results",
-                                   "derivatives-quick.json" if args.quick else "derivatives.json")
+    # results/derivatives.json is the float64 grid the READMEs show; other runs get their own file
+    name = "derivatives" + ("-quick" if args.quick else "") + ("-float32" if args.dtype == "float32" else "")
+    out = args.out or os.path.join(os.path.dirname(__file__), "results", name + ".json")
     write_results(out, {"machine": machine_info(), "rows": rows, "trpo_update": trpo}, text)
     return rows, trpo
 

@@ -187,8 +187,16 @@ def parse_args(argv=None):
     p.add_argument("--budget", type=int, default=None, help="override every budget (steps)")
     p.add_argument("--sb3", action="store_true",
                    help="also run SB3/sb3-contrib (RL-Zoo settings) for PPO, TRPO and A2C, same seeds, same run")
-    p.add_argument("--out", default=None, help="JSON path (default benchmarks/results/learning[-quick].json)")
+    p.add_argument("--out", default=None, help="JSON path (default: results/learning.json for the full protocol, "
+                   "learning-quick.json for --quick, learning-subset.json for any other selection)")
     return p.parse_args(argv)
+
+
+def default_out(args, labels, env_ids):
+    """``results/learning.json`` only for the full protocol: a subset must not replace the run the READMEs show."""
+    full = set(labels) == set(VARIANTS) and set(env_ids) == set(THRESHOLDS) and args.seeds == 5 and not args.budget
+    name = "learning-quick" if args.quick else "learning" if full else "learning-subset"
+    return os.path.join(os.path.dirname(__file__), "results", name + ".json")
 
 
 def main(argv=None):
@@ -198,8 +206,7 @@ def main(argv=None):
     if args.quick:
         args.algos, args.envs, args.seeds = "ppo,trpo", "CartPole-v1", 2
     labels, env_ids = args.algos.split(","), args.envs.split(",")
-    out = args.out or os.path.join(os.path.dirname(__file__), "results",
-                                   "learning-quick.json" if args.quick else "learning.json")
+    out = args.out or default_out(args, labels, env_ids)
     rows, ceilings = [], {}
     for env_id in env_ids:
         for label in labels:
