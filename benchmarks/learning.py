@@ -8,9 +8,10 @@ one run at a time, a deterministic evaluation on 10 episodes (env seeded ``seed 
 5,000 steps, evaluation time excluded from training seconds; "first" is the first evaluation that
 reaches the threshold, "sustained" the first from which every later one stays at or above it;
 "final" is 20 further deterministic episodes after the budget. It also measures the raw
-throughput of each library's own vector env, same number of envs, with random actions (the ceiling).
+throughput of each library's own vector env, same number of envs, with random actions (the ceiling),
+and, where npgrad's is NumPy-vectorised (CartPole), that of a SyncVectorEnv stepping one env at a time.
 
-Writes ``benchmarks/results/learning[-quick].json`` and a markdown table next to it.
+Writes ``benchmarks/results/learning.json`` (``-quick``, ``-subset`` for other runs) and a markdown table next to it.
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 import argparse  # noqa: E402
 import math  # noqa: E402
 
+import gymnasium as gym  # noqa: E402
 import numpy as np  # noqa: E402
 
 import npgrad  # noqa: E402
@@ -31,6 +33,8 @@ import sb3  # noqa: E402
 from common import machine_info, random_action_speed, write_results  # noqa: E402
 
 THRESHOLDS = {"CartPole-v1": 475.0, "Pendulum-v1": -200.0}
+ONE_AT_A_TIME = ("Against a vector env that steps its environments one at a time (gymnasium's SyncVectorEnv, "
+                 "as SB3's DummyVecEnv does), same number of environments:")
 # label -> (algorithm, overrides); PPO-KL is PPO with the adaptive KL-penalty objective
 VARIANTS = {"ppo": ("ppo", {}), "trpo": ("trpo", {}), "ppo-kl": ("ppo", {"objective": "kl_penalty"}),
             "a2c": ("a2c", {}), "npg": ("npg", {}), "vpg": ("vpg", {})}
@@ -97,13 +101,23 @@ def raw_env_speed(env_id, n_envs, seed=0):
     return speed, f"{type(envs).__name__} x{n_envs}"
 
 
+def one_at_a_time_speed(env_id, n_envs, seed=0):
+    """Steps/s of gymnasium's ``SyncVectorEnv``, which steps one Python env after another as SB3's
+    ``DummyVecEnv`` does, under random actions: the ceiling a per-environment vector env would set."""
+    envs = gym.make_vec(env_id, n_envs, vectorization_mode="sync")
+    envs.reset(seed=seed)
+    speed = random_action_speed(envs.step, envs.single_action_space, n_envs, seed=seed)
+    envs.close()
+    return speed
+
+
 def median(values):
     """Median where ``None`` ("never") counts as infinitely late; ``None`` if the median is "never"."""
     m = float(np.median([math.inf if v is None else v for v in values]))
     return None if math.isinf(m) else m
 
 
-def summarize(rows, ceilings):
+def summarize(rows, ceilings, one_at_a_time=None):
     groups = {}
     for row in rows:
         groups.setdefault((row["library"], row["algo"], row["env"]), []).append(row)
@@ -118,8 +132,15 @@ def summarize(rows, ceilings):
             "final_returns": [round(r["final_return"], 1) for r in runs],
             "steps_per_second": speed, "raw_env_steps_per_second": ceiling, "vector_env": vector_env,
             "fraction_of_ceiling": speed / ceiling,
+            **one_at_a_time_fields(speed, (one_at_a_time or {}).get((library, env_id, runs[0]["n_envs"]))),
         })
     return summary
+
+
+def one_at_a_time_fields(speed, ceiling):
+    if ceiling is None:
+        return {}
+    return {"one_at_a_time_steps_per_second": ceiling, "fraction_of_one_at_a_time": speed / ceiling}
 
 
 def fmt(x, scale=1.0, digits=0, suffix=""):
@@ -139,6 +160,20 @@ def markdown(summary):
             f"| {', '.join(f'{r:.0f}' for r in s['final_returns'])} | {s['steps_per_second']:,.0f} "
             f"| {s['raw_env_steps_per_second']:,.0f} ({s['vector_env']}) | {100 * s['fraction_of_ceiling']:.0f}% |")
     return "\n".join(lines)
+
+
+def one_at_a_time_markdown(summary):
+    """The fraction against a vector env that steps its environments one at a time, where npgrad trains on
+    a NumPy-vectorised one (CartPole): the ceiling a per-environment vector env such as SB3's would set."""
+    lines = ["| algorithm, env | training steps/s | raw env steps/s: own vector env / SyncVectorEnv "
+             "| fraction: own / SyncVectorEnv |", "|---|---|---|---|"]
+    for s in summary:
+        if "one_at_a_time_steps_per_second" in s:
+            lines.append(f"| {s['algo'].upper()} {s['env']} | {s['steps_per_second']:,.0f} "
+                         f"| {s['raw_env_steps_per_second']:,.0f} ({s['vector_env']}) / "
+                         f"{s['one_at_a_time_steps_per_second']:,.0f} "
+                         f"| {100 * s['fraction_of_ceiling']:.0f}% / {100 * s['fraction_of_one_at_a_time']:.0f}% |")
+    return "\n".join(lines) if len(lines) > 2 else ""
 
 
 def reference_markdown(summary):
@@ -207,7 +242,7 @@ def main(argv=None):
         args.algos, args.envs, args.seeds = "ppo,trpo", "CartPole-v1", 2
     labels, env_ids = args.algos.split(","), args.envs.split(",")
     out = args.out or default_out(args, labels, env_ids)
-    rows, ceilings = [], {}
+    rows, ceilings, one_at_a_time = [], {}, {}
     for env_id in env_ids:
         for label in labels:
             budget = args.budget or BUDGETS[env_id][label]
@@ -226,9 +261,13 @@ def main(argv=None):
                     if key not in ceilings:  # each library's own vector env (SB3's steps one Python env at a time)
                         measure = raw_env_speed if library == "npgrad" else sb3.raw_env_speed
                         ceilings[key] = measure(env_id, row["n_envs"])
+                        if library == "npgrad" and not ceilings[key][1].startswith("SyncVectorEnv"):
+                            one_at_a_time[key] = one_at_a_time_speed(env_id, row["n_envs"])
             # written after every algorithm x env, so a long run that is stopped keeps what it measured
-            summary = summarize(rows, ceilings)
+            summary = summarize(rows, ceilings, one_at_a_time)
             table = markdown(summary)
+            if one_at_a_time_markdown(summary):
+                table += f"\n\n{ONE_AT_A_TIME}\n\n" + one_at_a_time_markdown(summary)
             if args.sb3:
                 table += "\n\nAgainst SB3, measured in this run:\n\n" + side_by_side_markdown(summary)
             table += "\n\nAgainst the SB3 reference (not measured in this run):\n\n" + reference_markdown(summary)
