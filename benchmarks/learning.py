@@ -265,9 +265,9 @@ def main(argv=None):
                             one_at_a_time[key] = one_at_a_time_speed(env_id, row["n_envs"])
             # written after every algorithm x env, so a long run that is stopped keeps what it measured
             summary = summarize(rows, ceilings, one_at_a_time)
-            table = markdown(summary)
-            if one_at_a_time_markdown(summary):
-                table += f"\n\n{ONE_AT_A_TIME}\n\n" + one_at_a_time_markdown(summary)
+            table, per_env = markdown(summary), one_at_a_time_markdown(summary)
+            if per_env:
+                table += f"\n\n{ONE_AT_A_TIME}\n\n{per_env}"
             if args.sb3:
                 table += "\n\nAgainst SB3, measured in this run:\n\n" + side_by_side_markdown(summary)
             table += "\n\nAgainst the SB3 reference (not measured in this run):\n\n" + reference_markdown(summary)

@@ -30,7 +30,7 @@ def read_sections(name):
 
 
 def npgrad_only(table):
-    """The learning table without its library column's SB3 rows: npgrad's rows, named by algorithm and env."""
+    """npgrad's rows of the learning table, named by algorithm and env (the library column dropped)."""
     header, rule, *rows = table.splitlines()
     kept = [row.replace("| npgrad ", "| ", 1) for row in rows if row.startswith("| npgrad ")]
     return "\n".join([header.replace("| library, algorithm, env |", "| algorithm, env |", 1), rule, *kept])
