@@ -82,14 +82,14 @@ def derivative_calls(batch, width, rng, dtype):
 
 def trpo_update_cost(batch, rng, dtype):
     """Seconds and peak bytes of one TRPO update (policy step + value fit) on a synthetic batch."""
-    agent = TRPO("CartPole-v1", seed=0, n_envs=1, dtype=dtype)
+    # the config describes the synthetic batch (1 x batch); one value epoch of large minibatches, so the
+    # policy step dominates
+    agent = TRPO("CartPole-v1", seed=0, n_envs=1, n_steps=batch, vf_minibatch_size=4096, vf_epochs=1, dtype=dtype)
     obs_no = rng.standard_normal((batch, 4))
     old = agent.policy.distribution(obs_no)
     act = old.sample(rng)
     data = Batch(obs_no, act, old.log_prob(act), agent.value_fn(obs_no), rng.standard_normal(batch),
                  rng.standard_normal(batch), batch)
-    agent.config.vf_minibatch_size = 4096  # one value epoch of large minibatches: the policy step dominates
-    agent.config.vf_epochs = 1
     peak = peak_bytes(lambda: agent.update(data))
     start = time.perf_counter()
     agent.update(data)
