@@ -57,3 +57,12 @@ def random_action_speed(step, action_space, n_envs, steps=50_000, seed=0, repeat
             step(sample())
         best = max(best, vector_steps * n_envs / (time.perf_counter() - start))
     return best
+
+
+def vector_env_speed(envs, seed=0):
+    """``(steps/s, "Class xN")`` of a gymnasium vector env under random actions (``random_action_speed``);
+    closes it."""
+    envs.reset(seed=seed)
+    speed = random_action_speed(envs.step, envs.single_action_space, envs.num_envs, seed=seed)
+    envs.close()
+    return speed, f"{type(envs).__name__} x{envs.num_envs}"

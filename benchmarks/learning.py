@@ -30,7 +30,7 @@ import npgrad  # noqa: E402
 from npgrad.train import Evaluator, make_vec_env  # noqa: E402
 
 import sb3  # noqa: E402
-from common import machine_info, random_action_speed, write_results  # noqa: E402
+from common import machine_info, vector_env_speed, write_results  # noqa: E402
 
 THRESHOLDS = {"CartPole-v1": 475.0, "Pendulum-v1": -200.0}
 ONE_AT_A_TIME = ("Against a vector env that steps its environments one at a time (gymnasium's SyncVectorEnv, "
@@ -94,21 +94,13 @@ def make_row(library, label, env_id, seed, budget, steps, history, final_return,
 def raw_env_speed(env_id, n_envs, seed=0):
     """``(steps/s, vector env)`` of the vector env npgrad trains on (``make_vec_env``: gymnasium's
     NumPy-vectorised class where the env has one, else ``SyncVectorEnv``) under random actions."""
-    envs = make_vec_env(env_id, n_envs)
-    envs.reset(seed=seed)
-    speed = random_action_speed(envs.step, envs.single_action_space, n_envs, seed=seed)
-    envs.close()
-    return speed, f"{type(envs).__name__} x{n_envs}"
+    return vector_env_speed(make_vec_env(env_id, n_envs), seed)
 
 
 def one_at_a_time_speed(env_id, n_envs, seed=0):
     """Steps/s of gymnasium's ``SyncVectorEnv``, which steps one Python env after another as SB3's
     ``DummyVecEnv`` does, under random actions: the ceiling a per-environment vector env would set."""
-    envs = gym.make_vec(env_id, n_envs, vectorization_mode="sync")
-    envs.reset(seed=seed)
-    speed = random_action_speed(envs.step, envs.single_action_space, n_envs, seed=seed)
-    envs.close()
-    return speed
+    return vector_env_speed(gym.make_vec(env_id, n_envs, vectorization_mode="sync"), seed)[0]
 
 
 def median(values):
