@@ -109,7 +109,7 @@ def median(values):
     return None if math.isinf(m) else m
 
 
-def summarize(rows, ceilings, one_at_a_time=None):
+def summarize(rows, ceilings, one_at_a_time):
     groups = {}
     for row in rows:
         groups.setdefault((row["library"], row["algo"], row["env"]), []).append(row)
@@ -124,7 +124,7 @@ def summarize(rows, ceilings, one_at_a_time=None):
             "final_returns": [round(r["final_return"], 1) for r in runs],
             "steps_per_second": speed, "raw_env_steps_per_second": ceiling, "vector_env": vector_env,
             "fraction_of_ceiling": speed / ceiling,
-            **one_at_a_time_fields(speed, (one_at_a_time or {}).get((library, env_id, runs[0]["n_envs"]))),
+            **one_at_a_time_fields(speed, one_at_a_time.get((library, env_id, runs[0]["n_envs"]))),
         })
     return summary
 
