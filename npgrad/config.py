@@ -77,7 +77,8 @@ class Config:
     @classmethod
     def from_dict(cls, values):
         tuples = {f.name for f in dataclasses.fields(cls) if isinstance(f.default, tuple)}
-        return cls.for_env(None, **{k: tuple(v) if k in tuples else v for k, v in values.items()})
+        return cls.for_env(None, **{k: tuple(v) if k in tuples and isinstance(v, list) else v
+                                    for k, v in values.items()})
 
     def validate(self):
         for f in dataclasses.fields(self):

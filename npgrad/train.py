@@ -42,20 +42,25 @@ def make_vec_env(env, n_envs):
     return gym.make_vec(env, num_envs=n_envs, vectorization_mode=mode)
 
 
-def fit_to_env_instance(env, config, overrides):
-    """The config for an ``Env`` (one environment) or a ``VectorEnv`` (``num_envs`` of them): that count
-    becomes ``n_envs``, and ``n_steps`` (unless given) keeps the batch ``n_envs * n_steps``, e.g. PPO's
-    CartPole 16 x 16 becomes 1 x 256. An explicit ``n_envs`` that disagrees with the instance is an error."""
+def fit_to_env_instance(env, values, overrides, defaults):
+    """The hyperparameters for an ``Env`` (one environment) or a ``VectorEnv`` (``num_envs`` of them): that
+    count becomes ``n_envs``, and ``n_steps`` (unless given) keeps the batch ``n_envs * n_steps``, e.g. PPO's
+    CartPole 16 x 16 becomes 1 x 256. An explicit ``n_envs`` that disagrees with the instance is an error.
+    ``values`` are not validated yet (``defaults`` fills what they leave out), so the config is built, and
+    its warnings given, once, for the batch the agent really collects."""
     if isinstance(env, str):
-        return config
+        return values
     n_envs = env.num_envs if isinstance(env, gym.vector.VectorEnv) else 1
-    if n_envs == config.n_envs:
-        return config
+    n_envs_before = values.get("n_envs", defaults.n_envs)
+    if n_envs == n_envs_before:
+        return values
     if "n_envs" in overrides:
         raise ConfigError(f"n_envs={overrides['n_envs']!r}, but the environment instance holds {n_envs} "
                           "environment(s); leave n_envs out or pass an environment id")
-    n_steps = overrides.get("n_steps", -(-config.n_envs * config.n_steps // n_envs))
-    return config.from_dict({**config.to_dict(), "n_envs": n_envs, "n_steps": n_steps})
+    if "n_steps" in overrides:
+        return {**values, "n_envs": n_envs}
+    batch = n_envs_before * values.get("n_steps", defaults.n_steps)
+    return {**values, "n_envs": n_envs, "n_steps": -(-batch // n_envs)}
 
 
 def require_integer(value, name, positive=False):
@@ -107,11 +112,9 @@ class Agent:
 
     def __init__(self, env, seed=0, config=None, **overrides):
         self.env_id = env_id_of(env)
-        if config is None:
-            config = self.Config.for_env(self.env_id, **overrides)
-        elif overrides:
-            config = self.Config.from_dict({**config.to_dict(), **overrides})
-        self.config = config = fit_to_env_instance(env, config, overrides)
+        values = config.to_dict() if config is not None else dict(self.Config.ENV_DEFAULTS.get(self.env_id, {}))
+        values = fit_to_env_instance(env, {**values, **overrides}, overrides, self.Config)
+        self.config = config = self.Config.from_dict(values)
         self.seed = require_integer(seed, "seed")
         self.envs = make_vec_env(env, config.n_envs)
         obs_space, act_space = self.envs.single_observation_space, self.envs.single_action_space

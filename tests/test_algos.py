@@ -197,6 +197,14 @@ def test_a_minibatch_larger_than_the_batch_warns_as_sb3_does(algo, name, batch, 
         npgrad.ALGOS[algo]("CartPole-v1", **{name: batch + 1})
 
 
+def test_the_minibatch_warning_is_about_the_batch_of_the_env_instance(recwarn):
+    npgrad.PPO(gym.make_vec("CartPole-v1", num_envs=32), n_steps=8, minibatch_size=200)  # 32 x 8 = 256, not 16 x 8
+    assert len(recwarn) == 0
+    npgrad.PPO(gym.make("CartPole-v1"), n_steps=8)  # 1 x 8 < 64: warned once, about that batch
+    assert [str(w.message).split(":")[0] for w in recwarn] == [
+        "minibatch_size=64 is larger than the batch n_envs * n_steps = 1 * 8 = 8"]
+
+
 def test_an_env_instance_sets_n_envs_and_keeps_the_tuned_batch(tmp_path):
     single = npgrad.PPO(gym.make("CartPole-v1"))  # tuned 16 x 16
     assert (single.config.n_envs, single.config.n_steps, single.envs.num_envs) == (1, 256, 1)
