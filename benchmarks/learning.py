@@ -253,7 +253,7 @@ def main(argv=None):
                     if key not in ceilings:  # each library's own vector env (SB3's steps one Python env at a time)
                         measure = raw_env_speed if library == "npgrad" else sb3.raw_env_speed
                         ceilings[key] = measure(env_id, row["n_envs"])
-                        if library == "npgrad" and not ceilings[key][1].startswith("SyncVectorEnv"):
+                        if library == "npgrad" and gym.spec(env_id).vector_entry_point is not None:
                             one_at_a_time[key] = one_at_a_time_speed(env_id, row["n_envs"])
             # written after every algorithm x env, so a long run that is stopped keeps what it measured
             summary = summarize(rows, ceilings, one_at_a_time)
