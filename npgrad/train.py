@@ -291,7 +291,9 @@ class Agent:
 
         They run in parallel, one per copy of the agent's environment, or on ``env`` if given (an id, or an
         instance, whose environments share the episodes as SB3's ``evaluate_policy`` does: environment ``e``
-        runs ``(episodes + e) // n_envs`` of them, so short episodes are not favoured). An instance is not closed.
+        runs ``(episodes + e) // n_envs`` of them, so short episodes are not favoured). An instance is not closed;
+        the agent's own training environments are restarted afterwards (``restart_envs``), so the next rollout
+        does not continue from observations the evaluation has stepped past.
         """
         episodes = require_integer(episodes, "episodes", positive=True)
         env = env if env is not None else self.env_id
@@ -312,6 +314,8 @@ class Agent:
                 return_so_far_e[e] = 0.0  # the next step only resets it (NEXT_STEP autoreset): reward 0
         if isinstance(env, str):
             envs.close()
+        if env is self.envs or env in getattr(self.envs, "envs", ()):
+            self.restart_envs()
         returns = np.array([ret for finished in finished_e for ret in finished])
         return EvalResult(float(returns.mean()), float(returns.std()), returns)
 

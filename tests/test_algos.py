@@ -238,6 +238,14 @@ def test_evaluate_on_instances_shares_the_episodes_as_sb3_does():
     assert not single.closed  # the caller's environment stays open
 
 
+@pytest.mark.parametrize("own", ["env instance", "vector env"])
+def test_evaluating_on_the_training_environments_restarts_them(own):
+    agent = npgrad.PPO(gym.make("CartPole-v1") if own == "env instance" else "CartPole-v1", n_steps=64).learn(128)
+    env = agent.envs.envs[0] if own == "env instance" else agent.envs
+    agent.evaluate(episodes=3, env=env)  # steps them past the rollout's last observations
+    state_eo = agent.envs.envs[0].unwrapped.state[None] if own == "env instance" else agent.envs.state.T
+    np.testing.assert_allclose(agent.rollout.obs_eo, state_eo, rtol=1e-6)  # the next rollout starts where they are
+
 def test_a_vector_env_must_autoreset_on_the_next_step():
     same_step = gym.make_vec("Pendulum-v1", 2, vector_kwargs={"autoreset_mode": gym.vector.AutoresetMode.SAME_STEP})
     with pytest.raises(ConfigError, match="autoresets in SameStep mode; npgrad needs NextStep"):
