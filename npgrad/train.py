@@ -31,7 +31,7 @@ def make_vec_env(env, n_envs):
                               "NextStep, gymnasium's default (autoreset_mode=gym.vector.AutoresetMode.NEXT_STEP)")
         return env
     if isinstance(env, gym.Env):
-        return gym.vector.SyncVectorEnv([lambda: env])
+        return CallersEnv([lambda: env])
     if not isinstance(env, str):
         raise ConfigError(f"env must be a gymnasium id, Env or VectorEnv, got {type(env).__name__}")
     try:
@@ -40,6 +40,14 @@ def make_vec_env(env, n_envs):
         raise ConfigError(f"unknown environment id {env!r}: {e}") from None
     mode = "vector_entry_point" if spec.vector_entry_point is not None else "sync"
     return gym.make_vec(env, num_envs=n_envs, vectorization_mode=mode)
+
+
+class CallersEnv(gym.vector.SyncVectorEnv):
+    """A vector env of one around the caller's ``Env``, which stays the caller's: closing this wrapper, or
+    (gymnasium < 1.3) garbage-collecting it, leaves the ``Env`` open."""
+
+    def close_extras(self, **kwargs):
+        pass
 
 
 def fit_to_env_instance(env, values, overrides, defaults):

@@ -1,4 +1,6 @@
 """Learning on tiny budgets, determinism, save/load, and rollouts that respect episode boundaries."""
+import gc
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -238,6 +240,15 @@ def test_evaluate_on_instances_shares_the_episodes_as_sb3_does():
     assert not single.closed  # the caller's environment stays open
 
 
+def test_the_callers_env_stays_open_when_the_agent_is_done_with_it():
+    single = Closable(Counter(3))
+    agent = npgrad.PPO(single, n_steps=64)
+    agent.envs.close()  # closing (or before gymnasium 1.3, garbage-collecting) the agent's wrapper of one
+    del agent
+    gc.collect()
+    assert not single.closed
+
+
 @pytest.mark.parametrize("own", ["env instance", "vector env"])
 def test_evaluating_on_the_training_environments_restarts_them(own):
     agent = npgrad.PPO(gym.make("CartPole-v1") if own == "env instance" else "CartPole-v1", n_steps=64).learn(128)
@@ -246,6 +257,7 @@ def test_evaluating_on_the_training_environments_restarts_them(own):
     state_eo = agent.envs.envs[0].unwrapped.state[None] if own == "env instance" else agent.envs.state.T
     np.testing.assert_allclose(agent.rollout.obs_eo, state_eo, rtol=1e-6)  # the next rollout starts where they are
 
+@pytest.mark.skipif(not hasattr(gym.vector, "AutoresetMode"), reason="gymnasium 1.0 autoresets on the next step only")
 def test_a_vector_env_must_autoreset_on_the_next_step():
     same_step = gym.make_vec("Pendulum-v1", 2, vector_kwargs={"autoreset_mode": gym.vector.AutoresetMode.SAME_STEP})
     with pytest.raises(ConfigError, match="autoresets in SameStep mode; npgrad needs NextStep"):
