@@ -8,8 +8,9 @@ one run at a time, a deterministic evaluation on 10 episodes (env seeded ``seed 
 5,000 steps, evaluation time excluded from training seconds; "first" is the first evaluation that
 reaches the threshold, "sustained" the first from which every later one stays at or above it;
 "final" is 20 further deterministic episodes after the budget. It also measures the raw
-throughput of each library's own vector env, same number of envs, with random actions (the ceiling),
-and, where npgrad's is NumPy-vectorised (CartPole), that of a SyncVectorEnv stepping one env at a time.
+throughput of each library's own vector env, same number of envs, with random actions (the ceiling).
+Where npgrad's is NumPy-vectorised (CartPole), each algorithm also trains once (seed 0) on a SyncVectorEnv,
+which steps one env at a time as SB3's DummyVecEnv does, and is measured against that env's ceiling.
 
 Writes ``benchmarks/results/learning.json`` (``-quick``, ``-subset`` for other runs) and a markdown table next to it.
 """
@@ -33,8 +34,8 @@ import sb3  # noqa: E402
 from common import machine_info, vector_env_speed, write_results  # noqa: E402
 
 THRESHOLDS = {"CartPole-v1": 475.0, "Pendulum-v1": -200.0}
-ONE_AT_A_TIME = ("Against a vector env that steps its environments one at a time (gymnasium's SyncVectorEnv, "
-                 "as SB3's DummyVecEnv does), same number of environments:")
+ONE_AT_A_TIME = ("Trained on a vector env that steps its environments one at a time (gymnasium's SyncVectorEnv, "
+                 "as SB3's DummyVecEnv does; same number of environments, seed 0) and measured against its ceiling:")
 # label -> (algorithm, overrides); PPO-KL is PPO with the adaptive KL-penalty objective
 VARIANTS = {"ppo": ("ppo", {}), "trpo": ("trpo", {}), "ppo-kl": ("ppo", {"objective": "kl_penalty"}),
             "a2c": ("a2c", {}), "npg": ("npg", {}), "vpg": ("vpg", {})}
@@ -69,9 +70,10 @@ def sustained_reach(history, threshold):
     return i if i < len(history) else None
 
 
-def run_one(label, env_id, seed, budget, **overrides):
+def run_one(label, env_id, seed, budget, env=None):
+    """One npgrad run on ``env_id``'s own vector env, or on ``env`` (an instance of ``env_id``) if given."""
     algo, variant = VARIANTS[label]
-    agent = npgrad.ALGOS[algo](env_id, seed=seed, **variant, **overrides)
+    agent = npgrad.ALGOS[algo](env_id if env is None else env, seed=seed, **variant)
     evaluator = Evaluator(every=5_000, episodes=10)
     agent.learn(budget, callback=evaluator)
     final = agent.evaluate(episodes=20, seed=seed + 20_000)
@@ -97,10 +99,10 @@ def raw_env_speed(env_id, n_envs, seed=0):
     return vector_env_speed(make_vec_env(env_id, n_envs), seed)
 
 
-def one_at_a_time_speed(env_id, n_envs, seed=0):
-    """Steps/s of gymnasium's ``SyncVectorEnv``, which steps one Python env after another as SB3's
-    ``DummyVecEnv`` does, under random actions: the ceiling a per-environment vector env would set."""
-    return vector_env_speed(gym.make_vec(env_id, n_envs, vectorization_mode="sync"), seed)[0]
+def one_at_a_time(env_id, n_envs):
+    """Gymnasium's ``SyncVectorEnv`` of ``n_envs`` copies, which steps one Python env after another as SB3's
+    ``DummyVecEnv`` does: the vector env of a library without NumPy-vectorised environments."""
+    return gym.make_vec(env_id, n_envs, vectorization_mode="sync")
 
 
 def median(values):
@@ -109,7 +111,7 @@ def median(values):
     return None if math.isinf(m) else m
 
 
-def summarize(rows, ceilings, one_at_a_time):
+def summarize(rows, ceilings, trained_one_at_a_time):
     groups = {}
     for row in rows:
         groups.setdefault((row["library"], row["algo"], row["env"]), []).append(row)
@@ -124,15 +126,22 @@ def summarize(rows, ceilings, one_at_a_time):
             "final_returns": [round(r["final_return"], 1) for r in runs],
             "steps_per_second": speed, "raw_env_steps_per_second": ceiling, "vector_env": vector_env,
             "fraction_of_ceiling": speed / ceiling,
-            **one_at_a_time_fields(speed, one_at_a_time.get((library, env_id, runs[0]["n_envs"]))),
+            **trained_one_at_a_time.get((library, label, env_id), {}),
         })
     return summary
 
 
-def one_at_a_time_fields(speed, ceiling):
-    if ceiling is None:
-        return {}
-    return {"one_at_a_time_steps_per_second": ceiling, "fraction_of_one_at_a_time": speed / ceiling}
+def one_at_a_time_fields(row, ceilings):
+    """Training speed of ``row``, a run on ``one_at_a_time``, against that vector env's raw speed (measured
+    once per env and number of envs, cached in ``ceilings``)."""
+    key = (row["env"], row["n_envs"])
+    if key not in ceilings:
+        ceilings[key] = vector_env_speed(one_at_a_time(*key))[0]
+    print(f"npgrad {row['algo']:7s} {row['env']:12s} on SyncVectorEnv x{row['n_envs']}, seed 0: "
+          f"{row['steps_per_second']:,.0f} steps/s of {ceilings[key]:,.0f}", flush=True)
+    speed = row["steps_per_second"]
+    return {"one_at_a_time_training_steps_per_second": speed, "one_at_a_time_steps_per_second": ceilings[key],
+            "fraction_of_one_at_a_time": speed / ceilings[key]}
 
 
 def fmt(x, scale=1.0, digits=0, suffix=""):
@@ -155,16 +164,16 @@ def markdown(summary):
 
 
 def one_at_a_time_markdown(summary):
-    """The fraction against a vector env that steps its environments one at a time, where npgrad trains on
-    a NumPy-vectorised one (CartPole): the ceiling a per-environment vector env such as SB3's would set."""
-    lines = ["| algorithm, env | training steps/s | raw env steps/s: own vector env / SyncVectorEnv "
-             "| fraction: own / SyncVectorEnv |", "|---|---|---|---|"]
+    """Where npgrad trains on a NumPy-vectorised env (CartPole), the same training on a vector env that steps
+    its environments one at a time, as a per-environment vector env such as SB3's does, and its fraction."""
+    lines = ["| algorithm, env | own vector env: training / raw steps/s (fraction) "
+             "| SyncVectorEnv: training / raw steps/s (fraction) |", "|---|---|---|"]
     for s in summary:
         if "one_at_a_time_steps_per_second" in s:
-            lines.append(f"| {s['algo'].upper()} {s['env']} | {s['steps_per_second']:,.0f} "
-                         f"| {s['raw_env_steps_per_second']:,.0f} ({s['vector_env']}) / "
-                         f"{s['one_at_a_time_steps_per_second']:,.0f} "
-                         f"| {100 * s['fraction_of_ceiling']:.0f}% / {100 * s['fraction_of_one_at_a_time']:.0f}% |")
+            own = f"{s['steps_per_second']:,.0f} / {s['raw_env_steps_per_second']:,.0f} ({s['vector_env']}"
+            one = f"{s['one_at_a_time_training_steps_per_second']:,.0f} / {s['one_at_a_time_steps_per_second']:,.0f}"
+            lines.append(f"| {s['algo'].upper()} {s['env']} | {own}; {100 * s['fraction_of_ceiling']:.0f}%) "
+                         f"| {one} ({100 * s['fraction_of_one_at_a_time']:.0f}%) |")
     return "\n".join(lines) if len(lines) > 2 else ""
 
 
@@ -234,7 +243,7 @@ def main(argv=None):
         args.algos, args.envs, args.seeds = "ppo,trpo", "CartPole-v1", 2
     labels, env_ids = args.algos.split(","), args.envs.split(",")
     out = args.out or default_out(args, labels, env_ids)
-    rows, ceilings, one_at_a_time = [], {}, {}
+    rows, ceilings, one_at_a_time_rows, one_at_a_time_ceilings, trained_one_at_a_time = [], {}, [], {}, {}
     for env_id in env_ids:
         for label in labels:
             budget = args.budget or BUDGETS[env_id][label]
@@ -253,17 +262,20 @@ def main(argv=None):
                     if key not in ceilings:  # each library's own vector env (SB3's steps one Python env at a time)
                         measure = raw_env_speed if library == "npgrad" else sb3.raw_env_speed
                         ceilings[key] = measure(env_id, row["n_envs"])
-                        if library == "npgrad" and gym.spec(env_id).vector_entry_point is not None:
-                            one_at_a_time[key] = one_at_a_time_speed(env_id, row["n_envs"])
+                if library == "npgrad" and gym.spec(env_id).vector_entry_point is not None:
+                    row = run_one(label, env_id, 0, budget, env=one_at_a_time(env_id, rows[-1]["n_envs"]))
+                    one_at_a_time_rows.append(row)
+                    trained_one_at_a_time[library, label, env_id] = one_at_a_time_fields(row, one_at_a_time_ceilings)
             # written after every algorithm x env, so a long run that is stopped keeps what it measured
-            summary = summarize(rows, ceilings, one_at_a_time)
+            summary = summarize(rows, ceilings, trained_one_at_a_time)
             table, per_env = markdown(summary), one_at_a_time_markdown(summary)
             if per_env:
                 table += f"\n\n{ONE_AT_A_TIME}\n\n{per_env}"
             if args.sb3:
                 table += "\n\nAgainst SB3, measured in this run:\n\n" + side_by_side_markdown(summary)
             table += "\n\nAgainst the SB3 reference (not measured in this run):\n\n" + reference_markdown(summary)
-            write_results(out, {"machine": machine_info(), "args": vars(args), "summary": summary, "runs": rows}, table)
+            write_results(out, {"machine": machine_info(), "args": vars(args), "summary": summary, "runs": rows,
+                                "one_at_a_time_runs": one_at_a_time_rows}, table)
     print(table)
     return summary
 
