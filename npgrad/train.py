@@ -121,8 +121,10 @@ class Agent:
     def __init__(self, env, seed=0, config=None, **overrides):
         self.env_id = env_id_of(env)
         values = config.to_dict() if config is not None else dict(self.Config.ENV_DEFAULTS.get(self.env_id, {}))
-        values = fit_to_env_instance(env, {**values, **overrides}, overrides, self.Config)
-        self.config = config = self.Config.from_dict(values)
+        fitted = fit_to_env_instance(env, {**values, **overrides}, overrides, self.Config)
+        if config is None or fitted != values:  # a config that nothing changes is not built (or warned of) again
+            config = self.Config.from_dict(fitted)
+        self.config = config
         self.seed = require_integer(seed, "seed")
         self.envs = make_vec_env(env, config.n_envs)
         obs_space, act_space = self.envs.single_observation_space, self.envs.single_action_space

@@ -1,5 +1,6 @@
 """Learning on tiny budgets, determinism, save/load, and rollouts that respect episode boundaries."""
 import gc
+import warnings
 
 import gymnasium as gym
 import numpy as np
@@ -199,12 +200,24 @@ def test_a_minibatch_larger_than_the_batch_warns_as_sb3_does(algo, name, batch, 
         npgrad.ALGOS[algo]("CartPole-v1", **{name: batch + 1})
 
 
-def test_the_minibatch_warning_is_about_the_batch_of_the_env_instance(recwarn):
-    npgrad.PPO(gym.make_vec("CartPole-v1", num_envs=32), n_steps=8, minibatch_size=200)  # 32 x 8 = 256, not 16 x 8
-    assert len(recwarn) == 0
-    npgrad.PPO(gym.make("CartPole-v1"), n_steps=8)  # 1 x 8 < 64: warned once, about that batch
-    assert [str(w.message).split(":")[0] for w in recwarn] == [
-        "minibatch_size=64 is larger than the batch n_envs * n_steps = 1 * 8 = 8"]
+def warnings_of(call):
+    """What ``call()`` warns, each message up to its first colon, every repeat kept."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")  # not "default", which shows a repeated warning once
+        call()
+    return [str(w.message).split(":")[0] for w in caught]
+
+
+def test_the_minibatch_warning_is_given_once_about_the_batch_collected(tmp_path):
+    # 32 x 8 = 256 transitions: no warning about the 16 x 8 the tuned config would collect
+    assert warnings_of(lambda: npgrad.PPO(gym.make_vec("CartPole-v1", num_envs=32), n_steps=8,
+                                          minibatch_size=200)) == []
+    too_large = "is larger than the batch n_envs * n_steps ="
+    assert warnings_of(lambda: npgrad.PPO(gym.make("CartPole-v1"), n_steps=8)) == [
+        f"minibatch_size=64 {too_large} 1 * 8 = 8"]
+    saved = [f"minibatch_size=300 {too_large} 16 * 16 = 256"]
+    assert warnings_of(lambda: npgrad.PPO("CartPole-v1", minibatch_size=300).save(tmp_path / "agent.npz")) == saved
+    assert warnings_of(lambda: npgrad.load(tmp_path / "agent.npz")) == saved  # built, and warned of, once
 
 
 def test_an_env_instance_sets_n_envs_and_keeps_the_tuned_batch(tmp_path):
@@ -256,6 +269,7 @@ def test_evaluating_on_the_training_environments_restarts_them(own):
     agent.evaluate(episodes=3, env=env)  # steps them past the rollout's last observations
     state_eo = agent.envs.envs[0].unwrapped.state[None] if own == "env instance" else agent.envs.state.T
     np.testing.assert_allclose(agent.rollout.obs_eo, state_eo, rtol=1e-6)  # the next rollout starts where they are
+
 
 @pytest.mark.skipif(not hasattr(gym.vector, "AutoresetMode"), reason="gymnasium 1.0 autoresets on the next step only")
 def test_a_vector_env_must_autoreset_on_the_next_step():
