@@ -131,17 +131,13 @@ def summarize(rows, ceilings, trained_one_at_a_time):
     return summary
 
 
-def one_at_a_time_fields(row, ceilings):
-    """Training speed of ``row``, a run on ``one_at_a_time``, against that vector env's raw speed (measured
-    once per env and number of envs, cached in ``ceilings``)."""
-    key = (row["env"], row["n_envs"])
-    if key not in ceilings:
-        ceilings[key] = vector_env_speed(one_at_a_time(*key))[0]
-    print(f"npgrad {row['algo']:7s} {row['env']:12s} on SyncVectorEnv x{row['n_envs']}, seed 0: "
-          f"{row['steps_per_second']:,.0f} steps/s of {ceilings[key]:,.0f}", flush=True)
+def one_at_a_time_fields(row, ceiling):
+    """Training speed of ``row``, a run on ``one_at_a_time``, against that vector env's raw speed ``ceiling``."""
     speed = row["steps_per_second"]
-    return {"one_at_a_time_training_steps_per_second": speed, "one_at_a_time_steps_per_second": ceilings[key],
-            "fraction_of_one_at_a_time": speed / ceilings[key]}
+    print(f"npgrad {row['algo']:7s} {row['env']:12s} on SyncVectorEnv x{row['n_envs']}, seed 0: "
+          f"{speed:,.0f} steps/s of {ceiling:,.0f}", flush=True)
+    return {"one_at_a_time_training_steps_per_second": speed, "one_at_a_time_steps_per_second": ceiling,
+            "fraction_of_one_at_a_time": speed / ceiling}
 
 
 def fmt(x, scale=1.0, digits=0, suffix=""):
@@ -243,7 +239,7 @@ def main(argv=None):
         args.algos, args.envs, args.seeds = "ppo,trpo", "CartPole-v1", 2
     labels, env_ids = args.algos.split(","), args.envs.split(",")
     out = args.out or default_out(args, labels, env_ids)
-    rows, ceilings, one_at_a_time_rows, one_at_a_time_ceilings, trained_one_at_a_time = [], {}, [], {}, {}
+    rows, ceilings, one_at_a_time_rows, trained_one_at_a_time = [], {}, [], {}
     for env_id in env_ids:
         for label in labels:
             budget = args.budget or BUDGETS[env_id][label]
@@ -265,7 +261,10 @@ def main(argv=None):
                 if library == "npgrad" and gym.spec(env_id).vector_entry_point is not None:
                     row = run_one(label, env_id, 0, budget, env=one_at_a_time(env_id, rows[-1]["n_envs"]))
                     one_at_a_time_rows.append(row)
-                    trained_one_at_a_time[library, label, env_id] = one_at_a_time_fields(row, one_at_a_time_ceilings)
+                    key = ("one at a time", env_id, row["n_envs"])
+                    if key not in ceilings:
+                        ceilings[key] = vector_env_speed(one_at_a_time(env_id, row["n_envs"]))
+                    trained_one_at_a_time[library, label, env_id] = one_at_a_time_fields(row, ceilings[key][0])
             # written after every algorithm x env, so a long run that is stopped keeps what it measured
             summary = summarize(rows, ceilings, trained_one_at_a_time)
             table, per_env = markdown(summary), one_at_a_time_markdown(summary)
