@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 
-from npgrad.train import make_vec_env
+from npgrad.train import independent_seeds, make_vec_env
 
 from common import random_action_speed
 
@@ -69,7 +69,7 @@ def raw_env_speed(env_id, n_envs, seed=0):
 def evaluate_sb3(model, env_id, episodes, seed, vecnorm=None):
     """Mean return of ``episodes`` deterministic episodes run in parallel, as ``Agent.evaluate`` does."""
     envs = make_vec_env(env_id, episodes)
-    obs, _ = envs.reset(seed=seed)
+    obs, _ = envs.reset(seed=independent_seeds(envs, seed))
     returns_e, running_e = np.zeros(episodes), np.ones(episodes, dtype=bool)
     while running_e.any():
         action, _ = model.predict(vecnorm.normalize_obs(obs) if vecnorm is not None else obs, deterministic=True)

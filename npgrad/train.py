@@ -42,6 +42,15 @@ def make_vec_env(env, n_envs):
     return gym.make_vec(env, num_envs=n_envs, vectorization_mode=mode)
 
 
+def independent_seeds(envs, seed):
+    """The ``seed`` argument of ``envs.reset`` that gives each sub-environment its own stream, drawn from
+    ``SeedSequence(seed)``. Gymnasium turns an int into ``seed, seed + 1, ...``, so resets seeded ``k`` and
+    ``k + 1`` would share all but one starting state; a NumPy-vectorised env (one RNG for all copies) takes the int."""
+    if isinstance(envs.unwrapped, (gym.vector.SyncVectorEnv, gym.vector.AsyncVectorEnv)):
+        return [int(s) for s in np.random.SeedSequence(seed).generate_state(envs.num_envs)]
+    return seed
+
+
 class CallersEnv(gym.vector.SyncVectorEnv):
     """A vector env of one around the caller's ``Env``, which stays the caller's: closing this wrapper, or
     (gymnasium < 1.3) garbage-collecting it, leaves the ``Env`` open."""
@@ -297,7 +306,8 @@ class Agent:
         return act[0] if single else act
 
     def evaluate(self, episodes=10, deterministic=True, seed=None, env=None):
-        """``EvalResult(mean, std, returns)`` of ``episodes`` episodes, seeded ``seed`` (default ``self.seed + 10000``).
+        """``EvalResult(mean, std, returns)`` of ``episodes`` episodes, seeded ``seed`` (default ``self.seed + 10000``;
+        each environment gets its own seed from it, see ``independent_seeds``).
 
         They run in parallel, one per copy of the agent's environment, or on ``env`` if given (an id, or an
         instance, whose environments share the episodes as SB3's ``evaluate_policy`` does: environment ``e``
@@ -311,7 +321,7 @@ class Agent:
             raise ConfigError("this agent was built from an environment without an id: pass env= to evaluate")
         envs = make_vec_env(env, episodes)
         seed = self.seed + 10000 if seed is None else require_integer(seed, "seed")
-        obs, _ = envs.reset(seed=seed)
+        obs, _ = envs.reset(seed=independent_seeds(envs, seed))
         E, rng = envs.num_envs, np.random.default_rng(seed)
         quota_e = (episodes + np.arange(E)) // E
         return_so_far_e, finished_e = np.zeros(E), [[] for _ in range(E)]  # finished_e[e]: env e's returns

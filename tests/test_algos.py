@@ -253,6 +253,16 @@ def test_evaluate_on_instances_shares_the_episodes_as_sb3_does():
     assert not single.closed  # the caller's environment stays open
 
 
+def test_evaluation_seeds_k_and_k_plus_1_share_no_episode():
+    # a deterministic policy's return is a function of the starting state: a shared state shows as a shared return
+    agent = npgrad.PPO("Pendulum-v1", seed=0)
+    returns_k = [agent.evaluate(episodes=10, seed=k).returns for k in (5, 6, 5)]
+    assert not set(returns_k[0]) & set(returns_k[1])  # gymnasium's int seeding would share 9 of the 10
+    np.testing.assert_array_equal(returns_k[0], returns_k[2])  # and the same seed gives the same episodes
+    envs = npgrad.train.make_vec_env("CartPole-v1", 10)  # one RNG for all copies: the int seeds it
+    assert npgrad.train.independent_seeds(envs, 5) == 5
+
+
 def test_the_callers_env_stays_open_when_the_agent_is_done_with_it():
     single = Closable(Counter(3))
     agent = npgrad.PPO(single, n_steps=64)
