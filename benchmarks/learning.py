@@ -2,6 +2,7 @@
 
     python benchmarks/learning.py --quick     # PPO and TRPO on CartPole, 2 seeds, ~1 minute
     python benchmarks/learning.py             # every algorithm x {CartPole-v1, Pendulum-v1}, 5 seeds
+    python benchmarks/learning.py --algos trpo --envs Pendulum-v1 --first-seed 20 --seeds 20 --sb3   # seeds 20-39
 
 The protocol is ../shared/BENCHMARKS.md's (copied in benchmarks/README.md): single-threaded BLAS,
 one run at a time, a deterministic evaluation on 10 episodes (env seeded ``seed + 10000``) every
@@ -215,7 +216,8 @@ def parse_args(argv=None):
     p.add_argument("--quick", action="store_true", help="PPO and TRPO on CartPole, 2 seeds, the full budgets")
     p.add_argument("--algos", default=",".join(VARIANTS), help="comma-separated labels: " + ", ".join(VARIANTS))
     p.add_argument("--envs", default=",".join(THRESHOLDS))
-    p.add_argument("--seeds", type=int, default=5)
+    p.add_argument("--seeds", type=int, default=5, help="how many seeds")
+    p.add_argument("--first-seed", type=int, default=0, help="the first seed: --first-seed 20 --seeds 20 runs 20-39")
     p.add_argument("--budget", type=int, default=None, help="override every budget (steps)")
     p.add_argument("--sb3", action="store_true",
                    help="also run SB3/sb3-contrib (RL-Zoo settings) for PPO, TRPO and A2C, same seeds, same run")
@@ -226,7 +228,8 @@ def parse_args(argv=None):
 
 def default_out(args, labels, env_ids):
     """``results/learning.json`` only for the full protocol: a subset must not replace the run the READMEs show."""
-    full = set(labels) == set(VARIANTS) and set(env_ids) == set(THRESHOLDS) and args.seeds == 5 and not args.budget
+    full = (set(labels) == set(VARIANTS) and set(env_ids) == set(THRESHOLDS) and args.seeds == 5
+            and not args.first_seed and not args.budget)
     name = "learning-quick" if args.quick else "learning" if full else "learning-subset"
     return os.path.join(os.path.dirname(__file__), "results", name + ".json")
 
@@ -245,7 +248,7 @@ def main(argv=None):
             budget = args.budget or BUDGETS[env_id][label]
             libraries = ["npgrad"] + (["sb3"] if args.sb3 and (label, env_id) in sb3.ZOO else [])
             for library in libraries:
-                for seed in range(args.seeds):
+                for seed in range(args.first_seed, args.first_seed + args.seeds):
                     if library == "npgrad":
                         row = run_one(label, env_id, seed, budget)
                     else:
