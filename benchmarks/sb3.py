@@ -15,7 +15,8 @@ import time
 
 import numpy as np
 
-from npgrad.train import independent_seeds, make_vec_env
+from npgrad.rollout import independent_seeds
+from npgrad.train import make_vec_env
 
 from common import random_action_speed
 
@@ -88,12 +89,20 @@ def run_sb3(label, env_id, seed, budget, every=5_000, episodes=10):
     import torch
     from stable_baselines3.common.callbacks import BaseCallback
     from stable_baselines3.common.env_util import make_vec_env as sb3_make_vec_env
-    from stable_baselines3.common.vec_env import VecNormalize
+    from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
+
+    class IndependentlySeeded(DummyVecEnv):
+        """Seeds its envs from ``SeedSequence(seed)`` as npgrad's ``Rollout`` does, not ``seed + i``, so
+        consecutive seeds share no stream of starting states (``npgrad.rollout.independent_seeds``)."""
+
+        def seed(self, seed=None):
+            self._seeds = [int(s) for s in np.random.SeedSequence(seed).generate_state(self.num_envs)]
+            return self._seeds
 
     torch.set_num_threads(1)
     name, n_envs, normalize, kwargs = ZOO[(label, env_id)]
     cls = getattr(stable_baselines3, name, None) or getattr(sb3_contrib, name)
-    venv = sb3_make_vec_env(env_id, n_envs=n_envs, seed=seed)
+    venv = sb3_make_vec_env(env_id, n_envs=n_envs, seed=seed, vec_env_cls=IndependentlySeeded)
     if normalize:
         venv = VecNormalize(venv, gamma=kwargs["gamma"])
     model = cls("MlpPolicy", venv, seed=seed, device="cpu", verbose=0, **kwargs)

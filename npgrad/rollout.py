@@ -12,10 +12,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import gymnasium as gym
 import numpy as np
 
 from .advantages import gae
 from .errors import EnvError
+
+
+def independent_seeds(envs, seed):
+    """The ``seed`` argument of ``envs.reset`` that gives each sub-environment its own stream, drawn from
+    ``SeedSequence(seed)``. Gymnasium turns an int into ``seed, seed + 1, ...``, so resets seeded ``k`` and
+    ``k + 1`` would share all but one starting state; a NumPy-vectorised env (one RNG for all copies) takes the int."""
+    if seed is None:
+        return None
+    if isinstance(envs.unwrapped, (gym.vector.SyncVectorEnv, gym.vector.AsyncVectorEnv)):
+        return [int(s) for s in np.random.SeedSequence(seed).generate_state(envs.num_envs)]
+    return seed
 
 
 class RunningMeanStd:
@@ -87,8 +99,9 @@ class Rollout:
         self.clip_low, self.clip_high = (space.low, space.high) if hasattr(space, "low") else (None, None)
 
     def restart(self, seed=None):
-        """Reset every environment (seeded) and forget unfinished episodes."""
-        self.obs_eo, _ = self.envs.reset(seed=seed)
+        """Reset every environment, each with its own seed drawn from ``seed`` (``independent_seeds``), and
+        forget unfinished episodes."""
+        self.obs_eo, _ = self.envs.reset(seed=independent_seeds(self.envs, seed))
         self.resetting_e = np.zeros(self.num_envs, dtype=bool)  # the next step of this env only resets it
         self.ep_return_e, self.ep_length_e = np.zeros(self.num_envs), np.zeros(self.num_envs, dtype=np.int64)
         self.disc_return_e = np.zeros(self.num_envs)

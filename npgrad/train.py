@@ -16,7 +16,7 @@ from threadpoolctl import threadpool_limits
 from .config import Config
 from .errors import ConfigError, ShapeError
 from .policy import LOG_STD_BOUNDS, Policy, ValueFunction
-from .rollout import Rollout, RunningMeanStd
+from .rollout import Rollout, RunningMeanStd, independent_seeds
 from .solvers import Adam
 
 
@@ -40,15 +40,6 @@ def make_vec_env(env, n_envs):
         raise ConfigError(f"unknown environment id {env!r}: {e}") from None
     mode = "vector_entry_point" if spec.vector_entry_point is not None else "sync"
     return gym.make_vec(env, num_envs=n_envs, vectorization_mode=mode)
-
-
-def independent_seeds(envs, seed):
-    """The ``seed`` argument of ``envs.reset`` that gives each sub-environment its own stream, drawn from
-    ``SeedSequence(seed)``. Gymnasium turns an int into ``seed, seed + 1, ...``, so resets seeded ``k`` and
-    ``k + 1`` would share all but one starting state; a NumPy-vectorised env (one RNG for all copies) takes the int."""
-    if isinstance(envs.unwrapped, (gym.vector.SyncVectorEnv, gym.vector.AsyncVectorEnv)):
-        return [int(s) for s in np.random.SeedSequence(seed).generate_state(envs.num_envs)]
-    return seed
 
 
 class CallersEnv(gym.vector.SyncVectorEnv):

@@ -260,7 +260,17 @@ def test_evaluation_seeds_k_and_k_plus_1_share_no_episode():
     assert not set(returns_k[0]) & set(returns_k[1])  # gymnasium's int seeding would share 9 of the 10
     np.testing.assert_array_equal(returns_k[0], returns_k[2])  # and the same seed gives the same episodes
     envs = npgrad.train.make_vec_env("CartPole-v1", 10)  # one RNG for all copies: the int seeds it
-    assert npgrad.train.independent_seeds(envs, 5) == 5
+    assert npgrad.rollout.independent_seeds(envs, 5) == 5
+
+
+def test_training_seeds_k_and_k_plus_1_share_no_starting_state():
+    # gymnasium seeds env i with k + i, so env i of seed k would start where env i - 1 of seed k + 1 starts
+    starts = [{tuple(o) for o in npgrad.PPO("Pendulum-v1", seed=k).rollout.obs_eo} for k in (5, 6)]
+    assert len(starts[0]) == 8 and not starts[0] & starts[1]
+    agent = npgrad.PPO("Pendulum-v1", seed=5)
+    agent.learn(256)
+    agent.restart_envs()  # a restart (after a checkpoint) draws its seed from (seed, num_steps) the same way
+    assert not {tuple(o) for o in agent.rollout.obs_eo} & starts[0]
 
 
 def test_the_callers_env_stays_open_when_the_agent_is_done_with_it():
