@@ -10,7 +10,7 @@ one run at a time, a deterministic evaluation on 10 episodes (env seeded ``seed 
 reaches the threshold, "sustained" the first from which every later one stays at or above it;
 "final" is 20 further deterministic episodes after the budget. It also measures the raw
 throughput of each library's own vector env, same number of envs, with random actions (the ceiling).
-Where npgrad's is NumPy-vectorised (CartPole), each algorithm also trains once (seed 0) on a SyncVectorEnv,
+Where npgrad's is NumPy-vectorised (CartPole), each algorithm also trains once (the first seed) on a SyncVectorEnv,
 which steps one env at a time as SB3's DummyVecEnv does, and is measured against that env's ceiling.
 
 Writes ``benchmarks/results/learning.json`` (``-quick``, ``-subset`` for other runs) and a markdown table next to it.
@@ -36,7 +36,7 @@ from common import machine_info, vector_env_speed, write_results  # noqa: E402
 
 THRESHOLDS = {"CartPole-v1": 475.0, "Pendulum-v1": -200.0}
 ONE_AT_A_TIME = ("Trained on a vector env that steps its environments one at a time (gymnasium's SyncVectorEnv, "
-                 "as SB3's DummyVecEnv does; same number of environments, seed 0) and measured against its ceiling:")
+                 "as SB3's DummyVecEnv does; same number of environments, the first seed) and measured against its ceiling:")
 # label -> (algorithm, overrides); PPO-KL is PPO with the adaptive KL-penalty objective
 VARIANTS = {"ppo": ("ppo", {}), "trpo": ("trpo", {}), "ppo-kl": ("ppo", {"objective": "kl_penalty"}),
             "a2c": ("a2c", {}), "npg": ("npg", {}), "vpg": ("vpg", {})}
@@ -135,7 +135,7 @@ def summarize(rows, ceilings, trained_one_at_a_time):
 def one_at_a_time_fields(row, ceiling):
     """Training speed of ``row``, a run on ``one_at_a_time``, against that vector env's raw speed ``ceiling``."""
     speed = row["steps_per_second"]
-    print(f"npgrad {row['algo']:7s} {row['env']:12s} on SyncVectorEnv x{row['n_envs']}, seed 0: "
+    print(f"npgrad {row['algo']:7s} {row['env']:12s} on SyncVectorEnv x{row['n_envs']}, seed {row['seed']}: "
           f"{speed:,.0f} steps/s of {ceiling:,.0f}", flush=True)
     return {"one_at_a_time_training_steps_per_second": speed, "one_at_a_time_steps_per_second": ceiling,
             "fraction_of_one_at_a_time": speed / ceiling}
@@ -217,7 +217,7 @@ def parse_args(argv=None):
     p.add_argument("--algos", default=",".join(VARIANTS), help="comma-separated labels: " + ", ".join(VARIANTS))
     p.add_argument("--envs", default=",".join(THRESHOLDS))
     p.add_argument("--seeds", type=int, default=5, help="how many seeds")
-    p.add_argument("--first-seed", type=int, default=0, help="the first seed: --first-seed 20 --seeds 20 runs 20-39")
+    p.add_argument("--first-seed", type=int, default=0, help="the first seed: --first-seed 20 --seeds 20 runs 20-39 (and the one-at-a-time run, seed 20)")
     p.add_argument("--budget", type=int, default=None, help="override every budget (steps)")
     p.add_argument("--sb3", action="store_true",
                    help="also run SB3/sb3-contrib (RL-Zoo settings) for PPO, TRPO and A2C, same seeds, same run")
@@ -262,7 +262,7 @@ def main(argv=None):
                         measure = raw_env_speed if library == "npgrad" else sb3.raw_env_speed
                         ceilings[key] = measure(env_id, row["n_envs"])
                 if library == "npgrad" and gym.spec(env_id).vector_entry_point is not None:
-                    row = run_one(label, env_id, 0, budget, env=one_at_a_time(env_id, rows[-1]["n_envs"]))
+                    row = run_one(label, env_id, args.first_seed, budget, env=one_at_a_time(env_id, rows[-1]["n_envs"]))
                     one_at_a_time_rows.append(row)
                     key = ("one at a time", env_id, row["n_envs"])
                     if key not in ceilings:
