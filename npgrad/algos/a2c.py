@@ -35,9 +35,9 @@ class A2CConfig(Config):
 
     ENV_DEFAULTS = {
         "CartPole-v1": dict(n_envs=8, n_steps=5, gamma=0.99, lam=1.0, lr=7e-4, normalize_advantages=False),
-        # gSDE as the RL-Zoo: median 300k steps to -200 on seeds 0-4 in 1M steps, all 5 seeds reach it, 2 hold
-        # it (benchmarks/README.md). Independent noise reached it on 3 of 5 (485k, held from 775k; compared on
-        # the evaluation episodes used before each environment got its own seed, and before reset steps left
+        # gSDE as the RL-Zoo: median 760k / 790k steps to -200 on seeds 0-4 in 1M steps, 3 of 5 seeds reach and
+        # hold it (benchmarks/README.md). Independent noise reached it on 3 of 5 (485k, held from 775k; compared
+        # before each environment, in training and evaluation, got its own seed, and before reset steps left
         # the reward scale)
         "Pendulum-v1": dict(n_envs=8, n_steps=8, gamma=0.9, lam=0.9, lr=2e-3, anneal_lr=True, normalize_obs=True,
                             normalize_reward=True, log_std_init=-0.5, normalize_advantages=False, use_sde=True,

@@ -37,9 +37,9 @@ class NPGConfig(Config):
     ENV_DEFAULTS = {
         "CartPole-v1": dict(n_envs=8, n_steps=256, gamma=0.99, lam=0.97, max_kl=0.02, hidden=(32,),
                             vf_epochs=10, vf_minibatch_size=128),
-        # gSDE (as PPO, TRPO and A2C) at half the step: median 57k steps to -200 on seeds 0-4, held by 2 of 5
-        # (benchmarks/README.md). Against independent noise and max_kl 0.01, on the evaluation episodes used
-        # before each environment got its own seed: 59k/145k on seeds 0-9, against 172k/188k on 5-9 and never on 0-4
+        # gSDE (as PPO, TRPO and A2C) at half the step: median 66k / 188k steps to -200 on seeds 0-4, held by 4
+        # of 5 (benchmarks/README.md). Against independent noise and max_kl 0.01, compared before each environment
+        # got its own seed: 59k/145k on seeds 0-9, against 172k/188k on 5-9 and never on 0-4
         "Pendulum-v1": dict(n_envs=8, n_steps=512, gamma=0.9, lam=0.95, max_kl=0.005, hidden=(32,),
                             normalize_obs=True, normalize_reward=True, log_std_init=-0.5, vf_epochs=10,
                             vf_minibatch_size=128, use_sde=True, sde_sample_freq=4),

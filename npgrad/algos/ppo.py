@@ -54,10 +54,11 @@ class PPOConfig(Config):
         # on seeds 0-19 at a 100k budget, every final 500 (benchmarks/README.md)
         "CartPole-v1": dict(n_envs=16, n_steps=16, minibatch_size=64, n_epochs=5, gamma=0.98, lam=0.8,
                             lr=5e-3, anneal_lr=True, anneal_clip=True),
-        # gSDE as the RL-Zoo, 8 x 256 transitions per update. Against 8 x 128, median steps to -200: 20k/20k
-        # against 20k/78k on seeds 20-39 (tuned there; 6 seeds never hold -200 against 8), 27k/66k against 31k/68k
-        # on seeds 0-19. Seeds 0-4: benchmarks/README.md. 60k/never on 0-4 with use_sde=False (compared on the
-        # evaluation episodes used before each environment got its own seed, which were easier for seeds 0-4)
+        # gSDE as the RL-Zoo, 8 x 256 transitions per update: median 27k/37k steps to -200 on seeds 0-19
+        # (benchmarks/README.md). Against 8 x 128, compared before each training environment got its own seed:
+        # 20k/20k against 20k/78k on seeds 20-39 (tuned there; 6 seeds never hold -200 against 8), 27k/66k against
+        # 31k/68k on seeds 0-19. 60k/never on 0-4 with use_sde=False (compared on the evaluation episodes used
+        # before each evaluation environment got its own seed, which were easier for seeds 0-4)
         "Pendulum-v1": dict(n_envs=8, n_steps=256, minibatch_size=128, n_epochs=10, gamma=0.9, lam=0.95,
                             lr=1e-3, anneal_lr=True, normalize_obs=True, normalize_reward=True, log_std_init=-0.5,
                             use_sde=True, sde_sample_freq=4),

@@ -39,9 +39,9 @@ class TRPOConfig(Config):
         # steps/s, against 15k/15k at 13k steps/s with 2 x 512 (benchmarks/README.md)
         "CartPole-v1": dict(n_envs=16, n_steps=64, gamma=0.99, lam=0.98, max_kl=0.01, vf_epochs=10,
                             vf_minibatch_size=128, vf_lr=1e-3),
-        # gSDE as the RL-Zoo: median 51k/90k steps to -200 on seeds 0-4 (benchmarks/README.md). Against
-        # use_sde=False, on the evaluation episodes used before each environment got its own seed: 41k/41k
-        # on seeds 0-4 and 37k/37k on 5-9, against 90k/100k and 72k/72k
+        # gSDE as the RL-Zoo: median 48k/53k steps to -200 on seeds 0-19 (benchmarks/README.md). Against
+        # use_sde=False, compared before each environment got its own seed: 41k/41k on seeds 0-4 and 37k/37k
+        # on 5-9, against 90k/100k and 72k/72k
         "Pendulum-v1": dict(n_envs=8, n_steps=256, gamma=0.9, lam=0.95, max_kl=0.02, vf_epochs=10,
                             vf_minibatch_size=128, vf_lr=1e-3, normalize_obs=True, normalize_reward=True,
                             log_std_init=-1.0, use_sde=True, sde_sample_freq=4),
