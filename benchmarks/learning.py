@@ -36,7 +36,8 @@ from common import machine_info, vector_env_speed, write_results  # noqa: E402
 
 THRESHOLDS = {"CartPole-v1": 475.0, "Pendulum-v1": -200.0}
 ONE_AT_A_TIME = ("Trained on a vector env that steps its environments one at a time (gymnasium's SyncVectorEnv, "
-                 "as SB3's DummyVecEnv does; same number of environments, the first seed) and measured against its ceiling:")
+                 "as SB3's DummyVecEnv does; same number of environments, the first seed) "
+                 "and measured against its ceiling:")
 # label -> (algorithm, overrides); PPO-KL is PPO with the adaptive KL-penalty objective
 VARIANTS = {"ppo": ("ppo", {}), "trpo": ("trpo", {}), "ppo-kl": ("ppo", {"objective": "kl_penalty"}),
             "a2c": ("a2c", {}), "npg": ("npg", {}), "vpg": ("vpg", {})}
@@ -217,7 +218,8 @@ def parse_args(argv=None):
     p.add_argument("--algos", default=",".join(VARIANTS), help="comma-separated labels: " + ", ".join(VARIANTS))
     p.add_argument("--envs", default=",".join(THRESHOLDS))
     p.add_argument("--seeds", type=int, default=5, help="how many seeds")
-    p.add_argument("--first-seed", type=int, default=0, help="the first seed: --first-seed 20 --seeds 20 runs 20-39 (and the one-at-a-time run, seed 20)")
+    p.add_argument("--first-seed", type=int, default=0,
+                   help="the first seed: --first-seed 20 --seeds 20 runs 20-39 (the one-at-a-time run: seed 20)")
     p.add_argument("--budget", type=int, default=None, help="override every budget (steps)")
     p.add_argument("--sb3", action="store_true",
                    help="also run SB3/sb3-contrib (RL-Zoo settings) for PPO, TRPO and A2C, same seeds, same run")

@@ -22,7 +22,8 @@ from .errors import EnvError
 def independent_seeds(envs, seed):
     """The ``seed`` argument of ``envs.reset`` that gives each sub-environment its own stream, drawn from
     ``SeedSequence(seed)``. Gymnasium turns an int into ``seed, seed + 1, ...``, so resets seeded ``k`` and
-    ``k + 1`` would share all but one starting state; a NumPy-vectorised env (one RNG for all copies) takes the int."""
+    ``k + 1`` would share all but one starting state; a NumPy-vectorised env (one RNG for all copies) takes the int,
+    and ``None`` stays unseeded."""
     if seed is None:
         return None
     if isinstance(envs.unwrapped, (gym.vector.SyncVectorEnv, gym.vector.AsyncVectorEnv)):
