@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 
-from npgrad.rollout import independent_seeds
+from npgrad.rollout import independent_seeds, seed_per_env
 from npgrad.train import make_vec_env
 
 from common import random_action_speed
@@ -92,11 +92,11 @@ def run_sb3(label, env_id, seed, budget, every=5_000, episodes=10):
     from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 
     class IndependentlySeeded(DummyVecEnv):
-        """Seeds its envs from ``SeedSequence(seed)`` as npgrad's ``Rollout`` does, not ``seed + i``, so
-        consecutive seeds share no stream of starting states (``npgrad.rollout.independent_seeds``)."""
+        """Seeds its envs as npgrad's ``Rollout`` does (``npgrad.rollout.seed_per_env``), not ``seed + i``, so
+        consecutive seeds share no stream of starting states."""
 
         def seed(self, seed=None):
-            self._seeds = [int(s) for s in np.random.SeedSequence(seed).generate_state(self.num_envs)]
+            self._seeds = seed_per_env(seed, self.num_envs)
             return self._seeds
 
     torch.set_num_threads(1)

@@ -19,6 +19,11 @@ from .advantages import gae
 from .errors import EnvError
 
 
+def seed_per_env(seed, n_envs):
+    """``n_envs`` seeds drawn from ``SeedSequence(seed)``: independent streams, unlike ``seed + i``."""
+    return [int(s) for s in np.random.SeedSequence(seed).generate_state(n_envs)]
+
+
 def independent_seeds(envs, seed):
     """The ``seed`` argument of ``envs.reset`` that gives each sub-environment its own stream, drawn from
     ``SeedSequence(seed)``. Gymnasium turns an int into ``seed, seed + 1, ...``, so resets seeded ``k`` and
@@ -27,7 +32,7 @@ def independent_seeds(envs, seed):
     if seed is None:
         return None
     if isinstance(envs.unwrapped, (gym.vector.SyncVectorEnv, gym.vector.AsyncVectorEnv)):
-        return [int(s) for s in np.random.SeedSequence(seed).generate_state(envs.num_envs)]
+        return seed_per_env(seed, envs.num_envs)
     return seed
 
 
