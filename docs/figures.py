@@ -66,7 +66,7 @@ def cg_convergence(iters=40):
     batch = agent.rollout.collect(agent.policy, agent.value_fn, agent.rng, 0.99, 0.98)
     _, g_p = agent.policy.surrogate_grad(batch.obs_no, batch.act, batch.adv_n, batch.logp_n)
     fig, ax = plt.subplots(figsize=(6, 4))
-    for damping in (0.1, 0.01, 0.0):
+    for damping in (0.1, 0.01, 0.001, 0.0):
         fvp = agent.policy.fvp_operator(batch.obs_no, damping)
         x_kp = [conjugate_gradient(fvp, g_p, k, residual_tol=0.0)[0] for k in range(iters + 1)]
         residuals = [np.linalg.norm(fvp(x_p) - g_p) for x_p in x_kp]  # the true residual, not CG's recursion

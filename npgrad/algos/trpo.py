@@ -36,7 +36,8 @@ class TRPOConfig(Config):
     ENV_DEFAULTS = {
         # the Zoo's 1024-transition batches from 16 envs x 64 steps, not 2 x 512: a vector step costs about
         # 50-80 us whether it steps 2 CartPoles or 16. Seeds 0-19: median 15k/20k steps to 475 at 30k
-        # steps/s, against 15k/15k at 13k steps/s with 2 x 512 (benchmarks/README.md)
+        # steps/s, against 15k/15k at 13k steps/s with 2 x 512. The Zoo's cg_damping 1e-3 reached 475 sooner
+        # on seeds 20-59 but not on 0-19, and held it later on all three: not adopted (benchmarks/README.md)
         "CartPole-v1": dict(n_envs=16, n_steps=64, gamma=0.99, lam=0.98, max_kl=0.01, vf_epochs=10,
                             vf_minibatch_size=128, vf_lr=1e-3),
         # gSDE as the RL-Zoo: median 48k/53k steps to -200 on seeds 0-19 (benchmarks/README.md). Against
