@@ -67,6 +67,22 @@ def test_ppo_ratio_is_one_and_kl_zero_before_the_first_step(dtype, tol):
         assert log[0]["first_ratio_deviation"] <= tol and log[0]["first_kl"] <= tol, log[0]
 
 
+@pytest.mark.parametrize("env_id, k", [("CartPole-v1", 5), ("Pendulum-v1", 1)])
+def test_trpo_puts_every_kth_transition_into_the_fisher_and_all_into_the_gradient(env_id, k):
+    agent = npgrad.TRPO(env_id, seed=0, n_steps=40)
+    assert agent.config.fvp_subsample == k, "the tuned default (CartPole 5, otherwise 1)"
+    batches, fisher_rows, grad_rows = [], [], []
+    update, fvp_operator, surrogate_grad = agent.update, agent.policy.fvp_operator, agent.policy.surrogate_grad
+    agent.update = lambda batch: batches.append(batch) or update(batch)
+    agent.policy.fvp_operator = lambda obs_no, damping: fisher_rows.append(obs_no) or fvp_operator(obs_no, damping)
+    agent.policy.surrogate_grad = lambda obs_no, *args: grad_rows.append(obs_no) or surrogate_grad(obs_no, *args)
+    agent.learn(40 * agent.config.n_envs)
+    n = len(batches[0].obs_no)
+    assert len(fisher_rows[0]) == -(-n // k), f"{len(fisher_rows[0])} Fisher rows of {n}"
+    np.testing.assert_array_equal(fisher_rows[0], batches[0].obs_no[::k])
+    np.testing.assert_array_equal(grad_rows[0], batches[0].obs_no)
+
+
 def test_adaptive_kl_rule():
     assert adapt_beta(1.0, 0.001, 0.01) == 0.5, "KL < target / 1.5 halves beta"
     assert adapt_beta(1.0, 0.02, 0.01) == 2.0, "KL > 1.5 target doubles beta"

@@ -3,7 +3,7 @@
 Maths: docs/05-trpo.md. One update:
 
     g   = grad mean(r A)                              at theta_old (r = 1 there)
-    x  ~= F^-1 g                                      conjugate gradient on the exact FVP
+    x  ~= F^-1 g                                      conjugate gradient on the exact FVP (every k-th row)
     s   = sqrt(2 delta / x^T F x) x                   KKT step to the edge of the trust region
     theta = line search on mean(r A) from theta_old along s, accepting only mean KL <= delta
 
@@ -29,6 +29,11 @@ class TRPOConfig(Config):
     """lambda, damping added to F (F + lambda I): regularises near-null directions (0.01-0.1)."""
     backtrack_shrink: float = 0.8
     """Step fraction multiplier per backtrack (0.5-0.8)."""
+    fvp_subsample: int = 1
+    """k: Fisher-vector products on every k-th transition (1 = all). F is only the metric of the step, so a
+    subsample does for it (Schulman 2016, PhD thesis, pp. 40-42: 10% of the data; OpenAI baselines uses k = 5);
+    g and the line search always use the whole batch. Rows are time-major (step t, env e at t * n_envs + e), so
+    a k sharing a factor with n_envs sees only some of the environments."""
     max_backtracks: int = 10
     accept_ratio: float = 0.1
     """Minimum ratio of actual to linearly predicted improvement."""
@@ -37,12 +42,15 @@ class TRPOConfig(Config):
         # the Zoo's 1024-transition batches from 16 envs x 64 steps, not 2 x 512: a vector step costs about
         # 50-80 us whether it steps 2 CartPoles or 16. Seeds 0-19: median 15k/20k steps to 475 at 30k
         # steps/s, against 15k/15k at 13k steps/s with 2 x 512. The Zoo's cg_damping 1e-3 reached 475 sooner
-        # on seeds 20-59 but not on 0-19, and held it later on all three: not adopted (benchmarks/README.md)
+        # on seeds 20-59 but not on 0-19, and held it later on all three: not adopted. F on every 5th
+        # transition: 15k/20k, 15k/18k and 15k/18k on seeds 0-19, 20-39, 40-59 (none fails to hold 475),
+        # against 15k/20k, 20k/23k and 15k/20k (2 fail), about 30% faster (benchmarks/README.md)
         "CartPole-v1": dict(n_envs=16, n_steps=64, gamma=0.99, lam=0.98, max_kl=0.01, vf_epochs=10,
-                            vf_minibatch_size=128, vf_lr=1e-3),
+                            vf_minibatch_size=128, vf_lr=1e-3, fvp_subsample=5),
         # gSDE as the RL-Zoo: median 48k/53k steps to -200 on seeds 0-19 (benchmarks/README.md). Against
         # use_sde=False, compared before each environment got its own seed: 41k/41k on seeds 0-4 and 37k/37k
-        # on 5-9, against 90k/100k and 72k/72k
+        # on 5-9, against 90k/100k and 72k/72k. F on every 5th transition: 51k/84k and 45k/56k on seeds 0-19
+        # and 20-39, against 48k/53k and 51k/53k; not adopted
         "Pendulum-v1": dict(n_envs=8, n_steps=256, gamma=0.9, lam=0.95, max_kl=0.02, vf_epochs=10,
                             vf_minibatch_size=128, vf_lr=1e-3, normalize_obs=True, normalize_reward=True,
                             log_std_init=-1.0, use_sde=True, sde_sample_freq=4),
@@ -77,7 +85,7 @@ class TRPO(Agent):
             return last["value"]
 
         surr_before, g_p = self.policy.surrogate_grad(obs_no, act, adv_n, batch.logp_n)
-        fvp = self.policy.fvp_operator(obs_no, damping=cfg.cg_damping)
+        fvp = self.policy.fvp_operator(obs_no[::cfg.fvp_subsample], damping=cfg.cg_damping)
         x_p, cg = conjugate_gradient(fvp, g_p, cfg.cg_iters)
         step_p, kkt = trust_region_step(x_p, fvp(x_p), cfg.max_kl)
         diag = {"surrogate_before": surr_before, "cg_iterations": cg["iterations"],
