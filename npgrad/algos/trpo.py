@@ -43,8 +43,8 @@ class TRPOConfig(Config):
         # 50-80 us whether it steps 2 CartPoles or 16. Seeds 0-19: median 15k/20k steps to 475 at 30k
         # steps/s, against 15k/15k at 13k steps/s with 2 x 512. The Zoo's cg_damping 1e-3 reached 475 sooner
         # on seeds 20-59 but not on 0-19, and held it later on all three: not adopted. F on every 5th
-        # transition: 15k/20k, 15k/18k and 15k/18k on seeds 0-19, 20-39, 40-59 (none fails to hold 475),
-        # against 15k/20k, 20k/23k and 15k/20k (2 fail), about 40% faster (benchmarks/README.md)
+        # transition: 15k/20k, 15k/18k and 15k/18k on seeds 0-19, 20-39, 40-59 (every seed holds 475),
+        # against 15k/20k, 20k/23k and 15k/20k (2 never hold it), about 40% faster (benchmarks/README.md)
         "CartPole-v1": dict(n_envs=16, n_steps=64, gamma=0.99, lam=0.98, max_kl=0.01, vf_epochs=10,
                             vf_minibatch_size=128, vf_lr=1e-3, fvp_subsample=5),
         # gSDE as the RL-Zoo: median 48k/53k steps to -200 on seeds 0-19 (benchmarks/README.md). Against
