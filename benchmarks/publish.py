@@ -1,4 +1,4 @@
-"""Copy the latest full results (``results/learning.md``, ``results/derivatives.md``) into the READMEs.
+"""Copy the latest full results (``results/learning.md``, ``derivatives.md``, ``floor.md``) into the READMEs.
 
 Each copy sits between ``<!-- results: NAME -->`` and ``<!-- /results -->``; the prose around it
 (what the numbers mean, which targets are met) is written by hand and must be reread after a run.
@@ -43,6 +43,7 @@ def blocks_from_results():
     blocks = {
         "learning-npgrad": npgrad_only(learning[1]),  # [0] is the "Measured ..." line
         "full": "\n\n".join([*ours, *derivatives]),  # the runs and their ceilings, then the derivative costs
+        "floor": "\n\n".join(read_sections("floor")),
     }
     if SIDE_BY_SIDE in learning:
         blocks["learning-vs-sb3"] = learning[learning.index(SIDE_BY_SIDE) + 1]
