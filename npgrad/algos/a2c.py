@@ -25,7 +25,8 @@ class A2CConfig(Config):
     ent_coef: float = 0.0
     """c_H, entropy bonus (0-0.01)."""
     vf_coef: float = 0.5
-    """c_V, value-loss weight: scales the value network's gradient."""
+    """c_V, value-loss weight: scales the value network's gradient. The value network has its own optimiser,
+    which normalises the gradient's scale, so c_V only meets the clip and eps (docs/07)."""
     max_grad_norm: float = 0.5
     """Global gradient-norm clip of each network."""
     optimizer: str = "adam"
