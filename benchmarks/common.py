@@ -41,6 +41,16 @@ def write_results(path, payload, table):
     print(f"wrote {path}")
 
 
+def best_time(fn, min_seconds=0.2, max_repeats=20):
+    """Best wall-clock seconds of ``fn()`` over repeats (at least 2, until ``min_seconds`` is spent)."""
+    times = []
+    while len(times) < 2 or (sum(times) < min_seconds and len(times) < max_repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
 def random_action_speed(step, action_space, n_envs, steps=50_000, seed=0, repeats=5):
     """Environment steps per second of ``step(actions)`` on a vector of ``n_envs`` environments driven by
     uniformly random actions, drawn by one NumPy call per vector step for every library: the best of

@@ -32,20 +32,10 @@ from npgrad.policy import Policy  # noqa: E402
 from npgrad.rollout import Batch  # noqa: E402
 from npgrad.solvers import conjugate_gradient  # noqa: E402
 
-from common import machine_info, write_results  # noqa: E402
+from common import best_time, machine_info, write_results  # noqa: E402
 
 OBS_SPACE = gym.spaces.Box(-np.inf, np.inf, (4,))
 ACT_SPACE = gym.spaces.Discrete(2)
-
-
-def best_time(fn, min_seconds=0.2, max_repeats=20):
-    """Best wall-clock seconds of ``fn()`` over repeats (at least 2, until ``min_seconds`` is spent)."""
-    times = []
-    while len(times) < 2 or (sum(times) < min_seconds and len(times) < max_repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def peak_bytes(fn):

@@ -30,8 +30,6 @@ import os
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
-import time  # noqa: E402
-
 import numpy as np  # noqa: E402
 
 import npgrad  # noqa: E402
@@ -40,7 +38,7 @@ from npgrad.policy import clipped_surrogate  # noqa: E402
 from npgrad.solvers import Adam  # noqa: E402
 from npgrad.train import make_vec_env, minibatches, standardize  # noqa: E402
 
-from common import machine_info, vector_env_speed, write_results  # noqa: E402
+from common import best_time, machine_info, vector_env_speed, write_results  # noqa: E402
 
 TARGET = 0.30  # issue 6: training steps/s at least 30% of the raw environment steps/s
 
@@ -185,18 +183,13 @@ def check_floor_matches_npgrad(batch, cfg):
 # --- timing -------------------------------------------------------------------------------------------
 
 
-def best_us_per_step(fn, env_steps, repeats=7, number=20):
-    """The best over ``repeats`` of the mean time of ``number`` calls of ``fn``, in us per environment step."""
-    best = np.inf
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for _ in range(number):
-            fn()
-        best = min(best, (time.perf_counter() - start) / number)
-    return 1e6 * best / env_steps
+def us_per_call(fn, number):
+    """The best mean time of ``number`` calls of ``fn()`` in us (``best_time`` of the loop: a call of a few us
+    is too short to time alone)."""
+    return 1e6 * best_time(lambda: [fn() for _ in range(number)]) / number
 
 
-def products_us(lean, x_no, repeats=7, number=500):
+def products_us(lean, x_no):
     """The floor's minibatch step with everything but its 16 matrix products left out (for each network 3 in the
     forward pass and 5 in backprop, which needs no gradient of the input), in us."""
     calls = []
@@ -211,7 +204,7 @@ def products_us(lean, x_no, repeats=7, number=500):
         for a, b in calls:
             a @ b
 
-    return best_us_per_step(run, 1, repeats, number)
+    return us_per_call(run, 500)
 
 
 def main():
@@ -232,12 +225,12 @@ def main():
         state["obs"] = lean_rollout(envs, lean, cfg.n_steps, state["obs"], rng, cfg.gamma, cfg.lam)
 
     costs = {
-        "floor": {"rollout": best_us_per_step(floor_rollout, n),
-                  "learning": best_us_per_step(lambda: lean.update(batch, rng, cfg.n_epochs, cfg.minibatch_size,
-                                                                   cfg.clip_range, cfg.lr), n)},
-        "npgrad": {"rollout": best_us_per_step(
-                       lambda: agent.rollout.collect(agent.policy, agent.value_fn, rng, cfg.gamma, cfg.lam), n),
-                   "learning": best_us_per_step(lambda: agent.update(batch), n)},
+        "floor": {"rollout": us_per_call(floor_rollout, 20) / n,
+                  "learning": us_per_call(lambda: lean.update(batch, rng, cfg.n_epochs, cfg.minibatch_size,
+                                                              cfg.clip_range, cfg.lr), 20) / n},
+        "npgrad": {"rollout": us_per_call(
+                       lambda: agent.rollout.collect(agent.policy, agent.value_fn, rng, cfg.gamma, cfg.lam), 20) / n,
+                   "learning": us_per_call(lambda: agent.update(batch), 20) / n},
     }
     env_us = 1e6 / env_sps
     steps_per_update = cfg.n_epochs * -(-n // cfg.minibatch_size)
