@@ -162,6 +162,7 @@ def lean_rollout(envs, lean, n_steps, obs_eo, rng, gamma, lam):
 
 def check_floor_matches_npgrad(batch, cfg):
     """The lean gradients and Adam step equal npgrad's in float64 on the same parameters and minibatch."""
+    # not the policy that collected the batch: its ratios move away from 1, so the clip is exercised
     agent = npgrad.PPO("CartPole-v1", seed=1, dtype="float64")
     lean = LeanPPO(agent, np.float64)
     idx = minibatches(len(batch.obs_no), cfg.minibatch_size, np.random.default_rng(0))[0]
