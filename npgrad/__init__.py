@@ -12,7 +12,7 @@ h     hidden width                                i     a layer's input width
 Tangents carry a ``_dot`` (``theta_dot``), cotangents a ``_bar`` (``y_bar``); ``d`` prefixes
 gradients of a loss.
 """
-__version__ = "0.1.0"
+from .version import __version__  # noqa: E402
 
 from .algos import A2C, ALGOS, NPG, PPO, TRPO, VPG  # noqa: E402
 from .distributions import Categorical, DiagGaussian  # noqa: E402

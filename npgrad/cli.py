@@ -19,7 +19,8 @@ import warnings
 
 import numpy as np
 
-from . import __version__, runs
+from . import runs
+from .version import __version__
 from .algos import ALGOS
 from .errors import ConfigError, FileFormatError, NpgradError, NpgradWarning
 from .io import load

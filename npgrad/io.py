@@ -14,7 +14,7 @@ import zipfile
 
 import numpy as np
 
-from . import __version__
+from .version import __version__
 from .errors import FileFormatError
 
 FORMAT = "npgrad-agent"

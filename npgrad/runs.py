@@ -30,7 +30,7 @@ import time
 
 import numpy as np
 
-from . import __version__
+from .version import __version__
 from .errors import ConfigError, FileFormatError
 from .io import read_npz, save_agent
 from .train import Evaluator
