@@ -35,7 +35,9 @@ import numpy as np  # noqa: E402
 import npgrad  # noqa: E402
 from npgrad.advantages import gae  # noqa: E402
 from npgrad.solvers import Adam  # noqa: E402
-from npgrad.train import make_vec_env, minibatches, standardize  # noqa: E402
+from npgrad.train import estimate  # noqa: E402
+from npgrad.algos.common import minibatches, standardize  # noqa: E402
+from npgrad.envs import make_vec_env  # noqa: E402
 
 from common import best_time, machine_info, vector_env_speed, write_results  # noqa: E402
 
@@ -210,7 +212,7 @@ def main():
     cfg, dtype = agent.config, agent.policy.net.dtype
     agent.learn(5_000)  # a policy that has learnt a little, so episodes are neither all short nor all long
     rng = np.random.default_rng(0)
-    batch = agent.rollout.collect(agent.policy, agent.value_fn, rng, cfg.gamma, cfg.lam)
+    batch = estimate(agent.rollout.collect(agent.policy, rng), agent.value_fn, cfg.gamma, cfg.lam)
     check_floor_matches_npgrad(batch, cfg)
     n = cfg.n_envs * cfg.n_steps
     env_sps, env_name = vector_env_speed(make_vec_env("CartPole-v1", cfg.n_envs))
@@ -227,8 +229,8 @@ def main():
                   "learning": us_per_call(lambda: lean.update(batch, rng, cfg.n_epochs, cfg.minibatch_size,
                                                               cfg.clip_range, cfg.lr), 20) / n},
         "npgrad": {"rollout": us_per_call(
-                       lambda: agent.rollout.collect(agent.policy, agent.value_fn, rng, cfg.gamma, cfg.lam), 20) / n,
-                   "learning": us_per_call(lambda: agent.update(batch), 20) / n},
+                       lambda: estimate(agent.rollout.collect(agent.policy, rng), agent.value_fn, cfg.gamma, cfg.lam), 20) / n,
+                   "learning": us_per_call(lambda: agent.rule.update(agent.model, batch, rng, 1.0), 20) / n},
     }
     env_us = 1e6 / env_sps
     steps_per_update = cfg.n_epochs * -(-n // cfg.minibatch_size)

@@ -29,7 +29,8 @@ import gymnasium as gym  # noqa: E402
 import numpy as np  # noqa: E402
 
 import npgrad  # noqa: E402
-from npgrad.train import Evaluator, make_vec_env  # noqa: E402
+from npgrad.callbacks import Evaluator  # noqa: E402
+from npgrad.envs import make_vec_env  # noqa: E402
 
 import sb3  # noqa: E402
 from common import machine_info, vector_env_speed, write_results  # noqa: E402

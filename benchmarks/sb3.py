@@ -16,7 +16,7 @@ import time
 import numpy as np
 
 from npgrad.rollout import independent_seeds, seed_per_env
-from npgrad.train import make_vec_env
+from npgrad.envs import make_vec_env
 
 from common import random_action_speed
 

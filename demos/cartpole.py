@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import npgrad
 from npgrad.plotting import plot_curves
-from npgrad.train import Evaluator
+from npgrad.callbacks import Evaluator
 
 
 @dataclass

@@ -23,7 +23,7 @@ import numpy as np
 
 import npgrad
 from npgrad.plotting import plot_curves
-from npgrad.train import Evaluator
+from npgrad.callbacks import Evaluator
 
 
 @dataclass

@@ -14,11 +14,10 @@ gradients of a loss.
 """
 from .version import __version__  # noqa: E402
 
-from .algos import A2C, ALGOS, NPG, PPO, TRPO, VPG  # noqa: E402
+from .agent import A2C, ALGOS, NPG, PPO, TRPO, VPG, Agent, load  # noqa: E402
 from .distributions import Categorical, DiagGaussian  # noqa: E402
-from .io import load  # noqa: E402
 from .nn import MLP  # noqa: E402
 from .policy import Policy, ValueFunction  # noqa: E402
 
-__all__ = ["A2C", "ALGOS", "MLP", "NPG", "PPO", "TRPO", "VPG", "Categorical", "DiagGaussian", "Policy",
+__all__ = ["A2C", "ALGOS", "MLP", "NPG", "PPO", "TRPO", "VPG", "Agent", "Categorical", "DiagGaussian", "Policy",
            "ValueFunction", "load", "__version__"]

@@ -20,11 +20,10 @@ import warnings
 import numpy as np
 
 from . import runs
-from .version import __version__
-from .algos import ALGOS
+from .agent import ALGOS, load
 from .errors import ConfigError, FileFormatError, NpgradError, NpgradWarning
-from .io import load
 from .plotting import have_matplotlib, plot_curves
+from .version import __version__
 
 
 def build_parser():
@@ -146,7 +145,7 @@ def cmd_train(args):
         agent.resume(logger)
     if show:
         print(file=sys.stderr)
-    if stop.requested and agent.num_steps < agent.total_steps:
+    if stop.requested and agent.num_steps < agent.progress.total_steps:
         path = logger.save_checkpoint(agent)
         print(f"interrupted at {agent.num_steps:,} steps; saved {path}. Continue with: "
               f"npgrad train --resume {run_dir}", file=sys.stderr)
@@ -182,7 +181,7 @@ def fresh_agent(run_config):
     """The untrained agent a run starts from, built from its config.json alone."""
     cls = check_algo(run_config["algo"])
     agent = cls(run_config["env_id"], seed=run_config["seed"], config=cls.Config.from_dict(run_config["config"]))
-    agent.learn_start, agent.total_steps = 0, run_config["steps"]
+    agent.progress.begin(run_config["steps"])
     return agent
 
 
@@ -201,7 +200,8 @@ def resume_run(args):
     agent = load(path)
     agent.restart_envs()  # as the uninterrupted run did right after writing this checkpoint
     if args.steps is not None:
-        run_config["steps"] = agent.total_steps = args.steps
+        run_config["steps"] = args.steps
+        agent.progress.retarget(args.steps)
         runs.write_config(run_dir, run_config)
     runs.truncate_logs(run_dir, agent.num_updates)
     print(f"resuming from {path} ({agent.num_steps:,} steps)", file=sys.stderr)

@@ -1,8 +1,9 @@
 """Hyperparameters: one dataclass per algorithm, every field documented with its symbol and range.
 
 ``Config.for_env(env_id, **overrides)`` starts from the field defaults, applies the algorithm's
-tuned defaults for that environment (``ENV_DEFAULTS``), then the user's overrides, and validates.
-Unknown names and invalid values raise ``ConfigError`` naming the field and the valid choices.
+tuned defaults for that environment (``npgrad/tuned.py``), then the user's overrides, and validates.
+Unknown names, invalid values and settings that would have no effect (``REQUIRES``) raise
+``ConfigError`` naming the field and the valid choices.
 """
 from __future__ import annotations
 
@@ -10,8 +11,12 @@ import dataclasses
 import math
 import warnings
 from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
 
 from .errors import ConfigError, NpgradWarning
+from .tuned import tuned_overrides
 
 
 @dataclass
@@ -29,7 +34,7 @@ class Config:
     hidden: tuple = (64, 64)
     """Hidden widths of the policy MLP."""
     vf_hidden: tuple = (64, 64)
-    """Hidden widths of the value MLP."""
+    """Hidden widths of the value MLP (a separate network)."""
     activation: str = "tanh"
     """Hidden activation: tanh, relu or identity."""
     dtype: str = "float32"
@@ -45,23 +50,32 @@ class Config:
     """With ``use_sde``: vector steps between fresh exploration matrices (and one at the start of every rollout)."""
     normalize_obs: bool = False
     """Normalise observations with a running mean/std filter (saved with the model)."""
+    clip_obs: float = 10.0
+    """With ``normalize_obs``: normalised observations are clipped to [-clip_obs, clip_obs] (10 as SB3's
+    VecNormalize; PPO1 and modular_rl use 5)."""
     normalize_reward: bool = False
     """Scale rewards by the running std of the discounted return (as SB3's VecNormalize; saved with the model)."""
+    clip_reward: float = 10.0
+    """With ``normalize_reward``: scaled rewards are clipped to [-clip_reward, clip_reward] (10 as SB3)."""
     normalize_advantages: bool = True
     """Standardise advantages per batch (or per minibatch, for PPO)."""
-    vf_lr: float = 1e-3
-    """Adam learning rate of the value function (1e-4-3e-3)."""
-    vf_epochs: int = 5
-    """Epochs of value-function regression per update (algorithms that fit V separately)."""
-    vf_minibatch_size: int = 64
-    """Minibatch size of the value regression (VPG, NPG, TRPO; at most the batch ``n_envs * n_steps``)."""
 
-    ENV_DEFAULTS = {}  # env id -> {field: value}; set by each algorithm
+    algo: ClassVar[str] = ""
+    """The algorithm's name, the key of its tuned defaults in ``npgrad/tuned.py``."""
+    REQUIRES: ClassVar[dict] = {"sde_sample_freq": ("use_sde", True), "clip_obs": ("normalize_obs", True),
+                                "clip_reward": ("normalize_reward", True)}
+    """``field: (other, value)``: setting ``field`` has an effect only when ``other == value``."""
 
     @classmethod
     def for_env(cls, env_id=None, **overrides):
-        values = dict(cls.ENV_DEFAULTS.get(env_id, {}))
-        values.update(overrides)
+        """The tuned defaults for ``env_id`` (none for an unknown id) with the user's ``overrides``."""
+        config = cls.build({**tuned_overrides(cls.algo, env_id), **overrides})
+        config.refuse_ignored(overrides)
+        return config
+
+    @classmethod
+    def build(cls, values):
+        """A validated config from ``{field: value}``; unknown names are refused."""
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - names)
         if unknown:
@@ -71,14 +85,21 @@ class Config:
         config.validate()
         return config
 
+    def refuse_ignored(self, given):
+        """A setting the user gave that would change nothing (e.g. ``clip_obs`` without ``normalize_obs``)."""
+        for name in given:
+            other, needed = self.REQUIRES.get(name, (None, None))
+            if other is not None and getattr(self, other) != needed:
+                raise ConfigError(f"hyperparameter {name}={given[name]!r} has no effect unless "
+                                  f"{other}={needed!r} (it is {getattr(self, other)!r})")
+
     def to_dict(self):
         return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
 
     @classmethod
     def from_dict(cls, values):
         tuples = {f.name for f in dataclasses.fields(cls) if isinstance(f.default, tuple)}
-        return cls.for_env(None, **{k: tuple(v) if k in tuples and isinstance(v, list) else v
-                                    for k, v in values.items()})
+        return cls.build({k: tuple(v) if k in tuples and isinstance(v, list) else v for k, v in values.items()})
 
     def validate(self):
         for f in dataclasses.fields(self):
@@ -99,7 +120,7 @@ class Config:
         require(self.activation in ("tanh", "relu", "identity"), "activation", self.activation,
                 "one of tanh, relu, identity")
         require(self.dtype in ("float64", "float32"), "dtype", self.dtype, "'float64' or 'float32'")
-        self.require_positive("vf_lr")
+        self.require_positive("clip_obs", "clip_reward")
 
     def require_positive(self, *names):
         for name in names:
@@ -122,3 +143,27 @@ class Config:
 def require(ok, name, value, what):
     if not ok:
         raise ConfigError(f"hyperparameter {name}={value!r} is invalid: must be {what}")
+
+
+@dataclass
+class ValueRegressionConfig(Config):
+    """Settings of algorithms that regress ``V`` with its own Adam after the policy step (VPG, NPG, TRPO)."""
+
+    vf_lr: float = 1e-3
+    """Adam learning rate of the value function (1e-4-3e-3)."""
+    vf_epochs: int = 5
+    """Epochs of value-function regression per update."""
+    vf_minibatch_size: int = 64
+    """Minibatch size of the value regression (at most the batch ``n_envs * n_steps``)."""
+
+    def validate(self):
+        super().validate()
+        self.require_positive("vf_lr")
+        self.warn_beyond_batch("vf_minibatch_size")
+
+
+def require_integer(value, name, positive=False):
+    """``int(value)`` if ``value`` is an integer ``>= 0`` (``> 0`` if ``positive``), else ``ConfigError`` naming it."""
+    if not (isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= int(positive)):
+        raise ConfigError(f"{name} must be a {'positive' if positive else 'non-negative'} integer, got {value!r}")
+    return int(value)

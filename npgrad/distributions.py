@@ -53,11 +53,11 @@ class Categorical:
     def sample(self, rng):
         """Inverse-CDF sampling: the first action whose cumulative probability exceeds ``u ~ U(0,1)``."""
         u_n1 = rng.random((len(self.p_na), 1))
-        act_n = (np.cumsum(self.p_na, axis=1) <= u_n1).sum(axis=1)
+        act_n = (np.cumsum(self.p_na, axis=1) <= u_n1).sum(axis=-1)
         return np.minimum(act_n, self.p_na.shape[1] - 1)  # cumsum may round to just below 1
 
     def mode(self):
-        return self.logits_na.argmax(axis=1)
+        return self.logits_na.argmax(axis=-1)
 
     def _check_act(self, act_n):
         act_n = np.asarray(act_n)
@@ -79,7 +79,7 @@ class Categorical:
 
     def entropy(self):
         """``H = -sum_i p_i log p_i``."""
-        return -(self.p_na * self.logp_na).sum(axis=1)
+        return -(self.p_na * self.logp_na).sum(axis=-1)
 
     def dentropy(self):
         """``dH / dz_j = -p_j (log p_j + H)``."""
@@ -87,7 +87,7 @@ class Categorical:
 
     def kl(self, other):
         """``KL(p || q) = sum_i p_i (log p_i - log q_i)``."""
-        return (self.p_na * (self.logp_na - other.logp_na)).sum(axis=1)
+        return (self.p_na * (self.logp_na - other.logp_na)).sum(axis=-1)
 
     def dkl(self, other):
         """``d KL(p || q) / d z_q = q - p``."""
@@ -95,7 +95,7 @@ class Categorical:
 
     def fisher_vp(self, z_dot_na):
         """``M z_dot`` with ``M = diag(p) - p p^T`` (the covariance of the score ``onehot(a) - p``)."""
-        return (self.p_na * (z_dot_na - (self.p_na * z_dot_na).sum(axis=1, keepdims=True)),)
+        return (self.p_na * (z_dot_na - (self.p_na * z_dot_na).sum(axis=-1, keepdims=True)),)
 
 
 class DiagGaussian:
@@ -137,7 +137,7 @@ class DiagGaussian:
     def log_prob(self, act_na):
         """``log pi = sum_k [-z_k^2 / 2 - log sigma_k - log(2 pi) / 2]``, ``z = (a - mu) / sigma``."""
         z_na = self._z(act_na)
-        return (-0.5 * z_na**2 - self.log_std_na - 0.5 * LOG_2PI).sum(axis=1)
+        return (-0.5 * z_na**2 - self.log_std_na - 0.5 * LOG_2PI).sum(axis=-1)
 
     def dlog_prob(self, act_na):
         """``d/dmu = z / sigma``, ``d/dlog sigma = z^2 - 1``."""
@@ -146,7 +146,7 @@ class DiagGaussian:
 
     def entropy(self):
         """``H = sum_k [log sigma_k + log(2 pi e) / 2]``."""
-        return (self.log_std_na + 0.5 * (LOG_2PI + 1.0)).sum(axis=1)
+        return (self.log_std_na + 0.5 * (LOG_2PI + 1.0)).sum(axis=-1)
 
     def dentropy(self):
         """``dH/dmu = 0``, ``dH/dlog sigma = 1``."""
@@ -155,7 +155,7 @@ class DiagGaussian:
     def kl(self, other):
         """``KL(p || q) = sum_k [log(s_q/s_p) + (s_p^2 + (mu_p - mu_q)^2) / (2 s_q^2) - 1/2]``."""
         var_ratio_na = (self.std_na**2 + (self.mean_na - other.mean_na) ** 2) / other.std_na**2
-        return (other.log_std_na - self.log_std_na + 0.5 * var_ratio_na - 0.5).sum(axis=1)
+        return (other.log_std_na - self.log_std_na + 0.5 * var_ratio_na - 0.5).sum(axis=-1)
 
     def dkl(self, other):
         """``d/dmu_q = (mu_q - mu_p) / s_q^2``; ``d/dlog s_q = 1 - (s_p^2 + (mu_p - mu_q)^2) / s_q^2``."""

@@ -13,10 +13,11 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .algos import ALGOS
-from .policy import Policy, ValueFunction, clipped_surrogate, mean_entropy, mean_kl, surrogate, weighted_log_prob
+from .agent import ALGOS
+from .envs import make_vec_env
+from .objectives import clipped_surrogate, mean_entropy, mean_kl, surrogate, weighted_log_prob
+from .policy import Policy, ValueFunction
 from .testing import central_difference_gradient, directional_derivative
-from .train import make_vec_env
 
 
 class Check(NamedTuple):
@@ -36,23 +37,9 @@ def compare(name, analytic, numeric, rtol=1e-5, atol=1e-7):
     return Check(name, analytic.size, scale, err, err / max(scale, 1e-300), ok)
 
 
-def evaluated_at(owner, fn):
-    """``theta_p -> fn()`` with ``owner.theta`` temporarily set to ``theta_p``: what a finite difference perturbs."""
-
-    def f(theta_p):
-        saved = owner.theta.copy()
-        owner.theta = theta_p
-        try:
-            return fn()
-        finally:
-            owner.theta = saved
-
-    return f
-
-
 def gradcheck(algo="ppo", env_id="CartPole-v1", batch=32, seed=0, hidden=None, **overrides):
     """Build the algorithm's networks for ``env_id`` (config ``overrides`` allowed) and return one ``Check``
-    per derivative."""
+    per derivative. Each finite difference is a plain function of ``theta``: the networks take it as an argument."""
     config = ALGOS[algo].Config.for_env(env_id, **overrides)
     hidden = config.hidden if hidden is None else hidden
     envs = make_vec_env(env_id, 1)
@@ -65,14 +52,17 @@ def gradcheck(algo="ppo", env_id="CartPole-v1", batch=32, seed=0, hidden=None, *
     old = policy.distribution(obs_no)
     act = old.sample(rng)
     logp_old_n, adv_n = old.log_prob(act), rng.standard_normal(batch)
-    theta_old_p = policy.theta.copy()
-    policy.theta = theta_old_p + rng.standard_normal(policy.num_params) / np.sqrt(policy.num_params)
+    theta_old_p = policy.theta
+    theta_p = theta_old_p + rng.standard_normal(policy.num_params) / np.sqrt(policy.num_params)
 
     def objective_check(name, objective, *args):
-        _, grad = policy._grad(obs_no, objective, *args)
-        phi_nf = policy.forward(obs_no).features_nf  # None unless gSDE
-        value = evaluated_at(policy, lambda: objective(policy.forward(obs_no, phi_nf).dist, *args)[0])
-        return compare(name, grad, central_difference_gradient(value, policy.theta))
+        _, grad = policy.objective_grad(obs_no, objective, *args, theta_p=theta_p)
+        phi_nf = policy.forward(obs_no, theta_p).features_nf  # None unless gSDE
+
+        def value(th_p):
+            return objective(policy.forward(obs_no, th_p, phi_nf).dist, *args)[0]
+
+        return compare(name, grad, central_difference_gradient(value, theta_p))
 
     checks = [
         objective_check("REINFORCE: grad mean(A log pi)", weighted_log_prob, act, adv_n / batch),
@@ -81,24 +71,25 @@ def gradcheck(algo="ppo", env_id="CartPole-v1", batch=32, seed=0, hidden=None, *
         objective_check("entropy gradient", mean_entropy),
         objective_check("KL gradient: grad KL(old || pi)", lambda d: mean_kl(old, d)),
     ]
-    policy.theta = theta_old_p  # the Fisher is the Hessian of the KL at theta = theta_old
-    v_p = rng.standard_normal(policy.num_params)
-    phi_nf = policy.forward(obs_no).features_nf
+    v_p = rng.standard_normal(policy.num_params)  # the Fisher is the Hessian of the KL at theta = theta_old
+    phi_nf = policy.forward(obs_no, theta_old_p).features_nf
 
-    def kl_grad_at_fixed_features():
-        fwd = policy.forward(obs_no, phi_nf)
+    def kl_grad(th_p):
+        fwd = policy.forward(obs_no, th_p, phi_nf)
         return policy.vjp(fwd, mean_kl(old, fwd.dist)[1])
 
-    kl_grad = evaluated_at(policy, kl_grad_at_fixed_features)
-    checks.append(compare("Fisher-vector product F v", policy.fisher_vector_product(obs_no, v_p),
+    checks.append(compare("Fisher-vector product F v", policy.fisher_vector_product(obs_no, v_p, theta_p=theta_old_p),
                           directional_derivative(kl_grad, theta_old_p, v_p, h=1e-5), rtol=1e-4, atol=1e-6))
     target_n = rng.standard_normal(batch)
     v_old_n = value_fn(obs_no) + 0.1 * rng.standard_normal(batch)  # about half the rows outside the clip range
     for name, clip_args in [("value gradient: grad mean((V - R)^2)", ()),
                             ("PPO clipped value loss gradient", (v_old_n, 0.05))]:
         _, v_grad = value_fn.loss_grad(obs_no, target_n, *clip_args)
-        value_loss = evaluated_at(value_fn, lambda args=clip_args: value_fn.loss_grad(obs_no, target_n, *args)[0])
-        checks.append(compare(name, v_grad, central_difference_gradient(value_loss, value_fn.theta.copy())))
+
+        def value_loss(phi_p, args=clip_args):
+            return value_fn.loss_grad(obs_no, target_n, *args, theta_p=phi_p)[0]
+
+        checks.append(compare(name, v_grad, central_difference_gradient(value_loss, value_fn.theta)))
     return checks
 
 

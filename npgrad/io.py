@@ -1,10 +1,12 @@
-"""Save and load agents as one ``.npz`` file: arrays plus a JSON header, never pickle.
+"""The file format: one ``.npz`` of arrays plus a JSON header, never pickle.
 
-The header (``__meta__``, a JSON string stored as a NumPy unicode scalar) records the format,
-the npgrad version, the algorithm, the environment id, the seed, the step counters, the RNG
-state and the config. Loading uses ``allow_pickle=False``, checks the format and version, and
-checks every array's shape against the network the config builds. Writes are atomic: the file
-is written beside the target and renamed over it, so a crash never leaves half a file.
+An agent's arrays are named ``part/key`` (``model/policy_theta``, ``rule/pi_optim/m``, ...), from
+the ``state()`` of each part that owns state. The header (``__meta__``, a JSON string stored as a
+NumPy unicode scalar) records the format, the npgrad version, the algorithm, the environment id,
+the seed, the loop's progress, the RNG state and the config. Reading uses ``allow_pickle=False``
+and checks the format and version; the agent then checks every array's name and shape against the
+networks its config builds (``check_arrays``). Writes are atomic: the file is written beside the
+target and renamed over it, so a crash never leaves half a file.
 """
 from __future__ import annotations
 
@@ -18,29 +20,41 @@ from .version import __version__
 from .errors import FileFormatError
 
 FORMAT = "npgrad-agent"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 
-def stateful_parts(agent):
-    """The agent's filters and optimisers that exist, by name; each has ``state()`` and ``load_state()``."""
-    parts = {name: getattr(agent, name, None) for name in ("obs_filter", "reward_filter", "vf_optim", "pi_optim")}
-    return {name: part for name, part in parts.items() if part is not None}
+def flatten(parts, prefix=""):
+    """``{"rule": {"pi_optim": {"m": x}}}`` -> ``{"rule/pi_optim/m": x}`` (arrays as they are, scalars as 0-d)."""
+    flat = {}
+    for name, value in parts.items():
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{prefix}{name}/"))
+        else:
+            flat[f"{prefix}{name}"] = np.asarray(value)
+    return flat
 
 
-def agent_arrays(agent):
-    """Every array that makes up the agent's state, by name."""
-    arrays = {"policy/theta": agent.policy.theta, "value/theta": agent.value_fn.theta}
-    for name, part in stateful_parts(agent).items():
-        arrays.update({f"{name}/{k}": v for k, v in part.state().items()})
-    return arrays
+def unflatten(arrays):
+    """The inverse of ``flatten``."""
+    parts = {}
+    for key, value in arrays.items():
+        *path, name = key.split("/")
+        node = parts
+        for folder in path:
+            node = node.setdefault(folder, {})
+        node[name] = value
+    return parts
 
 
-def agent_meta(agent):
-    return {"format": FORMAT, "format_version": FORMAT_VERSION, "npgrad_version": __version__,
-            "algo": agent.name, "env_id": agent.env_id, "seed": agent.seed, "num_steps": agent.num_steps,
-            "num_updates": agent.num_updates, "learn_start": agent.learn_start, "total_steps": agent.total_steps,
-            "failed_updates": agent.failed_updates, "extra": agent.extra_state(),
-            "rng_state": agent.rng.bit_generator.state, "config": agent.config.to_dict()}
+def check_arrays(arrays, expected, path="file"):
+    """Refuse a file whose arrays are not exactly the ones (names and shapes) the saved config builds."""
+    missing, extra = sorted(set(expected) - set(arrays)), sorted(set(arrays) - set(expected))
+    if missing or extra:
+        raise FileFormatError(f"{path}: missing arrays {missing}, unexpected arrays {extra}")
+    for name, current in expected.items():
+        if np.shape(arrays[name]) != np.shape(current):
+            raise FileFormatError(f"{path}: array {name} has shape {np.shape(arrays[name])}, but the saved config "
+                                  f"builds {np.shape(current)}")
 
 
 def atomic_write_npz(path, arrays):
@@ -58,14 +72,13 @@ def atomic_write_npz(path, arrays):
     return path
 
 
-def save_agent(agent, path, user=None):
-    """Write the agent; ``user`` is any JSON-serialisable dict stored in the header (e.g. a run's state)."""
-    arrays = dict(agent_arrays(agent))
-    arrays["__meta__"] = np.array(json.dumps({**agent_meta(agent), "user": user or {}}))
-    return atomic_write_npz(path, arrays)
+def write(path, arrays, meta):
+    """Write ``arrays`` and the JSON header ``meta`` to ``path`` atomically."""
+    header = {"format": FORMAT, "format_version": FORMAT_VERSION, "npgrad_version": __version__, **meta}
+    return atomic_write_npz(path, {**arrays, "__meta__": np.array(json.dumps(header))})
 
 
-def read_npz(path):
+def read(path):
     """``(meta, arrays)`` of a saved file; refuses pickles, truncation and foreign files with ``FileFormatError``."""
     path = os.fspath(path)
     if not os.path.isfile(path):
@@ -93,38 +106,3 @@ def read_npz(path):
                               f"is not {FORMAT!r} version {FORMAT_VERSION} (saved by npgrad "
                               f"{meta.get('npgrad_version')}, this is {__version__})")
     return meta, arrays
-
-
-def load(path, env=None):
-    """Rebuild a saved agent. ``env`` defaults to the saved environment id."""
-    from .algos import ALGOS
-
-    meta, arrays = read_npz(path)
-    if meta["algo"] not in ALGOS:
-        raise FileFormatError(f"{path}: unknown algorithm {meta['algo']!r}; known: {sorted(ALGOS)}")
-    cls = ALGOS[meta["algo"]]
-    agent = cls(env if env is not None else meta["env_id"], seed=meta["seed"],
-                config=cls.Config.from_dict(meta["config"]))
-    restore(agent, meta, arrays, path)
-    return agent
-
-
-def restore(agent, meta, arrays, path="file"):
-    expected = agent_arrays(agent)
-    missing = sorted(set(expected) - set(arrays))
-    if missing:
-        raise FileFormatError(f"{path}: missing arrays {missing}")
-    for name, current in expected.items():
-        if np.shape(arrays[name]) != np.shape(current):
-            raise FileFormatError(f"{path}: array {name} has shape {np.shape(arrays[name])}, but the saved config "
-                                  f"builds {np.shape(current)}")
-    agent.policy.theta = arrays["policy/theta"]
-    agent.value_fn.theta = arrays["value/theta"]
-    for name, part in stateful_parts(agent).items():
-        part.load_state({k: arrays[f"{name}/{k}"] for k in part.state()})
-    agent.num_steps, agent.num_updates = meta["num_steps"], meta["num_updates"]
-    agent.learn_start = meta.get("learn_start", agent.num_steps)
-    agent.total_steps = meta.get("total_steps", agent.num_steps)
-    agent.failed_updates = meta.get("failed_updates", 0)
-    agent.rng.bit_generator.state = meta["rng_state"]
-    agent.load_extra_state(meta.get("extra", {}))

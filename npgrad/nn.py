@@ -59,29 +59,34 @@ ACTIVATIONS = {"tanh": (tanh, tanh_grad), "relu": (relu, relu_grad), "identity":
 
 def dense_forward(x_ni, W_io, b_o, f):
     """``y = f(x W + b)``. Returns ``y_no`` (the layer's cache is ``(x_ni, y_no)``)."""
-    return f(x_ni @ W_io + b_o)
+    return f(x_ni @ W_io + b_o[..., None, :])
 
 
 def dense_vjp(x_ni, y_no, y_bar_no, W_io, f_grad, want_x_bar=True):
     """Reverse mode through one layer. Returns ``(x_bar_ni, W_bar_io, b_bar_o)`` (``x_bar`` None if not wanted)."""
     z_bar_no = y_bar_no if f_grad is identity_grad else y_bar_no * f_grad(y_no)  # chain rule through f
-    return z_bar_no @ W_io.T if want_x_bar else None, x_ni.T @ z_bar_no, z_bar_no.sum(axis=0)
+    x_bar_ni = z_bar_no @ transpose(W_io) if want_x_bar else None
+    return x_bar_ni, transpose(x_ni) @ z_bar_no, z_bar_no.sum(axis=-2)
 
 
 def dense_jvp(x_ni, x_dot_ni, y_no, W_io, W_dot_io, b_dot_o, f_grad):
     """Forward mode through one layer: ``y_dot = f'(z) * (x_dot W + x W_dot + b_dot)``."""
-    z_dot_no = x_ni @ W_dot_io + b_dot_o
+    z_dot_no = x_ni @ W_dot_io + b_dot_o[..., None, :]
     if x_dot_ni is not None:
         z_dot_no += x_dot_ni @ W_io
     return z_dot_no if f_grad is identity_grad else f_grad(y_no) * z_dot_no
 
 
-@dataclass
-class Dense:
-    """One layer; ``W`` (in, out) and ``b`` (out,) are views into the owning MLP's ``theta``."""
+def transpose(A_ij):
+    """``A^T`` of the last two axes, so a leading axis of independent agents passes through."""
+    return np.swapaxes(A_ij, -1, -2)
 
-    W: np.ndarray
-    b: np.ndarray
+
+@dataclass(frozen=True)
+class Dense:
+    """Where one layer lives in ``theta``: ``W`` (in, out) at ``W_slice``, ``b`` (out,) at ``b_slice``."""
+
+    shape: tuple
     activation: str
     W_slice: slice
     b_slice: slice
@@ -120,26 +125,26 @@ def count_params(sizes):
 
 
 class MLP:
-    """Fully connected network ``sizes[0] -> ... -> sizes[-1]`` on one flat float64 vector ``theta``.
+    """Fully connected network ``sizes[0] -> ... -> sizes[-1]`` on one flat float64 parameter vector.
+
+    The parameters are an argument: ``forward(x_ni, theta_p)`` evaluates the network at any
+    ``theta_p`` and mutates nothing, so a line search or a finite difference is a plain function
+    of ``theta``. ``net.theta`` holds the initial parameters, for convenience. ``theta_p`` may carry
+    leading axes of independent networks, ``(S, p)``, with inputs ``(S, n, i)``.
 
     Args:
         sizes: layer widths, input first, e.g. ``(4, 64, 64, 2)``.
         activation: hidden activation, ``"tanh"``, ``"relu"`` or ``"identity"``; the output is linear.
         hidden_gain, out_gain: orthogonal-init gains (sqrt(2) hidden; 0.01 for a policy head,
-            1.0 for a value head, as in SB3 and CleanRL).
-        rng: ``np.random.Generator`` or integer seed for the initialisation.
-        theta: optional float64 buffer of shape ``(num_params,)`` to live in (a policy lends the
-            MLP a slice of its own parameter vector); it is filled with the initial weights.
+            1.0 for a value head, as in SB3 and CleanRL); ``out_gain`` may give one gain per output.
+        rng: ``np.random.Generator`` or integer seed for the initialisation. Biases start at zero.
         dtype: the dtype the layers compute in. ``theta`` and every gradient stay float64;
             ``float32`` casts the weights per call and roughly halves the cost of the matrix
             products and ``tanh`` (benchmarks/README.md). Derivative tests use float64.
-
-    ``theta`` is the only storage: ``net.layers[i].W`` is a view into it, so ``net.theta[:] = x``
-    sets every weight. Biases start at zero.
     """
 
     def __init__(self, sizes, activation="tanh", hidden_gain=np.sqrt(2.0), out_gain=1.0, rng=None,
-                 theta=None, dtype=np.float64):
+                 dtype=np.float64):
         sizes = tuple(int(s) for s in sizes)
         if len(sizes) < 2 or min(sizes) < 1:
             raise ValueError(f"MLP sizes must be at least two positive widths, got {sizes}")
@@ -149,12 +154,7 @@ class MLP:
         if self.dtype not in (np.float64, np.float32):
             raise ValueError(f"MLP dtype must be float64 or float32, got {self.dtype}")
         self.num_params = count_params(sizes)
-        if theta is None:
-            theta = np.zeros(self.num_params)
-        if theta.shape != (self.num_params,) or theta.dtype != np.float64:
-            raise ValueError(f"theta buffer must be float64 of shape ({self.num_params},), "
-                             f"got {theta.dtype} {theta.shape}")
-        self._theta = theta
+        self.theta = np.zeros(self.num_params)
         rng = np.random.default_rng(rng)
         self.layers, offset = [], 0
         for k, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
@@ -162,47 +162,40 @@ class MLP:
             W_slice = slice(offset, offset + n_in * n_out)
             b_slice = slice(W_slice.stop, W_slice.stop + n_out)
             offset = b_slice.stop
-            layer = Dense(theta[W_slice].reshape(n_in, n_out), theta[b_slice],
-                          "identity" if last else activation, W_slice, b_slice)
-            layer.W[...] = orthogonal((n_in, n_out), out_gain if last else hidden_gain, rng)
-            layer.b[...] = 0.0
-            self.layers.append(layer)
+            self.layers.append(Dense((n_in, n_out), "identity" if last else activation, W_slice, b_slice))
+            self.theta[W_slice] = (orthogonal((n_in, n_out), 1.0, rng) * (out_gain if last else hidden_gain)).ravel()
 
-    @property
-    def theta(self):
-        """All parameters, shape ``(num_params,)``; assigning copies into the shared buffer."""
-        return self._theta
-
-    @theta.setter
-    def theta(self, value):
-        self._theta[...] = value
-
-    def forward(self, x_ni):
-        """Outputs ``y_no`` and the ``Cache`` (activations and weights) that ``vjp`` and ``jvp`` linearise at."""
-        weights = self._weights(self._theta.astype(self.dtype))  # one cast and copy: later steps can't move it
+    def forward(self, x_ni, theta_p=None):
+        """Outputs ``y_no`` at ``theta_p`` (default ``self.theta``) and the ``Cache`` that ``vjp`` and ``jvp``
+        linearise at."""
+        theta_p = self.theta if theta_p is None else theta_p
+        weights = self._weights(theta_p.astype(self.dtype))  # one cast and copy: later steps can't move it
         acts = [np.asarray(x_ni, dtype=self.dtype)]
         for layer, (W_io, b_o) in zip(self.layers, weights):
             acts.append(dense_forward(acts[-1], W_io, b_o, layer.f))
         return acts[-1], Cache(acts, weights)
 
-    def __call__(self, x_ni):
-        return self.forward(x_ni)[0]
+    def __call__(self, x_ni, theta_p=None):
+        return self.forward(x_ni, theta_p)[0]
 
     def _weights(self, theta_p):
-        """``[(W_io, b_o), ...]`` as views into a flat vector laid out like ``theta``."""
-        return [(theta_p[layer.W_slice].reshape(layer.W.shape), theta_p[layer.b_slice]) for layer in self.layers]
+        """``[(W_io, b_o), ...]`` as views into a flat vector laid out like ``theta`` (leading axes kept)."""
+        lead = theta_p.shape[:-1]
+        return [(theta_p[..., layer.W_slice].reshape(*lead, *layer.shape), theta_p[..., layer.b_slice])
+                for layer in self.layers]
 
     def _backward(self, cache, y_bar_no, want_theta=True, want_input=True):
-        theta_bar_p = np.empty(self.num_params) if want_theta else None
-        h_bar = np.asarray(y_bar_no, dtype=self.dtype)
         acts = cache.acts
+        lead = acts[0].shape[:-2]
+        theta_bar_p = np.empty((*lead, self.num_params)) if want_theta else None
+        h_bar = np.asarray(y_bar_no, dtype=self.dtype)
         for k in range(len(self.layers) - 1, -1, -1):
             layer = self.layers[k]
             h_bar, W_bar, b_bar = dense_vjp(acts[k], acts[k + 1], h_bar, cache.weights[k][0], layer.f_grad,
                                             want_x_bar=k > 0 or want_input)
             if want_theta:
-                theta_bar_p[layer.W_slice] = W_bar.ravel()
-                theta_bar_p[layer.b_slice] = b_bar
+                theta_bar_p[..., layer.W_slice] = W_bar.reshape(*lead, -1)
+                theta_bar_p[..., layer.b_slice] = b_bar
         return theta_bar_p, h_bar
 
     def vjp(self, cache, y_bar_no):

@@ -1,97 +1,22 @@
-"""Policies and value functions on flat parameter vectors; surrogate gradients; Fisher-vector products.
+"""Policies and value functions on flat parameter vectors; their gradients; Fisher-vector products.
 
 Maths: docs/03-policy-gradient.md (objectives), docs/04-natural-gradient.md (Fisher), docs/05-trpo.md (FVP).
 
-A policy maps ``obs_no --MLP(theta)--> dist.params --> pi(a|s)``. Every objective below is a
-function of the distribution only and returns ``(value, cotangent)``, the cotangent being
-``d value / d dist.params``; ``Policy.vjp`` then pulls it back to ``theta_bar_p`` in one backward
-pass. Objectives add before the pull-back, so a whole PPO loss costs one VJP.
+A policy maps ``obs_no --MLP(theta)--> out --head--> dist.params --> pi(a|s)``. The parameters are
+an argument: every method takes ``theta_p`` (default: the policy's current ``theta``) and mutates
+nothing, so a line search or a finite difference is a plain function of ``theta``. The objectives
+(``npgrad/objectives.py``) return cotangents in ``dist.params``; ``Policy.vjp`` pulls one back to
+``theta_bar_p`` in one backward pass, and ``Policy.jvp`` pushes a tangent ``v_p`` forward.
 """
 from __future__ import annotations
 
 import numpy as np
 from gymnasium import spaces
 
-from . import gsde
-from .distributions import Categorical, DiagGaussian
 from .errors import ShapeError, SpaceError
-from .nn import MLP, count_params
-
-LOG_STD_BOUNDS = (-5.0, 2.0)  # sigma in [0.0067, 7.4]: keeps 1/sigma^2 in the Fisher metric finite
-
-# --- objectives: (value, d value / d dist.params) --------------------------------------------------
-
-
-def scale(cotangent, c):
-    return tuple(c * t for t in cotangent)
-
-
-def add(*cotangents):
-    return tuple(sum(parts) for parts in zip(*cotangents))
-
-
-def weighted_log_prob(dist, act, w_n):
-    """``sum_i w_i log pi(a_i|s_i)``; its gradient is the REINFORCE estimator when ``w = A / n``."""
-    return float(w_n @ dist.log_prob(act)), weighted_score(dist, act, w_n)
-
-
-def weighted_score(dist, act, w_n):
-    """The cotangent of ``sum_i w_i log pi(a_i|s_i)``: ``w_i d log pi(a_i|s_i) / d params_i``."""
-    return tuple(w_n[:, None] * g for g in dist.dlog_prob(act))
-
-
-def ratio(dist, act, logp_old_n):
-    """Importance weight ``r = pi_theta(a|s) / pi_old(a|s)``, shape ``(n,)``."""
-    return np.exp(dist.log_prob(act) - logp_old_n)
-
-
-def surrogate(dist, act, adv_n, logp_old_n):
-    """``L(theta) = mean(r A)`` (Kakade & Langford 2002; TRPO eq. 14); ``grad = mean(r A grad log pi)``."""
-    r_n = ratio(dist, act, logp_old_n)
-    return float(np.mean(r_n * adv_n)), weighted_score(dist, act, r_n * adv_n / len(r_n))
-
-
-def clipped_surrogate(dist, act, adv_n, logp_old_n, clip_eps):
-    """``L_clip = mean(min(r A, clip(r, 1-eps, 1+eps) A))`` (PPO eq. 7).
-
-    The gradient is ``r A grad log pi`` where the unclipped term is the smaller one and 0 where the
-    clip is active (the min picks the constant branch). Returns ``(value, cotangent, clip_frac)``.
-    """
-    r_n = ratio(dist, act, logp_old_n)
-    unclipped_n = r_n * adv_n
-    clipped_n = np.clip(r_n, 1.0 - clip_eps, 1.0 + clip_eps) * adv_n
-    active_n = unclipped_n <= clipped_n
-    w_n = np.where(active_n, unclipped_n, 0.0) / len(r_n)
-    clip_frac = float(np.mean(np.abs(r_n - 1.0) > clip_eps))
-    return float(np.mean(np.minimum(unclipped_n, clipped_n))), weighted_score(dist, act, w_n), clip_frac
-
-
-def mean_entropy(dist):
-    """``mean H[pi(.|s)]`` and its cotangent."""
-    return float(dist.entropy().mean()), scale(dist.dentropy(), 1.0 / len(dist.params[0]))
-
-
-def mean_kl(old, new):
-    """``mean KL(pi_old || pi_new)`` and its cotangent in ``new``'s parameters (TRPO eq. 12)."""
-    return float(old.kl(new).mean()), scale(old.dkl(new), 1.0 / len(new.params[0]))
-
-
-def value_loss(v_n, ret_n, v_old_n=None, clip_vf=0.0):
-    """``L = mean((V - R)^2)`` and ``dL/dV = 2 (V - R) / n``.
-
-    With ``clip_vf = c > 0``, PPO's clipped value loss (OpenAI Baselines' ppo2):
-    ``L = mean(max((V - R)^2, (V_clip - R)^2))`` with ``V_clip = V_old + clip(V - V_old, -c, c)``.
-    Where ``|V - V_old| <= c``, ``V_clip = V`` and the gradient is the plain one; beyond it ``V_clip``
-    is a constant, so a row whose max picks the clipped term has gradient 0. (Comparing the two
-    squares alone is not enough: inside the range ``V_old + (V - V_old)`` can round away from ``V``.)
-    """
-    err_n = v_n - ret_n
-    if clip_vf <= 0:
-        return float(np.mean(err_n**2)), 2.0 * err_n / len(err_n)
-    d_n = v_n - v_old_n
-    sq_n, sq_clipped_n = err_n**2, (v_old_n + np.clip(d_n, -clip_vf, clip_vf) - ret_n) ** 2
-    flat_n = (sq_clipped_n > sq_n) & (np.abs(d_n) > clip_vf)
-    return float(np.mean(np.maximum(sq_n, sq_clipped_n))), np.where(flat_n, 0.0, 2.0 * err_n / len(err_n))
+from .heads import make_head
+from .nn import MLP
+from .objectives import clipped_surrogate, mean_entropy, mean_kl, surrogate, value_loss, weighted_log_prob
 
 
 # --- networks ---------------------------------------------------------------------------------------
@@ -112,155 +37,124 @@ def check_obs(obs_no, obs_dim):
 
 
 class Forward:
-    """What one forward pass leaves behind for the vjp and jvp: the distribution, the MLP cache and,
-    with gSDE, the features ``phi_nf`` and log-std matrix ``Lambda_fa`` that ``sigma`` was computed from."""
+    """What one forward pass leaves for ``vjp`` and ``jvp``: the distribution, the MLP's cache and outputs,
+    the head's parameters ``head_p`` and, with gSDE, the features ``phi_nf`` that ``sigma`` was computed from."""
 
-    def __init__(self, dist, cache, features_nf=None, log_std_fa=None):
-        self.dist, self.cache, self.features_nf, self.log_std_fa = dist, cache, features_nf, log_std_fa
+    def __init__(self, dist, cache, out_no, head_p, features_nf=None):
+        self.dist, self.cache, self.out_no, self.head_p, self.features_nf = dist, cache, out_no, head_p, features_nf
 
 
 class Policy:
-    """A stochastic policy ``pi_theta(a|s)`` for a gymnasium observation and action space.
+    """A stochastic policy ``pi_theta(a|s)``: an MLP and a head (``npgrad/heads.py``) on ``theta = [MLP | head]``.
 
-    ``Discrete(k)`` actions give a categorical head (``k`` logits); a 1-D ``Box`` gives a diagonal
-    Gaussian whose mean is the MLP output and whose log-std is a state-independent vector stored
-    at the end of ``theta``. ``theta`` (shape ``(p,)``) holds every parameter.
-
-    ``sde=True`` (Gaussian only) makes the noise state-dependent (gSDE, ``npgrad/gsde.py``): the
-    log-std becomes a matrix ``Lambda`` of shape ``(f, a)`` over the last hidden layer's ``f`` features.
+    ``Discrete(k)`` actions give a categorical head, a 1-D ``Box`` a diagonal Gaussian with a
+    state-independent log-std, or with ``sde=True`` gSDE's state-dependent noise. With
+    ``value_output=True`` the MLP has one more output, ``V(s)``: a trunk shared with the value
+    function (PPO eq. 9), whose cotangent ``vjp`` takes as ``value_bar_n``.
     """
 
     def __init__(self, observation_space, action_space, hidden=(64, 64), activation="tanh",
-                 log_std_init=0.0, rng=None, dtype=np.float64, sde=False):
+                 log_std_init=0.0, rng=None, dtype=np.float64, sde=False, value_output=False):
         self.obs_dim = obs_dim_of(observation_space)
-        if isinstance(action_space, spaces.Discrete):
-            if action_space.start != 0:  # the policy's actions are category indices 0..n-1
-                raise SpaceError(f"action space {action_space} starts at {action_space.start}: npgrad needs Discrete "
-                                 "actions 0..n-1 (shift them with a gymnasium ActionWrapper)")
-            self.kind, self.act_dim = "categorical", int(action_space.n)
-        elif isinstance(action_space, spaces.Box) and len(action_space.shape) == 1:
-            self.kind, self.act_dim = "gaussian", action_space.shape[0]
-        else:
-            raise SpaceError(f"action space {action_space} is not supported: npgrad supports "
-                             "Discrete (categorical policy) and 1-D Box (diagonal Gaussian policy)")
-        if sde and self.kind != "gaussian":
-            raise SpaceError(f"state-dependent exploration (use_sde) needs a Box action space, got {action_space}")
-        self.sde = bool(sde)
-        sizes = (self.obs_dim, *hidden, self.act_dim)
-        log_std_shape = {"categorical": (0,), "gaussian": (self.act_dim,)}[self.kind]
-        if self.sde:
-            log_std_shape = (sizes[-2], self.act_dim)  # one row per feature of the last hidden layer
-        self.num_net_params = count_params(sizes)
-        self._theta = np.zeros(self.num_net_params + int(np.prod(log_std_shape)))
-        self.net = MLP(sizes, activation, out_gain=0.01, rng=rng, theta=self._theta[: self.num_net_params],
-                       dtype=dtype)
-        self.log_std = self._theta[self.num_net_params:].reshape(log_std_shape)  # a view into theta
-        self.log_std[...] = log_std_init
-
-    @property
-    def theta(self):
-        return self._theta
-
-    @theta.setter
-    def theta(self, value):
-        self._theta[...] = value
+        self.head = make_head(action_space, sde, hidden[-1] if hidden else self.obs_dim)
+        self.act_dim, self.value_output = self.head.out_dim, bool(value_output)
+        gains = np.r_[np.full(self.act_dim, 0.01), np.ones(int(value_output))]  # small logits; V at unit scale
+        self.net = MLP((self.obs_dim, *hidden, self.act_dim + int(value_output)), activation, out_gain=gains,
+                       rng=rng, dtype=dtype)
+        self.num_net_params = self.net.num_params
+        self.theta = np.concatenate([self.net.theta, self.head.init_params(log_std_init)])
 
     @property
     def num_params(self):
-        return len(self._theta)
+        return len(self.theta)
 
-    def forward(self, obs_no, features_nf=None):
-        """``obs_no (n, o) -> Forward``: the distribution and the MLP cache for ``vjp``/``jvp``.
+    def forward(self, obs_no, theta_p=None, features_nf=None):
+        """``obs_no (n, o) -> Forward`` at ``theta_p``. With gSDE, ``sigma`` is computed from the last hidden
+        layer ``phi`` (a stop-gradient), or from ``features_nf`` if given."""
+        theta_p = self.theta if theta_p is None else theta_p
+        out_no, cache = self.net.forward(check_obs(obs_no, self.obs_dim), theta_p[: self.num_net_params])
+        head_p = theta_p[self.num_net_params:]
+        phi_nf = None
+        if self.head.needs_features:
+            phi_nf = np.asarray(cache.acts[-2] if features_nf is None else features_nf, dtype=np.float64)
+        out_na = out_no[:, : self.act_dim] if self.value_output else out_no
+        return Forward(self.head.distribution(out_na, head_p, phi_nf), cache, out_no, head_p, phi_nf)
 
-        With gSDE, ``sigma`` is computed from the last hidden layer ``phi`` (a stop-gradient), or from
-        ``features_nf`` if given: the function whose derivatives ``vjp`` and ``jvp`` return.
-        """
-        out_na, cache = self.net.forward(check_obs(obs_no, self.obs_dim))
-        if self.kind == "categorical":
-            return Forward(Categorical(out_na), cache)
-        if not self.sde:
-            return Forward(DiagGaussian(out_na, self.log_std), cache)
-        phi_nf = np.asarray(cache.acts[-2] if features_nf is None else features_nf, dtype=np.float64)
-        log_std_fa = self.log_std.copy()
-        return Forward(DiagGaussian(out_na, gsde.log_sigma(phi_nf, log_std_fa)), cache, phi_nf, log_std_fa)
+    def distribution(self, obs_no, theta_p=None):
+        return self.forward(obs_no, theta_p).dist
 
-    def distribution(self, obs_no):
-        return self.forward(obs_no).dist
-
-    def log_prob(self, obs_no, act):
+    def log_prob(self, obs_no, act, theta_p=None):
         """``log pi_theta(a_i|s_i)``, shape ``(n,)``."""
-        return self.distribution(obs_no).log_prob(act)
+        return self.distribution(obs_no, theta_p).log_prob(act)
 
-    def sample_exploration(self, n, rng):
-        """gSDE: ``n`` exploration matrices ``E_nfa ~ N(0, exp(Lambda)^2)``, one per environment."""
-        return gsde.sample_exploration(self.log_std, n, rng)
+    def exploration(self, n, rng, theta_p=None):
+        """gSDE's ``n`` exploration matrices (one per environment); None for other heads."""
+        return self.head.exploration((self.theta if theta_p is None else theta_p)[self.num_net_params:], n, rng)
 
-    def sample(self, fwd, rng, explore_nfa=None):
+    def sample(self, fwd, rng, explore=None):
         """``a ~ pi(.|s)``; with gSDE ``a = mu(s) + phi(s) E_n`` for the given (or fresh) exploration matrices."""
-        if not self.sde:
-            return fwd.dist.sample(rng)
-        if explore_nfa is None:
-            explore_nfa = self.sample_exploration(len(fwd.features_nf), rng)
-        return fwd.dist.mean_na + gsde.noise(fwd.features_nf, explore_nfa)
+        return self.head.sample(fwd, rng, explore)
 
-    def vjp(self, fwd, cotangent):
-        """Pull a cotangent in distribution parameters back to ``theta_bar_p``."""
-        theta_bar_p = np.empty(self.num_params)
-        theta_bar_p[: self.num_net_params] = self.net.vjp(fwd.cache, cotangent[0])
-        if self.sde:
-            theta_bar_p[self.num_net_params:] = gsde.log_sigma_vjp(fwd.features_nf, fwd.log_std_fa,
-                                                                   fwd.dist.log_std_na, cotangent[1]).ravel()
-        elif self.kind == "gaussian":  # log_std is shared by every row: its cotangents add up
-            theta_bar_p[self.num_net_params:] = cotangent[1].sum(axis=0)
-        return theta_bar_p
+    def to_env(self, act):
+        """The action the environment gets (Gaussian samples clipped to the Box)."""
+        return self.head.to_env(act)
+
+    def project(self, theta_p):
+        """``theta`` with the head's parameters kept in range (the log-std in ``LOG_STD_BOUNDS``)."""
+        return np.concatenate([theta_p[: self.num_net_params], self.head.project(theta_p[self.num_net_params:])])
+
+    def vjp(self, fwd, cotangent, value_bar_n=None):
+        """Pull a cotangent in distribution parameters (and, with a shared trunk, in ``V``) back to ``theta_bar_p``:
+        one backward pass through the MLP."""
+        out_bar, head_bar = self.head.vjp(fwd, cotangent)
+        if self.value_output:
+            v_bar_n1 = np.zeros((len(out_bar), 1)) if value_bar_n is None else np.asarray(value_bar_n)[:, None]
+            out_bar = np.concatenate([out_bar, v_bar_n1], axis=-1)
+        return np.concatenate([self.net.vjp(fwd.cache, out_bar), head_bar], axis=-1)
 
     def jvp(self, fwd, v_p):
         """Push a parameter tangent ``v_p`` forward to a tangent of the distribution parameters."""
-        mean_dot = self.net.jvp(fwd.cache, v_p[: self.num_net_params])
-        if self.kind == "categorical":
-            return (mean_dot,)
-        log_std_dot = v_p[self.num_net_params:].reshape(self.log_std.shape)
-        if self.sde:
-            return (mean_dot, gsde.log_sigma_jvp(fwd.features_nf, fwd.log_std_fa, fwd.dist.log_std_na, log_std_dot))
-        return (mean_dot, np.broadcast_to(log_std_dot, mean_dot.shape))
+        out_dot = self.net.jvp(fwd.cache, v_p[: self.num_net_params])
+        return self.head.jvp(fwd, out_dot[:, : self.act_dim], v_p[self.num_net_params:])
 
     # --- gradients of the objectives: one forward and one VJP each ---------------------------------
 
-    def _grad(self, obs_no, objective, *args):
-        fwd = self.forward(obs_no)
+    def objective_grad(self, obs_no, objective, *args, theta_p=None):
+        """``(value, gradient (p,))`` of ``objective(dist, *args)`` at ``theta_p`` (npgrad/objectives.py)."""
+        fwd = self.forward(obs_no, theta_p)
         value, cotangent = objective(fwd.dist, *args)[:2]
         return value, self.vjp(fwd, cotangent)
 
-    def weighted_log_prob_grad(self, obs_no, act, w_n):
+    def weighted_log_prob_grad(self, obs_no, act, w_n, theta_p=None):
         """``(sum_i w_i log pi(a_i|s_i), its gradient (p,))``."""
-        return self._grad(obs_no, weighted_log_prob, act, np.asarray(w_n, dtype=np.float64))
+        return self.objective_grad(obs_no, weighted_log_prob, act, np.asarray(w_n, dtype=np.float64), theta_p=theta_p)
 
-    def surrogate_grad(self, obs_no, act, adv_n, logp_old_n):
+    def surrogate_grad(self, obs_no, act, adv_n, logp_old_n, theta_p=None):
         """``(mean(r A), its gradient (p,))``."""
-        return self._grad(obs_no, surrogate, act, adv_n, logp_old_n)
+        return self.objective_grad(obs_no, surrogate, act, adv_n, logp_old_n, theta_p=theta_p)
 
-    def clipped_surrogate_grad(self, obs_no, act, adv_n, logp_old_n, clip_eps):
+    def clipped_surrogate_grad(self, obs_no, act, adv_n, logp_old_n, clip_eps, theta_p=None):
         """``(mean(min(r A, clip(r) A)), its gradient (p,))``."""
-        return self._grad(obs_no, clipped_surrogate, act, adv_n, logp_old_n, clip_eps)
+        return self.objective_grad(obs_no, clipped_surrogate, act, adv_n, logp_old_n, clip_eps, theta_p=theta_p)
 
-    def entropy_grad(self, obs_no):
+    def entropy_grad(self, obs_no, theta_p=None):
         """``(mean entropy, its gradient (p,))``."""
-        return self._grad(obs_no, mean_entropy)
+        return self.objective_grad(obs_no, mean_entropy, theta_p=theta_p)
 
-    def kl_grad(self, obs_no, old_dist):
+    def kl_grad(self, obs_no, old_dist, theta_p=None):
         """``(mean KL(old || pi_theta), its gradient (p,))``."""
-        return self._grad(obs_no, lambda dist: mean_kl(old_dist, dist))
+        return self.objective_grad(obs_no, lambda dist: mean_kl(old_dist, dist), theta_p=theta_p)
 
     # --- the Fisher information -------------------------------------------------------------------
 
-    def fvp_operator(self, obs_no, damping=0.0):
-        """``v_p -> F v + damping v`` with ``F = (1/n) sum_i J_i^T M_i J_i`` at the current theta.
+    def fvp_operator(self, obs_no, damping=0.0, theta_p=None):
+        """``v_p -> F v + damping v`` with ``F = (1/n) sum_i J_i^T M_i J_i`` at ``theta_p``.
 
         ``F`` is the Hessian of ``mean KL(pi_old || pi_theta)`` at ``theta = theta_old`` (the
         first-order term vanishes there). One forward is shared by every product; each product
         is one JVP, the metric ``M`` of the distribution, and one VJP: no second backward pass.
         """
-        fwd = self.forward(obs_no)
+        fwd = self.forward(obs_no, theta_p)
         n = len(fwd.cache.acts[0])
 
         def fvp(v_p):
@@ -269,66 +163,85 @@ class Policy:
 
         return fvp
 
-    def fisher_vector_product(self, obs_no, v_p, damping=0.0):
+    def fisher_vector_product(self, obs_no, v_p, damping=0.0, theta_p=None):
         """``F v + damping v``, shape ``(p,)`` (see ``fvp_operator``)."""
-        return self.fvp_operator(obs_no, damping)(np.asarray(v_p, dtype=np.float64))
+        return self.fvp_operator(obs_no, damping, theta_p)(np.asarray(v_p, dtype=np.float64))
 
-    def fisher_matrix(self, obs_no):
+    def fisher_matrix(self, obs_no, theta_p=None):
         """Exact Fisher ``J^T M J / n``, shape ``(p, p)``, assembled column by column from FVPs."""
-        fvp = self.fvp_operator(obs_no)
+        fvp = self.fvp_operator(obs_no, theta_p=theta_p)
         F_pp = np.column_stack([fvp(e_p) for e_p in np.eye(self.num_params)])
         return 0.5 * (F_pp + F_pp.T)  # symmetric in exact arithmetic; remove rounding asymmetry
 
-    def scores(self, obs_no, act):
+    def scores(self, obs_no, act, theta_p=None):
         """Per-sample scores ``grad_theta log pi(a_i|s_i)``, shape ``(n, p)``."""
-        fwd = self.forward(obs_no)
-        g = fwd.dist.dlog_prob(act)
-        n = len(g[0])
-        S_np = np.empty((n, self.num_params))
-        S_np[:, : self.num_net_params] = self.net.per_sample_vjp(fwd.cache, g[0])
-        if self.sde:  # row n, entry (f, a): w_nfa g_na, the chain rule through log sigma
-            w_nfa = gsde.log_sigma_jacobian(fwd.features_nf, fwd.log_std_fa, fwd.dist.log_std_na)
-            S_np[:, self.num_net_params:] = (w_nfa * g[1][:, None, :]).reshape(n, -1)
-        elif self.kind == "gaussian":
-            S_np[:, self.num_net_params:] = g[1]
-        return S_np
+        fwd = self.forward(obs_no, theta_p)
+        score = fwd.dist.dlog_prob(act)
+        out_bar = score[0]
+        if self.value_output:
+            out_bar = np.concatenate([out_bar, np.zeros((len(out_bar), 1))], axis=-1)
+        return np.concatenate([self.net.per_sample_vjp(fwd.cache, out_bar), self.head.scores(fwd, score)], axis=-1)
 
-    def empirical_fisher(self, obs_no, act):
+    def empirical_fisher(self, obs_no, act, theta_p=None):
         """Empirical Fisher ``(1/n) sum_i s_i s_i^T`` from scores of sampled actions, ``(p, p)``."""
-        S_np = self.scores(obs_no, act)
+        S_np = self.scores(obs_no, act, theta_p)
         return S_np.T @ S_np / len(S_np)
 
 
 class ValueFunction:
-    """State-value baseline ``V_phi(s)``: an MLP with one linear output (gain 1.0)."""
+    """State-value baseline ``V_phi(s)``: an MLP with one linear output (gain 1.0), on its own parameters."""
 
     def __init__(self, obs_dim, hidden=(64, 64), activation="tanh", rng=None, dtype=np.float64):
         self.obs_dim = obs_dim
         self.net = MLP((obs_dim, *hidden, 1), activation, out_gain=1.0, rng=rng, dtype=dtype)
+        self.theta = self.net.theta
 
-    @property
-    def theta(self):
-        return self.net.theta
-
-    @theta.setter
-    def theta(self, value):
-        self.net.theta = value
-
-    def forward(self, obs_no):
+    def forward(self, obs_no, theta_p=None):
         """``V_phi(s)`` for ``obs_no (n, o)``: ``(v_n, cache)``."""
-        v_n1, cache = self.net.forward(check_obs(obs_no, self.obs_dim))
+        v_n1, cache = self.net.forward(check_obs(obs_no, self.obs_dim), self.theta if theta_p is None else theta_p)
         return v_n1[:, 0], cache
 
-    def __call__(self, obs_no):
-        return self.forward(obs_no)[0]
+    def __call__(self, obs_no, theta_p=None):
+        return self.forward(obs_no, theta_p)[0]
+
+    def project(self, theta_p):
+        """Every value of ``phi`` is allowed."""
+        return theta_p
 
     def vjp(self, cache, v_bar_n):
         """``phi_bar_p = d sum(V * v_bar) / d phi`` (backprop, docs/01)."""
         return self.net.vjp(cache, v_bar_n[:, None])
 
-    def loss_grad(self, obs_no, ret_n, v_old_n=None, clip_vf=0.0):
+    def loss_grad(self, obs_no, ret_n, v_old_n=None, clip_vf=0.0, theta_p=None):
         """``value_loss`` of ``V(s)`` (``mean((V(s) - R)^2)``, or PPO's clipped form if ``clip_vf > 0``)
         and its gradient in ``phi`` by one VJP. Returns ``(L, grad (p,))``."""
-        v_n, cache = self.forward(obs_no)
+        v_n, cache = self.forward(obs_no, theta_p)
         loss, v_bar_n = value_loss(v_n, ret_n, v_old_n, clip_vf)
         return loss, self.vjp(cache, v_bar_n)
+
+
+class TrunkValue:
+    """``V(s)`` as the last output of the policy's MLP (``shared_trunk``): its parameters are the policy's."""
+
+    def __init__(self, policy):
+        self.policy = policy
+
+    def __call__(self, obs_no, theta_p=None):
+        return self.policy.forward(obs_no, theta_p).out_no[:, -1].astype(np.float64)
+
+
+class ActorCritic:
+    """What an update rule trains: ``policy`` and ``value``, two MLPs, or one trunk with two heads."""
+
+    def __init__(self, policy, value):
+        self.policy, self.value = policy, value
+        self.shared = isinstance(value, TrunkValue)
+
+    def state(self):
+        own = {} if self.shared else {"value_theta": self.value.theta}
+        return {"policy_theta": self.policy.theta, **own}
+
+    def load_state(self, state):
+        self.policy.theta = np.array(state["policy_theta"], dtype=np.float64)
+        if not self.shared:
+            self.value.theta = np.array(state["value_theta"], dtype=np.float64)

@@ -1,4 +1,7 @@
-"""Collect fixed-length rollouts from a gymnasium vector environment; normalise observations.
+"""Collect fixed-length rollouts from a gymnasium vector environment; normalise observations and rewards.
+
+Environment interaction only: ``collect`` returns ``(T, E)`` arrays and the loop (``npgrad/train.py``)
+computes values and advantages from them.
 
 Gymnasium's vector environments autoreset in NEXT_STEP mode: the step that ends an episode
 returns the true final observation with ``terminated`` or ``truncated`` set, and the *next* step
@@ -6,7 +9,7 @@ of that environment only resets it (its action is ignored, its reward is 0). We 
 step in the ``(T, E)`` arrays, so ``V(final observation)`` is computed by the ordinary batched
 forward and bootstraps a truncated episode, and then drop it (``valid_te = False``) so that no
 transition spans a reset. One batched policy forward per vector step; no per-environment loops.
-The value network does not act, so it runs once after the loop, on all ``(T + 1) E`` observations.
+The value network does not act, so the loop runs it once, on all ``(T + 1) E`` observations.
 """
 from __future__ import annotations
 
@@ -15,7 +18,6 @@ from dataclasses import dataclass, field
 import gymnasium as gym
 import numpy as np
 
-from .advantages import gae
 from .errors import EnvError
 
 
@@ -78,7 +80,7 @@ class RunningMeanStd:
 
 @dataclass
 class Batch:
-    """One rollout, flattened to the ``n`` valid transitions (``n <= T * E``)."""
+    """One rollout with its advantages, flattened to the ``n`` valid transitions (``n <= T * E``)."""
 
     obs_no: np.ndarray  # normalised observations the policy saw
     act: np.ndarray  # (n,) int actions or (n, a) unclipped Gaussian samples
@@ -91,18 +93,41 @@ class Batch:
     episode_lengths: list = field(default_factory=list)
 
 
-class Rollout:
-    """Runs a policy in a vector env for ``n_steps`` per environment and returns a ``Batch``."""
+@dataclass
+class Trajectory:
+    """``T`` vector steps of ``E`` environments, as collected; row ``T`` of ``obs_teo`` is the bootstrap row."""
 
-    def __init__(self, envs, n_steps, obs_filter=None, seed=None, reward_filter=None, sde_sample_freq=4):
+    obs_teo: np.ndarray  # (T + 1, E, o) normalised observations; row T follows the last step
+    act_te: np.ndarray  # (T, E) or (T, E, a)
+    logp_te: np.ndarray
+    rew_te: np.ndarray  # rewards (scaled with normalize_reward)
+    term_te: np.ndarray
+    trunc_te: np.ndarray
+    valid_te: np.ndarray  # False on reset steps, which are no transition
+    episode_returns: list
+    episode_lengths: list
+
+    def flatten(self, val_te, adv_te, ret_te):
+        """The ``Batch`` of the valid transitions, given ``(T, E)`` values, advantages and value targets."""
+        valid_te = self.valid_te
+        return Batch(self.obs_teo[:-1][valid_te], self.act_te[valid_te], self.logp_te[valid_te], val_te[valid_te],
+                     adv_te[valid_te], ret_te[valid_te], valid_te.size, self.episode_returns, self.episode_lengths)
+
+
+class Rollout:
+    """Runs a policy in a vector env for ``n_steps`` per environment and returns a ``Trajectory``.
+
+    ``reward_filter`` scales rewards as SB3's VecNormalize does, by the running std of the
+    discounted return (discount ``gamma``), then clips them to ``[-clip_reward, clip_reward]``.
+    """
+
+    def __init__(self, envs, n_steps, obs_filter=None, seed=None, reward_filter=None, sde_sample_freq=4,
+                 gamma=0.99, clip_reward=10.0):
         self.envs, self.n_steps, self.obs_filter = envs, n_steps, obs_filter
         self.sde_sample_freq = sde_sample_freq  # gSDE: steps between fresh exploration matrices
-        # reward scaling as in SB3's VecNormalize: divide by the running std of the discounted return
-        self.reward_filter = reward_filter
+        self.reward_filter, self.gamma, self.clip_reward = reward_filter, gamma, clip_reward
         self.num_envs = envs.num_envs
         self.restart(seed)
-        space = envs.single_action_space
-        self.clip_low, self.clip_high = (space.low, space.high) if hasattr(space, "low") else (None, None)
 
     def restart(self, seed=None):
         """Reset every environment, each with its own seed drawn from ``seed`` (``independent_seeds``), and
@@ -119,47 +144,41 @@ class Rollout:
             self.obs_filter.update(raw_eo)
         return self.obs_filter.normalize(raw_eo)
 
-    def _scale(self, rew_e, done_e, valid_e, gamma):
-        """``r / sqrt(Var[G] + eps)``, where ``G <- gamma G + r`` is each environment's discounted return
-        so far; a reset step is no step of an episode, so its ``G = 0`` is not counted."""
+    def _scale(self, rew_e, done_e, valid_e):
+        """``clip(r / sqrt(Var[G] + eps), -c, c)``, where ``G <- gamma G + r`` is each environment's discounted
+        return so far; a reset step is no step of an episode, so its ``G = 0`` is not counted."""
         if self.reward_filter is None:
             return rew_e
-        self.disc_return_e = self.disc_return_e * gamma + rew_e
+        self.disc_return_e = self.disc_return_e * self.gamma + rew_e
         self.reward_filter.update(self.disc_return_e[valid_e, None])
         self.disc_return_e[done_e] = 0.0
-        return rew_e / np.sqrt(self.reward_filter.var[0] + self.reward_filter.eps)
+        scaled_e = rew_e / np.sqrt(self.reward_filter.var[0] + self.reward_filter.eps)
+        return np.clip(scaled_e, -self.clip_reward, self.clip_reward)
 
-    def collect(self, policy, value_fn, rng, gamma, lam):
-        """``n_steps`` vector steps with one batched policy forward each, one value forward, then GAE (docs/06).
-
-        Arrays are ``(T, E, ...)`` while collecting; the ``Batch`` holds the valid transitions
-        (reset steps masked out) flattened to ``n <= T * E`` rows.
-        """
-        T, E = self.n_steps, self.num_envs
-        o = policy.obs_dim
-        obs_teo = np.empty((T + 1, E, o))  # row T: the observation after the last step, to bootstrap from
-        act_shape = (T, E) if policy.kind == "categorical" else (T, E, policy.act_dim)
-        act_te = np.empty(act_shape, dtype=np.int64 if policy.kind == "categorical" else np.float64)
+    def collect(self, policy, rng):
+        """``n_steps`` vector steps with one batched policy forward each (docs/06). Returns a ``Trajectory``."""
+        T, E, head = self.n_steps, self.num_envs, policy.head
+        obs_teo = np.empty((T + 1, E, policy.obs_dim))  # row T: the observation after the last step
+        act_te = np.empty((T, E, *head.act_shape), dtype=head.act_dtype)
         logp_te, rew_te = np.empty((T, E)), np.empty((T, E))
         term_te, trunc_te, valid_te = np.empty((T, E), bool), np.empty((T, E), bool), np.empty((T, E), bool)
         ep_returns, ep_lengths = [], []
-        explore_efa = None
+        explore = None
         for t in range(T):
-            if policy.sde and t % self.sde_sample_freq == 0:
-                explore_efa = policy.sample_exploration(E, rng)
+            if t % self.sde_sample_freq == 0:
+                explore = policy.exploration(E, rng)  # gSDE's noise matrices; None for other heads
             obs_eo = self._normalize(self.obs_eo, update=True)
             fwd = policy.forward(obs_eo)
-            dist, act = fwd.dist, policy.sample(fwd, rng, explore_efa)
-            obs_teo[t], act_te[t], logp_te[t] = obs_eo, act, dist.log_prob(act)
+            act = policy.sample(fwd, rng, explore)
+            obs_teo[t], act_te[t], logp_te[t] = obs_eo, act, fwd.dist.log_prob(act)
             valid_te[t] = ~self.resetting_e
-            env_act = act if self.clip_low is None else np.clip(act, self.clip_low, self.clip_high)
             try:
-                self.obs_eo, rew_e, term_e, trunc_e, _ = self.envs.step(env_act)
+                self.obs_eo, rew_e, term_e, trunc_e, _ = self.envs.step(policy.to_env(act))
             except Exception as e:  # the agent is untouched: it only changes after a complete rollout
                 raise EnvError(f"the environment raised at rollout step {t} (of {T}): {type(e).__name__}: {e}") from e
             check_finite(self.obs_eo, rew_e, t)
             done_e = term_e | trunc_e
-            rew_te[t], term_te[t], trunc_te[t] = self._scale(rew_e, done_e, valid_te[t], gamma), term_e, trunc_e
+            rew_te[t], term_te[t], trunc_te[t] = self._scale(rew_e, done_e, valid_te[t]), term_e, trunc_e
             self.ep_return_e += rew_e
             self.ep_length_e += valid_te[t]
             if done_e.any():
@@ -168,11 +187,7 @@ class Rollout:
                 self.ep_return_e[done_e], self.ep_length_e[done_e] = 0.0, 0
             self.resetting_e = done_e
         obs_teo[T] = self._normalize(self.obs_eo, update=False)
-        val_te = value_fn(obs_teo.reshape(-1, o)).reshape(T + 1, E)
-        adv_te, ret_te = gae(rew_te, val_te[:-1], val_te[1:], term_te, trunc_te, gamma, lam)
-        obs_teo, val_te = obs_teo[:-1], val_te[:-1]
-        return Batch(obs_teo[valid_te], act_te[valid_te], logp_te[valid_te], val_te[valid_te], adv_te[valid_te],
-                     ret_te[valid_te], T * E, ep_returns, ep_lengths)
+        return Trajectory(obs_teo, act_te, logp_te, rew_te, term_te, trunc_te, valid_te, ep_returns, ep_lengths)
 
 
 def check_finite(obs_eo, rew_e, t):

@@ -32,8 +32,8 @@ import numpy as np
 
 from .version import __version__
 from .errors import ConfigError, FileFormatError
-from .io import read_npz, save_agent
-from .train import Evaluator
+from .io import read
+from .callbacks import Evaluator
 
 CONFIG, PROGRESS, TIMING, MODEL, CURVE, CHECKPOINTS = (
     "config.json", "progress.csv", "timing.csv", "model.npz", "curve.png", "checkpoints")
@@ -231,7 +231,7 @@ class RunLogger:
                 "next_checkpoint": self.next_checkpoint}
 
     def save_checkpoint(self, agent):
-        path = save_agent(agent, checkpoint_path(self.run_dir, agent.num_steps), user=self.state())
+        path = agent.save(checkpoint_path(self.run_dir, agent.num_steps), user=self.state())
         self.evaluator.start_clock()  # saving is not training time
         return path
 
@@ -261,8 +261,9 @@ class RunLogger:
     def print_progress(self, agent, diagnostics, row):
         seconds = self.evaluator.train_seconds
         speed = agent.num_steps / seconds if seconds > 0 else 0.0
-        line = (f"{agent.num_steps:>9,}/{agent.total_steps:,} steps "
-                f"{100 * agent.num_steps / max(agent.total_steps, 1):3.0f}%  return {self.last_return:8.1f}  "
+        total = agent.progress.total_steps
+        line = (f"{agent.num_steps:>9,}/{total:,} steps "
+                f"{100 * agent.num_steps / max(total, 1):3.0f}%  return {self.last_return:8.1f}  "
                 f"KL {diagnostics.get('kl', float('nan')):.4f}  {speed:,.0f} steps/s")
         if "eval_return" in row:
             print(f"\r{line}  eval {row['eval_return']:8.1f}", file=sys.stderr, flush=True)
@@ -279,5 +280,5 @@ def new_run_config(algo, env_id, seed, steps, overrides, config, checkpoint_ever
 
 def checkpoint_state(path):
     """The run state a checkpoint stored (``RunLogger.state``)."""
-    meta, _ = read_npz(path)
+    meta, _ = read(path)
     return meta.get("user", {})

@@ -160,7 +160,7 @@ class Adam:
     def step(self, theta_p, grad_p):
         """Returns ``(new_theta_p, info)``; ``theta_p`` itself is not modified.
 
-        A non-finite gradient is returned as NaN parameters (which ``Agent.commit_policy`` refuses)
+        A non-finite gradient is returned as NaN parameters (which ``algos.common.commit`` refuses)
         and never poisons ``m``, ``v``: ``|g|^2 = g.g`` is finite only if every ``g_i^2`` is, and then
         the moments and the step are finite too, so they are updated in place (a gradient so large
         that ``g.g`` overflows is refused as well).

@@ -7,9 +7,12 @@ import numpy as np
 import pytest
 
 import npgrad
+import npgrad.envs
 from npgrad.errors import ConfigError, NpgradWarning
 from npgrad.algos.ppo import adapt_beta
+from npgrad.callbacks import Evaluator
 from npgrad.rollout import Rollout
+from npgrad.train import estimate
 from npgrad.solvers import RMSprop
 
 RANDOM_CARTPOLE = 22.0  # mean return of the uniform random policy on CartPole-v1
@@ -72,8 +75,8 @@ def test_trpo_puts_every_kth_transition_into_the_fisher_and_all_into_the_gradien
     agent = npgrad.TRPO(env_id, seed=0, n_steps=40)
     assert agent.config.fvp_subsample == k, "the tuned default (CartPole 5, otherwise 1)"
     batches, fisher_rows, grad_rows = [], [], []
-    update, fvp_operator, surrogate_grad = agent.update, agent.policy.fvp_operator, agent.policy.surrogate_grad
-    agent.update = lambda batch: batches.append(batch) or update(batch)
+    update, fvp_operator, surrogate_grad = agent.rule.update, agent.policy.fvp_operator, agent.policy.surrogate_grad
+    agent.rule.update = lambda model, batch, *args: batches.append(batch) or update(model, batch, *args)
     agent.policy.fvp_operator = lambda obs_no, damping: fisher_rows.append(obs_no) or fvp_operator(obs_no, damping)
     agent.policy.surrogate_grad = lambda obs_no, *args: grad_rows.append(obs_no) or surrogate_grad(obs_no, *args)
     agent.learn(40 * agent.config.n_envs)
@@ -114,7 +117,7 @@ def test_callback_can_stop_learning():
 
 
 def test_a_list_of_callbacks_each_sees_every_update_and_any_can_stop():
-    seen, evaluator = [], npgrad.train.Evaluator(every=80, episodes=2)
+    seen, evaluator = [], Evaluator(every=80, episodes=2)
     agent = npgrad.A2C("CartPole-v1", seed=0)
     agent.learn(100_000, [lambda a, d: seen.append(a.num_updates), evaluator, lambda a, d: a.num_updates < 4])
     assert seen == [1, 2, 3, 4] and [steps for steps, _, _ in evaluator.history] == [80, 160]
@@ -152,7 +155,7 @@ def test_rollout_respects_termination_truncation_and_resets():
     envs = gym.vector.SyncVectorEnv([lambda: Counter(3), lambda: gym.wrappers.TimeLimit(Counter(100), 4)])
     policy = npgrad.Policy(envs.single_observation_space, envs.single_action_space, (4,), rng=0)
     rollout = Rollout(envs, n_steps=9, seed=0)
-    batch = rollout.collect(policy, ValueIsObs(), np.random.default_rng(0), gamma=0.5, lam=1.0)
+    batch = estimate(rollout.collect(policy, np.random.default_rng(0)), ValueIsObs(), gamma=0.5, lam=1.0)
     # each env: its reset steps are dropped, so env 0 keeps 9 - 2 = 7 steps and env 1 keeps 9 - 1 = 8
     assert len(batch.obs_no) == 15 and batch.env_steps == 18
     # no transition starts from a final observation: observations are t = 0, 1, 2 (env 0) / 0..3 (env 1)
@@ -176,8 +179,8 @@ def test_reward_scale_is_the_running_std_of_the_discounted_return_over_real_step
     envs = gym.vector.SyncVectorEnv([lambda: Counter(3), lambda: gym.wrappers.TimeLimit(Counter(100), 4)])
     policy = npgrad.Policy(envs.single_observation_space, envs.single_action_space, (4,), rng=0)
     reward_filter = npgrad.rollout.RunningMeanStd(1)
-    rollout = Rollout(envs, n_steps=9, seed=0, reward_filter=reward_filter)
-    rollout.collect(policy, ValueIsObs(), np.random.default_rng(0), gamma=0.5, lam=1.0)
+    rollout = Rollout(envs, n_steps=9, seed=0, reward_filter=reward_filter, gamma=0.5)
+    rollout.collect(policy, np.random.default_rng(0))
     # G = 1, 1.5, 1.75 within each episode; the reset steps after t = 2, 6 (env 0) and 3 (env 1) are not counted
     g = [1, 1.5, 1.75] * 2 + [1] + [1, 1.5, 1.75, 1.875] * 2
     assert reward_filter.count == len(g) == 15
@@ -275,7 +278,7 @@ def test_evaluation_seeds_k_and_k_plus_1_share_no_episode():
     returns_k = [agent.evaluate(episodes=10, seed=k).returns for k in (5, 6, 5)]
     assert not set(returns_k[0]) & set(returns_k[1])  # gymnasium's int seeding would share 9 of the 10
     np.testing.assert_array_equal(returns_k[0], returns_k[2])  # and the same seed gives the same episodes
-    envs = npgrad.train.make_vec_env("CartPole-v1", 10)  # one RNG for all copies: the int seeds it
+    envs = npgrad.envs.make_vec_env("CartPole-v1", 10)  # one RNG for all copies: the int seeds it
     assert npgrad.rollout.independent_seeds(envs, 5) == 5
 
 
@@ -322,9 +325,9 @@ def test_config_object_plus_overrides():
 
 def test_a2c_rmsprop_option_and_annealed_learning_rate():
     agent = npgrad.A2C("CartPole-v1", seed=0, optimizer="rmsprop", anneal_lr=True, lr=1e-3)
-    assert isinstance(agent.pi_optim, RMSprop) and isinstance(agent.vf_optim, RMSprop)
+    assert all(isinstance(optim, RMSprop) for optim in agent.rule.optims.values()) and len(agent.rule.optims) == 2
     theta0_p = agent.policy.theta.copy()
     lrs = []
-    agent.learn(400, callback=lambda a, d: lrs.append(a.pi_optim.lr))
+    agent.learn(400, callback=lambda a, d: lrs.append(a.rule.optims["pi_optim"].lr))
     assert not np.array_equal(agent.policy.theta, theta0_p)
     assert lrs[0] == 1e-3 and all(b < a for a, b in zip(lrs, lrs[1:])) and lrs[-1] < 1.5e-4, "lr must fall towards 0"

@@ -7,7 +7,7 @@ import pytest
 
 import npgrad
 from npgrad.errors import FileFormatError
-from npgrad.io import read_npz
+from npgrad.io import read as read_npz
 
 
 @pytest.fixture(scope="module")
@@ -74,16 +74,17 @@ def test_incompatible_version_is_refused(saved, tmp_path):
 
 def test_shapes_are_checked_against_the_config(saved, tmp_path):
     def shrink(arrays):
-        arrays["policy/theta"] = arrays["policy/theta"][:-1]
+        arrays["model/policy_theta"] = arrays["model/policy_theta"][:-1]
 
-    with pytest.raises(FileFormatError, match="policy/theta has shape"):
+    with pytest.raises(FileFormatError, match="model/policy_theta has shape"):
         npgrad.load(rewrite(saved, tmp_path / "shrunk.npz", shrink))
 
 
 def test_header_records_version_and_config(saved):
     meta, arrays = read_npz(saved)
     assert meta["npgrad_version"] == npgrad.__version__ and meta["algo"] == "ppo"
-    assert meta["config"]["n_steps"] == 16 and "policy/theta" in arrays
+    assert meta["config"]["n_steps"] == 16 and meta["progress"]["num_steps"] == 256
+    assert {"model/policy_theta", "model/value_theta", "rule/pi_optim/m", "rule/beta"} <= set(arrays)
 
 
 def test_a_save_that_dies_midway_leaves_the_previous_file_intact(tmp_path, monkeypatch):

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import npgrad
+from npgrad.train import estimate
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 
@@ -17,7 +18,7 @@ def floor_and_batch(monkeypatch):
     agent = npgrad.PPO("CartPole-v1", seed=0)
     agent.learn(1_000)
     cfg = agent.config
-    return floor, agent.rollout.collect(agent.policy, agent.value_fn, np.random.default_rng(0), cfg.gamma, cfg.lam), cfg
+    return floor, estimate(agent.rollout.collect(agent.policy, np.random.default_rng(0)), agent.value_fn, cfg.gamma, cfg.lam), cfg
 
 
 def test_the_floor_computes_npgrads_ppo_update(floor_and_batch):

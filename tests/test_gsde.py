@@ -9,6 +9,7 @@ import npgrad
 from npgrad import gsde
 from npgrad.distributions import DiagGaussian
 from npgrad.errors import SpaceError
+from npgrad.heads import GSDEHead
 from npgrad.policy import Policy
 from npgrad.testing import central_difference_gradient, check_jvp, check_vjp, directional_derivative, finite_arrays
 
@@ -52,14 +53,7 @@ def sde_policies(draw):
 
 def frozen(pol, obs_no, phi_nf, fn):
     """``fn(dist)`` as a function of theta with the gSDE features fixed at ``phi_nf``."""
-    def f(theta_p):
-        saved = pol.theta.copy()
-        pol.theta = theta_p
-        try:
-            return fn(pol.forward(obs_no, phi_nf).dist)
-        finally:
-            pol.theta = saved
-    return f
+    return lambda theta_p: fn(pol.forward(obs_no, theta_p, phi_nf).dist)
 
 
 @given(sde_policies())
@@ -89,12 +83,8 @@ def test_fvp_is_the_hessian_of_kl_with_features_held_fixed(case):
     v_p = rng.standard_normal(pol.num_params)
 
     def kl_grad(theta_p):
-        saved = pol.theta.copy()
-        pol.theta = theta_p
-        fwd = pol.forward(obs_no, phi_nf)
-        g_p = pol.vjp(fwd, tuple(d / len(obs_no) for d in old.dkl(fwd.dist)))
-        pol.theta = saved
-        return g_p
+        fwd = pol.forward(obs_no, theta_p, phi_nf)
+        return pol.vjp(fwd, tuple(d / len(obs_no) for d in old.dkl(fwd.dist)))
 
     np.testing.assert_allclose(kl_grad(pol.theta), 0.0, atol=1e-10, err_msg="KL gradient at theta_old")
     numeric = directional_derivative(kl_grad, pol.theta, v_p, h=1e-5)
@@ -128,10 +118,10 @@ def test_sample_adds_features_times_the_given_exploration_matrix():
     pol = Policy(spaces.Box(-1, 1, (3,)), spaces.Box(-2, 2, (2,)), (5,), sde=True, rng=0)
     rng = np.random.default_rng(1)
     fwd = pol.forward(rng.standard_normal((4, 3)))
-    explore_nfa = pol.sample_exploration(4, rng)
+    explore_nfa = pol.exploration(4, rng)
     expected = fwd.dist.mean_na + np.einsum("nf,nfa->na", fwd.features_nf, explore_nfa)
     np.testing.assert_allclose(pol.sample(fwd, rng, explore_nfa), expected, rtol=1e-12)
-    assert pol.log_std.shape == (5, 2) and pol.num_params == pol.num_net_params + 10
+    assert pol.head.shape == (5, 2) and pol.num_params == pol.num_net_params + 10
 
 
 @pytest.mark.parametrize("n_steps, freq, draws", [(10, 4, 3), (8, 4, 2), (5, 1, 5), (6, 100, 1)])
@@ -139,11 +129,12 @@ def test_rollout_draws_exploration_every_sde_sample_freq_steps(n_steps, freq, dr
     agent = npgrad.PPO("Pendulum-v1", seed=0, use_sde=True, sde_sample_freq=freq, n_envs=2, n_steps=n_steps,
                        minibatch_size=8)
     calls = []
-    original = agent.policy.sample_exploration
-    monkeypatch.setattr(agent.policy, "sample_exploration", lambda n, rng: calls.append(n) or original(n, rng))
-    batch = agent.rollout.collect(agent.policy, agent.value_fn, agent.rng, 0.9, 0.95)
+    original = agent.policy.exploration
+    monkeypatch.setattr(agent.policy, "exploration", lambda n, rng: calls.append(n) or original(n, rng))
+    traj = agent.rollout.collect(agent.policy, agent.rng)
     assert calls == [2] * draws
-    np.testing.assert_allclose(agent.policy.log_prob(batch.obs_no, batch.act), batch.logp_n, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(agent.policy.log_prob(traj.obs_teo[:-1].reshape(-1, 3), traj.act_te.reshape(-1, 1)),
+                               traj.logp_te.ravel(), rtol=1e-5, atol=1e-5)
 
 
 def test_sde_needs_a_box_action_space():
@@ -159,7 +150,7 @@ def test_sde_agent_saves_and_loads(tmp_path):
     obs = np.random.default_rng(0).standard_normal((5, 3))
     np.testing.assert_array_equal(loaded.policy.theta, agent.policy.theta)
     np.testing.assert_array_equal(loaded.predict(obs), agent.predict(obs))
-    assert isinstance(loaded.policy.distribution(obs), DiagGaussian) and loaded.policy.sde
+    assert isinstance(loaded.policy.distribution(obs), DiagGaussian) and isinstance(loaded.policy.head, GSDEHead)
 
 
 @pytest.mark.parametrize("algo", ["ppo", "trpo"])

@@ -17,11 +17,9 @@ def nets_and_inputs(draw):
     n = draw(st.integers(1, 4))
     x_ni = draw(finite_arrays((n, sizes[0])))
     if activation == "relu":  # finite differences are only valid away from relu's kink at z = 0
-        h = x_ni
-        for layer in net.layers[:-1]:
-            z = h @ layer.W + layer.b
-            assume(np.min(np.abs(z)) > 1e-3)
-            h = np.maximum(z, 0)
+        _, cache = net.forward(x_ni)
+        for h, (W, b) in zip(cache.acts[:-2], cache.weights[:-1]):
+            assume(np.min(np.abs(h @ W + b)) > 1e-3)
     y_bar = draw(finite_arrays((n, sizes[-1])))
     return net, x_ni, y_bar
 
@@ -29,16 +27,9 @@ def nets_and_inputs(draw):
 @given(nets_and_inputs())
 def test_vjp_is_gradient_of_output_dot_cotangent(case):
     net, x_ni, y_bar = case
-    theta0 = net.theta.copy()
     _, cache = net.forward(x_ni)
     analytic = net.vjp(cache, y_bar)
-
-    def f(theta):
-        net.theta = theta
-        return np.sum(net(x_ni) * y_bar)
-
-    numeric = central_difference_gradient(f, theta0)
-    net.theta = theta0
+    numeric = central_difference_gradient(lambda theta_p: np.sum(net(x_ni, theta_p) * y_bar), net.theta)
     np.testing.assert_allclose(analytic, numeric, rtol=RTOL, atol=ATOL, err_msg=f"vjp wrt theta, sizes {net.sizes}")
 
 
@@ -55,18 +46,15 @@ def test_input_vjp_is_gradient_wrt_input(case):
 def test_jvp_is_directional_derivative(case, seed):
     net, x_ni, _ = case
     rng = np.random.default_rng(seed)
-    theta0 = net.theta.copy()
     theta_dot, x_dot = rng.standard_normal(net.num_params), rng.standard_normal(x_ni.shape)
     _, cache = net.forward(x_ni)
     analytic = net.jvp(cache, theta_dot, x_dot)
 
-    def f(z):
-        net.theta = z[: net.num_params]
-        return net(z[net.num_params:].reshape(x_ni.shape))
+    def f(z):  # the network as a function of (theta, x) together
+        return net(z[net.num_params:].reshape(x_ni.shape), z[: net.num_params])
 
-    numeric = directional_derivative(f, np.concatenate([theta0, x_ni.ravel()]),
+    numeric = directional_derivative(f, np.concatenate([net.theta, x_ni.ravel()]),
                                      np.concatenate([theta_dot, x_dot.ravel()]))
-    net.theta = theta0
     np.testing.assert_allclose(analytic, numeric, rtol=RTOL, atol=ATOL, err_msg=f"jvp, sizes {net.sizes}")
 
 
@@ -92,13 +80,33 @@ def test_per_sample_vjp_rows_are_single_sample_gradients(case):
     np.testing.assert_allclose(rows.sum(0), net.vjp(cache, y_bar), rtol=1e-10, atol=1e-12)
 
 
-def test_layers_are_views_into_theta():
+def test_layers_tile_theta_in_order_and_forward_reads_the_theta_it_is_given():
     net = MLP((3, 4, 2), rng=0)
-    net.theta = np.arange(net.num_params, dtype=float)
-    np.testing.assert_array_equal(net.layers[0].W.ravel(), np.arange(12.0))
-    np.testing.assert_array_equal(net.layers[1].b, [net.num_params - 2.0, net.num_params - 1.0])
-    net.layers[1].W[0, 0] = -7.0
-    assert net.theta[16] == -7.0, "writing a layer's W must write theta"
+    theta_p = np.arange(net.num_params, dtype=float)
+    (W0, b0), (W1, b1) = net.forward(np.zeros((1, 3)), theta_p)[1].weights
+    np.testing.assert_array_equal(W0.ravel(), np.arange(12.0))
+    np.testing.assert_array_equal(b1, [net.num_params - 2.0, net.num_params - 1.0])
+    before = net.theta.copy()
+    assert not np.array_equal(net(np.ones((1, 3)), theta_p), net(np.ones((1, 3)))), "theta_p must be used"
+    np.testing.assert_array_equal(net.theta, before, err_msg="forward at another theta must not mutate the net")
+
+
+@given(nets_and_inputs(), st.integers(1, 3), st.integers(0, 2**16))
+def test_a_leading_axis_of_agents_equals_each_agent_alone(case, S, seed):
+    """Stacked parameters (S, p) and inputs (S, n, i): forward, vjp and jvp equal S separate calls."""
+    net, x_ni, y_bar = case
+    rng = np.random.default_rng(seed)
+    theta_sp = net.theta + 0.1 * rng.standard_normal((S, net.num_params))
+    x_sni, y_bar_sno = np.stack([x_ni] * S), np.stack([y_bar] * S)
+    v_sp = rng.standard_normal((S, net.num_params))
+    y_sno, cache = net.forward(x_sni, theta_sp)
+    vjp_sp, jvp_sno = net.vjp(cache, y_bar_sno), net.jvp(cache, v_sp)
+    for s in range(S):
+        y_no, cache_s = net.forward(x_ni, theta_sp[s])
+        np.testing.assert_allclose(y_sno[s], y_no, rtol=1e-12, atol=1e-12, err_msg=f"forward, agent {s}")
+        np.testing.assert_allclose(vjp_sp[s], net.vjp(cache_s, y_bar), rtol=1e-12, atol=1e-12, err_msg=f"vjp, agent {s}")
+        np.testing.assert_allclose(jvp_sno[s], net.jvp(cache_s, v_sp[s]), rtol=1e-12, atol=1e-12,
+                                   err_msg=f"jvp, agent {s}")
 
 
 @pytest.mark.parametrize("shape", [(4, 4), (3, 7), (7, 3)])
@@ -113,7 +121,11 @@ def test_same_seed_same_weights_and_gains():
     a, b = MLP((4, 64, 64, 2), rng=3, out_gain=0.01), MLP((4, 64, 64, 2), rng=3, out_gain=0.01)
     np.testing.assert_array_equal(a.theta, b.theta)
     assert not np.array_equal(a.theta, MLP((4, 64, 64, 2), rng=4, out_gain=0.01).theta)
-    np.testing.assert_allclose(np.linalg.norm(a.layers[-1].W, axis=0), 0.01, rtol=1e-12)
+    W_out = a.forward(np.zeros((1, 4)))[1].weights[-1][0]
+    np.testing.assert_allclose(np.linalg.norm(W_out, axis=0), 0.01, rtol=1e-12)
+    two_gains = MLP((4, 64, 64, 3), rng=3, out_gain=np.array([0.01, 0.01, 1.0]))  # a policy head and V on one trunk
+    W_out = two_gains.forward(np.zeros((1, 4)))[1].weights[-1][0]
+    np.testing.assert_allclose(np.linalg.norm(W_out, axis=0), [0.01, 0.01, 1.0], rtol=1e-12)
 
 
 @pytest.mark.parametrize("sizes, activation", [((3,), "tanh"), ((3, 0), "tanh"), ((3, 2), "sigmoid")])

@@ -5,7 +5,8 @@ from gymnasium import spaces
 from hypothesis import assume, given, strategies as st
 
 from npgrad.errors import SpaceError
-from npgrad.policy import Policy, ValueFunction, clipped_surrogate, value_loss
+from npgrad.objectives import clipped_surrogate, value_loss
+from npgrad.policy import Policy, ValueFunction
 from npgrad.testing import central_difference_gradient, directional_derivative, finite_arrays
 
 RTOL, ATOL = 1e-5, 1e-7
@@ -19,7 +20,7 @@ def policy_cases(draw, kind=None):
     act_space = spaces.Discrete(draw(st.integers(2, 4))) if kind == "categorical" else \
         spaces.Box(-1.0, 1.0, (draw(st.integers(1, 3)),))
     pol = Policy(spaces.Box(-np.inf, np.inf, (o,)), act_space, hidden, rng=draw(st.integers(0, 2**16)),
-                 log_std_init=draw(st.floats(-1.0, 0.5)))
+                 log_std_init=draw(st.floats(-1.0, 0.5)), value_output=draw(st.booleans()))  # a shared trunk, or not
     pol.theta = pol.theta + draw(finite_arrays((pol.num_params,), -0.5, 0.5))  # leave the near-zero head init
     n = draw(st.integers(1, 5))
     obs = draw(finite_arrays((n, o)))
@@ -32,20 +33,13 @@ def policy_cases(draw, kind=None):
 
 
 def fd_grad(pol, fn):
-    theta0 = pol.theta.copy()
-
-    def f(theta):
-        pol.theta = theta
-        return fn()
-
-    g = central_difference_gradient(f, theta0)
-    pol.theta = theta0
-    return g
+    """Central differences of ``fn(theta_p)`` at the policy's parameters: the parameters are an argument."""
+    return central_difference_gradient(fn, pol.theta)
 
 
 def assert_close(analytic, numeric, what, pol, rtol=RTOL, atol=ATOL):
     np.testing.assert_allclose(analytic, numeric, rtol=rtol, atol=atol,
-                               err_msg=f"{what} ({pol.kind}, sizes {pol.net.sizes})")
+                               err_msg=f"{what} ({type(pol.head).__name__}, sizes {pol.net.sizes})")
 
 
 @given(policy_cases())
@@ -53,14 +47,14 @@ def test_weighted_log_prob_gradient(case):
     pol, obs, act, adv, _, _ = case
     value, g = pol.weighted_log_prob_grad(obs, act, adv)
     assert_close(value, adv @ pol.log_prob(obs, act), "weighted log-prob value", pol)
-    assert_close(g, fd_grad(pol, lambda: adv @ pol.log_prob(obs, act)), "grad sum w log pi", pol)
+    assert_close(g, fd_grad(pol, lambda th: adv @ pol.log_prob(obs, act, th)), "grad sum w log pi", pol)
 
 
 @given(policy_cases())
 def test_surrogate_gradient(case):
     pol, obs, act, adv, logp_old, _ = case
     _, g = pol.surrogate_grad(obs, act, adv, logp_old)
-    numeric = fd_grad(pol, lambda: np.mean(np.exp(pol.log_prob(obs, act) - logp_old) * adv))
+    numeric = fd_grad(pol, lambda th: np.mean(np.exp(pol.log_prob(obs, act, th) - logp_old) * adv))
     assert_close(g, numeric, "grad mean(r A)", pol)
 
 
@@ -70,8 +64,8 @@ def test_clipped_surrogate_gradient_away_from_kinks(case, eps):
     r = np.exp(pol.log_prob(obs, act) - logp_old)
     assume(np.min(np.abs(np.abs(r - 1.0) - eps)) > 1e-3)  # the objective has kinks at r = 1 +- eps
 
-    def objective():
-        r = np.exp(pol.log_prob(obs, act) - logp_old)
+    def objective(theta_p=None):
+        r = np.exp(pol.log_prob(obs, act, theta_p) - logp_old)
         return np.mean(np.minimum(r * adv, np.clip(r, 1 - eps, 1 + eps) * adv))
 
     value, g = pol.clipped_surrogate_grad(obs, act, adv, logp_old, eps)
@@ -95,19 +89,15 @@ def test_clipped_surrogate_flat_where_clip_is_active():
 def test_entropy_gradient(case):
     pol, obs, *_ = case
     _, g = pol.entropy_grad(obs)
-    assert_close(g, fd_grad(pol, lambda: pol.distribution(obs).entropy().mean()), "grad mean entropy", pol)
+    assert_close(g, fd_grad(pol, lambda th: pol.distribution(obs, th).entropy().mean()), "grad mean entropy", pol)
 
 
 @given(policy_cases())
 def test_kl_gradient(case):
     pol, obs, _, _, _, rng = case
-    old_theta = pol.theta + 0.3 * rng.standard_normal(pol.num_params)
-    theta0 = pol.theta.copy()
-    pol.theta = old_theta
-    old = pol.distribution(obs)
-    pol.theta = theta0
+    old = pol.distribution(obs, pol.theta + 0.3 * rng.standard_normal(pol.num_params))
     _, g = pol.kl_grad(obs, old)
-    assert_close(g, fd_grad(pol, lambda: old.kl(pol.distribution(obs)).mean()), "grad mean KL(old||new)", pol)
+    assert_close(g, fd_grad(pol, lambda th: old.kl(pol.distribution(obs, th)).mean()), "grad mean KL(old||new)", pol)
 
 
 @given(policy_cases())
@@ -115,14 +105,8 @@ def test_fvp_matches_finite_difference_hessian_of_kl(case):
     """F v == d/dt grad KL(pi_old || pi_{theta + t v}) at t = 0 (a finite-difference Hessian)."""
     pol, obs, _, _, _, rng = case
     v_p = rng.standard_normal(pol.num_params)
-    theta0, old = pol.theta.copy(), pol.distribution(obs)
-
-    def kl_grad(theta):
-        pol.theta = theta
-        return pol.kl_grad(obs, old)[1]
-
-    numeric = directional_derivative(kl_grad, theta0, v_p, h=1e-5)
-    pol.theta = theta0
+    old = pol.distribution(obs)
+    numeric = directional_derivative(lambda th: pol.kl_grad(obs, old, th)[1], pol.theta, v_p, h=1e-5)
     assert_close(pol.fisher_vector_product(obs, v_p), numeric, "FVP vs FD Hessian of KL", pol, atol=1e-6)
     np.testing.assert_allclose(pol.fisher_vector_product(obs, v_p, damping=0.1),
                                pol.fisher_vector_product(obs, v_p) + 0.1 * v_p, rtol=1e-12, atol=1e-14)
@@ -210,15 +194,12 @@ def test_value_loss_gradient_through_the_network(o, hidden, n, seed, clip_vf):
     v_old = vf(obs) + rng.uniform(-1.0, 1.0, n)
     assume(away_from_kinks(vf(obs), target, v_old, clip_vf))
     loss, g = vf.loss_grad(obs, target, v_old, clip_vf)
-    theta0 = vf.theta.copy()
 
-    def f(theta):
-        vf.theta = theta
-        return reference_value_loss(vf(obs), target, v_old, clip_vf)
+    def f(phi_p):
+        return reference_value_loss(vf(obs, phi_p), target, v_old, clip_vf)
 
-    numeric = central_difference_gradient(f, theta0)
-    vf.theta = theta0
-    np.testing.assert_allclose(loss, f(theta0), rtol=1e-12)
+    numeric = central_difference_gradient(f, vf.theta)
+    np.testing.assert_allclose(loss, f(vf.theta), rtol=1e-12)
     np.testing.assert_allclose(g, numeric, rtol=RTOL, atol=ATOL, err_msg=f"grad of the value loss, clip_vf={clip_vf}")
 
 

@@ -16,8 +16,9 @@ from hypothesis.extra import numpy as hnp
 import npgrad
 from npgrad import cli
 from npgrad.errors import ConfigError, EnvError, NpgradError, ShapeError
-from npgrad.policy import LOG_STD_BOUNDS
-from npgrad.train import standardize
+from npgrad.heads import LOG_STD_BOUNDS
+from npgrad.algos.common import commit, standardize
+from npgrad.io import flatten
 
 CONFIGS = {name: cls.Config for name, cls in npgrad.ALGOS.items()}
 
@@ -113,11 +114,14 @@ def test_advantage_normalisation_guards_a_zero_std():
 
 
 def test_log_std_is_clipped_into_its_bounds_after_an_update():
-    agent = npgrad.PPO("Pendulum-v1", seed=0)
+    agent = npgrad.PPO("Pendulum-v1", seed=0, use_sde=False)
     theta = agent.policy.theta.copy()
-    theta[-1] = 50.0
-    assert agent.commit_policy(theta, {})
-    assert agent.policy.log_std[-1] == LOG_STD_BOUNDS[1]
+    theta[-1], info = 50.0, {}
+    assert commit(agent.policy, theta, info) and info == {}
+    assert agent.policy.theta[-1] == LOG_STD_BOUNDS[1]
+    theta[0] = np.nan
+    assert not commit(agent.policy, theta, info) and info["update_failed"] == "non-finite parameters"
+    assert np.all(np.isfinite(agent.policy.theta)), "a refused commit keeps the last good parameters"
 
 
 # --- faults during training ------------------------------------------------------------------------
@@ -126,7 +130,7 @@ def test_log_std_is_clipped_into_its_bounds_after_an_update():
 def poison_first_update(agent):
     """Every policy VJP of the first update returns NaN (e.g. an overflow deep in the network)."""
     vjp = agent.policy.vjp
-    agent.policy.vjp = lambda fwd, cot: vjp(fwd, cot) * (np.nan if agent.num_updates == 0 else 1.0)
+    agent.policy.vjp = lambda *args: vjp(*args) * (np.nan if agent.num_updates == 0 else 1.0)
 
 
 @pytest.mark.parametrize("algo", sorted(npgrad.ALGOS))
@@ -144,9 +148,8 @@ def test_a_non_finite_update_keeps_the_last_good_parameters_and_training_continu
     assert "update_failed" in diag_1 and diag_1["failed_updates"] == 1
     assert "update_failed" not in diag_2 and diag_2["failed_updates"] == 1
     assert np.all(np.isfinite(theta_2)) and not np.array_equal(theta_2, theta_before)
-    for part in ("pi_optim", "vf_optim"):  # optimiser moments are never poisoned
-        if hasattr(agent, part):
-            assert all(np.all(np.isfinite(v)) for v in getattr(agent, part).state().values())
+    for name, array in flatten(agent.rule.state()).items():  # optimiser moments are never poisoned
+        assert np.all(np.isfinite(array)), f"{algo}: rule state {name} is not finite"
 
 
 def test_non_finite_advantages_skip_the_update_and_say_so():
@@ -154,14 +157,14 @@ def test_non_finite_advantages_skip_the_update_and_say_so():
     collect = agent.rollout.collect
 
     def collect_poisoned(*args, **kwargs):
-        batch = collect(*args, **kwargs)
-        batch.adv_n[0] = np.nan
-        return batch
+        traj = collect(*args, **kwargs)
+        traj.rew_te[0, 0] = np.nan
+        return traj
 
     agent.rollout.collect = collect_poisoned
     theta, log = agent.policy.theta.copy(), []
     agent.learn(256, lambda a, d: log.append(d))
-    assert log[0]["update_failed"] == "non-finite advantages or value targets" and agent.failed_updates == 1
+    assert log[0]["update_failed"] == "non-finite advantages or value targets" and agent.progress.failed_updates == 1
     np.testing.assert_array_equal(agent.policy.theta, theta)
 
 

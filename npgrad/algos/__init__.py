@@ -1,10 +1,14 @@
-"""One file per algorithm; each states its update rule and nothing else."""
-from .a2c import A2C
-from .npg import NPG
-from .ppo import PPO
-from .trpo import TRPO
-from .vpg import VPG
+"""One file per algorithm: a config dataclass and an update rule, ``update(model, batch, rng, schedule) -> info``.
 
-ALGOS = {cls.name: cls for cls in (VPG, NPG, TRPO, PPO, A2C)}
+The rules import what they share from ``common`` by name and never import the loop.
+"""
+from .a2c import A2CConfig, A2CUpdate
+from .npg import NPGConfig, NPGUpdate
+from .ppo import PPOConfig, PPOUpdate
+from .trpo import TRPOConfig, TRPOUpdate
+from .vpg import VPGConfig, VPGUpdate
 
-__all__ = ["A2C", "NPG", "PPO", "TRPO", "VPG", "ALGOS"]
+UPDATES = {rule.Config.algo: rule for rule in (VPGUpdate, NPGUpdate, TRPOUpdate, PPOUpdate, A2CUpdate)}
+
+__all__ = ["A2CConfig", "A2CUpdate", "NPGConfig", "NPGUpdate", "PPOConfig", "PPOUpdate", "TRPOConfig",
+           "TRPOUpdate", "VPGConfig", "VPGUpdate", "UPDATES"]

@@ -4,18 +4,19 @@ Maths: docs/07-ppo-and-a2c.md. Every ``n_steps`` x ``n_envs`` batch takes one gr
 
     L = -mean(A log pi(a|s)) - c_H mean H[pi(.|s)] + c_V mean((V(s) - R)^2)
 
-with n-step (GAE) returns ``R``. Policy and value networks are separate, so the loss splits into
-one optimiser step on each: Adam by default, or RMSprop as in the A3C paper and SB3
-(``optimizer="rmsprop"``), which on Pendulum learned less well here (docs/07).
+with n-step (GAE) returns ``R``. With separate networks (the default) the loss splits into one
+optimiser step on each; with ``shared_trunk`` it is one number and one step of one network.
+Adam by default, or RMSprop as in the A3C paper and SB3 (``optimizer="rmsprop"``), which on
+Pendulum learned less well here (docs/07).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from ..config import Config, require
-from ..policy import add, mean_entropy, scale, weighted_log_prob
+from ..objectives import add, mean_entropy, scale, weighted_log_prob
 from ..solvers import Adam, RMSprop
-from ..train import Agent
+from .common import advantages, annealed, commit, policy_stats, shared_trunk_loss, value_stats
 
 
 @dataclass
@@ -25,8 +26,11 @@ class A2CConfig(Config):
     ent_coef: float = 0.0
     """c_H, entropy bonus (0-0.01)."""
     vf_coef: float = 0.5
-    """c_V, value-loss weight: scales the value network's gradient. The value network has its own optimiser,
-    which normalises the gradient's scale, so c_V only meets the clip and eps (docs/07)."""
+    """c_V, value-loss weight. With separate networks it scales the value network's gradient, which its own
+    optimiser normalises, so c_V only meets the clip and eps (docs/07); with ``shared_trunk`` it weighs the
+    value loss against the policy's in the one loss."""
+    shared_trunk: bool = False
+    """One MLP for policy and value (two heads on one trunk), one optimiser on the combined loss."""
     max_grad_norm: float = 0.5
     """Global gradient-norm clip of each network."""
     optimizer: str = "adam"
@@ -34,16 +38,8 @@ class A2CConfig(Config):
     anneal_lr: bool = False
     """Anneal ``lr`` linearly to 0 over the ``learn`` call."""
 
-    ENV_DEFAULTS = {
-        "CartPole-v1": dict(n_envs=8, n_steps=5, gamma=0.99, lam=1.0, lr=7e-4, normalize_advantages=False),
-        # gSDE as the RL-Zoo: median 760k / 790k steps to -200 on seeds 0-4 in 1M steps, 3 of 5 seeds reach and
-        # hold it (benchmarks/README.md). Independent noise reached it on 3 of 5 (485k, held from 775k; compared
-        # before each environment, in training and evaluation, got its own seed, and before reset steps left
-        # the reward scale)
-        "Pendulum-v1": dict(n_envs=8, n_steps=8, gamma=0.9, lam=0.9, lr=2e-3, anneal_lr=True, normalize_obs=True,
-                            normalize_reward=True, log_std_init=-0.5, normalize_advantages=False, use_sde=True,
-                            sde_sample_freq=4),
-    }
+    algo = "a2c"
+    REQUIRES = {**Config.REQUIRES, "vf_hidden": ("shared_trunk", False)}
 
     def validate(self):
         super().validate()
@@ -52,27 +48,42 @@ class A2CConfig(Config):
         require(self.optimizer in ("adam", "rmsprop"), "optimizer", self.optimizer, "'adam' or 'rmsprop'")
 
 
-class A2C(Agent):
-    name = "a2c"
+class A2CUpdate:
+    """A2C's update rule; its state is the optimiser(s)."""
+
     Config = A2CConfig
 
-    def setup(self):
-        cfg = self.config
-        self.use_optimizer_for_both(cfg.lr, cfg.max_grad_norm, RMSprop if cfg.optimizer == "rmsprop" else Adam)
+    def __init__(self, config, model):
+        self.config = config
+        optimizer = RMSprop if config.optimizer == "rmsprop" else Adam
+        owners = {"pi_optim": model.policy} if model.shared else {"pi_optim": model.policy, "vf_optim": model.value}
+        self.optims = {name: optimizer(len(owner.theta), lr=config.lr, max_grad_norm=config.max_grad_norm)
+                       for name, owner in owners.items()}
 
-    def update(self, batch):
-        """One update: the combined A2C loss of the module docstring (one step per network). Returns diagnostics."""
-        cfg, n = self.config, len(batch.obs_no)
-        self.pi_optim.lr = self.vf_optim.lr = self.annealed(cfg.lr, cfg.anneal_lr)
-        fwd = self.policy.forward(batch.obs_no)
-        pg, pg_cot = weighted_log_prob(fwd.dist, batch.act, self.advantages(batch) / n)
+    def update(self, model, batch, rng, schedule):
+        """One step on the loss of the module docstring. Returns diagnostics."""
+        cfg, policy, n = self.config, model.policy, len(batch.obs_no)
+        for optim in self.optims.values():
+            optim.lr = annealed(cfg.lr, cfg.anneal_lr, schedule)
+        fwd = policy.forward(batch.obs_no)
+        pg, pg_cot = weighted_log_prob(fwd.dist, batch.act, advantages(batch, cfg.normalize_advantages) / n)
         entropy, ent_cot = mean_entropy(fwd.dist)
-        cotangent = add(pg_cot, scale(ent_cot, cfg.ent_coef))
-        theta, _ = self.pi_optim.step(self.policy.theta, -self.policy.vjp(fwd, cotangent))  # ascent
-        diag = {"surrogate_before": pg}
-        self.commit_policy(theta, diag)
-        _, v_grad = self.value_fn.loss_grad(batch.obs_no, batch.ret_n)
-        self.commit_value(self.vf_optim.step(self.value_fn.theta, cfg.vf_coef * v_grad)[0])
-        diag.update(self.policy_stats(batch, fwd.dist))
-        diag.update(self.value_stats(batch))
-        return diag
+        objective, cot = pg + cfg.ent_coef * entropy, add(pg_cot, scale(ent_cot, cfg.ent_coef))
+        info = {"surrogate_before": pg}
+        if model.shared:
+            info["loss"], grad_p, _ = shared_trunk_loss(policy, fwd, objective, cot, batch.ret_n, cfg.vf_coef)
+            commit(policy, self.optims["pi_optim"].step(policy.theta, grad_p)[0], info)
+        else:
+            commit(policy, self.optims["pi_optim"].step(policy.theta, -policy.vjp(fwd, cot))[0], info)  # ascent
+            _, v_grad_p = model.value.loss_grad(batch.obs_no, batch.ret_n)
+            commit(model.value, self.optims["vf_optim"].step(model.value.theta, cfg.vf_coef * v_grad_p)[0], {})
+        info.update(policy_stats(fwd.dist, policy.distribution(batch.obs_no)))
+        info.update(value_stats(batch))
+        return info
+
+    def state(self):
+        return {name: optim.state() for name, optim in self.optims.items()}
+
+    def load_state(self, state):
+        for name, optim in self.optims.items():
+            optim.load_state(state[name])

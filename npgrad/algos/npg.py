@@ -13,15 +13,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..config import Config, require
-from ..solvers import conjugate_gradient, natural_gradient_step, trust_region_step
-from ..train import Agent
+from ..config import ValueRegressionConfig, require
+from ..solvers import Adam, conjugate_gradient, natural_gradient_step, trust_region_step
+from .common import advantages, commit, fail, fit_value_function, policy_stats
 
 EXPLICIT_MAX_PARAMS = 3000
 
 
 @dataclass
-class NPGConfig(Config):
+class NPGConfig(ValueRegressionConfig):
     max_kl: float = 0.01
     """delta, the KL the step is scaled to (0.001-0.05)."""
     fisher: str = "auto"
@@ -34,57 +34,57 @@ class NPGConfig(Config):
     dtype: str = "float64"
     """NPG keeps float64: it assembles and Cholesky-factorises an explicit Fisher matrix."""
 
-    ENV_DEFAULTS = {
-        "CartPole-v1": dict(n_envs=8, n_steps=256, gamma=0.99, lam=0.97, max_kl=0.02, hidden=(32,),
-                            vf_epochs=10, vf_minibatch_size=128),
-        # gSDE (as PPO, TRPO and A2C) at half the step: median 66k / 188k steps to -200 on seeds 0-4, held by 4
-        # of 5 (benchmarks/README.md). Against independent noise and max_kl 0.01, compared before each environment
-        # got its own seed: 59k/145k on seeds 0-9, against 172k/188k on 5-9 and never on 0-4
-        "Pendulum-v1": dict(n_envs=8, n_steps=512, gamma=0.9, lam=0.95, max_kl=0.005, hidden=(32,),
-                            normalize_obs=True, normalize_reward=True, log_std_init=-0.5, vf_epochs=10,
-                            vf_minibatch_size=128, use_sde=True, sde_sample_freq=4),
-    }
+    algo = "npg"
 
     def validate(self):
         super().validate()
         self.require_positive("max_kl")
-        self.warn_beyond_batch("vf_minibatch_size")
         require(self.fisher in ("auto", "exact", "empirical", "cg"), "fisher", self.fisher,
                 "one of auto, exact, empirical, cg")
         self.require_nonnegative("cg_damping", "fisher_reg")
 
 
-class NPG(Agent):
-    name = "npg"
+def natural_step(policy, batch, g_p, cfg):
+    """The step ``sqrt(2 delta / g^T F^-1 g) F^-1 g``, whether it could be computed, and how F was used."""
+    fisher = cfg.fisher
+    if fisher == "auto":
+        fisher = "exact" if policy.num_params <= EXPLICIT_MAX_PARAMS else "cg"
+    if fisher == "cg":
+        fvp = policy.fvp_operator(batch.obs_no, cfg.cg_damping)
+        x_p, cg = conjugate_gradient(fvp, g_p, cfg.cg_iters)
+        step_p, kkt = trust_region_step(x_p, fvp(x_p), cfg.max_kl)
+        return step_p, kkt["ok"] and not cg["breakdown"], fisher
+    F_pp = policy.fisher_matrix(batch.obs_no) if fisher == "exact" else policy.empirical_fisher(batch.obs_no, batch.act)
+    step_p, solve = natural_gradient_step(F_pp, g_p, cfg.max_kl, cfg.fisher_reg)
+    return step_p, solve["ok"], fisher
+
+
+class NPGUpdate:
+    """NPG's update rule; its state is the value function's Adam."""
+
     Config = NPGConfig
 
-    def natural_step(self, batch, g_p):
-        """The step ``sqrt(2 delta / g^T F^-1 g) F^-1 g`` and whether it could be computed."""
-        cfg, pol = self.config, self.policy
-        fisher = cfg.fisher
-        if fisher == "auto":
-            fisher = "exact" if pol.num_params <= EXPLICIT_MAX_PARAMS else "cg"
-        if fisher == "cg":
-            fvp = pol.fvp_operator(batch.obs_no, cfg.cg_damping)
-            x_p, cg = conjugate_gradient(fvp, g_p, cfg.cg_iters)
-            step_p, info = trust_region_step(x_p, fvp(x_p), cfg.max_kl)
-            return step_p, info["ok"] and not cg["breakdown"], fisher
-        F_pp = pol.fisher_matrix(batch.obs_no) if fisher == "exact" else pol.empirical_fisher(batch.obs_no, batch.act)
-        step_p, info = natural_gradient_step(F_pp, g_p, cfg.max_kl, cfg.fisher_reg)
-        return step_p, info["ok"], fisher
+    def __init__(self, config, model):
+        self.config = config
+        self.vf_optim = Adam(len(model.value.theta), lr=config.vf_lr)
 
-    def update(self, batch):
-        """One update: g, then ``theta += sqrt(2 delta / g^T F^-1 g) F^-1 g`` (module docstring), then fit V.
-        Returns diagnostics."""
-        n, old = len(batch.obs_no), self.policy.distribution(batch.obs_no)
-        pg, g_p = self.policy.weighted_log_prob_grad(batch.obs_no, batch.act, self.advantages(batch) / n)
-        step_p, ok, fisher = self.natural_step(batch, g_p)
-        diag = {"surrogate_before": pg, "fisher": fisher}
+    def update(self, model, batch, rng, schedule):
+        """g, then ``theta += sqrt(2 delta / g^T F^-1 g) F^-1 g`` (module docstring), then fit V. Returns diagnostics."""
+        cfg, policy, n = self.config, model.policy, len(batch.obs_no)
+        old = policy.distribution(batch.obs_no)
+        pg, g_p = policy.weighted_log_prob_grad(batch.obs_no, batch.act, advantages(batch, cfg.normalize_advantages) / n)
+        step_p, ok, fisher = natural_step(policy, batch, g_p, cfg)
+        info = {"surrogate_before": pg, "fisher": fisher}
         if ok:
-            self.commit_policy(self.policy.theta + step_p, diag)
+            commit(policy, policy.theta + step_p, info)
         else:
-            diag["update_failed"] = "Fisher solve failed (non-positive curvature)"
-            self.failed_updates += 1
-        diag.update(self.policy_stats(batch, old))
-        diag.update(self.fit_value_function(batch))
-        return diag
+            fail(info, "Fisher solve failed (non-positive curvature)")
+        info.update(policy_stats(old, policy.distribution(batch.obs_no)))
+        info.update(fit_value_function(model.value, self.vf_optim, batch, cfg.vf_epochs, cfg.vf_minibatch_size, rng))
+        return info
+
+    def state(self):
+        return {"vf_optim": self.vf_optim.state()}
+
+    def load_state(self, state):
+        self.vf_optim.load_state(state["vf_optim"])

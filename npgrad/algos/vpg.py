@@ -11,44 +11,48 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..config import Config
+from ..config import ValueRegressionConfig
 from ..solvers import Adam
-from ..train import Agent
+from .common import advantages, commit, fit_value_function, policy_stats
 
 
 @dataclass
-class VPGConfig(Config):
+class VPGConfig(ValueRegressionConfig):
     pi_lr: float = 3e-3
     """Adam learning rate of the policy (1e-3-1e-2)."""
 
-    ENV_DEFAULTS = {
-        "CartPole-v1": dict(n_envs=8, n_steps=256, gamma=0.99, lam=0.97, pi_lr=5e-3, vf_epochs=10,
-                            vf_minibatch_size=128),
-        "Pendulum-v1": dict(n_envs=8, n_steps=512, gamma=0.9, lam=0.95, pi_lr=3e-3, normalize_obs=True,
-                            normalize_reward=True, log_std_init=-0.5, vf_epochs=10, vf_minibatch_size=128),
-    }
+    algo = "vpg"
 
     def validate(self):
         super().validate()
         self.require_positive("pi_lr")
-        self.warn_beyond_batch("vf_minibatch_size")
 
 
-class VPG(Agent):
-    name = "vpg"
+class VPGUpdate:
+    """VPG's update rule; its state is the two Adam optimisers."""
+
     Config = VPGConfig
 
-    def setup(self):
-        self.pi_optim = Adam(self.policy.num_params, lr=self.config.pi_lr)
+    def __init__(self, config, model):
+        self.config = config
+        self.pi_optim = Adam(model.policy.num_params, lr=config.pi_lr)
+        self.vf_optim = Adam(len(model.value.theta), lr=config.vf_lr)
 
-    def update(self, batch):
-        """One update: one Adam step along ``g = mean(grad log pi A)`` (module docstring), then fit V.
-        Returns diagnostics."""
-        n, old = len(batch.obs_no), self.policy.distribution(batch.obs_no)
-        pg, g_p = self.policy.weighted_log_prob_grad(batch.obs_no, batch.act, self.advantages(batch) / n)
-        theta, info = self.pi_optim.step(self.policy.theta, -g_p)  # Adam minimises: ascend on g
-        diag = {"surrogate_before": pg, "grad_norm": info["grad_norm"]}
-        self.commit_policy(theta, diag)
-        diag.update(self.policy_stats(batch, old))
-        diag.update(self.fit_value_function(batch))
-        return diag
+    def update(self, model, batch, rng, schedule):
+        """One Adam step along ``g = mean(grad log pi A)`` (module docstring), then fit V. Returns diagnostics."""
+        cfg, policy, n = self.config, model.policy, len(batch.obs_no)
+        old = policy.distribution(batch.obs_no)
+        pg, g_p = policy.weighted_log_prob_grad(batch.obs_no, batch.act, advantages(batch, cfg.normalize_advantages) / n)
+        theta_p, step = self.pi_optim.step(policy.theta, -g_p)  # Adam minimises: ascend on g
+        info = {"surrogate_before": pg, "grad_norm": step["grad_norm"]}
+        commit(policy, theta_p, info)
+        info.update(policy_stats(old, policy.distribution(batch.obs_no)))
+        info.update(fit_value_function(model.value, self.vf_optim, batch, cfg.vf_epochs, cfg.vf_minibatch_size, rng))
+        return info
+
+    def state(self):
+        return {"pi_optim": self.pi_optim.state(), "vf_optim": self.vf_optim.state()}
+
+    def load_state(self, state):
+        self.pi_optim.load_state(state["pi_optim"])
+        self.vf_optim.load_state(state["vf_optim"])

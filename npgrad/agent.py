@@ -1,0 +1,207 @@
+"""The facade users hold: ``npgrad.PPO("CartPole-v1", seed=0).learn(100_000)``, as in SB3.
+
+An ``Agent`` composes the pieces and owns nothing mathematical: the environments and their
+``Rollout``, the networks (``ActorCritic``), the algorithm's update rule, the observation and
+reward filters, and the loop's ``Progress``. ``learn`` hands them to ``npgrad.train.train``.
+"""
+from __future__ import annotations
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from . import io
+from .algos import A2CUpdate, NPGUpdate, PPOUpdate, TRPOUpdate, VPGUpdate
+from .config import require_integer
+from .envs import env_id_of, fit_to_env_instance, make_vec_env, run_episodes
+from .errors import ConfigError, FileFormatError, ShapeError
+from .policy import ActorCritic, Policy, TrunkValue, ValueFunction
+from .rollout import Rollout, RunningMeanStd
+from .train import Progress, train
+from .tuned import tuned_overrides
+
+
+def build_model(obs_space, act_space, config, seed):
+    """The networks ``config`` describes, initialised from ``seed``, and the agent's own generator."""
+    seeds = np.random.SeedSequence(seed).spawn(3)
+    policy = Policy(obs_space, act_space, config.hidden, config.activation, config.log_std_init,
+                    rng=np.random.default_rng(seeds[0]), dtype=config.dtype, sde=config.use_sde,
+                    value_output=getattr(config, "shared_trunk", False))
+    value = TrunkValue(policy) if policy.value_output else ValueFunction(
+        policy.obs_dim, config.vf_hidden, config.activation, rng=np.random.default_rng(seeds[1]), dtype=config.dtype)
+    return ActorCritic(policy, value), np.random.default_rng(seeds[2])
+
+
+class Agent:
+    """``Agent(env, seed=0, config=None, **hyperparameters)``; use a subclass such as ``npgrad.PPO``.
+
+    ``env`` is a gymnasium id (``"CartPole-v1"``), an ``Env`` or a ``VectorEnv``. Hyperparameters
+    start from the algorithm's tuned defaults for that id (``npgrad/tuned.py``); any field of its
+    ``Config`` can be overridden. An instance brings its own number of environments.
+    """
+
+    name, Update = "", None
+
+    def __init_subclass__(cls):
+        cls.Config = cls.Update.Config
+
+    def __init__(self, env, seed=0, config=None, **overrides):
+        self.env_id = env_id_of(env)
+        values = config.to_dict() if config is not None else tuned_overrides(self.Config.algo, self.env_id)
+        fitted = fit_to_env_instance(env, {**values, **overrides}, overrides, self.Config)
+        if config is None or fitted != values:  # a config that nothing changes is not built (or warned of) again
+            config = self.Config.from_dict(fitted)
+        config.refuse_ignored(overrides)
+        self.config, self.seed = config, require_integer(seed, "seed")
+        self.envs = make_vec_env(env, config.n_envs)
+        self.model, self.rng = build_model(self.envs.single_observation_space, self.envs.single_action_space,
+                                           config, self.seed)
+        obs_dim = self.model.policy.obs_dim
+        self.obs_filter = RunningMeanStd(obs_dim, clip=config.clip_obs) if config.normalize_obs else None
+        self.reward_filter = RunningMeanStd(1) if config.normalize_reward else None
+        self.rollout = Rollout(self.envs, config.n_steps, self.obs_filter, seed=self.seed,
+                               reward_filter=self.reward_filter, sde_sample_freq=config.sde_sample_freq,
+                               gamma=config.gamma, clip_reward=config.clip_reward)
+        self.rule = self.Update(config, self.model)
+        self.progress = Progress()
+
+    policy = property(lambda self: self.model.policy, doc="The policy network ``pi_theta``.")
+    value_fn = property(lambda self: self.model.value, doc="The value function ``V_phi``.")
+    num_steps = property(lambda self: self.progress.num_steps, doc="Environment steps trained so far.")
+    num_updates = property(lambda self: self.progress.num_updates, doc="Updates so far.")
+
+    def learn(self, total_steps, callback=None):
+        """Train for ``total_steps`` more environment steps.
+
+        After every update ``callback(agent, info)`` is called (each in turn, for a list of callbacks);
+        any returning ``False`` stops. Linear schedules run from 1 at the start of this call to 0 at its end.
+        """
+        self.progress.begin(require_integer(total_steps, "total_steps"))
+        return self.resume(callback)
+
+    def resume(self, callback=None):
+        """Continue the last ``learn`` call (also one restored from a checkpoint) up to its ``total_steps``."""
+        callbacks = [] if callback is None else list(callback) if isinstance(callback, (list, tuple)) else [callback]
+        for cb in callbacks:
+            if hasattr(cb, "start_clock"):
+                cb.start_clock()
+
+        def after_update(info):
+            return not any([cb(self, info) is False for cb in callbacks])  # every callback sees every update
+
+        with threadpool_limits(limits=1, user_api="blas"):  # products this small gain nothing from threads
+            train(self.rollout, self.model, self.rule, self.progress, self.rng, self.config.gamma, self.config.lam,
+                  after_update)
+        return self
+
+    def restart_envs(self):
+        """Reset every environment with a seed drawn from ``(seed, num_steps)``; unfinished episodes are dropped.
+
+        Checkpointed training calls this right after each checkpoint, and a resumed run right after
+        loading one, so both continue from identical environment states.
+        """
+        self.rollout.restart(int(np.random.SeedSequence([self.seed, self.num_steps]).generate_state(1)[0]))
+
+    def predict(self, obs, deterministic=True, rng=None):
+        """Actions for raw environment observations, one ``(o,)`` or a batch ``(n, o)``, as the environment
+        takes them. The agent applies its own observation filter; Gaussian actions are clipped to the Box."""
+        obs = np.asarray(obs, dtype=np.float64)
+        obs_no = obs[None] if obs.ndim == 1 else obs
+        if obs_no.ndim != 2 or obs_no.shape[1] != self.policy.obs_dim:
+            raise ShapeError(f"predict expects an observation of shape ({self.policy.obs_dim},) or a batch "
+                             f"(n, {self.policy.obs_dim}), got {obs.shape}")
+        if not np.all(np.isfinite(obs_no)):
+            raise ShapeError("predict got non-finite observations")
+        fwd = self.policy.forward(self.obs_filter.normalize(obs_no) if self.obs_filter is not None else obs_no)
+        act = fwd.dist.mode() if deterministic else self.policy.sample(fwd, rng if rng is not None else self.rng)
+        act = self.policy.to_env(act)
+        return act[0] if obs.ndim == 1 else act
+
+    def evaluate(self, episodes=10, deterministic=True, seed=None, env=None):
+        """``EvalResult(mean, std, returns)`` of ``episodes`` episodes seeded ``seed`` (default ``self.seed + 10000``),
+        one per copy of the agent's environment, or on ``env`` (an id or an instance, which is not closed and whose
+        environments share the episodes as in SB3's ``evaluate_policy``). The agent's own training environments
+        are restarted afterwards, so the next rollout does not continue from where the evaluation left them."""
+        episodes = require_integer(episodes, "episodes", positive=True)
+        env = env if env is not None else self.env_id
+        if env is None:
+            raise ConfigError("this agent was built from an environment without an id: pass env= to evaluate")
+        envs = make_vec_env(env, episodes)
+        seed = self.seed + 10000 if seed is None else require_integer(seed, "seed")
+        rng = np.random.default_rng(seed)
+        result = run_episodes(lambda obs: self.predict(obs, deterministic, rng), envs, episodes, seed)
+        if isinstance(env, str):
+            envs.close()
+        if env is self.envs or env in getattr(self.envs, "envs", ()):
+            self.restart_envs()
+        return result
+
+    def state(self):
+        """``(arrays, meta)``: every array that makes up the agent (by part) and the JSON the file's header keeps."""
+        parts = {"model": self.model, "rule": self.rule, "obs_filter": self.obs_filter,
+                 "reward_filter": self.reward_filter}
+        arrays = io.flatten({name: part.state() for name, part in parts.items() if part is not None})
+        meta = {"algo": self.name, "env_id": self.env_id, "seed": self.seed, "config": self.config.to_dict(),
+                "progress": self.progress.state(), "rng_state": self.rng.bit_generator.state}
+        return arrays, meta
+
+    def load_state(self, arrays, meta, path="file"):
+        expected, _ = self.state()
+        io.check_arrays(arrays, expected, path)
+        parts = io.unflatten(arrays)
+        self.model.load_state(parts["model"])
+        self.rule.load_state(parts["rule"])
+        for name in ("obs_filter", "reward_filter"):
+            if getattr(self, name) is not None:
+                getattr(self, name).load_state(parts[name])
+        self.progress.load_state(meta["progress"])
+        self.rng.bit_generator.state = meta["rng_state"]
+
+    def save(self, path, user=None):
+        """Write ``path``: an ``.npz`` of arrays with a JSON header (``npgrad.io``); ``user`` is any JSON dict
+        stored with it (a run folder keeps its own state there)."""
+        arrays, meta = self.state()
+        return io.write(path, arrays, {**meta, "user": user or {}})
+
+
+class VPG(Agent):
+    """REINFORCE with a value baseline and GAE (npgrad/algos/vpg.py)."""
+
+    name, Update = "vpg", VPGUpdate
+
+
+class NPG(Agent):
+    """Natural policy gradient (npgrad/algos/npg.py)."""
+
+    name, Update = "npg", NPGUpdate
+
+
+class TRPO(Agent):
+    """Trust region policy optimisation (npgrad/algos/trpo.py)."""
+
+    name, Update = "trpo", TRPOUpdate
+
+
+class PPO(Agent):
+    """Proximal policy optimisation, clipped or with an adaptive KL penalty (npgrad/algos/ppo.py)."""
+
+    name, Update = "ppo", PPOUpdate
+
+
+class A2C(Agent):
+    """Synchronous advantage actor-critic (npgrad/algos/a2c.py)."""
+
+    name, Update = "a2c", A2CUpdate
+
+
+ALGOS = {cls.name: cls for cls in (VPG, NPG, TRPO, PPO, A2C)}
+
+
+def load(path, env=None):
+    """Rebuild a saved agent (``Agent.save``). ``env`` defaults to the saved environment id."""
+    meta, arrays = io.read(path)
+    if meta.get("algo") not in ALGOS:
+        raise FileFormatError(f"{path}: unknown algorithm {meta.get('algo')!r}; known: {sorted(ALGOS)}")
+    cls = ALGOS[meta["algo"]]
+    agent = cls(env if env is not None else meta["env_id"], seed=meta["seed"], config=cls.Config.from_dict(meta["config"]))
+    agent.load_state(arrays, meta, path)
+    return agent

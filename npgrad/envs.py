@@ -1,0 +1,94 @@
+"""Environments: building a gymnasium vector env from an id or an instance, and running evaluation episodes."""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import gymnasium as gym
+import numpy as np
+
+from .errors import ConfigError
+from .rollout import independent_seeds
+
+
+def make_vec_env(env, n_envs):
+    """A gymnasium vector env: ``n_envs`` copies of an id (its NumPy-vectorised entry point if it has one),
+    or an instance as it is (an ``Env`` as a vector env of one). Rollouts need NEXT_STEP autoreset."""
+    if isinstance(env, gym.vector.VectorEnv):
+        mode = env.metadata.get("autoreset_mode")  # gymnasium >= 1.1; 1.0 always steps then resets
+        mode = getattr(mode, "value", mode)  # an AutoresetMode or its string
+        if mode not in (None, "NextStep"):
+            raise ConfigError(f"the vector env autoresets in {mode} mode; npgrad needs "
+                              "NextStep, gymnasium's default (autoreset_mode=gym.vector.AutoresetMode.NEXT_STEP)")
+        return env
+    if isinstance(env, gym.Env):
+        return CallersEnv([lambda: env])
+    if not isinstance(env, str):
+        raise ConfigError(f"env must be a gymnasium id, Env or VectorEnv, got {type(env).__name__}")
+    try:
+        spec = gym.spec(env)
+    except gym.error.Error as e:
+        raise ConfigError(f"unknown environment id {env!r}: {e}") from None
+    mode = "vector_entry_point" if spec.vector_entry_point is not None else "sync"
+    return gym.make_vec(env, num_envs=n_envs, vectorization_mode=mode)
+
+
+class CallersEnv(gym.vector.SyncVectorEnv):
+    """A vector env of one around the caller's ``Env``, which stays the caller's: closing this wrapper, or
+    (gymnasium < 1.3) garbage-collecting it, leaves the ``Env`` open."""
+
+    def close_extras(self, **kwargs):
+        pass
+
+
+def fit_to_env_instance(env, values, overrides, defaults):
+    """The hyperparameters for an ``Env`` (one environment) or a ``VectorEnv`` (``num_envs`` of them): that
+    count becomes ``n_envs``, and ``n_steps`` (unless given) keeps the batch ``n_envs * n_steps``, e.g. PPO's
+    CartPole 16 x 16 becomes 1 x 256. An explicit ``n_envs`` that disagrees with the instance is an error.
+    ``values`` are not validated yet (``defaults`` fills what they leave out), so the config is built, and
+    its warnings given, once, for the batch the agent really collects."""
+    if isinstance(env, str):
+        return values
+    n_envs = env.num_envs if isinstance(env, gym.vector.VectorEnv) else 1
+    n_envs_before = values.get("n_envs", defaults.n_envs)
+    if n_envs == n_envs_before:
+        return values
+    if "n_envs" in overrides:
+        raise ConfigError(f"n_envs={overrides['n_envs']!r}, but the environment instance holds {n_envs} "
+                          "environment(s); leave n_envs out or pass an environment id")
+    if "n_steps" in overrides:
+        return {**values, "n_envs": n_envs}
+    batch = n_envs_before * values.get("n_steps", defaults.n_steps)
+    return {**values, "n_envs": n_envs, "n_steps": -(-batch // n_envs)}
+
+
+def env_id_of(env):
+    spec = getattr(env, "spec", None)
+    return env if isinstance(env, str) else getattr(spec, "id", None)
+
+
+class EvalResult(NamedTuple):
+    mean: float
+    std: float
+    returns: np.ndarray
+
+
+def run_episodes(act, envs, episodes, seed):
+    """``EvalResult`` of ``episodes`` episodes of ``act(obs_eo) -> actions`` on the vector env ``envs``, reset
+    with ``seed`` (each environment its own stream, ``independent_seeds``).
+
+    The environments share the episodes as SB3's ``evaluate_policy`` does: environment ``e`` runs
+    ``(episodes + e) // n_envs`` of them, so short episodes are not favoured.
+    """
+    obs, _ = envs.reset(seed=independent_seeds(envs, seed))
+    E = envs.num_envs
+    quota_e = (episodes + np.arange(E)) // E
+    return_so_far_e, finished_e = np.zeros(E), [[] for _ in range(E)]  # finished_e[e]: env e's returns
+    while any(len(finished) < quota for finished, quota in zip(finished_e, quota_e)):
+        obs, rew, term, trunc, _ = envs.step(act(obs))
+        return_so_far_e += rew
+        for e in np.flatnonzero(term | trunc):
+            if len(finished_e[e]) < quota_e[e]:
+                finished_e[e].append(return_so_far_e[e])
+            return_so_far_e[e] = 0.0  # the next step only resets it (NEXT_STEP autoreset): reward 0
+    returns = np.array([ret for finished in finished_e for ret in finished])
+    return EvalResult(float(returns.mean()), float(returns.std()), returns)
