@@ -7,10 +7,15 @@ n     batch (samples, or time x envs flattened)   p     flat parameter vector (`
 o     observation dimension                       t     time steps of a rollout
 a     action dimension (or number of actions)     e     parallel environments
 h     hidden width                                i     a layer's input width
+f     gSDE features (the last hidden layer)       S     independent agents (a leading axis)
 ====  ==========================================  ====  ==================================
 
 Tangents carry a ``_dot`` (``theta_dot``), cotangents a ``_bar`` (``y_bar``); ``d`` prefixes
 gradients of a loss.
+
+Dependencies point one way: the maths (``nn``, ``distributions``, ``heads``, ``objectives``,
+``policy``, ``solvers``, ``advantages``) -> the update rules (``algos/``) -> the loop (``train``) ->
+the facade (``agent``: ``PPO``, ``learn``, ``predict``, ``save``, ``load``) -> plumbing (``runs``, ``cli``).
 """
 from .version import __version__  # noqa: E402
 

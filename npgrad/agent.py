@@ -13,8 +13,8 @@ from . import io
 from .algos import A2CUpdate, NPGUpdate, PPOUpdate, TRPOUpdate, VPGUpdate
 from .config import require_integer
 from .envs import env_id_of, fit_to_env_instance, make_vec_env, run_episodes
-from .errors import ConfigError, FileFormatError, ShapeError
-from .policy import ActorCritic, Policy, TrunkValue, ValueFunction
+from .errors import ConfigError, FileFormatError
+from .policy import ActorCritic, Policy, TrunkValue, ValueFunction, observation_batch
 from .rollout import Rollout, RunningMeanStd
 from .train import Progress, train
 from .tuned import tuned_overrides
@@ -29,6 +29,16 @@ def build_model(obs_space, act_space, config, seed):
     value = TrunkValue(policy) if policy.value_output else ValueFunction(
         policy.obs_dim, config.vf_hidden, config.activation, rng=np.random.default_rng(seeds[1]), dtype=config.dtype)
     return ActorCritic(policy, value), np.random.default_rng(seeds[2])
+
+
+def agent_config(Config, env, config, overrides):
+    """``config`` (default: the tuned defaults for ``env``'s id) with ``overrides``, fitted to an env instance's size."""
+    values = config.to_dict() if config is not None else tuned_overrides(Config.algo, env_id_of(env))
+    fitted = fit_to_env_instance(env, {**values, **overrides}, overrides, Config)
+    if config is None or fitted != values:  # a config that nothing changes is not built (or warned of) again
+        config = Config.from_dict(fitted)
+    config.refuse_ignored(overrides)
+    return config
 
 
 class Agent:
@@ -46,12 +56,8 @@ class Agent:
 
     def __init__(self, env, seed=0, config=None, **overrides):
         self.env_id = env_id_of(env)
-        values = config.to_dict() if config is not None else tuned_overrides(self.Config.algo, self.env_id)
-        fitted = fit_to_env_instance(env, {**values, **overrides}, overrides, self.Config)
-        if config is None or fitted != values:  # a config that nothing changes is not built (or warned of) again
-            config = self.Config.from_dict(fitted)
-        config.refuse_ignored(overrides)
-        self.config, self.seed = config, require_integer(seed, "seed")
+        self.config, self.seed = agent_config(self.Config, env, config, overrides), require_integer(seed, "seed")
+        config = self.config
         self.envs = make_vec_env(env, config.n_envs)
         self.model, self.rng = build_model(self.envs.single_observation_space, self.envs.single_action_space,
                                            config, self.seed)
@@ -104,17 +110,11 @@ class Agent:
     def predict(self, obs, deterministic=True, rng=None):
         """Actions for raw environment observations, one ``(o,)`` or a batch ``(n, o)``, as the environment
         takes them. The agent applies its own observation filter; Gaussian actions are clipped to the Box."""
-        obs = np.asarray(obs, dtype=np.float64)
-        obs_no = obs[None] if obs.ndim == 1 else obs
-        if obs_no.ndim != 2 or obs_no.shape[1] != self.policy.obs_dim:
-            raise ShapeError(f"predict expects an observation of shape ({self.policy.obs_dim},) or a batch "
-                             f"(n, {self.policy.obs_dim}), got {obs.shape}")
-        if not np.all(np.isfinite(obs_no)):
-            raise ShapeError("predict got non-finite observations")
+        obs_no, single = observation_batch(obs, self.policy.obs_dim)
         fwd = self.policy.forward(self.obs_filter.normalize(obs_no) if self.obs_filter is not None else obs_no)
         act = fwd.dist.mode() if deterministic else self.policy.sample(fwd, rng if rng is not None else self.rng)
         act = self.policy.to_env(act)
-        return act[0] if obs.ndim == 1 else act
+        return act[0] if single else act
 
     def evaluate(self, episodes=10, deterministic=True, seed=None, env=None):
         """``EvalResult(mean, std, returns)`` of ``episodes`` episodes seeded ``seed`` (default ``self.seed + 10000``),
@@ -202,6 +202,7 @@ def load(path, env=None):
     if meta.get("algo") not in ALGOS:
         raise FileFormatError(f"{path}: unknown algorithm {meta.get('algo')!r}; known: {sorted(ALGOS)}")
     cls = ALGOS[meta["algo"]]
-    agent = cls(env if env is not None else meta["env_id"], seed=meta["seed"], config=cls.Config.from_dict(meta["config"]))
+    env = env if env is not None else meta["env_id"]
+    agent = cls(env, seed=meta["seed"], config=cls.Config.from_dict(meta["config"]))
     agent.load_state(arrays, meta, path)
     return agent

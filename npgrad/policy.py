@@ -36,6 +36,18 @@ def check_obs(obs_no, obs_dim):
     return obs_no
 
 
+def observation_batch(obs, obs_dim):
+    """Raw observations, one ``(o,)`` or a batch ``(n, o)``, as ``(obs_no, single)``; a clear error otherwise."""
+    obs = np.asarray(obs, dtype=np.float64)
+    obs_no = obs[None] if obs.ndim == 1 else obs
+    if obs_no.ndim != 2 or obs_no.shape[1] != obs_dim:
+        raise ShapeError(f"predict expects an observation of shape ({obs_dim},) or a batch (n, {obs_dim}), "
+                         f"got {obs.shape}")
+    if not np.all(np.isfinite(obs_no)):
+        raise ShapeError("predict got non-finite observations")
+    return obs_no, obs.ndim == 1
+
+
 class Forward:
     """What one forward pass leaves for ``vjp`` and ``jvp``: the distribution, the MLP's cache and outputs,
     the head's parameters ``head_p`` and, with gSDE, the features ``phi_nf`` that ``sigma`` was computed from."""

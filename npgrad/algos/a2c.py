@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from ..config import Config, require
 from ..objectives import add, mean_entropy, scale, weighted_log_prob
 from ..solvers import Adam, RMSprop
-from .common import advantages, annealed, commit, policy_stats, shared_trunk_loss, value_stats
+from .common import UpdateRule, advantages, annealed, commit, policy_stats, shared_trunk_loss, value_stats
 
 
 @dataclass
@@ -48,7 +48,7 @@ class A2CConfig(Config):
         require(self.optimizer in ("adam", "rmsprop"), "optimizer", self.optimizer, "'adam' or 'rmsprop'")
 
 
-class A2CUpdate:
+class A2CUpdate(UpdateRule):
     """A2C's update rule; its state is the optimiser(s)."""
 
     Config = A2CConfig
@@ -80,10 +80,3 @@ class A2CUpdate:
         info.update(policy_stats(fwd.dist, policy.distribution(batch.obs_no)))
         info.update(value_stats(batch))
         return info
-
-    def state(self):
-        return {name: optim.state() for name, optim in self.optims.items()}
-
-    def load_state(self, state):
-        for name, optim in self.optims.items():
-            optim.load_state(state[name])

@@ -11,6 +11,17 @@ import numpy as np
 from ..objectives import scale, value_loss
 
 
+class UpdateRule:
+    """What every update rule shares: its optimisers live in ``self.optims`` and are saved by name."""
+
+    def state(self):
+        return {name: optim.state() for name, optim in self.optims.items()}
+
+    def load_state(self, state):
+        for name, optim in self.optims.items():
+            optim.load_state(state[name])
+
+
 def minibatches(n, size, rng):
     """Shuffled index arrays covering ``range(n)`` in chunks of ``size`` (the last may be smaller)."""
     perm = rng.permutation(n)
@@ -66,11 +77,12 @@ def policy_stats(old, new):
     return {"kl": float(old.kl(new).mean()), "entropy": float(new.entropy().mean())}
 
 
-def fit_value_function(value, optim, batch, epochs, minibatch_size, rng):
-    """Regress ``V`` on the value targets, ``min mean((V(s) - R)^2)``, with ``epochs`` of minibatch ``optim``
-    steps (a non-finite step is skipped). Returns the statistics of the value that collected ``batch``."""
-    for _ in range(epochs):
-        for idx in minibatches(len(batch.obs_no), minibatch_size, rng):
+def fit_value_function(value, optim, batch, cfg, rng):
+    """Regress ``V`` on the value targets, ``min mean((V(s) - R)^2)``, with ``cfg.vf_epochs`` passes of
+    ``cfg.vf_minibatch_size`` minibatch ``optim`` steps (a non-finite step is skipped). Returns the
+    statistics of the value that collected ``batch``."""
+    for _ in range(cfg.vf_epochs):
+        for idx in minibatches(len(batch.obs_no), cfg.vf_minibatch_size, rng):
             _, grad_p = value.loss_grad(batch.obs_no[idx], batch.ret_n[idx])
             commit(value, optim.step(value.theta, grad_p)[0], {})
     return value_stats(batch)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from ..config import ValueRegressionConfig, require
 from ..solvers import Adam, conjugate_gradient, natural_gradient_step, trust_region_step
-from .common import advantages, commit, fail, fit_value_function, policy_stats
+from .common import UpdateRule, advantages, commit, fail, fit_value_function, policy_stats
 
 EXPLICIT_MAX_PARAMS = 3000
 
@@ -59,20 +59,21 @@ def natural_step(policy, batch, g_p, cfg):
     return step_p, solve["ok"], fisher
 
 
-class NPGUpdate:
+class NPGUpdate(UpdateRule):
     """NPG's update rule; its state is the value function's Adam."""
 
     Config = NPGConfig
 
     def __init__(self, config, model):
         self.config = config
-        self.vf_optim = Adam(len(model.value.theta), lr=config.vf_lr)
+        self.optims = {"vf_optim": Adam(len(model.value.theta), lr=config.vf_lr)}
 
     def update(self, model, batch, rng, schedule):
-        """g, then ``theta += sqrt(2 delta / g^T F^-1 g) F^-1 g`` (module docstring), then fit V. Returns diagnostics."""
+        """g, then ``theta += sqrt(2 delta / g^T F^-1 g) F^-1 g`` (module docstring), then fit V. Returns info."""
         cfg, policy, n = self.config, model.policy, len(batch.obs_no)
         old = policy.distribution(batch.obs_no)
-        pg, g_p = policy.weighted_log_prob_grad(batch.obs_no, batch.act, advantages(batch, cfg.normalize_advantages) / n)
+        w_n = advantages(batch, cfg.normalize_advantages) / n
+        pg, g_p = policy.weighted_log_prob_grad(batch.obs_no, batch.act, w_n)  # g = mean(grad log pi A)
         step_p, ok, fisher = natural_step(policy, batch, g_p, cfg)
         info = {"surrogate_before": pg, "fisher": fisher}
         if ok:
@@ -80,11 +81,5 @@ class NPGUpdate:
         else:
             fail(info, "Fisher solve failed (non-positive curvature)")
         info.update(policy_stats(old, policy.distribution(batch.obs_no)))
-        info.update(fit_value_function(model.value, self.vf_optim, batch, cfg.vf_epochs, cfg.vf_minibatch_size, rng))
+        info.update(fit_value_function(model.value, self.optims["vf_optim"], batch, cfg, rng))
         return info
-
-    def state(self):
-        return {"vf_optim": self.vf_optim.state()}
-
-    def load_state(self, state):
-        self.vf_optim.load_state(state["vf_optim"])

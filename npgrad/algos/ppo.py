@@ -18,7 +18,7 @@ import numpy as np
 from ..config import Config, require
 from ..objectives import add, clipped_surrogate, mean_entropy, mean_kl, scale, surrogate
 from ..solvers import Adam
-from .common import annealed, commit, minibatches, policy_stats, shared_trunk_loss, standardize, value_stats
+from .common import UpdateRule, annealed, commit, minibatches, policy_stats, shared_trunk_loss, standardize, value_stats
 
 
 @dataclass
@@ -67,7 +67,7 @@ class PPOConfig(Config):
         self.warn_beyond_batch("minibatch_size")
 
 
-class PPOUpdate:
+class PPOUpdate(UpdateRule):
     """PPO's update rule; its state is the Adam optimiser(s) and the penalty's ``beta``."""
 
     Config = PPOConfig
@@ -142,11 +142,10 @@ class PPOUpdate:
         return info
 
     def state(self):
-        return {**{name: optim.state() for name, optim in self.optims.items()}, "beta": np.array(self.beta)}
+        return {**super().state(), "beta": np.array(self.beta)}
 
     def load_state(self, state):
-        for name, optim in self.optims.items():
-            optim.load_state(state[name])
+        super().load_state(state)
         self.beta = float(state["beta"])
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from ..config import ValueRegressionConfig, require
 from ..objectives import surrogate
 from ..solvers import Adam, backtracking_line_search, conjugate_gradient, trust_region_step
-from .common import advantages, commit, fail, fit_value_function, policy_stats
+from .common import UpdateRule, advantages, commit, fail, fit_value_function, policy_stats
 
 
 @dataclass
@@ -47,14 +47,14 @@ class TRPOConfig(ValueRegressionConfig):
         require(0 < self.backtrack_shrink < 1, "backtrack_shrink", self.backtrack_shrink, "in (0, 1)")
 
 
-class TRPOUpdate:
+class TRPOUpdate(UpdateRule):
     """TRPO's update rule; its state is the value function's Adam."""
 
     Config = TRPOConfig
 
     def __init__(self, config, model):
         self.config = config
-        self.vf_optim = Adam(len(model.value.theta), lr=config.vf_lr)
+        self.optims = {"vf_optim": Adam(len(model.value.theta), lr=config.vf_lr)}
 
     def update(self, model, batch, rng, schedule):
         """g, CG for F^-1 g, KKT step, line search (module docstring), then fit V. Returns diagnostics."""
@@ -94,11 +94,5 @@ class TRPOUpdate:
         info.update(line_search_accepted=ls["accepted"], line_search_backtracks=ls["backtracks"],
                     step_fraction=ls["step_fraction"], surrogate_after=surrogate(new, act, adv_n, batch.logp_n)[0])
         info.update(policy_stats(old, new))
-        info.update(fit_value_function(model.value, self.vf_optim, batch, cfg.vf_epochs, cfg.vf_minibatch_size, rng))
+        info.update(fit_value_function(model.value, self.optims["vf_optim"], batch, cfg, rng))
         return info
-
-    def state(self):
-        return {"vf_optim": self.vf_optim.state()}
-
-    def load_state(self, state):
-        self.vf_optim.load_state(state["vf_optim"])

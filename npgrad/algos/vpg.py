@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from ..config import ValueRegressionConfig
 from ..solvers import Adam
-from .common import advantages, commit, fit_value_function, policy_stats
+from .common import UpdateRule, advantages, commit, fit_value_function, policy_stats
 
 
 @dataclass
@@ -28,31 +28,25 @@ class VPGConfig(ValueRegressionConfig):
         self.require_positive("pi_lr")
 
 
-class VPGUpdate:
+class VPGUpdate(UpdateRule):
     """VPG's update rule; its state is the two Adam optimisers."""
 
     Config = VPGConfig
 
     def __init__(self, config, model):
         self.config = config
-        self.pi_optim = Adam(model.policy.num_params, lr=config.pi_lr)
-        self.vf_optim = Adam(len(model.value.theta), lr=config.vf_lr)
+        self.optims = {"pi_optim": Adam(model.policy.num_params, lr=config.pi_lr),
+                       "vf_optim": Adam(len(model.value.theta), lr=config.vf_lr)}
 
     def update(self, model, batch, rng, schedule):
         """One Adam step along ``g = mean(grad log pi A)`` (module docstring), then fit V. Returns diagnostics."""
         cfg, policy, n = self.config, model.policy, len(batch.obs_no)
         old = policy.distribution(batch.obs_no)
-        pg, g_p = policy.weighted_log_prob_grad(batch.obs_no, batch.act, advantages(batch, cfg.normalize_advantages) / n)
-        theta_p, step = self.pi_optim.step(policy.theta, -g_p)  # Adam minimises: ascend on g
+        w_n = advantages(batch, cfg.normalize_advantages) / n
+        pg, g_p = policy.weighted_log_prob_grad(batch.obs_no, batch.act, w_n)  # g = mean(grad log pi A)
+        theta_p, step = self.optims["pi_optim"].step(policy.theta, -g_p)  # Adam minimises: ascend on g
         info = {"surrogate_before": pg, "grad_norm": step["grad_norm"]}
         commit(policy, theta_p, info)
         info.update(policy_stats(old, policy.distribution(batch.obs_no)))
-        info.update(fit_value_function(model.value, self.vf_optim, batch, cfg.vf_epochs, cfg.vf_minibatch_size, rng))
+        info.update(fit_value_function(model.value, self.optims["vf_optim"], batch, cfg, rng))
         return info
-
-    def state(self):
-        return {"pi_optim": self.pi_optim.state(), "vf_optim": self.vf_optim.state()}
-
-    def load_state(self, state):
-        self.pi_optim.load_state(state["pi_optim"])
-        self.vf_optim.load_state(state["vf_optim"])
