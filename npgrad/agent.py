@@ -33,6 +33,9 @@ def build_model(obs_space, act_space, config, seed):
 
 def agent_config(Config, env, config, overrides):
     """``config`` (default: the tuned defaults for ``env``'s id) with ``overrides``, fitted to an env instance's size."""
+    if config is not None and not isinstance(config, Config):
+        raise ConfigError(f"config must be a {Config.__name__} (e.g. {Config.__name__}.for_env(env_id)), "
+                          f"got {type(config).__name__}")
     values = config.to_dict() if config is not None else tuned_overrides(Config.algo, env_id_of(env))
     fitted = fit_to_env_instance(env, {**values, **overrides}, overrides, Config)
     if config is None or fitted != values:  # a config that nothing changes is not built (or warned of) again

@@ -81,7 +81,7 @@ class Config:
         if unknown:
             raise ConfigError(f"unknown hyperparameter(s) {unknown} for {cls.__name__}; "
                               f"valid names: {sorted(names)}")
-        config = cls(**values)
+        config = cls(**{k: v.item() if isinstance(v, np.generic) else v for k, v in values.items()})  # NumPy scalars
         config.validate()
         return config
 

@@ -1,0 +1,126 @@
+"""The facade ``npgrad.PPO`` etc.: learning, determinism, save/load, predict, callbacks and per-algorithm options."""
+import numpy as np
+import pytest
+
+import npgrad
+from npgrad.algos.ppo import adapt_beta
+from npgrad.callbacks import Evaluator
+from npgrad.solvers import RMSprop
+
+RANDOM_CARTPOLE = 22.0  # mean return of the uniform random policy on CartPole-v1
+
+
+@pytest.mark.parametrize("algo, steps, threshold", [
+    ("ppo", 24_000, 150.0),
+    ("trpo", 16_000, 150.0),
+    ("a2c", 25_000, 100.0),
+    ("vpg", 32_000, 100.0),
+    ("npg", 16_000, 80.0),
+])
+def test_learns_cartpole_far_above_random(algo, steps, threshold):
+    # the stochastic policy: an untrained *deterministic* CartPole policy can score 500 by luck
+    agent = npgrad.ALGOS[algo]("CartPole-v1", seed=0)
+    before = agent.evaluate(10, deterministic=False).mean
+    agent.learn(steps)
+    after = agent.evaluate(10, deterministic=False).mean
+    assert before < 2 * RANDOM_CARTPOLE and after >= threshold, \
+        f"{algo}: evaluation return {before:.1f} -> {after:.1f} after {steps} steps (random ~{RANDOM_CARTPOLE})"
+
+
+@pytest.mark.parametrize("algo", sorted(npgrad.ALGOS))
+@pytest.mark.parametrize("env_id", ["CartPole-v1", "Pendulum-v1"])
+def test_same_seed_same_numbers(algo, env_id):
+    def run(seed):
+        log = []
+        npgrad.ALGOS[algo](env_id, seed=seed, n_steps=64).learn(3 * 64 * 8, lambda a, d: log.append(d))
+        return log
+
+    a, b, c = run(3), run(3), run(4)
+    np.testing.assert_equal(a, b, err_msg=f"{algo} {env_id}: same seed gave different diagnostics")  # NaN == NaN
+    assert [d["entropy"] for d in a] != [d["entropy"] for d in c], f"{algo} {env_id}: seeds 3 and 4 agree"
+
+
+@pytest.mark.parametrize("algo", sorted(npgrad.ALGOS))
+def test_save_load_round_trip_gives_same_actions(algo, tmp_path):
+    agent = npgrad.ALGOS[algo]("Pendulum-v1", seed=1, n_steps=64, normalize_obs=True)
+    agent.learn(1024)
+    path = agent.save(tmp_path / "agent.npz")
+    loaded = npgrad.load(path)
+    obs = np.random.default_rng(0).uniform(-1, 1, (20, 3))
+    np.testing.assert_array_equal(agent.predict(obs), loaded.predict(obs), err_msg=f"{algo}: actions after load")
+    np.testing.assert_array_equal(agent.obs_filter.mean, loaded.obs_filter.mean)
+    assert loaded.num_steps == agent.num_steps and loaded.config == agent.config
+
+
+def test_predict_single_and_batch():
+    agent = npgrad.PPO("CartPole-v1", seed=0)
+    obs = np.zeros((5, 4))
+    assert agent.predict(obs).shape == (5,)
+    assert np.ndim(agent.predict(obs[0])) == 0
+    agent = npgrad.TRPO("Pendulum-v1", seed=0)
+    assert agent.predict(np.zeros(3)).shape == (1,)
+    assert np.all(np.abs(agent.predict(np.zeros((4, 3)), deterministic=False)) <= 2.0), "actions clipped to bounds"
+    with pytest.raises(ValueError, match=r"shape \(3,\)"):
+        agent.predict(np.zeros(4))
+
+
+def test_callback_can_stop_learning():
+    agent = npgrad.A2C("CartPole-v1", seed=0)
+    agent.learn(100_000, lambda a, d: a.num_updates < 3)
+    assert agent.num_updates == 3 and agent.num_steps == 3 * 5 * 8
+
+
+def test_a_list_of_callbacks_each_sees_every_update_and_any_can_stop():
+    seen, evaluator = [], Evaluator(every=80, episodes=2)
+    agent = npgrad.A2C("CartPole-v1", seed=0)
+    agent.learn(100_000, [lambda a, d: seen.append(a.num_updates), evaluator, lambda a, d: a.num_updates < 4])
+    assert seen == [1, 2, 3, 4] and [steps for steps, _, _ in evaluator.history] == [80, 160]
+    assert evaluator.train_seconds > 0  # its clock was started
+
+
+@pytest.mark.parametrize("dtype, tol", [("float64", 0.0), ("float32", 1e-6)])
+def test_ppo_ratio_is_one_and_kl_zero_before_the_first_step(dtype, tol):
+    # float64: exactly. float32: the rollout's 8-row and the update's minibatch matrix products may
+    # round differently, so the ratio is 1 to float32 precision
+    for objective in ("clip", "kl_penalty"):
+        log = []
+        npgrad.PPO("CartPole-v1", seed=0, objective=objective, dtype=dtype).learn(256, lambda a, d: log.append(d))
+        assert log[0]["first_ratio_deviation"] <= tol and log[0]["first_kl"] <= tol, log[0]
+
+
+def test_adaptive_kl_rule():
+    assert adapt_beta(1.0, 0.001, 0.01) == 0.5, "KL < target / 1.5 halves beta"
+    assert adapt_beta(1.0, 0.02, 0.01) == 2.0, "KL > 1.5 target doubles beta"
+    assert adapt_beta(1.0, 0.012, 0.01) == 1.0, "KL near target keeps beta"
+
+
+def test_ppo_kl_penalty_reports_and_adapts_beta():
+    log = []
+    npgrad.PPO("CartPole-v1", seed=0, objective="kl_penalty", kl_target=1e-7).learn(256, lambda a, d: log.append(d))
+    assert log[0]["kl"] > 1.5e-7 and log[0]["beta"] == 2.0, log[0]
+
+
+@pytest.mark.parametrize("env_id, k", [("CartPole-v1", 5), ("Pendulum-v1", 1)])
+def test_trpo_puts_every_kth_transition_into_the_fisher_and_all_into_the_gradient(env_id, k):
+    agent = npgrad.TRPO(env_id, seed=0, n_steps=40)
+    assert agent.config.fvp_subsample == k, "the tuned default (CartPole 5, otherwise 1)"
+    batches, fisher_rows, grad_rows = [], [], []
+    update, fvp_operator, surrogate_grad = agent.rule.update, agent.policy.fvp_operator, agent.policy.surrogate_grad
+    agent.rule.update = lambda model, batch, *args: batches.append(batch) or update(model, batch, *args)
+    agent.policy.fvp_operator = lambda obs_no, damping: fisher_rows.append(obs_no) or fvp_operator(obs_no, damping)
+    agent.policy.surrogate_grad = lambda obs_no, *args: grad_rows.append(obs_no) or surrogate_grad(obs_no, *args)
+    agent.learn(40 * agent.config.n_envs)
+    n = len(batches[0].obs_no)
+    assert len(fisher_rows[0]) == -(-n // k), f"{len(fisher_rows[0])} Fisher rows of {n}"
+    np.testing.assert_array_equal(fisher_rows[0], batches[0].obs_no[::k])
+    np.testing.assert_array_equal(grad_rows[0], batches[0].obs_no)
+
+
+def test_a2c_rmsprop_option_and_annealed_learning_rate():
+    agent = npgrad.A2C("CartPole-v1", seed=0, optimizer="rmsprop", anneal_lr=True, lr=1e-3)
+    assert all(isinstance(optim, RMSprop) for optim in agent.rule.optims.values()) and len(agent.rule.optims) == 2
+    theta0_p = agent.policy.theta.copy()
+    lrs = []
+    agent.learn(400, callback=lambda a, d: lrs.append(a.rule.optims["pi_optim"].lr))
+    assert not np.array_equal(agent.policy.theta, theta0_p)
+    assert lrs[0] == 1e-3 and all(b < a for a, b in zip(lrs, lrs[1:])) and lrs[-1] < 1.5e-4, "lr must fall towards 0"

@@ -1,0 +1,168 @@
+"""Hyperparameters (npgrad/config.py, npgrad/tuned.py): names, values, warnings, effectless settings, tuned defaults."""
+import ast
+import warnings
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+import npgrad
+from npgrad.errors import ConfigError, NpgradWarning
+from npgrad.rollout import Rollout, RunningMeanStd
+from npgrad.tuned import TUNED
+
+from helpers import Counter
+
+
+def test_unknown_names_are_refused_with_choices():
+    with pytest.raises(ConfigError, match="unknown environment id"):
+        npgrad.PPO("NoSuchEnv-v9")
+    with pytest.raises(ConfigError, match="valid names"):
+        npgrad.PPO("CartPole-v1", learning_rate=1e-3)
+    with pytest.raises(ConfigError, match="gamma"):
+        npgrad.TRPO("CartPole-v1", gamma=1.5)
+    with pytest.raises(ConfigError, match="max_kl"):
+        npgrad.TRPO("CartPole-v1", max_kl=0.0)
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda: npgrad.PPO("CartPole-v1", seed="0"), "seed must be a non-negative integer, got '0'"),
+    (lambda: npgrad.PPO("CartPole-v1", seed=-1), "seed must be a non-negative integer, got -1"),
+    (lambda: npgrad.PPO("CartPole-v1").learn(1.5e4), "total_steps must be a non-negative integer, got 15000.0"),
+    (lambda: npgrad.PPO("CartPole-v1").learn(-1), "total_steps must be a non-negative integer, got -1"),
+    (lambda: npgrad.PPO("CartPole-v1").evaluate(episodes=0), "episodes must be a positive integer, got 0"),
+    (lambda: npgrad.PPO("CartPole-v1").evaluate(seed=0.5), "seed must be a non-negative integer, got 0.5"),
+])
+def test_counts_and_seeds_must_be_integers(call, match):
+    with pytest.raises(ConfigError, match=match):
+        call()
+
+
+@pytest.mark.parametrize("algo, name, batch", [("ppo", "minibatch_size", 256), ("trpo", "vf_minibatch_size", 1024)])
+def test_a_minibatch_larger_than_the_batch_warns_as_sb3_does(algo, name, batch, recwarn):
+    npgrad.ALGOS[algo]("CartPole-v1", **{name: batch})  # exactly the batch (16 x 16, 16 x 64): silent
+    assert len(recwarn) == 0
+    with pytest.warns(NpgradWarning, match=f"{name}={batch + 1} is larger than the batch n_envs \\* n_steps = 16 \\* "):
+        npgrad.ALGOS[algo]("CartPole-v1", **{name: batch + 1})
+
+
+def warnings_of(call):
+    """What ``call()`` warns, each message up to its first colon, every repeat kept."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")  # not "default", which shows a repeated warning once
+        call()
+    return [str(w.message).split(":")[0] for w in caught]
+
+
+def test_the_minibatch_warning_is_given_once_about_the_batch_collected(tmp_path):
+    # 32 x 8 = 256 transitions: no warning about the 16 x 8 the tuned config would collect
+    assert warnings_of(lambda: npgrad.PPO(gym.make_vec("CartPole-v1", num_envs=32), n_steps=8,
+                                          minibatch_size=200)) == []
+    too_large = "is larger than the batch n_envs * n_steps ="
+    assert warnings_of(lambda: npgrad.PPO(gym.make("CartPole-v1"), n_steps=8)) == [
+        f"minibatch_size=64 {too_large} 1 * 8 = 8"]
+    saved = [f"minibatch_size=300 {too_large} 16 * 16 = 256"]
+    assert warnings_of(lambda: npgrad.PPO("CartPole-v1", minibatch_size=300).save(tmp_path / "agent.npz")) == saved
+    assert warnings_of(lambda: npgrad.load(tmp_path / "agent.npz")) == saved  # built, and warned of, once
+
+
+def test_config_object_plus_overrides():
+    config = npgrad.PPO.Config.for_env("CartPole-v1", hidden=(16,))
+    agent = npgrad.PPO("CartPole-v1", config=config, lr=5e-4)
+    assert agent.config.hidden == (16,) and agent.config.lr == 5e-4 and agent.config.n_steps == 16
+
+
+def config_error(call):
+    """The message of the ``ConfigError`` that ``call()`` raises, or None if it raises none."""
+    try:
+        call()
+    except ConfigError as e:
+        return str(e)
+    return None
+
+
+@pytest.mark.parametrize("env_id, setting, needs, refused_with, accepted_with", [
+    ("CartPole-v1", dict(kl_target=0.02), "objective='kl_penalty'", {}, dict(objective="kl_penalty")),
+    ("CartPole-v1", dict(vf_coef=1.0), "shared_trunk=True", {}, dict(shared_trunk=True)),
+    ("CartPole-v1", dict(vf_hidden=(32,)), "shared_trunk=False", dict(shared_trunk=True), {}),
+    ("CartPole-v1", dict(clip_obs=5.0), "normalize_obs=True", {}, dict(normalize_obs=True)),
+    ("CartPole-v1", dict(clip_reward=2.0), "normalize_reward=True", {}, dict(normalize_reward=True)),
+    ("Pendulum-v1", dict(sde_sample_freq=8), "use_sde=True", dict(use_sde=False), dict(use_sde=True)),
+])
+def test_a_setting_without_effect_is_refused_naming_what_it_needs(env_id, setting, needs, refused_with, accepted_with):
+    (name, value), = setting.items()
+    for build in (npgrad.PPO, npgrad.PPO.Config.for_env):  # the agent, and a config object on its own
+        refused = config_error(lambda: build(env_id, **setting, **refused_with))
+        assert refused is not None and f"{name}={value!r} has no effect unless {needs}" in refused, \
+            f"{build.__qualname__}({env_id!r}, {setting}, {refused_with}) should need {needs}, got: {refused}"
+    agent = npgrad.PPO(env_id, **setting, **accepted_with)
+    assert getattr(agent.config, name) == value, f"{setting} with {accepted_with}: config has {agent.config}"
+
+
+@pytest.mark.parametrize("algo, setting", [("ppo", dict(vf_lr=0.123)), ("a2c", dict(vf_epochs=3))])
+def test_value_regression_fields_exist_only_where_the_value_is_regressed_on_its_own(algo, setting):
+    (name, _), = setting.items()
+    message = config_error(lambda: npgrad.ALGOS[algo]("CartPole-v1", **setting))
+    assert message is not None and f"unknown hyperparameter(s) [{name!r}]" in message and "valid names" in message, \
+        f"{algo} has no value regression of its own, so {name} should be unknown; got: {message}"
+    valid = ast.literal_eval(message.split("valid names: ")[1])
+    assert name not in valid and "n_steps" in valid, f"{algo}: the valid names listed should leave out {name}: {valid}"
+
+
+@pytest.mark.parametrize("algo", ["vpg", "npg", "trpo"])
+def test_value_regression_fields_are_taken_where_the_value_is_regressed(algo):
+    config = npgrad.ALGOS[algo]("CartPole-v1", vf_lr=0.123, vf_epochs=3).config
+    assert (config.vf_lr, config.vf_epochs) == (0.123, 3), f"{algo}: vf_lr {config.vf_lr}, vf_epochs {config.vf_epochs}"
+
+
+@pytest.mark.parametrize("algo, env_id", [(algo, env_id) for algo in sorted(TUNED) for env_id in sorted(TUNED[algo])])
+def test_every_tuned_entry_is_a_valid_config_with_a_one_line_why(algo, env_id, recwarn):
+    values, why = TUNED[algo][env_id]
+    assert algo in npgrad.ALGOS, f"tuned defaults for an unknown algorithm {algo!r}"
+    config = npgrad.ALGOS[algo].Config.for_env(env_id)
+    config.refuse_ignored(values)  # no tuned field may be one that has no effect
+    assert {name: getattr(config, name) for name in values} == values, f"{algo} {env_id}: {config}"
+    assert len(recwarn) == 0, f"{algo} {env_id} warns: {[str(w.message) for w in recwarn]}"
+    assert isinstance(why, str) and why.strip() and "\n" not in why, f"{algo} {env_id}: why = {why!r}"
+
+
+def test_clip_obs_reaches_the_observation_filter():
+    agent = npgrad.PPO("Pendulum-v1", clip_obs=0.5)  # Pendulum's tuned defaults normalise observations
+    assert agent.config.normalize_obs and agent.obs_filter.clip == 0.5, f"obs_filter.clip = {agent.obs_filter.clip}"
+    obs_teo = agent.rollout.collect(agent.policy, np.random.default_rng(0)).obs_teo
+    assert np.abs(obs_teo).max() == 0.5, f"observations the policy saw reach {np.abs(obs_teo).max()}, not the clip"
+
+
+class Jackpot(Counter):
+    """Rewards 1 for ``term_at - 1`` steps, then 1e6 on the step that terminates the episode."""
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = super().step(action)
+        return obs, 1e6 if terminated else reward, terminated, truncated, info
+
+
+def test_clip_reward_bounds_the_scaled_rewards_of_the_rollout():
+    assert npgrad.PPO("CartPole-v1", normalize_reward=True, clip_reward=2.0).rollout.clip_reward == 2.0, \
+        "the agent should hand clip_reward to its Rollout"
+    rew = {}
+    for clip in (2.0, np.inf):
+        envs = gym.vector.SyncVectorEnv([lambda: Jackpot(100)])
+        policy = npgrad.Policy(envs.single_observation_space, envs.single_action_space, (4,), rng=0)
+        rollout = Rollout(envs, n_steps=100, seed=0, reward_filter=RunningMeanStd(1), gamma=0.99, clip_reward=clip)
+        rew[clip] = rollout.collect(policy, np.random.default_rng(0)).rew_te[:, 0]
+    # the running std of G includes the jackpot, yet one large return among 100 is ~sqrt(100) = 10 stds out
+    assert 9 < rew[np.inf][-1] < 11, f"unclipped, the jackpot should scale to ~10, got {rew[np.inf][-1]}"
+    assert np.all(np.abs(rew[2.0]) <= 2.0) and rew[2.0][-1] == 2.0, f"clipped rewards exceed 2: {rew[2.0].max()}"
+    np.testing.assert_array_equal(rew[2.0], np.clip(rew[np.inf], -2.0, 2.0),
+                                  err_msg="the clip should change only the rewards beyond it")
+
+
+def test_numpy_scalars_are_accepted_as_python_numbers():
+    agent = npgrad.PPO("CartPole-v1", n_steps=np.int64(16), lr=np.float32(1e-3))
+    assert type(agent.config.n_steps) is int and type(agent.config.lr) is float, "stored as Python numbers (JSON)"
+    assert agent.config.n_steps == 16 and agent.config.lr == pytest.approx(1e-3, rel=1e-6)
+
+
+def test_another_algorithms_config_is_refused_by_name():
+    with pytest.raises(ConfigError, match="config must be a PPOConfig .* got TRPOConfig"):
+        npgrad.PPO("CartPole-v1", config=npgrad.TRPO.Config.for_env("CartPole-v1"))

@@ -1,0 +1,64 @@
+"""Rollout collection (npgrad/rollout.py): episode boundaries, termination vs truncation, reward scaling, seeds."""
+import gymnasium as gym
+import numpy as np
+import pytest
+
+import npgrad
+from npgrad.rollout import Rollout
+from npgrad.train import estimate
+
+from helpers import Counter
+
+
+class ValueIsObs:
+    """A stand-in value function, V(s) = 10 * s, so bootstrapped targets are easy to compute by hand."""
+
+    def __call__(self, obs_no):
+        return 10.0 * obs_no[:, 0]
+
+
+def test_rollout_respects_termination_truncation_and_resets():
+    # env 0 terminates after 3 steps; env 1 is truncated by a time limit of 4 (it would end at 100)
+    envs = gym.vector.SyncVectorEnv([lambda: Counter(3), lambda: gym.wrappers.TimeLimit(Counter(100), 4)])
+    policy = npgrad.Policy(envs.single_observation_space, envs.single_action_space, (4,), rng=0)
+    rollout = Rollout(envs, n_steps=9, seed=0)
+    batch = estimate(rollout.collect(policy, np.random.default_rng(0)), ValueIsObs(), gamma=0.5, lam=1.0)
+    # each env: its reset steps are dropped, so env 0 keeps 9 - 2 = 7 steps and env 1 keeps 9 - 1 = 8
+    assert len(batch.obs_no) == 15 and batch.env_steps == 18
+    # no transition starts from a final observation: observations are t = 0, 1, 2 (env 0) / 0..3 (env 1)
+    assert batch.obs_no.max() <= 3.0
+    # env 0 ends at t = 2 and 6, env 1 (truncated) at t = 3 and 8
+    assert batch.episode_returns == [3.0, 4.0, 3.0, 4.0] and batch.episode_lengths == [3, 4, 3, 4]
+    ret = {}  # value targets by (env, obs) for the first episode of each env, lam=1 => discounted returns
+    flat_env = np.array([e for t in range(9) for e in range(2)])
+    valid = np.ones(18, bool)
+    valid[[3 * 2 + 0, 7 * 2 + 0, 4 * 2 + 1]] = False  # env 0 resets at t=3, 7; env 1 at t=4
+    for (e, o), r in zip(zip(flat_env[valid], batch.obs_no[:, 0]), batch.ret_n):
+        ret.setdefault((e, o), r)
+    # terminated: no bootstrap.  R(s=0) = 1 + .5 + .25
+    assert ret[(0, 0.0)] == pytest.approx(1.75) and ret[(0, 2.0)] == pytest.approx(1.0)
+    # truncated at t=4: bootstrap from V(final obs = 4) = 40.  R(s=3) = 1 + .5 * 40
+    assert ret[(1, 3.0)] == pytest.approx(21.0) and ret[(1, 0.0)] == pytest.approx(1 + .5 + .25 + .125 + .0625 * 40)
+
+
+def test_reward_scale_is_the_running_std_of_the_discounted_return_over_real_steps():
+    # env 0: episodes of 3 steps, env 1: truncated at 4; every reward is 1, gamma 0.5
+    envs = gym.vector.SyncVectorEnv([lambda: Counter(3), lambda: gym.wrappers.TimeLimit(Counter(100), 4)])
+    policy = npgrad.Policy(envs.single_observation_space, envs.single_action_space, (4,), rng=0)
+    reward_filter = npgrad.rollout.RunningMeanStd(1)
+    rollout = Rollout(envs, n_steps=9, seed=0, reward_filter=reward_filter, gamma=0.5)
+    rollout.collect(policy, np.random.default_rng(0))
+    # G = 1, 1.5, 1.75 within each episode; the reset steps after t = 2, 6 (env 0) and 3 (env 1) are not counted
+    g = [1, 1.5, 1.75] * 2 + [1] + [1, 1.5, 1.75, 1.875] * 2
+    assert reward_filter.count == len(g) == 15
+    np.testing.assert_allclose([reward_filter.mean[0], reward_filter.var[0]], [np.mean(g), np.var(g)], rtol=1e-12)
+
+
+def test_training_seeds_k_and_k_plus_1_share_no_starting_state():
+    # gymnasium seeds env i with k + i, so env i of seed k would start where env i - 1 of seed k + 1 starts
+    starts = [{tuple(o) for o in npgrad.PPO("Pendulum-v1", seed=k).rollout.obs_eo} for k in (5, 6)]
+    assert len(starts[0]) == 8 and not starts[0] & starts[1]
+    agent = npgrad.PPO("Pendulum-v1", seed=5)
+    agent.learn(256)
+    agent.restart_envs()  # a restart (after a checkpoint) draws its seed from (seed, num_steps) the same way
+    assert not {tuple(o) for o in agent.rollout.obs_eo} & starts[0]
