@@ -32,7 +32,7 @@ class Config:
     lam: float = 0.95
     """lambda, GAE bias/variance trade-off (0.9-1.0; 1 = Monte-Carlo returns)."""
     hidden: tuple = (64, 64)
-    """Hidden widths of the policy MLP."""
+    """Hidden widths of the policy MLP (of the trunk both share, with ``shared_trunk``)."""
     vf_hidden: tuple = (64, 64)
     """Hidden widths of the value MLP (a separate network)."""
     activation: str = "tanh"
