@@ -3,7 +3,8 @@
 Maths: docs/04-natural-gradient.md. One update:
 
     g     = (1/n) sum_i grad log pi(a_i|s_i) A_i
-    step  = sqrt(2 delta / g^T F^-1 g) F^-1 g       a KL of delta in the quadratic model; no line search
+    x     = (F + reg I)^-1 g                        the natural gradient (reg: fisher_reg, or cg_damping)
+    step  = sqrt(2 delta / x^T F x) x               a KL of delta in the quadratic model; no line search
 
 ``F^-1 g`` comes from an explicit Fisher (``exact`` J^T M J, or ``empirical`` mean score outer
 products) by a Cholesky solve for small networks, or from conjugate gradient on the exact
@@ -45,7 +46,7 @@ class NPGConfig(ValueRegressionConfig):
 
 
 def natural_step(policy, batch, g_p, cfg):
-    """The step ``sqrt(2 delta / g^T F^-1 g) F^-1 g``, whether it could be computed, and how F was used."""
+    """The step ``sqrt(2 delta / x^T F x) x``, ``x = (F + reg I)^-1 g``, whether it could be computed, and which F."""
     fisher = cfg.fisher
     if fisher == "auto":
         fisher = "exact" if policy.num_params <= EXPLICIT_MAX_PARAMS else "cg"
@@ -69,7 +70,7 @@ class NPGUpdate(UpdateRule):
         self.optims = {"vf_optim": Adam(len(model.value.theta), lr=config.vf_lr)}
 
     def update(self, model, batch, rng, schedule):
-        """g, then ``theta += sqrt(2 delta / g^T F^-1 g) F^-1 g`` (module docstring), then fit V. Returns info."""
+        """g, then ``theta += sqrt(2 delta / x^T F x) x`` with ``x = (F + reg I)^-1 g``, then fit V. Returns info."""
         cfg, policy, n = self.config, model.policy, len(batch.obs_no)
         old = policy.distribution(batch.obs_no)
         w_n = advantages(batch, cfg.normalize_advantages) / n

@@ -18,7 +18,7 @@ import numpy as np
 from ..config import Config, require
 from ..objectives import add, clipped_surrogate, mean_entropy, mean_kl, scale, surrogate
 from ..solvers import Adam
-from .common import UpdateRule, annealed, commit, minibatches, policy_stats, shared_trunk_loss, standardize, value_stats
+from .common import UpdateRule, advantages, annealed, commit, minibatches, policy_stats, shared_trunk_loss, standardize, value_stats
 
 
 @dataclass
@@ -115,7 +115,8 @@ class PPOUpdate(UpdateRule):
         clip_eps = annealed(cfg.clip_range, cfg.anneal_clip, schedule)
         old_all = policy.distribution(batch.obs_no)
         info = value_stats(batch)
-        before, _, _ = self.policy_objective(old_all, old_all, batch, slice(None), batch.adv_n, clip_eps)
+        adv_all_n = advantages(batch, cfg.normalize_advantages)  # the scale the minibatches optimise, for the report
+        before, _, _ = self.policy_objective(old_all, old_all, batch, slice(None), adv_all_n, clip_eps)
         clip_fracs, epochs = [], 0
         for epochs in range(1, cfg.n_epochs + 1):
             for idx in minibatches(len(batch.obs_no), cfg.minibatch_size, rng):
@@ -133,7 +134,7 @@ class PPOUpdate(UpdateRule):
                     break
         new_all = policy.distribution(batch.obs_no)
         info.update(policy_stats(old_all, new_all))
-        after, _, _ = self.policy_objective(new_all, old_all, batch, slice(None), batch.adv_n, clip_eps)
+        after, _, _ = self.policy_objective(new_all, old_all, batch, slice(None), adv_all_n, clip_eps)
         info.update(surrogate_before=before, surrogate_after=after, approx_kl=approx_kl_of(new_all, batch),
                     clip_fraction=float(np.mean(clip_fracs)), epochs=epochs, lr=lr, clip_range=clip_eps)
         if cfg.objective == "kl_penalty":

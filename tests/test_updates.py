@@ -1,0 +1,500 @@
+"""What one update guarantees: each algorithm's rule, run once on a fixed batch, checked against the maths.
+
+Every test builds a small float64 agent, trains it a little (so the policy is not at its
+initialisation), collects one batch with ``estimate`` and calls ``agent.rule.update`` once. The
+expected parameters are recomputed here from the distributions and gradients at ``theta_old``,
+never read from the update's ``info``. Adam steps are written out by hand (Kingma & Ba 2015,
+Algorithm 1) rather than taken from ``npgrad.solvers.Adam``.
+"""
+import copy
+import dataclasses
+
+import numpy as np
+import pytest
+from gymnasium import spaces
+from hypothesis import assume, given, strategies as st
+
+import npgrad
+from npgrad.algos.common import shared_trunk_loss, standardize
+from npgrad.objectives import add, clipped_surrogate, mean_entropy, scale, weighted_log_prob
+from npgrad.policy import Policy
+from npgrad.solvers import conjugate_gradient, trust_region_step
+from npgrad.testing import central_difference_gradient, finite_arrays
+from npgrad.train import estimate
+
+ENVS = ["CartPole-v1", "Pendulum-v1"]  # categorical; Gaussian (gSDE in the tuned defaults of all but VPG)
+BETAS, ADAM_EPS = (0.9, 0.999), 1e-5  # npgrad's Adam: eps = 1e-5 as SB3 / CleanRL
+
+
+def make_agent(algo, env_id, learn=512, **overrides):
+    """A small float64 agent of ``algo`` on ``env_id`` (its tuned defaults), trained for ``learn`` steps."""
+    agent = algo(env_id, seed=0, n_envs=4, n_steps=64, dtype="float64", **overrides)
+    if learn:
+        agent.learn(learn)
+    return agent
+
+
+def collect(agent, seed=1):
+    """One fresh batch from the agent's current policy and value function, and the generator the update gets."""
+    rng = np.random.default_rng(seed)
+    batch = estimate(agent.rollout.collect(agent.policy, rng), agent.value_fn, agent.config.gamma, agent.config.lam)
+    return batch, rng
+
+
+def fresh_rule(agent):
+    """A new update rule for the trained model: its optimisers are at t = 0, so the next step is Adam's first."""
+    agent.rule = type(agent.rule)(agent.config, agent.model)
+    return agent.rule
+
+
+def standardised(adv_n):
+    """``(A - mean A) / (std A + 1e-8)``, as the rules standardise a batch (or minibatch) of advantages."""
+    return (adv_n - adv_n.mean()) / (adv_n.std() + 1e-8)
+
+
+def rule_advantages(batch, cfg):
+    return standardised(batch.adv_n) if cfg.normalize_advantages else batch.adv_n
+
+
+def hand_adam_first_step(theta_p, grad_p, lr, max_grad_norm=None):
+    """Adam's first step (t = 1) on a loss with gradient ``grad_p``, after global-norm clipping:
+    ``m = (1-b1) g, v = (1-b2) g^2, m_hat = m / (1-b1), v_hat = v / (1-b2), theta - lr m_hat / (sqrt(v_hat) + eps)``."""
+    norm = np.sqrt(np.sum(grad_p**2))
+    g = grad_p * (max_grad_norm / norm) if max_grad_norm is not None and norm > max_grad_norm else grad_p
+    b1, b2 = BETAS
+    m, v = (1 - b1) * g, (1 - b2) * g**2
+    m_hat, v_hat = m / (1 - b1**1), v / (1 - b2**1)
+    return theta_p - lr * m_hat / (np.sqrt(v_hat) + ADAM_EPS)
+
+
+def assert_same_step(theta_new, theta_expected, theta_old, what, rtol=1e-8, atol=1e-14):
+    """Compare steps ``theta - theta_old`` (not parameters), so an error the size of a step is not hidden."""
+    np.testing.assert_allclose(theta_new - theta_old, theta_expected - theta_old, rtol=rtol, atol=atol,
+                               err_msg=what)
+
+
+# --- TRPO ---------------------------------------------------------------------------------------------
+
+
+def surrogate_at(policy, batch, adv_n, theta_p):
+    """``L(theta) = mean(pi_theta(a|s) / pi_old(a|s) A)`` (TRPO eq. 14)."""
+    return np.mean(np.exp(policy.log_prob(batch.obs_no, batch.act, theta_p) - batch.logp_n) * adv_n)
+
+
+def mean_kl_at(policy, old, batch, theta_p):
+    """``mean KL(pi_old || pi_theta)`` over the batch's states (TRPO eq. 12)."""
+    return float(old.kl(policy.distribution(batch.obs_no, theta_p)).mean())
+
+
+# (env, max_kl, accept_ratio, what the line search does from that trained policy)
+TRPO_CASES = [("CartPole-v1", 0.01, 0.1, "full step"), ("Pendulum-v1", 0.01, 0.1, "full step"),
+              ("CartPole-v1", 2.0, 0.1, "backtracks"),  # the full step's mean KL is above max_kl
+              ("Pendulum-v1", 1.0, 0.1, "backtracks"),  # the full step lowers the surrogate
+              ("CartPole-v1", 0.01, 1e3, "rejects"), ("Pendulum-v1", 0.01, 1e3, "rejects")]
+
+
+@pytest.mark.parametrize("env_id, max_kl", [case[:2] for case in TRPO_CASES if case[3] != "rejects"])
+def test_trpo_accepted_step_is_in_the_trust_region_and_improves_enough(env_id, max_kl):
+    """TRPO (Schulman et al. 2015, eq. 12-14 and App. C): the step s = theta_new - theta_old that the line
+    search accepts satisfies
+
+        mean KL(pi_old || pi_new) <= delta,
+        L(theta_new) - L(theta_old) > 0  and  >= accept_ratio * g . s,      g = grad L(theta_old),
+
+    where L is the surrogate on the advantages the rule uses (standardised) and g . s is the linear
+    prediction ``g . full_step * step_fraction``."""
+    agent = make_agent(npgrad.TRPO, env_id, max_kl=max_kl)
+    batch, rng = collect(agent)
+    cfg, policy = agent.config, agent.policy
+    adv_n, theta_old = rule_advantages(batch, cfg), policy.theta.copy()
+    old = policy.distribution(batch.obs_no)
+    _, g_p = policy.surrogate_grad(batch.obs_no, batch.act, adv_n, batch.logp_n)
+
+    agent.rule.update(agent.model, batch, rng, 1.0)
+    s_p = policy.theta - theta_old
+    assert np.any(s_p != 0), f"{env_id}: the line search accepted nothing, so this test checks nothing"
+    kl = mean_kl_at(policy, old, batch, policy.theta)
+    assert kl <= cfg.max_kl, f"{env_id}: mean KL(old || new) = {kl} > max_kl = {cfg.max_kl}"
+    improvement = surrogate_at(policy, batch, adv_n, policy.theta) - surrogate_at(policy, batch, adv_n, theta_old)
+    expected = float(g_p @ s_p)
+    assert expected > 0, f"{env_id}: the step is not an ascent direction of the surrogate (g . s = {expected})"
+    assert improvement > 0 and improvement >= cfg.accept_ratio * expected, \
+        f"{env_id}: surrogate improved by {improvement}, less than {cfg.accept_ratio} x predicted {expected}"
+
+
+@pytest.mark.parametrize("env_id, max_kl, accept_ratio, outcome", TRPO_CASES)
+def test_trpo_takes_the_first_acceptable_point_of_the_backtracking_path(env_id, max_kl, accept_ratio, outcome):
+    """TRPO App. C: with x ~ F^-1 g (CG on the damped FVP) and the full step s = sqrt(2 delta / x^T F x) x,
+    the rule's new parameters are theta_old + shrink^k s for the first k whose point passes both tests of
+    the previous test, and exactly theta_old (bit for bit) when no k < max_backtracks does.
+    ``accept_ratio = 1e3`` forces that rejection."""
+    agent = make_agent(npgrad.TRPO, env_id, max_kl=max_kl, accept_ratio=accept_ratio)
+    batch, rng = collect(agent)
+    cfg, policy = agent.config, agent.policy
+    adv_n, theta_old = rule_advantages(batch, cfg), policy.theta.copy()
+    old = policy.distribution(batch.obs_no)
+    f0, g_p = policy.surrogate_grad(batch.obs_no, batch.act, adv_n, batch.logp_n)
+    fvp = policy.fvp_operator(batch.obs_no[::cfg.fvp_subsample], damping=cfg.cg_damping)
+    x_p, _ = conjugate_gradient(fvp, g_p, cfg.cg_iters)
+    full_p, _ = trust_region_step(x_p, fvp(x_p), cfg.max_kl)
+    np.testing.assert_allclose(0.5 * full_p @ fvp(full_p), cfg.max_kl, rtol=1e-10)  # on the damped model's edge
+
+    expected_theta, first_k = theta_old, None
+    for k in range(cfg.max_backtracks):
+        frac = cfg.backtrack_shrink**k
+        theta_k = theta_old + frac * full_p
+        improvement = surrogate_at(policy, batch, adv_n, theta_k) - f0
+        if (improvement > 0 and improvement >= accept_ratio * frac * (g_p @ full_p)
+                and mean_kl_at(policy, old, batch, theta_k) <= cfg.max_kl):
+            expected_theta, first_k = theta_k, k
+            break
+
+    agent.rule.update(agent.model, batch, rng, 1.0)
+    if first_k is None:
+        np.testing.assert_array_equal(policy.theta, theta_old, err_msg=f"{env_id}: rejected, yet theta moved")
+    else:
+        assert_same_step(policy.theta, expected_theta, theta_old, f"{env_id}: accepted point (k = {first_k})",
+                         rtol=1e-7, atol=1e-12)  # our standardisation and the rule's round differently
+    observed = "rejects" if first_k is None else "full step" if first_k == 0 else "backtracks"
+    assert observed == outcome, f"{env_id}: the case meant to test '{outcome}' {observed} (k = {first_k})"
+
+
+# --- NPG ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("env_id", ENVS)
+def test_npg_exact_fisher_step_has_quadratic_kl_delta_along_regularised_natural_gradient(env_id):
+    """NPG (Kakade 2002; solvers.natural_gradient_step) with the explicit Fisher F = J^T M J / n at theta_old:
+
+        s = theta_new - theta_old = beta x,   x = (F + reg I)^-1 g,   beta = sqrt(2 delta / x^T F x) > 0,
+
+    so ``1/2 s^T F s = delta`` exactly with F itself (not F + reg I), and s is parallel to (F + reg I)^-1 g."""
+    agent = make_agent(npgrad.NPG, env_id, fisher="exact", hidden=(16,))
+    batch, rng = collect(agent)
+    cfg, policy, n = agent.config, agent.policy, len(batch.obs_no)
+    theta_old = policy.theta.copy()
+    F_pp = policy.fisher_matrix(batch.obs_no)
+    _, g_p = policy.weighted_log_prob_grad(batch.obs_no, batch.act, rule_advantages(batch, cfg) / n)
+
+    agent.rule.update(agent.model, batch, rng, 1.0)
+    s_p = policy.theta - theta_old
+    np.testing.assert_allclose(0.5 * s_p @ F_pp @ s_p, cfg.max_kl, rtol=1e-8, err_msg=f"{env_id}: 1/2 s^T F s")
+    regularised = 0.5 * s_p @ (F_pp + cfg.fisher_reg * np.eye(len(s_p))) @ s_p
+    assert abs(regularised / cfg.max_kl - 1) > 1e-6, f"{env_id}: F and F + reg I indistinguishable here"
+    x_p = np.linalg.solve(F_pp + cfg.fisher_reg * np.eye(len(g_p)), g_p)
+    np.testing.assert_allclose(s_p / np.linalg.norm(s_p), x_p / np.linalg.norm(x_p), rtol=0, atol=1e-8,
+                               err_msg=f"{env_id}: direction of s vs (F + reg I)^-1 g")
+    assert g_p @ s_p > 0, f"{env_id}: the natural step is not an ascent direction"
+
+
+# --- PPO ----------------------------------------------------------------------------------------------
+
+
+def ppo_objective(dist, batch, adv_n, cfg):
+    """PPO eq. 7 plus the entropy bonus: ``mean(min(r A, clip(r, 1-eps, 1+eps) A)) + c_H mean H``."""
+    value = clipped_surrogate(dist, batch.act, adv_n, batch.logp_n, cfg.clip_range)[0]
+    return value + cfg.ent_coef * float(dist.entropy().mean())
+
+
+@pytest.mark.parametrize("env_id", ENVS)
+def test_ppo_clip_one_full_batch_step_raises_the_clipped_objective(env_id):
+    """PPO eq. 7 (+ c_H H): one epoch on one minibatch (the whole batch) with a small learning rate is one
+    Adam step along g = grad J at theta_old (norm-clipped: a positive multiple c g), and
+    ``g . s = lr c sum g_i^2 / (c |g_i| + eps) > 0``, so to first order in lr
+
+        J(theta_new) > J(theta_old),   J on the whole batch's standardised advantages.
+
+    J is evaluated with gSDE's features phi held at theta_old: phi is a stop-gradient in sigma (Raffin et
+    al. 2022), so g is the gradient of that J, not of J with sigma following the new phi (along which even a
+    tiny step can lower J)."""
+    agent = make_agent(npgrad.PPO, env_id, n_epochs=1, minibatch_size=4 * 64, lr=3e-5, ent_coef=0.01)
+    batch, rng = collect(agent)
+    cfg, policy = agent.config, agent.policy
+    adv_n, theta_old = standardised(batch.adv_n), policy.theta.copy()
+    phi_old = policy.forward(batch.obs_no).features_nf
+
+    def J(theta_p):
+        return ppo_objective(policy.forward(batch.obs_no, theta_p, phi_old).dist, batch, adv_n, cfg)
+
+    agent.rule.update(agent.model, batch, rng, 1.0)
+    assert np.any(policy.theta != theta_old)
+    rise = J(policy.theta) - J(theta_old)
+    assert rise > 0, f"{env_id}: one small full-batch PPO step lowered the clipped objective by {-rise}"
+
+
+@pytest.mark.parametrize("env_id", ENVS)
+def test_ppo_clip_reports_the_clipped_objective_and_clip_fraction(env_id):
+    """PPO eq. 7 with the tuned defaults (several epochs of minibatches): ``info["surrogate_before"]`` and
+    ``info["surrogate_after"]`` are J(theta_old) and J(theta_new) on the batch's standardised advantages
+    (the scale the minibatches optimise), and ``0 <= clip_fraction <= 1`` with some clipping.
+
+    No monotonicity is asserted: minibatch Adam on per-minibatch standardised advantages over several
+    epochs does not promise a higher J on the whole batch (one seed of Pendulum falls)."""
+    agent = make_agent(npgrad.PPO, env_id, ent_coef=0.01)
+    batch, rng = collect(agent)
+    cfg, policy = agent.config, agent.policy
+    adv_n = standardize(batch.adv_n)
+    before = ppo_objective(policy.distribution(batch.obs_no), batch, adv_n, cfg)
+    info = agent.rule.update(agent.model, batch, rng, 1.0)
+    after = ppo_objective(policy.distribution(batch.obs_no), batch, adv_n, cfg)
+    np.testing.assert_allclose([info["surrogate_before"], info["surrogate_after"]], [before, after], rtol=1e-10,
+                               atol=1e-14, err_msg=f"{env_id}: reported clipped objective before/after")
+    assert 0.0 < info["clip_fraction"] <= 1.0, f"{env_id}: clip_fraction = {info['clip_fraction']}"
+
+
+@pytest.mark.parametrize("env_id", ENVS)
+def test_ppo_kl_penalty_beta_halves_doubles_or_stays_by_the_measured_kl(env_id):
+    """PPO section 4 (adaptive KL penalty): with d = mean KL(pi_old || pi_new) measured after the update,
+
+        beta <- beta / 2 if d < d_targ / 1.5;   beta <- 2 beta if d > 1.5 d_targ;   else beta unchanged.
+
+    d_targ does not enter the update of theta (only beta's adaptation after it), so copies of one trained
+    model and rule, given targets on either side of both thresholds, move theta identically."""
+    agent = make_agent(npgrad.PPO, env_id, objective="kl_penalty")
+    batch, _ = collect(agent)
+
+    def run(kl_target):
+        model, rule = copy.deepcopy((agent.model, agent.rule))
+        rule.config = dataclasses.replace(rule.config, kl_target=kl_target)
+        beta_before, old = rule.beta, model.policy.distribution(batch.obs_no)
+        rule.update(model, batch, np.random.default_rng(2), 1.0)
+        return beta_before, rule.beta, float(old.kl(model.policy.distribution(batch.obs_no)).mean())
+
+    _, _, d = run(agent.config.kl_target)
+    assert d > 0, f"{env_id}: the policy did not move"
+    # either side of each threshold: d < d_targ / 1.5 at 1.6 d, not at 1.4 d; d > 1.5 d_targ at d / 1.6, not at d / 1.4
+    for kl_target, factor in [(100 * d, 0.5), (1.6 * d, 0.5), (1.4 * d, 1.0), (d, 1.0), (d / 1.4, 1.0),
+                              (d / 1.6, 2.0), (d / 100, 2.0)]:
+        beta_before, beta_after, d_again = run(kl_target)
+        assert d_again == d, f"{env_id}: kl_target changed the policy update ({d_again} vs {d})"
+        assert beta_after == factor * beta_before, \
+            f"{env_id}: KL {d}, target {kl_target}: beta {beta_before} -> {beta_after}, expected x{factor}"
+
+
+# --- A2C and VPG: first Adam steps by hand --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("max_grad_norm", [1e-4, 0.5])
+@pytest.mark.parametrize("normalize_advantages", [False, True])
+@pytest.mark.parametrize("env_id", ENVS)
+def test_a2c_separate_networks_take_one_hand_computed_adam_step(env_id, normalize_advantages, max_grad_norm):
+    """A2C (Mnih et al. 2016; docs/07) with separate networks and Adam: the policy's step is Adam's first
+    step (t = 1, bias-corrected, after clipping the global norm at max_grad_norm) on the gradient
+
+        grad_theta L = -(sum_i (A_i / n) grad log pi(a_i|s_i) + c_H grad mean H[pi(.|s_i)]),
+
+    and the value network's is Adam's first step on ``c_V grad_phi mean((V(s) - R)^2)`` (where c_V only
+    meets the clip and eps: Adam's first step is lr sign(g) wherever |g| >> eps). A tiny max_grad_norm
+    makes |g_i| comparable to Adam's eps, where the step depends on every digit of g."""
+    agent = make_agent(npgrad.A2C, env_id, ent_coef=0.01, normalize_advantages=normalize_advantages,
+                       max_grad_norm=max_grad_norm)
+    rule = fresh_rule(agent)
+    batch, rng = collect(agent)
+    cfg, policy, value, n = agent.config, agent.policy, agent.value_fn, len(batch.obs_no)
+    theta_old, phi_old = policy.theta.copy(), value.theta.copy()
+    _, pg_p = policy.weighted_log_prob_grad(batch.obs_no, batch.act, rule_advantages(batch, cfg) / n)
+    _, ent_p = policy.entropy_grad(batch.obs_no)
+    grad_p = -(pg_p + cfg.ent_coef * ent_p)
+    v_n = value(batch.obs_no)
+    # d/dphi mean((V - R)^2) = sum_i 2 (V_i - R_i) / n dV_i/dphi, one VJP through the value network
+    v_grad_p = value.vjp(value.forward(batch.obs_no)[1], 2.0 * (v_n - batch.ret_n) / n)
+    clipped = np.linalg.norm(grad_p) > max_grad_norm
+
+    rule.update(agent.model, batch, rng, 1.0)
+    where = f"{env_id}, normalize_advantages={normalize_advantages}, max_grad_norm={max_grad_norm}"
+    assert_same_step(policy.theta, hand_adam_first_step(theta_old, grad_p, cfg.lr, max_grad_norm), theta_old,
+                     f"policy step ({where}, clipped: {clipped})")
+    assert_same_step(value.theta, hand_adam_first_step(phi_old, cfg.vf_coef * v_grad_p, cfg.lr, max_grad_norm),
+                     phi_old, f"value step ({where})")
+    if max_grad_norm == 1e-4:
+        assert clipped, f"{where}: the gradient norm {np.linalg.norm(grad_p)} was not clipped"
+
+
+@pytest.mark.parametrize("env_id", ENVS)
+def test_vpg_first_policy_step_is_lr_g_over_abs_g_plus_eps(env_id):
+    """VPG (Williams 1992; docs/03) with Adam: on the first step the bias corrections cancel, m_hat = -g and
+    sqrt(v_hat) = |g|, so with g = grad sum_i (A_i / n) log pi(a_i|s_i),
+
+        theta_new - theta_old = lr g / (|g| + eps)   elementwise (no gradient clipping in VPG)."""
+    agent = make_agent(npgrad.VPG, env_id)
+    rule = fresh_rule(agent)
+    batch, rng = collect(agent)
+    cfg, policy, n = agent.config, agent.policy, len(batch.obs_no)
+    theta_old = policy.theta.copy()
+    _, g_p = policy.weighted_log_prob_grad(batch.obs_no, batch.act, rule_advantages(batch, cfg) / n)
+    rule.update(agent.model, batch, rng, 1.0)
+    assert_same_step(policy.theta, hand_adam_first_step(theta_old, -g_p, cfg.pi_lr), theta_old,
+                     f"{env_id}: VPG policy step")
+    assert_same_step(policy.theta, theta_old + cfg.pi_lr * g_p / (np.abs(g_p) + ADAM_EPS), theta_old,
+                     f"{env_id}: lr g / (|g| + eps)")
+
+
+# --- shared trunk: PPO eq. 9 / A2C's one loss ------------------------------------------------------------
+
+
+def away_from_kinks(r_n, clip_eps, v_n, ret_n, v_old_n, clip_vf, margin=1e-3):
+    """No ratio within ``margin`` of 1 +- eps, no value within ``margin`` of |V - V_old| = c or of the max's tie."""
+    if np.min(np.abs(np.abs(r_n - 1.0) - clip_eps)) <= margin:
+        return False
+    if clip_vf <= 0:
+        return True
+    d_n = v_n - v_old_n
+    sq_n, sq_clipped_n = (v_n - ret_n) ** 2, (v_old_n + np.clip(d_n, -clip_vf, clip_vf) - ret_n) ** 2
+    tie_n = (np.abs(sq_n - sq_clipped_n) < margin) & (np.abs(d_n) > clip_vf)
+    return bool(np.all(np.abs(np.abs(d_n) - clip_vf) > margin) and not tie_n.any())
+
+
+def reference_objective(dist, case):
+    """J written out: PPO ``mean(min(r A, clip(r) A))`` or A2C ``mean(A log pi)``, plus ``c_H mean H``."""
+    if case["algo"] == "ppo":
+        r_n = np.exp(dist.log_prob(case["act"]) - case["logp_old"])
+        eps = case["clip_eps"]
+        j = np.mean(np.minimum(r_n * case["adv"], np.clip(r_n, 1 - eps, 1 + eps) * case["adv"]))
+    else:
+        j = np.mean(case["adv"] * dist.log_prob(case["act"]))
+    return j + case["ent_coef"] * np.mean(dist.entropy())
+
+
+def reference_value_loss(v_n, case):
+    """``mean((V - R)^2)``, or with c > 0 ``mean(max((V - R)^2, (V_old + clip(V - V_old, -c, c) - R)^2))``."""
+    ret_n, v_old_n, c = case["ret"], case["v_old"], case["clip_vf"]
+    if c <= 0:
+        return np.mean((v_n - ret_n) ** 2)
+    return np.mean(np.maximum((v_n - ret_n) ** 2, (v_old_n + np.clip(v_n - v_old_n, -c, c) - ret_n) ** 2))
+
+
+def reference_loss(policy, case, theta_p, vf_coef):
+    """``L(theta) = -J(theta) + c_V L^VF(theta)`` from ``policy.forward(obs, theta)``: the distribution and
+    ``V = out[:, -1]``. gSDE's features are held at theta_old (they are a stop-gradient in sigma)."""
+    fwd = policy.forward(case["obs"], theta_p, case["phi"])
+    return -reference_objective(fwd.dist, case) + vf_coef * reference_value_loss(fwd.out_no[:, -1], case)
+
+
+@st.composite
+def trunk_cases(draw):
+    """A random small policy with a value output, and random states, actions, advantages, returns, old values."""
+    kind = draw(st.sampled_from(["categorical", "gaussian", "gsde"]))
+    o = draw(st.integers(1, 4))
+    hidden = tuple(draw(st.lists(st.integers(1, 5), min_size=0, max_size=2)))
+    act_space = spaces.Discrete(draw(st.integers(2, 4))) if kind == "categorical" else \
+        spaces.Box(-1.0, 1.0, (draw(st.integers(1, 3)),))
+    pol = Policy(spaces.Box(-np.inf, np.inf, (o,)), act_space, hidden, rng=draw(st.integers(0, 2**16)),
+                 log_std_init=draw(st.floats(-1.0, 0.5)), sde=kind == "gsde", value_output=True)
+    pol.theta = pol.theta + draw(finite_arrays((pol.num_params,), -0.5, 0.5))
+    n = draw(st.integers(1, 6))
+    obs = draw(finite_arrays((n, o)))
+    rng = np.random.default_rng(draw(st.integers(0, 2**16)))
+    fwd = pol.forward(obs)
+    act = pol.sample(fwd, rng)
+    case = dict(algo=draw(st.sampled_from(["ppo", "a2c"])), obs=obs, act=act, phi=fwd.features_nf,
+                adv=rng.standard_normal(n), logp_old=fwd.dist.log_prob(act) + 0.3 * rng.standard_normal(n),
+                ret=rng.standard_normal(n), v_old=fwd.out_no[:, -1] + rng.uniform(-1.0, 1.0, n),
+                clip_eps=draw(st.floats(0.05, 0.4)), ent_coef=draw(st.sampled_from([0.0, 0.01, 0.5])),
+                clip_vf=draw(st.sampled_from([0.0, 0.3])))
+    return pol, case
+
+
+def analytic_objective(fwd, case):
+    """J and its cotangent in the distribution's parameters, as the rules assemble them (objectives.py)."""
+    if case["algo"] == "ppo":
+        j, cot, _ = clipped_surrogate(fwd.dist, case["act"], case["adv"], case["logp_old"], case["clip_eps"])
+    else:
+        j, cot = weighted_log_prob(fwd.dist, case["act"], case["adv"] / len(case["adv"]))
+    entropy, ent_cot = mean_entropy(fwd.dist)
+    return j + case["ent_coef"] * entropy, add(cot, scale(ent_cot, case["ent_coef"]))
+
+
+@given(trunk_cases(), st.sampled_from([0.25, 0.5, 1.0]))
+def test_shared_trunk_loss_and_gradient_match_finite_differences(pc, vf_coef):
+    """PPO eq. 9 (and A2C's one loss) on a shared trunk: ``shared_trunk_loss`` returns
+
+        L(theta) = -J(theta) + c_V mean((V_theta(s) - R)^2)      (value-clipped if clip_vf > 0)
+
+    and dL/dtheta equal to central differences (h = 1e-6) of L written out from the distribution and
+    V = out[:, -1], away from the clip's kinks."""
+    pol, case = pc
+    fwd = pol.forward(case["obs"])
+    r_n = np.exp(fwd.dist.log_prob(case["act"]) - case["logp_old"])
+    v_n = fwd.out_no[:, -1]
+    assume(away_from_kinks(r_n, case["clip_eps"], v_n, case["ret"], case["v_old"], case["clip_vf"]))
+    objective, cot = analytic_objective(fwd, case)
+    loss, grad_p, vf_loss = shared_trunk_loss(pol, fwd, objective, cot, case["ret"], vf_coef, case["v_old"],
+                                              case["clip_vf"])
+    what = f"{case['algo']}, {type(pol.head).__name__}, sizes {pol.net.sizes}, clip_vf={case['clip_vf']}"
+    np.testing.assert_allclose(loss, reference_loss(pol, case, pol.theta, vf_coef), rtol=1e-12, atol=1e-12,
+                               err_msg=f"L ({what})")
+    np.testing.assert_allclose(vf_loss, reference_value_loss(v_n, case), rtol=1e-12, atol=1e-12,
+                               err_msg=f"L^VF ({what})")
+    numeric = central_difference_gradient(lambda th: reference_loss(pol, case, th, vf_coef), pol.theta, h=1e-6)
+    np.testing.assert_allclose(grad_p, numeric, rtol=1e-5, atol=1e-7, err_msg=f"dL/dtheta ({what})")
+
+
+@given(trunk_cases())
+def test_shared_trunk_gradient_without_value_loss_is_minus_the_objective_gradient(pc):
+    """With c_V = 0 the value output gets no gradient: ``dL/dtheta = -dJ/dtheta`` (central differences of J)."""
+    pol, case = pc
+    fwd = pol.forward(case["obs"])
+    r_n = np.exp(fwd.dist.log_prob(case["act"]) - case["logp_old"])
+    assume(away_from_kinks(r_n, case["clip_eps"], fwd.out_no[:, -1], case["ret"], case["v_old"], 0.0))
+    objective, cot = analytic_objective(fwd, case)
+    loss, grad_p, _ = shared_trunk_loss(pol, fwd, objective, cot, case["ret"], 0.0, case["v_old"], case["clip_vf"])
+    np.testing.assert_allclose(loss, -objective, rtol=1e-12, atol=1e-15, err_msg="L with c_V = 0")
+    numeric = central_difference_gradient(
+        lambda th: -reference_objective(pol.forward(case["obs"], th, case["phi"]).dist, case), pol.theta)
+    np.testing.assert_allclose(grad_p, numeric, rtol=1e-5, atol=1e-7,
+                               err_msg=f"-dJ/dtheta ({case['algo']}, {type(pol.head).__name__})")
+
+
+@pytest.mark.parametrize("algo", ["ppo", "a2c"])
+@pytest.mark.parametrize("env_id", ENVS)
+def test_shared_trunk_agent_takes_one_adam_step_on_eq9(env_id, algo):
+    """PPO eq. 9 / A2C with ``shared_trunk=True``: one network, one Adam. With one epoch of one full-batch
+    minibatch (PPO), the update is Adam's first step (clipped at max_grad_norm) on the central-difference
+    gradient of
+
+        L(theta) = -(J(theta) + c_H mean H) + c_V L^VF(theta),   V = the policy network's last output,
+
+    J being PPO's clipped surrogate (value loss clipped at clip_range_vf around the batch's values, which
+    are V at theta_old: inside the clip) or A2C's ``mean(A log pi)``, on the advantages the rule uses.
+    Both gradients here are longer than max_grad_norm, so the clip is exercised too."""
+    small = dict(hidden=(8,), ent_coef=0.01, shared_trunk=True)
+    if algo == "ppo":
+        agent = make_agent(npgrad.PPO, env_id, n_epochs=1, minibatch_size=4 * 64, clip_range_vf=0.2, **small)
+    else:
+        agent = make_agent(npgrad.A2C, env_id, **small)
+    rule = fresh_rule(agent)
+    batch, rng = collect(agent)
+    cfg, policy = agent.config, agent.policy
+    assert agent.model.shared
+    np.testing.assert_array_equal(batch.val_n, policy.forward(batch.obs_no).out_no[:, -1])  # V is the trunk's
+    theta_old = policy.theta.copy()
+    adv_n = standardised(batch.adv_n) if cfg.normalize_advantages else batch.adv_n
+    case = dict(algo=algo, obs=batch.obs_no, act=batch.act, phi=policy.forward(batch.obs_no).features_nf,
+                adv=adv_n, logp_old=batch.logp_n, ret=batch.ret_n, v_old=batch.val_n,
+                clip_eps=getattr(cfg, "clip_range", 0.0), ent_coef=cfg.ent_coef,
+                clip_vf=getattr(cfg, "clip_range_vf", 0.0))
+    grad_p = central_difference_gradient(lambda th: reference_loss(policy, case, th, cfg.vf_coef), theta_old)
+    assert np.linalg.norm(grad_p) > cfg.max_grad_norm, f"{algo} on {env_id}: the clip is not exercised"
+
+    rule.update(agent.model, batch, rng, 1.0)
+    assert_same_step(policy.theta, hand_adam_first_step(theta_old, grad_p, cfg.lr, cfg.max_grad_norm), theta_old,
+                     f"{algo} shared trunk on {env_id}", rtol=1e-5, atol=1e-6 * cfg.lr)
+
+
+@pytest.mark.parametrize("algo", [npgrad.PPO, npgrad.A2C])
+def test_shared_trunk_agents_save_and_load(algo, tmp_path):
+    """A shared-trunk agent has one parameter vector (no ``value_theta``) and a save/load round trip gives
+    back the same actions, distributions and values."""
+    assert "value_theta" not in npgrad.PPO("CartPole-v1", shared_trunk=True).model.state()
+    assert "value_theta" in npgrad.PPO("CartPole-v1").model.state()
+    agent = make_agent(algo, "CartPole-v1", shared_trunk=True)
+    assert set(agent.model.state()) == {"policy_theta"}
+    fresh = algo("CartPole-v1", seed=0, n_envs=4, n_steps=64, dtype="float64", shared_trunk=True)
+    assert np.any(fresh.policy.theta != agent.policy.theta), "training did not move theta: the round trip is moot"
+    loaded = npgrad.load(agent.save(tmp_path / "agent.npz"))
+    assert loaded.model.shared and loaded.config == agent.config
+    obs = np.random.default_rng(0).uniform(-1, 1, (20, 4))
+    np.testing.assert_array_equal(loaded.predict(obs), agent.predict(obs), err_msg=f"{algo.name}: actions")
+    np.testing.assert_array_equal(loaded.policy.distribution(obs).logits_na, agent.policy.distribution(obs).logits_na)
+    np.testing.assert_array_equal(loaded.value_fn(obs), agent.value_fn(obs), err_msg=f"{algo.name}: V(s)")
+    np.testing.assert_array_equal(loaded.policy.theta, agent.policy.theta)
