@@ -14,7 +14,8 @@ from .algos import A2CUpdate, NPGUpdate, PPOUpdate, TRPOUpdate, VPGUpdate
 from .config import require_integer
 from .envs import env_id_of, fit_to_env_instance, make_vec_env, run_episodes
 from .errors import ConfigError, FileFormatError
-from .policy import ActorCritic, Policy, TrunkValue, ValueFunction, observation_batch
+from .observations import observation_batch
+from .policy import ActorCritic, Policy, TrunkValue, ValueFunction
 from .rollout import Rollout, RunningMeanStd
 from .train import Progress, train
 from .tuned import tuned_overrides
@@ -113,7 +114,7 @@ class Agent:
     def predict(self, obs, deterministic=True, rng=None):
         """Actions for raw environment observations, one ``(o,)`` or a batch ``(n, o)``, as the environment
         takes them. The agent applies its own observation filter; Gaussian actions are clipped to the Box."""
-        obs_no, single = observation_batch(obs, self.policy.obs_dim)
+        obs_no, single = observation_batch(obs, self.envs.single_observation_space)
         fwd = self.policy.forward(self.obs_filter.normalize(obs_no) if self.obs_filter is not None else obs_no)
         act = fwd.dist.mode() if deterministic else self.policy.sample(fwd, rng if rng is not None else self.rng)
         act = self.policy.to_env(act)

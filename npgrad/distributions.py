@@ -2,7 +2,7 @@
 
 Maths: docs/02-distributions.md.
 
-Both classes share one interface. A distribution is a batch of ``n`` distributions described by a
+Every class shares one interface. A distribution is a batch of ``n`` distributions described by a
 tuple of parameter arrays ``dist.params`` (``(logits_na,)`` or ``(mean_na, log_std_na)``); every
 derivative is returned as a tuple of the same shapes, so a policy can feed it straight into its
 network's vjp:
@@ -166,3 +166,142 @@ class DiagGaussian:
     def fisher_vp(self, mean_dot_na, log_std_dot_na):
         """``M t`` with ``M = diag(1 / sigma^2)`` on the mean and ``2`` on each log-std."""
         return (mean_dot_na / self.std_na**2, 2.0 * log_std_dot_na)
+
+
+class MultiCategorical:
+    """Independent categoricals, one per factor ``k`` of a ``MultiDiscrete(nvec)`` action, on one logit row.
+
+    ``logits_na`` holds ``sum(nvec)`` logits per row, factor ``k`` in its own block. For a product of
+    independent distributions log-probs, entropies and KLs add, their derivatives are the factors'
+    side by side, and the Fisher metric is block-diagonal: one ``diag(p_k) - p_k p_k^T`` per factor.
+    """
+
+    def __init__(self, logits_na, nvec):
+        self.logits_na, self.nvec = np.asarray(logits_na, dtype=np.float64), tuple(int(k) for k in nvec)
+        if self.logits_na.ndim != 2 or self.logits_na.shape[1] != sum(self.nvec):
+            raise ValueError(f"MultiCategorical expects logits of shape (n, {sum(self.nvec)}), got {self.logits_na.shape}")
+        self.ends = np.cumsum(self.nvec)
+        self.factors = [Categorical(z_nk) for z_nk in np.split(self.logits_na, self.ends[:-1], axis=-1)]
+
+    @property
+    def params(self):
+        return (self.logits_na,)
+
+    def __getitem__(self, idx):
+        return MultiCategorical(self.logits_na[idx], self.nvec)
+
+    def _join(self, per_factor):
+        """The factors' ``(n, a_k)`` derivatives side by side: one ``(n, sum(nvec))`` tuple."""
+        return (np.concatenate(per_factor, axis=-1),)
+
+    def _check_act(self, act_nk):
+        act_nk = np.asarray(act_nk)
+        if act_nk.shape != (len(self.logits_na), len(self.nvec)):
+            raise ValueError(f"MultiCategorical actions must have shape ({len(self.logits_na)}, {len(self.nvec)}), "
+                             f"got {act_nk.shape}")
+        return act_nk
+
+    def sample(self, rng):
+        return np.stack([f.sample(rng) for f in self.factors], axis=-1)
+
+    def mode(self):
+        return np.stack([f.mode() for f in self.factors], axis=-1)
+
+    def log_prob(self, act_nk):
+        """``log pi(a) = sum_k log p_k(a_k)``."""
+        act_nk = self._check_act(act_nk)
+        return sum(f.log_prob(act_nk[:, k]) for k, f in enumerate(self.factors))
+
+    def dlog_prob(self, act_nk):
+        """Factor ``k``'s block: ``onehot(a_k) - p_k``."""
+        act_nk = self._check_act(act_nk)
+        return self._join([f.dlog_prob(act_nk[:, k])[0] for k, f in enumerate(self.factors)])
+
+    def entropy(self):
+        """``H = sum_k H_k``."""
+        return sum(f.entropy() for f in self.factors)
+
+    def dentropy(self):
+        return self._join([f.dentropy()[0] for f in self.factors])
+
+    def kl(self, other):
+        """``KL(p || q) = sum_k KL(p_k || q_k)``."""
+        return sum(f.kl(g) for f, g in zip(self.factors, other.factors))
+
+    def dkl(self, other):
+        """Factor ``k``'s block: ``q_k - p_k``."""
+        return self._join([f.dkl(g)[0] for f, g in zip(self.factors, other.factors)])
+
+    def fisher_vp(self, z_dot_na):
+        """``M z_dot`` with block-diagonal ``M``: ``p_k * (z_dot_k - <p_k, z_dot_k>)`` per block."""
+        blocks = np.split(z_dot_na, self.ends[:-1], axis=-1)
+        return self._join([f.fisher_vp(z_dot)[0] for f, z_dot in zip(self.factors, blocks)])
+
+
+def log_sigmoid(z):
+    """``log sigma(z) = -log(1 + e^-z)``, computed without overflow for any ``z``."""
+    return -np.logaddexp(0.0, -z)
+
+
+class Bernoulli:
+    """Independent Bernoullis on logits, one per coordinate of a ``MultiBinary(a)`` action: ``p = sigma(z)``.
+
+    Per coordinate ``log pi(a) = a z - log(1 + e^z)``; log-probs and entropies sum over ``a`` dims.
+    """
+
+    def __init__(self, logits_na):
+        self.logits_na = np.asarray(logits_na, dtype=np.float64)
+        if self.logits_na.ndim != 2:
+            raise ValueError(f"Bernoulli expects logits of shape (n, a), got {self.logits_na.shape}")
+        self.logp_na, self.log1mp_na = log_sigmoid(self.logits_na), log_sigmoid(-self.logits_na)
+        self.p_na = np.exp(self.logp_na)
+
+    @property
+    def params(self):
+        return (self.logits_na,)
+
+    def __getitem__(self, idx):
+        return Bernoulli(self.logits_na[idx])
+
+    def _check_act(self, act_na):
+        act_na = np.asarray(act_na)
+        if act_na.shape != self.logits_na.shape:
+            raise ValueError(f"Bernoulli actions must have shape {self.logits_na.shape}, got {act_na.shape}")
+        return act_na.astype(np.float64)
+
+    def sample(self, rng):
+        """``a = 1[u < p]`` with ``u ~ U(0, 1)``."""
+        return (rng.random(self.p_na.shape) < self.p_na).astype(np.int64)
+
+    def mode(self):
+        return (self.logits_na > 0).astype(np.int64)
+
+    def log_prob(self, act_na):
+        """``log pi = sum_k [a_k log p_k + (1 - a_k) log(1 - p_k)]``."""
+        act_na = self._check_act(act_na)
+        return (act_na * self.logp_na + (1.0 - act_na) * self.log1mp_na).sum(axis=-1)
+
+    def dlog_prob(self, act_na):
+        """``d log pi / d z = a - p``."""
+        return (self._check_act(act_na) - self.p_na,)
+
+    def entropy(self):
+        """``H = -sum_k [p_k log p_k + (1 - p_k) log(1 - p_k)]``."""
+        return -(self.p_na * self.logp_na + (1.0 - self.p_na) * self.log1mp_na).sum(axis=-1)
+
+    def dentropy(self):
+        """``dH/dz = -z p (1 - p)``: with ``dp/dz = p (1 - p)``, ``dH/dp = log((1 - p) / p) = -z``."""
+        return (-self.logits_na * self.p_na * (1.0 - self.p_na),)
+
+    def kl(self, other):
+        """``KL(p || q) = sum_k [p_k (log p_k - log q_k) + (1 - p_k)(log(1 - p_k) - log(1 - q_k))]``."""
+        return (self.p_na * (self.logp_na - other.logp_na)
+                + (1.0 - self.p_na) * (self.log1mp_na - other.log1mp_na)).sum(axis=-1)
+
+    def dkl(self, other):
+        """``d KL(p || q) / d z_q = q - p``, as for a categorical."""
+        return (other.p_na - self.p_na,)
+
+    def fisher_vp(self, z_dot_na):
+        """``M z_dot`` with ``M = diag(p (1 - p))``, the variance of the score ``a - p``."""
+        return (self.p_na * (1.0 - self.p_na) * z_dot_na,)

@@ -8,7 +8,8 @@ through that step in both directions:
 ==========  =====================================================  =========================
 head        distribution parameters                                its own parameters
 ==========  =====================================================  =========================
-categorical ``logits = out``                                       none
+categorical ``logits = out`` (MultiDiscrete: one block per factor)  none
+Bernoulli   ``logits = out``, one per MultiBinary coordinate        none
 Gaussian    ``mu = out``, ``log sigma = log_std`` (every row)      ``log_std`` (a,)
 gSDE        ``mu = out``, ``log sigma = 1/2 log(phi^2 e^(2 Lambda) + eps)``  ``Lambda`` (f, a)
 ==========  =====================================================  =========================
@@ -23,7 +24,7 @@ import numpy as np
 from gymnasium import spaces
 
 from . import gsde
-from .distributions import Categorical, DiagGaussian
+from .distributions import Bernoulli, Categorical, DiagGaussian, MultiCategorical
 from .errors import SpaceError
 
 LOG_STD_BOUNDS = (-5.0, 2.0)  # sigma in [0.0067, 7.4]: keeps 1/sigma^2 in the Fisher metric finite
@@ -64,6 +65,26 @@ class CategoricalHead:
 
     def project(self, head_p):
         return head_p
+
+
+class MultiCategoricalHead(CategoricalHead):
+    """``MultiDiscrete(nvec)``: independent categoricals, ``sum(nvec)`` logits, actions of shape ``(k,)``."""
+
+    def __init__(self, nvec):
+        self.nvec, self.out_dim, self.act_shape = tuple(int(k) for k in nvec), int(sum(nvec)), (len(nvec),)
+
+    def distribution(self, out_na, head_p, features_nf):
+        return MultiCategorical(out_na, self.nvec)
+
+
+class BernoulliHead(CategoricalHead):
+    """``MultiBinary(n)``: ``n`` independent Bernoullis on logits, actions of shape ``(n,)`` in {0, 1}."""
+
+    def __init__(self, n):
+        self.out_dim, self.act_shape = int(n), (int(n),)
+
+    def distribution(self, out_na, head_p, features_nf):
+        return Bernoulli(out_na)
 
 
 class GaussianHead:
@@ -147,14 +168,19 @@ class GSDEHead(GaussianHead):
 
 def make_head(action_space, sde=False, n_features=None):
     """The head for a gymnasium action space: ``Discrete`` -> categorical, 1-D ``Box`` -> Gaussian (or gSDE)."""
+    if sde and not isinstance(action_space, spaces.Box):
+        raise SpaceError(f"state-dependent exploration (use_sde) needs a Box action space, got {action_space}")
+    if isinstance(action_space, (spaces.Discrete, spaces.MultiDiscrete)) and np.any(action_space.start != 0):
+        raise SpaceError(f"action space {action_space} starts at {action_space.start}: npgrad needs actions "
+                         "0..n-1 (shift them with a gymnasium ActionWrapper)")  # category indices
     if isinstance(action_space, spaces.Discrete):
-        if action_space.start != 0:  # the policy's actions are category indices 0..n-1
-            raise SpaceError(f"action space {action_space} starts at {action_space.start}: npgrad needs Discrete "
-                             "actions 0..n-1 (shift them with a gymnasium ActionWrapper)")
-        if sde:
-            raise SpaceError(f"state-dependent exploration (use_sde) needs a Box action space, got {action_space}")
         return CategoricalHead(int(action_space.n))
+    if isinstance(action_space, spaces.MultiDiscrete) and action_space.nvec.ndim == 1:
+        return MultiCategoricalHead(action_space.nvec)
+    if isinstance(action_space, spaces.MultiBinary) and len(action_space.shape) == 1:
+        return BernoulliHead(action_space.n)
     if isinstance(action_space, spaces.Box) and len(action_space.shape) == 1:
         return GSDEHead(action_space, n_features) if sde else GaussianHead(action_space)
-    raise SpaceError(f"action space {action_space} is not supported: npgrad supports "
-                     "Discrete (categorical policy) and 1-D Box (diagonal Gaussian policy)")
+    raise SpaceError(f"action space {action_space} is not supported: npgrad supports Discrete (categorical), "
+                     "1-D MultiDiscrete (independent categoricals), 1-D MultiBinary (independent Bernoullis) and "
+                     "1-D Box (diagonal Gaussian) actions")

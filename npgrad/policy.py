@@ -11,22 +11,15 @@ nothing, so a line search or a finite difference is a plain function of ``theta`
 from __future__ import annotations
 
 import numpy as np
-from gymnasium import spaces
 
-from .errors import ShapeError, SpaceError
+from .errors import ShapeError
 from .heads import make_head
 from .nn import MLP
+from .observations import encoded_dim
 from .objectives import clipped_surrogate, mean_entropy, mean_kl, surrogate, value_loss, weighted_log_prob
 
 
 # --- networks ---------------------------------------------------------------------------------------
-
-
-def obs_dim_of(space):
-    if not isinstance(space, spaces.Box) or len(space.shape) != 1:
-        raise SpaceError(f"observation space {space} is not supported: npgrad needs a 1-D Box "
-                         "(flatten images or dicts with a gymnasium wrapper such as FlattenObservation)")
-    return space.shape[0]
 
 
 def check_obs(obs_no, obs_dim):
@@ -34,18 +27,6 @@ def check_obs(obs_no, obs_dim):
     if obs_no.ndim != 2 or obs_no.shape[1] != obs_dim:
         raise ShapeError(f"observations must have shape (n, {obs_dim}), got {obs_no.shape}")
     return obs_no
-
-
-def observation_batch(obs, obs_dim):
-    """Raw observations, one ``(o,)`` or a batch ``(n, o)``, as ``(obs_no, single)``; a clear error otherwise."""
-    obs = np.asarray(obs, dtype=np.float64)
-    obs_no = obs[None] if obs.ndim == 1 else obs
-    if obs_no.ndim != 2 or obs_no.shape[1] != obs_dim:
-        raise ShapeError(f"predict expects an observation of shape ({obs_dim},) or a batch (n, {obs_dim}), "
-                         f"got {obs.shape}")
-    if not np.all(np.isfinite(obs_no)):
-        raise ShapeError("predict got non-finite observations")
-    return obs_no, obs.ndim == 1
 
 
 class Forward:
@@ -67,7 +48,7 @@ class Policy:
 
     def __init__(self, observation_space, action_space, hidden=(64, 64), activation="tanh",
                  log_std_init=0.0, rng=None, dtype=np.float64, sde=False, value_output=False):
-        self.obs_dim = obs_dim_of(observation_space)
+        self.obs_dim = encoded_dim(observation_space)  # Discrete, Dict, ... observations arrive encoded
         self.head = make_head(action_space, sde, hidden[-1] if hidden else self.obs_dim)
         self.act_dim, self.value_output = self.head.out_dim, bool(value_output)
         gains = np.r_[np.full(self.act_dim, 0.01), np.ones(int(value_output))]  # small logits; V at unit scale

@@ -19,6 +19,7 @@ import gymnasium as gym
 import numpy as np
 
 from .errors import EnvError
+from .observations import encode
 
 
 def seed_per_env(seed, n_envs):
@@ -138,11 +139,13 @@ class Rollout:
         self.disc_return_e = np.zeros(self.num_envs)
 
     def _normalize(self, raw_eo, update):
+        """The observations as the networks take them: encoded (``npgrad/observations.py``), then normalised."""
+        obs_eo = encode(self.envs.single_observation_space, raw_eo)
         if self.obs_filter is None:
-            return np.asarray(raw_eo, dtype=np.float64)
+            return obs_eo
         if update:
-            self.obs_filter.update(raw_eo)
-        return self.obs_filter.normalize(raw_eo)
+            self.obs_filter.update(obs_eo)
+        return self.obs_filter.normalize(obs_eo)
 
     def _scale(self, rew_e, done_e, valid_e):
         """``clip(r / sqrt(Var[G] + eps), -c, c)``, where ``G <- gamma G + r`` is each environment's discounted
@@ -176,7 +179,7 @@ class Rollout:
                 self.obs_eo, rew_e, term_e, trunc_e, _ = self.envs.step(policy.to_env(act))
             except Exception as e:  # the agent is untouched: it only changes after a complete rollout
                 raise EnvError(f"the environment raised at rollout step {t} (of {T}): {type(e).__name__}: {e}") from e
-            check_finite(self.obs_eo, rew_e, t)
+            check_finite(encode(self.envs.single_observation_space, self.obs_eo), rew_e, t)
             done_e = term_e | trunc_e
             rew_te[t], term_te[t], trunc_te[t] = self._scale(rew_e, done_e, valid_te[t]), term_e, trunc_e
             self.ep_return_e += rew_e

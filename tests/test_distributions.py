@@ -5,7 +5,7 @@ import pytest
 from hypothesis import assume, given, strategies as st
 from scipy import stats
 
-from npgrad.distributions import Categorical, DiagGaussian, log_softmax
+from npgrad.distributions import Bernoulli, Categorical, DiagGaussian, MultiCategorical, log_sigmoid, log_softmax
 from npgrad.testing import central_difference_gradient, finite_arrays
 
 RTOL, ATOL = 1e-6, 1e-8
@@ -25,15 +25,38 @@ def gaussian_params(draw):
     return (mean, log_std), (mean_q, log_std_q), draw(st.integers(0, 2**16))
 
 
+@st.composite
+def multicategorical_params(draw):
+    """Logits of 2 to 7 columns, split into factors by ``nvec_of``."""
+    n, a = draw(st.integers(1, 4)), draw(st.integers(2, 7))
+    return draw(finite_arrays((n, a), -4, 4)), draw(finite_arrays((n, a), -4, 4)), draw(st.integers(0, 2**16))
+
+
+def nvec_of(width):
+    """Factors of 2 actions, and one of 3 for an odd width: 5 -> (2, 3), 6 -> (2, 2, 2)."""
+    return (2,) * (width // 2 - 1) + ((3,) if width % 2 else (2,))
+
+
+KINDS = {"cat": Categorical, "gauss": DiagGaussian, "bern": Bernoulli,
+         "multicat": lambda logits_na: MultiCategorical(logits_na, nvec_of(logits_na.shape[1]))}
+
+
 def make(kind, params):
-    return Categorical(*params) if kind == "cat" else DiagGaussian(*params)
+    return KINDS[kind](*params)
 
 
 def draw_case(kind, case):
-    if kind == "cat":
+    if kind != "gauss":  # one parameter array, the logits
         logits, logits_q, seed = case
         return (logits,), (logits_q,), seed
     return case
+
+
+def min_prob(dist):
+    """The least probable outcome's probability in any factor, row or coordinate."""
+    if isinstance(dist, MultiCategorical):
+        return min(f.p_na.min() for f in dist.factors)
+    return min(dist.p_na.min(), (1.0 - dist.p_na).min()) if isinstance(dist, Bernoulli) else dist.p_na.min()
 
 
 def check_param_gradient(kind, params, fn, analytic, what):
@@ -52,7 +75,8 @@ def check_param_gradient(kind, params, fn, analytic, what):
                                    err_msg=f"{kind}: d {what} / d param {k}")
 
 
-both = pytest.mark.parametrize("kind, strategy", [("cat", categorical_params()), ("gauss", gaussian_params())])
+both = pytest.mark.parametrize("kind, strategy", [("cat", categorical_params()), ("gauss", gaussian_params()),
+                                                  ("bern", categorical_params()), ("multicat", multicategorical_params())])
 
 
 @both
@@ -84,6 +108,52 @@ def test_categorical_matches_scipy(case):
     np.testing.assert_allclose(d.log_prob(act), expect, rtol=1e-9, atol=1e-12, err_msg="categorical log_prob")
     np.testing.assert_allclose(d.entropy(), stats.entropy(p, axis=1), rtol=1e-9, atol=1e-12,
                                err_msg="categorical entropy")
+
+
+@given(st.lists(st.integers(1, 4), min_size=1, max_size=3), st.integers(1, 4), st.integers(0, 2**16))
+def test_multicategorical_is_a_product_of_scipy_categoricals(nvec, n, seed):
+    rng = np.random.default_rng(seed)
+    logits = rng.uniform(-3, 3, (n, sum(nvec)))
+    d = MultiCategorical(logits, nvec)
+    act = d.sample(rng)
+    blocks = np.split(logits, np.cumsum(nvec)[:-1], axis=1)
+    probs = [np.exp(z - z.max(1, keepdims=True)) / np.exp(z - z.max(1, keepdims=True)).sum(1, keepdims=True)
+             for z in blocks]
+    expect = [sum(stats.multinomial.logpmf(np.eye(k)[act[i, j]], 1, p[i]) for j, (k, p) in enumerate(zip(nvec, probs)))
+              for i in range(n)]
+    np.testing.assert_allclose(d.log_prob(act), expect, rtol=1e-9, atol=1e-12, err_msg=f"log_prob, nvec {nvec}")
+    np.testing.assert_allclose(d.entropy(), sum(stats.entropy(p, axis=1) for p in probs), rtol=1e-9, atol=1e-12,
+                               err_msg=f"entropy, nvec {nvec}")
+    assert act.shape == (n, len(nvec)) and np.all((act >= 0) & (act < np.array(nvec))), f"actions {act}"
+
+
+@given(categorical_params())
+def test_bernoulli_matches_scipy(case):
+    logits, _, seed = case
+    d = Bernoulli(logits)
+    act = d.sample(np.random.default_rng(seed))
+    p = 1.0 / (1.0 + np.exp(-logits))
+    np.testing.assert_allclose(d.log_prob(act), stats.bernoulli.logpmf(act, p).sum(1), rtol=1e-9, atol=1e-12,
+                               err_msg="bernoulli log_prob")
+    np.testing.assert_allclose(d.entropy(), stats.bernoulli.entropy(p).sum(1), rtol=1e-9, atol=1e-12,
+                               err_msg="bernoulli entropy")
+
+
+def test_log_sigmoid_is_stable_for_huge_logits():
+    z = np.array([-1000.0, 0.0, 1000.0])
+    np.testing.assert_allclose(log_sigmoid(z), [-1000.0, -np.log(2.0), 0.0], atol=1e-12, err_msg="log sigma(z)")
+    assert np.all(np.isfinite(Bernoulli(z[None]).entropy())), "entropy at saturated logits"
+
+
+def test_product_fisher_metric_is_block_diagonal():
+    """MultiDiscrete: one diag(p_k) - p_k p_k^T block per factor, zeros between factors."""
+    logits = np.array([[0.3, -0.2, 1.0, 0.0, -1.0]])
+    d = MultiCategorical(logits, (2, 3))
+    M = np.column_stack([d.fisher_vp(e[None])[0][0] for e in np.eye(5)])
+    blocks = [np.diag(f.p_na[0]) - np.outer(f.p_na[0], f.p_na[0]) for f in d.factors]
+    np.testing.assert_allclose(M[:2, :2], blocks[0], rtol=1e-12, atol=1e-15, err_msg="factor 0 block")
+    np.testing.assert_allclose(M[2:, 2:], blocks[1], rtol=1e-12, atol=1e-15, err_msg="factor 1 block")
+    np.testing.assert_array_equal(M[:2, 2:], 0.0, err_msg="no coupling between factors")
 
 
 @given(gaussian_params())
@@ -134,7 +204,7 @@ def test_monte_carlo_identities(kind, strategy):
     def run(case):
         p_params, q_params, seed = draw_case(kind, case)
         # a sample standard error cannot see events rarer than 1/m: keep every action visible
-        assume(kind == "gauss" or make(kind, p_params).p_na.min() > 0.02)
+        assume(kind == "gauss" or min_prob(make(kind, p_params)) > 0.02)
         rng, m = np.random.default_rng(seed), 4000
         for i in range(len(p_params[0])):
             row = [x[i:i + 1].repeat(m, axis=0) for x in p_params]

@@ -14,11 +14,13 @@ RTOL, ATOL = 1e-5, 1e-7
 
 @st.composite
 def policy_cases(draw, kind=None):
-    kind = kind or draw(st.sampled_from(["categorical", "gaussian"]))
+    kind = kind or draw(st.sampled_from(["categorical", "gaussian", "multidiscrete", "multibinary"]))
     o = draw(st.integers(1, 4))
     hidden = tuple(draw(st.lists(st.integers(1, 5), min_size=0, max_size=2)))
-    act_space = spaces.Discrete(draw(st.integers(2, 4))) if kind == "categorical" else \
-        spaces.Box(-1.0, 1.0, (draw(st.integers(1, 3)),))
+    act_space = {"categorical": lambda: spaces.Discrete(draw(st.integers(2, 4))),
+                 "gaussian": lambda: spaces.Box(-1.0, 1.0, (draw(st.integers(1, 3)),)),
+                 "multidiscrete": lambda: spaces.MultiDiscrete(draw(st.lists(st.integers(1, 3), min_size=1, max_size=3))),
+                 "multibinary": lambda: spaces.MultiBinary(draw(st.integers(1, 3)))}[kind]()
     pol = Policy(spaces.Box(-np.inf, np.inf, (o,)), act_space, hidden, rng=draw(st.integers(0, 2**16)),
                  log_std_init=draw(st.floats(-1.0, 0.5)), value_output=draw(st.booleans()))  # a shared trunk, or not
     pol.theta = pol.theta + draw(finite_arrays((pol.num_params,), -0.5, 0.5))  # leave the near-zero head init
@@ -211,14 +213,15 @@ def test_log_std_is_part_of_theta():
 
 
 @pytest.mark.parametrize("obs_space, act_space, match", [
-    (spaces.Box(-1, 1, (3,)), spaces.MultiDiscrete([2, 3]), "MultiDiscrete"),
-    (spaces.Box(-1, 1, (3,)), spaces.MultiBinary(4), "MultiBinary"),
+    (spaces.Box(-1, 1, (3,)), spaces.MultiDiscrete([[2, 3], [2, 2]]), "MultiDiscrete"),
+    (spaces.Box(-1, 1, (3,)), spaces.MultiDiscrete([2, 3], start=[0, 1]), "starts at"),
+    (spaces.Box(-1, 1, (3,)), spaces.MultiBinary([2, 2]), "MultiBinary"),
     (spaces.Box(0, 255, (8, 8, 3)), spaces.Discrete(2), "FlattenObservation"),
-    (spaces.Dict({"a": spaces.Box(-1, 1, (2,))}), spaces.Discrete(2), "Dict"),
-    (spaces.Tuple((spaces.Box(-1, 1, (2,)), spaces.Discrete(3))), spaces.Discrete(2), "Tuple"),
+    (spaces.Dict({"a": spaces.Box(-1, 1, (2,)), "image": spaces.Box(0, 255, (8, 8))}), spaces.Discrete(2),
+     "observation space Box"),
     (spaces.Box(-1, 1, (3,)), spaces.Tuple((spaces.Discrete(2), spaces.Discrete(2))), "Tuple"),
-    (spaces.Discrete(5), spaces.Discrete(2), "observation space"),
-    (spaces.Box(-1, 1, (3,)), spaces.Discrete(3, start=1), "starts at 1: npgrad needs Discrete actions 0..n-1"),
+    (spaces.Text(5), spaces.Discrete(2), "observation space Text"),
+    (spaces.Box(-1, 1, (3,)), spaces.Discrete(3, start=1), "starts at 1: npgrad needs actions 0..n-1"),
 ])
 def test_unsupported_spaces_name_the_space(obs_space, act_space, match):
     with pytest.raises(SpaceError, match=match):

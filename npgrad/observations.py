@@ -1,0 +1,111 @@
+"""Observations as the networks' input: every supported space becomes a flat float vector.
+
+==================  ===============================================================
+space               encoding of one observation
+==================  ===============================================================
+1-D ``Box``         as it is
+``Discrete(n)``     one-hot of ``x - start``: ``n`` entries
+``MultiDiscrete``   one one-hot per entry, side by side: ``sum(nvec)`` entries
+``MultiBinary(n)``  its 0/1 entries as floats
+``Dict``, ``Tuple`` their parts' encodings side by side, in the space's own order
+==================  ===============================================================
+
+This is gymnasium's ``spaces.flatten`` for each of these spaces, applied to a whole batch at
+once. The encoding is a function of the observation space alone, so the rebuilt environment of a
+loaded model encodes exactly as in training. Images (a ``Box`` of more than one dimension) are
+out of scope: flatten them yourself or use a library with convolutional networks.
+"""
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from .errors import ShapeError, SpaceError
+
+
+def encoded_dim(space):
+    """The length of an encoded observation of ``space``; ``SpaceError`` for a space npgrad cannot encode."""
+    if isinstance(space, spaces.Box) and len(space.shape) == 1:
+        return space.shape[0]
+    if isinstance(space, spaces.Discrete):
+        return int(space.n)
+    if isinstance(space, spaces.MultiDiscrete) and space.nvec.ndim == 1:
+        return int(space.nvec.sum())
+    if isinstance(space, spaces.MultiBinary) and len(space.shape) == 1:
+        return int(space.n)
+    if isinstance(space, (spaces.Dict, spaces.Tuple)):
+        return sum(part_dim(space, key, part) for key, part in parts(space))
+    raise SpaceError(f"observation space {space} is not supported: npgrad encodes 1-D Box, Discrete, 1-D "
+                     "MultiDiscrete, 1-D MultiBinary, and Dict or Tuple of those (flatten images yourself, e.g. "
+                     "with gymnasium's FlattenObservation)")
+
+
+def parts(space):
+    """``(key, sub-space)`` of a ``Dict`` (in its key order) or a ``Tuple`` (keys 0, 1, ...)."""
+    return list(space.spaces.items()) if isinstance(space, spaces.Dict) else list(enumerate(space.spaces))
+
+
+def part_dim(space, key, part):
+    """``encoded_dim`` of one part, with an error that says where in ``space`` the part sits."""
+    try:
+        return encoded_dim(part)
+    except SpaceError as e:
+        raise SpaceError(f"observation space {space}, part {key!r}: {e}") from None
+
+
+def one_hot(index_n, n, what):
+    """``(len(index_n), n)`` rows ``e_index``; an index outside ``0..n-1`` is a ``ShapeError`` naming ``what``."""
+    index_n = np.asarray(index_n)
+    if not (np.issubdtype(index_n.dtype, np.integer) and np.all((index_n >= 0) & (index_n < n))):
+        raise ShapeError(f"{what} must be integers in its range of {n} values, got {index_n}")
+    return np.eye(n)[index_n]
+
+
+def encode(space, obs):
+    """A batch of ``n`` observations of ``space`` (as a vector env returns them) -> ``(n, encoded_dim)`` floats."""
+    if isinstance(space, spaces.Discrete):
+        return one_hot(np.asarray(obs) - space.start, int(space.n), f"a {space} observation")
+    if isinstance(space, spaces.MultiDiscrete):
+        x_nk = np.asarray(obs) - space.start
+        return np.concatenate([one_hot(x_nk[:, k], int(n), f"entry {k} of a {space} observation")
+                               for k, n in enumerate(space.nvec)], axis=-1)
+    if isinstance(space, spaces.Dict):
+        return np.concatenate([encode(part, obs[key]) for key, part in space.spaces.items()], axis=-1)
+    if isinstance(space, spaces.Tuple):
+        return np.concatenate([encode(part, x) for part, x in zip(space.spaces, obs)], axis=-1)
+    return np.asarray(obs, dtype=np.float64)  # Box and MultiBinary
+
+
+def is_single(space, obs):
+    """Whether ``obs`` is one observation of ``space`` rather than a batch."""
+    if isinstance(space, spaces.Dict):
+        key, part = next(iter(space.spaces.items()))
+        return is_single(part, obs[key])
+    if isinstance(space, spaces.Tuple):
+        return is_single(space.spaces[0], obs[0])
+    return np.ndim(obs) == len(space.shape)
+
+
+def observation_batch(obs, space):
+    """Raw observations, one or a batch, as the networks take them: ``(obs_no, single)``, encoded and finite.
+
+    Anything that is not an observation of ``space`` (or a batch of them) is a ``ShapeError``.
+    """
+    dim = encoded_dim(space)
+    try:
+        single = is_single(space, obs)
+        if single and not isinstance(space, spaces.Box):  # a batch of one, laid out as a vector env's
+            obs = gym.vector.utils.concatenate(space, [obs], gym.vector.utils.create_empty_array(space, 1))
+        obs_no = encode(space, obs)
+        obs_no = obs_no[None] if single and isinstance(space, spaces.Box) else obs_no
+    except (TypeError, ValueError, KeyError, IndexError) as e:
+        raise ShapeError(f"predict expects an observation of {space} or a batch of them: {e}") from None
+    if obs_no.ndim != 2 or obs_no.shape[1] != dim:
+        batch_shape = "(" + ", ".join(["n", *map(str, space.shape)]) + (",)" if not space.shape else ")")
+        of_space = "" if isinstance(space, spaces.Box) else f" of {space}"  # a Box's bounds say nothing here
+        raise ShapeError(f"predict expects an observation of shape {space.shape} or a batch {batch_shape}{of_space}, "
+                         f"got shape {np.shape(obs)}")
+    if not np.all(np.isfinite(obs_no)):
+        raise ShapeError("predict got non-finite observations")
+    return obs_no, single

@@ -1,0 +1,54 @@
+"""Observation encoding: a batch at once equals gymnasium's spaces.flatten of each observation."""
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium import spaces
+from hypothesis import given, strategies as st
+
+from npgrad.errors import ShapeError, SpaceError
+from npgrad.observations import encode, encoded_dim, is_single
+
+leaves = st.one_of(
+    st.integers(1, 3).map(lambda n: spaces.Box(-2.0, 2.0, (n,), dtype=np.float64)),
+    st.tuples(st.integers(1, 5), st.integers(-2, 2)).map(lambda ns: spaces.Discrete(ns[0], start=ns[1])),
+    st.lists(st.integers(1, 4), min_size=1, max_size=3).map(spaces.MultiDiscrete),
+    st.integers(1, 4).map(spaces.MultiBinary),
+)
+observation_spaces = st.recursive(
+    leaves, lambda inner: st.one_of(st.lists(inner, min_size=1, max_size=3).map(lambda ps: spaces.Tuple(ps)),
+                                    st.lists(inner, min_size=1, max_size=3).map(
+                                        lambda ps: spaces.Dict({f"k{i}": p for i, p in enumerate(ps)}))),
+    max_leaves=5)
+
+
+@given(observation_spaces, st.integers(1, 4), st.integers(0, 2**16))
+def test_a_batch_encodes_as_gymnasiums_flatten_of_each_observation(space, n, seed):
+    space.seed(seed)
+    batch_space = gym.vector.utils.batch_space(space, n)
+    samples = [space.sample() for _ in range(n)]
+    batch = gym.vector.utils.concatenate(space, samples, gym.vector.utils.create_empty_array(space, n))
+    assert batch_space.contains(batch), "the batch is laid out as a vector env returns it"
+    x_no = encode(space, batch)
+    assert x_no.shape == (n, encoded_dim(space)) == (n, spaces.flatdim(space)), f"encoded shape, {space}"
+    for i, obs in enumerate(samples):
+        np.testing.assert_allclose(x_no[i], spaces.flatten(space, obs), rtol=0, atol=1e-12,
+                                   err_msg=f"row {i} of {space}")
+    assert not is_single(space, batch) and is_single(space, samples[0]), f"one observation or a batch, {space}"
+
+
+def test_discrete_observations_are_one_hot_from_their_start():
+    np.testing.assert_array_equal(encode(spaces.Discrete(3, start=-1), np.array([-1, 1])), [[1, 0, 0], [0, 0, 1]])
+
+
+@pytest.mark.parametrize("space, obs", [(spaces.Discrete(3), np.array([3])), (spaces.Discrete(3), np.array([0.5])),
+                                        (spaces.MultiDiscrete([2, 2]), np.array([[0, 2]]))])
+def test_an_observation_outside_its_space_is_named(space, obs):
+    with pytest.raises(ShapeError, match="must be integers in its range"):
+        encode(space, obs)
+
+
+@pytest.mark.parametrize("space", [spaces.Box(0, 255, (8, 8, 3)), spaces.Text(4),
+                                   spaces.Dict({"image": spaces.Box(0, 1, (4, 4))})])
+def test_images_and_other_spaces_are_refused_by_name(space):
+    with pytest.raises(SpaceError, match=f"observation space {type(space).__name__}"):
+        encoded_dim(space)
