@@ -28,6 +28,7 @@ import gymnasium as gym  # noqa: E402
 import numpy as np  # noqa: E402
 
 from npgrad import TRPO  # noqa: E402
+from npgrad.objectives import surrogate  # noqa: E402
 from npgrad.policy import Policy  # noqa: E402
 from npgrad.rollout import Batch  # noqa: E402
 from npgrad.solvers import conjugate_gradient  # noqa: E402
@@ -56,7 +57,7 @@ def derivative_calls(batch, width, rng, dtype):
     logp_n, v_p = old.log_prob(act), rng.standard_normal(policy.num_params)
 
     def gradient():
-        return policy.surrogate_grad(obs_no, act, adv_n, logp_n)
+        return policy.objective_grad(obs_no, surrogate, act, adv_n, logp_n)
 
     def jvp():
         return policy.jvp(policy.forward(obs_no), v_p)

@@ -34,6 +34,7 @@ import numpy as np  # noqa: E402
 
 import npgrad  # noqa: E402
 from npgrad.advantages import gae  # noqa: E402
+from npgrad.objectives import clipped_surrogate  # noqa: E402
 from npgrad.solvers import Adam  # noqa: E402
 from npgrad.train import estimate  # noqa: E402
 from npgrad.algos.common import minibatches, standardize  # noqa: E402
@@ -169,7 +170,7 @@ def check_floor_matches_npgrad(batch, cfg):
     idx = minibatches(len(batch.obs_no), cfg.minibatch_size, np.random.default_rng(0))[0]
     obs_no, act_n, logp_n, ret_n = batch.obs_no[idx], batch.act[idx], batch.logp_n[idx], batch.ret_n[idx]
     adv_n = standardize(batch.adv_n[idx])
-    g_pi = -agent.policy.clipped_surrogate_grad(obs_no, act_n, adv_n, logp_n, cfg.clip_range)[1]  # PPO ascends
+    g_pi = -agent.policy.objective_grad(obs_no, clipped_surrogate, act_n, adv_n, logp_n, cfg.clip_range)[1]  # ascent
     np.testing.assert_allclose(lean.policy_grad(obs_no, act_n, logp_n, adv_n, cfg.clip_range), g_pi,
                                rtol=1e-9, atol=1e-12, err_msg="floor's policy gradient")
     theta_next, _ = Adam(len(g_pi), lr=cfg.lr, max_grad_norm=cfg.max_grad_norm).step(lean.pi.theta_p, g_pi)

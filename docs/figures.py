@@ -14,7 +14,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 import npgrad  # noqa: E402
+from npgrad.objectives import surrogate  # noqa: E402
 from npgrad.solvers import conjugate_gradient  # noqa: E402
+from npgrad.train import estimate  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 OUT = os.path.join(HERE, "figures")
@@ -64,8 +66,8 @@ def cg_convergence(iters=40):
     # float32 would floor the residual near 1e-6; the whole batch in F, as the text counts it
     agent = npgrad.TRPO("CartPole-v1", seed=0, dtype="float64", fvp_subsample=1)
     agent.learn(4096)
-    batch = agent.rollout.collect(agent.policy, agent.value_fn, agent.rng, 0.99, 0.98)
-    _, g_p = agent.policy.surrogate_grad(batch.obs_no, batch.act, batch.adv_n, batch.logp_n)
+    batch = estimate(agent.rollout.collect(agent.policy, agent.rng), agent.value_fn, 0.99, 0.98)
+    _, g_p = agent.policy.objective_grad(batch.obs_no, surrogate, batch.act, batch.adv_n, batch.logp_n)
     fig, ax = plt.subplots(figsize=(6, 4))
     for damping in (0.1, 0.01, 0.001, 0.0):
         fvp = agent.policy.fvp_operator(batch.obs_no, damping)

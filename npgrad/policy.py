@@ -16,7 +16,7 @@ from .errors import ShapeError
 from .heads import make_head
 from .nn import MLP
 from .observations import encoded_dim
-from .objectives import clipped_surrogate, mean_entropy, mean_kl, surrogate, value_loss, weighted_log_prob
+from .objectives import value_loss
 
 
 # --- networks ---------------------------------------------------------------------------------------
@@ -110,33 +110,12 @@ class Policy:
         out_dot = self.net.jvp(fwd.cache, v_p[: self.num_net_params])
         return self.head.jvp(fwd, out_dot[:, : self.act_dim], v_p[self.num_net_params:])
 
-    # --- gradients of the objectives: one forward and one VJP each ---------------------------------
-
     def objective_grad(self, obs_no, objective, *args, theta_p=None):
-        """``(value, gradient (p,))`` of ``objective(dist, *args)`` at ``theta_p`` (npgrad/objectives.py)."""
+        """``(value, gradient (p,))`` of ``objective(dist, *args)`` at ``theta_p``: one forward and one VJP, e.g.
+        ``objective_grad(obs_no, surrogate, act, adv_n, logp_old_n)`` for ``grad mean(r A)`` (npgrad/objectives.py)."""
         fwd = self.forward(obs_no, theta_p)
         value, cotangent = objective(fwd.dist, *args)[:2]
         return value, self.vjp(fwd, cotangent)
-
-    def weighted_log_prob_grad(self, obs_no, act, w_n, theta_p=None):
-        """``(sum_i w_i log pi(a_i|s_i), its gradient (p,))``."""
-        return self.objective_grad(obs_no, weighted_log_prob, act, np.asarray(w_n, dtype=np.float64), theta_p=theta_p)
-
-    def surrogate_grad(self, obs_no, act, adv_n, logp_old_n, theta_p=None):
-        """``(mean(r A), its gradient (p,))``."""
-        return self.objective_grad(obs_no, surrogate, act, adv_n, logp_old_n, theta_p=theta_p)
-
-    def clipped_surrogate_grad(self, obs_no, act, adv_n, logp_old_n, clip_eps, theta_p=None):
-        """``(mean(min(r A, clip(r) A)), its gradient (p,))``."""
-        return self.objective_grad(obs_no, clipped_surrogate, act, adv_n, logp_old_n, clip_eps, theta_p=theta_p)
-
-    def entropy_grad(self, obs_no, theta_p=None):
-        """``(mean entropy, its gradient (p,))``."""
-        return self.objective_grad(obs_no, mean_entropy, theta_p=theta_p)
-
-    def kl_grad(self, obs_no, old_dist, theta_p=None):
-        """``(mean KL(old || pi_theta), its gradient (p,))``."""
-        return self.objective_grad(obs_no, lambda dist: mean_kl(old_dist, dist), theta_p=theta_p)
 
     # --- the Fisher information -------------------------------------------------------------------
 

@@ -105,10 +105,10 @@ def test_trpo_puts_every_kth_transition_into_the_fisher_and_all_into_the_gradien
     agent = npgrad.TRPO(env_id, seed=0, n_steps=40)
     assert agent.config.fvp_subsample == k, "the tuned default (CartPole 5, otherwise 1)"
     batches, fisher_rows, grad_rows = [], [], []
-    update, fvp_operator, surrogate_grad = agent.rule.update, agent.policy.fvp_operator, agent.policy.surrogate_grad
+    update, fvp_operator, objective_grad = agent.rule.update, agent.policy.fvp_operator, agent.policy.objective_grad
     agent.rule.update = lambda model, batch, *args: batches.append(batch) or update(model, batch, *args)
     agent.policy.fvp_operator = lambda obs_no, damping: fisher_rows.append(obs_no) or fvp_operator(obs_no, damping)
-    agent.policy.surrogate_grad = lambda obs_no, *args: grad_rows.append(obs_no) or surrogate_grad(obs_no, *args)
+    agent.policy.objective_grad = lambda obs_no, *args: grad_rows.append(obs_no) or objective_grad(obs_no, *args)
     agent.learn(40 * agent.config.n_envs)
     n = len(batches[0].obs_no)
     assert len(fisher_rows[0]) == -(-n // k), f"{len(fisher_rows[0])} Fisher rows of {n}"

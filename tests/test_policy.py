@@ -5,7 +5,7 @@ from gymnasium import spaces
 from hypothesis import assume, given, strategies as st
 
 from npgrad.errors import SpaceError
-from npgrad.objectives import clipped_surrogate, value_loss
+from npgrad.objectives import clipped_surrogate, mean_entropy, mean_kl, surrogate, value_loss, weighted_log_prob
 from npgrad.policy import Policy, ValueFunction
 from npgrad.testing import central_difference_gradient, directional_derivative, finite_arrays
 
@@ -47,7 +47,7 @@ def assert_close(analytic, numeric, what, pol, rtol=RTOL, atol=ATOL):
 @given(policy_cases())
 def test_weighted_log_prob_gradient(case):
     pol, obs, act, adv, _, _ = case
-    value, g = pol.weighted_log_prob_grad(obs, act, adv)
+    value, g = pol.objective_grad(obs, weighted_log_prob, act, adv)
     assert_close(value, adv @ pol.log_prob(obs, act), "weighted log-prob value", pol)
     assert_close(g, fd_grad(pol, lambda th: adv @ pol.log_prob(obs, act, th)), "grad sum w log pi", pol)
 
@@ -55,7 +55,7 @@ def test_weighted_log_prob_gradient(case):
 @given(policy_cases())
 def test_surrogate_gradient(case):
     pol, obs, act, adv, logp_old, _ = case
-    _, g = pol.surrogate_grad(obs, act, adv, logp_old)
+    _, g = pol.objective_grad(obs, surrogate, act, adv, logp_old)
     numeric = fd_grad(pol, lambda th: np.mean(np.exp(pol.log_prob(obs, act, th) - logp_old) * adv))
     assert_close(g, numeric, "grad mean(r A)", pol)
 
@@ -70,7 +70,7 @@ def test_clipped_surrogate_gradient_away_from_kinks(case, eps):
         r = np.exp(pol.log_prob(obs, act, theta_p) - logp_old)
         return np.mean(np.minimum(r * adv, np.clip(r, 1 - eps, 1 + eps) * adv))
 
-    value, g = pol.clipped_surrogate_grad(obs, act, adv, logp_old, eps)
+    value, g = pol.objective_grad(obs, clipped_surrogate, act, adv, logp_old, eps)
     assert_close(value, objective(), "clipped surrogate value", pol)
     assert_close(g, fd_grad(pol, objective), "grad clipped surrogate", pol)
 
@@ -90,7 +90,7 @@ def test_clipped_surrogate_flat_where_clip_is_active():
 @given(policy_cases())
 def test_entropy_gradient(case):
     pol, obs, *_ = case
-    _, g = pol.entropy_grad(obs)
+    _, g = pol.objective_grad(obs, mean_entropy)
     assert_close(g, fd_grad(pol, lambda th: pol.distribution(obs, th).entropy().mean()), "grad mean entropy", pol)
 
 
@@ -98,7 +98,7 @@ def test_entropy_gradient(case):
 def test_kl_gradient(case):
     pol, obs, _, _, _, rng = case
     old = pol.distribution(obs, pol.theta + 0.3 * rng.standard_normal(pol.num_params))
-    _, g = pol.kl_grad(obs, old)
+    _, g = pol.objective_grad(obs, lambda dist: mean_kl(old, dist))
     assert_close(g, fd_grad(pol, lambda th: old.kl(pol.distribution(obs, th)).mean()), "grad mean KL(old||new)", pol)
 
 
@@ -108,7 +108,7 @@ def test_fvp_matches_finite_difference_hessian_of_kl(case):
     pol, obs, _, _, _, rng = case
     v_p = rng.standard_normal(pol.num_params)
     old = pol.distribution(obs)
-    numeric = directional_derivative(lambda th: pol.kl_grad(obs, old, th)[1], pol.theta, v_p, h=1e-5)
+    numeric = directional_derivative(lambda th: pol.objective_grad(obs, lambda dist: mean_kl(old, dist), theta_p=th)[1], pol.theta, v_p, h=1e-5)
     assert_close(pol.fisher_vector_product(obs, v_p), numeric, "FVP vs FD Hessian of KL", pol, atol=1e-6)
     np.testing.assert_allclose(pol.fisher_vector_product(obs, v_p, damping=0.1),
                                pol.fisher_vector_product(obs, v_p) + 0.1 * v_p, rtol=1e-12, atol=1e-14)
@@ -142,7 +142,7 @@ def test_empirical_fisher_averages_to_exact_fisher(case):
 @given(policy_cases())
 def test_empirical_fisher_is_mean_score_outer_product(case):
     pol, obs, act, *_ = case
-    S = np.array([pol.weighted_log_prob_grad(obs[i:i + 1], act[i:i + 1], np.ones(1))[1] for i in range(len(obs))])
+    S = np.array([pol.objective_grad(obs[i:i + 1], weighted_log_prob, act[i:i + 1], np.ones(1))[1] for i in range(len(obs))])
     np.testing.assert_allclose(pol.empirical_fisher(obs, act), S.T @ S / len(obs), rtol=1e-10, atol=1e-12,
                                err_msg="empirical Fisher vs one-sample gradients")
 

@@ -16,7 +16,7 @@ from hypothesis import assume, given, strategies as st
 
 import npgrad
 from npgrad.algos.common import shared_trunk_loss, standardize
-from npgrad.objectives import add, clipped_surrogate, mean_entropy, scale, weighted_log_prob
+from npgrad.objectives import add, clipped_surrogate, mean_entropy, scale, surrogate, weighted_log_prob
 from npgrad.policy import Policy
 from npgrad.solvers import conjugate_gradient, trust_region_step
 from npgrad.testing import central_difference_gradient, finite_arrays
@@ -108,7 +108,7 @@ def test_trpo_accepted_step_is_in_the_trust_region_and_improves_enough(env_id, m
     cfg, policy = agent.config, agent.policy
     adv_n, theta_old = rule_advantages(batch, cfg), policy.theta.copy()
     old = policy.distribution(batch.obs_no)
-    _, g_p = policy.surrogate_grad(batch.obs_no, batch.act, adv_n, batch.logp_n)
+    _, g_p = policy.objective_grad(batch.obs_no, surrogate, batch.act, adv_n, batch.logp_n)
 
     agent.rule.update(agent.model, batch, rng, 1.0)
     s_p = policy.theta - theta_old
@@ -133,7 +133,7 @@ def test_trpo_takes_the_first_acceptable_point_of_the_backtracking_path(env_id, 
     cfg, policy = agent.config, agent.policy
     adv_n, theta_old = rule_advantages(batch, cfg), policy.theta.copy()
     old = policy.distribution(batch.obs_no)
-    f0, g_p = policy.surrogate_grad(batch.obs_no, batch.act, adv_n, batch.logp_n)
+    f0, g_p = policy.objective_grad(batch.obs_no, surrogate, batch.act, adv_n, batch.logp_n)
     fvp = policy.fvp_operator(batch.obs_no[::cfg.fvp_subsample], damping=cfg.cg_damping)
     x_p, _ = conjugate_gradient(fvp, g_p, cfg.cg_iters)
     full_p, _ = trust_region_step(x_p, fvp(x_p), cfg.max_kl)
@@ -174,7 +174,7 @@ def test_npg_exact_fisher_step_has_quadratic_kl_delta_along_regularised_natural_
     cfg, policy, n = agent.config, agent.policy, len(batch.obs_no)
     theta_old = policy.theta.copy()
     F_pp = policy.fisher_matrix(batch.obs_no)
-    _, g_p = policy.weighted_log_prob_grad(batch.obs_no, batch.act, rule_advantages(batch, cfg) / n)
+    _, g_p = policy.objective_grad(batch.obs_no, weighted_log_prob, batch.act, rule_advantages(batch, cfg) / n)
 
     agent.rule.update(agent.model, batch, rng, 1.0)
     s_p = policy.theta - theta_old
@@ -292,8 +292,8 @@ def test_a2c_separate_networks_take_one_hand_computed_adam_step(env_id, normaliz
     batch, rng = collect(agent)
     cfg, policy, value, n = agent.config, agent.policy, agent.value_fn, len(batch.obs_no)
     theta_old, phi_old = policy.theta.copy(), value.theta.copy()
-    _, pg_p = policy.weighted_log_prob_grad(batch.obs_no, batch.act, rule_advantages(batch, cfg) / n)
-    _, ent_p = policy.entropy_grad(batch.obs_no)
+    _, pg_p = policy.objective_grad(batch.obs_no, weighted_log_prob, batch.act, rule_advantages(batch, cfg) / n)
+    _, ent_p = policy.objective_grad(batch.obs_no, mean_entropy)
     grad_p = -(pg_p + cfg.ent_coef * ent_p)
     v_n = value(batch.obs_no)
     # d/dphi mean((V - R)^2) = sum_i 2 (V_i - R_i) / n dV_i/dphi, one VJP through the value network
@@ -321,7 +321,7 @@ def test_vpg_first_policy_step_is_lr_g_over_abs_g_plus_eps(env_id):
     batch, rng = collect(agent)
     cfg, policy, n = agent.config, agent.policy, len(batch.obs_no)
     theta_old = policy.theta.copy()
-    _, g_p = policy.weighted_log_prob_grad(batch.obs_no, batch.act, rule_advantages(batch, cfg) / n)
+    _, g_p = policy.objective_grad(batch.obs_no, weighted_log_prob, batch.act, rule_advantages(batch, cfg) / n)
     rule.update(agent.model, batch, rng, 1.0)
     assert_same_step(policy.theta, hand_adam_first_step(theta_old, -g_p, cfg.pi_lr), theta_old,
                      f"{env_id}: VPG policy step")

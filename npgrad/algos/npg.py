@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..config import ValueRegressionConfig, require
+from ..objectives import weighted_log_prob
 from ..solvers import Adam, conjugate_gradient, natural_gradient_step, trust_region_step
 from .common import UpdateRule, advantages, commit, fail, fit_value_function, policy_stats
 
@@ -74,7 +75,7 @@ class NPGUpdate(UpdateRule):
         cfg, policy, n = self.config, model.policy, len(batch.obs_no)
         old = policy.distribution(batch.obs_no)
         w_n = advantages(batch, cfg.normalize_advantages) / n
-        pg, g_p = policy.weighted_log_prob_grad(batch.obs_no, batch.act, w_n)  # g = mean(grad log pi A)
+        pg, g_p = policy.objective_grad(batch.obs_no, weighted_log_prob, batch.act, w_n)  # g = mean(A grad log pi)
         step_p, ok, fisher = natural_step(policy, batch, g_p, cfg)
         info = {"surrogate_before": pg, "fisher": fisher}
         if ok:

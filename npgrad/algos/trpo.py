@@ -72,7 +72,7 @@ class TRPOUpdate(UpdateRule):
                 last.update(theta_p=theta_p, value=(surrogate(new, act, adv_n, batch.logp_n)[0], old.kl(new).mean()))
             return last["value"]
 
-        surr_before, g_p = policy.surrogate_grad(obs_no, act, adv_n, batch.logp_n)
+        surr_before, g_p = policy.objective_grad(obs_no, surrogate, act, adv_n, batch.logp_n)
         fvp = policy.fvp_operator(obs_no[::cfg.fvp_subsample], damping=cfg.cg_damping)
         x_p, cg = conjugate_gradient(fvp, g_p, cfg.cg_iters)
         step_p, kkt = trust_region_step(x_p, fvp(x_p), cfg.max_kl)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..config import ValueRegressionConfig
+from ..objectives import weighted_log_prob
 from ..solvers import Adam
 from .common import UpdateRule, advantages, commit, fit_value_function, policy_stats
 
@@ -43,7 +44,7 @@ class VPGUpdate(UpdateRule):
         cfg, policy, n = self.config, model.policy, len(batch.obs_no)
         old = policy.distribution(batch.obs_no)
         w_n = advantages(batch, cfg.normalize_advantages) / n
-        pg, g_p = policy.weighted_log_prob_grad(batch.obs_no, batch.act, w_n)  # g = mean(grad log pi A)
+        pg, g_p = policy.objective_grad(batch.obs_no, weighted_log_prob, batch.act, w_n)  # g = mean(A grad log pi)
         theta_p, step = self.optims["pi_optim"].step(policy.theta, -g_p)  # Adam minimises: ascend on g
         info = {"surrogate_before": pg, "grad_norm": step["grad_norm"]}
         commit(policy, theta_p, info)
