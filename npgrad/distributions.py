@@ -5,7 +5,8 @@ Maths: docs/02-distributions.md.
 Every class shares one interface. A distribution is a batch of ``n`` distributions described by a
 tuple of parameter arrays ``dist.params`` (``(logits_na,)`` or ``(mean_na, log_std_na)``); every
 derivative is returned as a tuple of the same shapes, so a policy can feed it straight into its
-network's vjp:
+network's vjp. Reductions are over the last axis, so leading axes (independent agents, ``(S, n, a)``)
+pass through ``Categorical`` and ``DiagGaussian``:
 
 =====================  =========================================================
 ``log_prob(act)``      ``log pi(a|s)``, shape ``(n,)``
@@ -30,12 +31,22 @@ def log_softmax(logits_na):
     return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
 
 
+def rows_of(x_na):
+    """``x`` viewed as ``(N, a)``: every leading axis (agents, rows) folded into one."""
+    return x_na.reshape(-1, x_na.shape[-1])
+
+
+def at(act_n):
+    """The index of entry ``a_i`` in each row of ``rows_of(x)``: as fast as fancy indexing on ``(n, a)``."""
+    return np.arange(act_n.size), act_n.ravel()
+
+
 class Categorical:
     """``pi(a) = softmax(logits)_a`` for ``n`` rows of ``a`` logits (``logits_na``)."""
 
     def __init__(self, logits_na):
         self.logits_na = np.asarray(logits_na, dtype=np.float64)
-        if self.logits_na.ndim != 2:
+        if self.logits_na.ndim < 2:
             raise ValueError(f"Categorical expects logits of shape (n, a), got {self.logits_na.shape}")
         self.logp_na = log_softmax(self.logits_na)
         self.p_na = np.exp(self.logp_na)
@@ -52,29 +63,29 @@ class Categorical:
 
     def sample(self, rng):
         """Inverse-CDF sampling: the first action whose cumulative probability exceeds ``u ~ U(0,1)``."""
-        u_n1 = rng.random((len(self.p_na), 1))
-        act_n = (np.cumsum(self.p_na, axis=1) <= u_n1).sum(axis=-1)
-        return np.minimum(act_n, self.p_na.shape[1] - 1)  # cumsum may round to just below 1
+        u_n1 = rng.random((*self.p_na.shape[:-1], 1))
+        act_n = (np.cumsum(self.p_na, axis=-1) <= u_n1).sum(axis=-1)
+        return np.minimum(act_n, self.p_na.shape[-1] - 1)  # cumsum may round to just below 1
 
     def mode(self):
         return self.logits_na.argmax(axis=-1)
 
     def _check_act(self, act_n):
         act_n = np.asarray(act_n)
-        if act_n.shape != (len(self.p_na),):
-            raise ValueError(f"Categorical actions must have shape ({len(self.p_na)},), got {act_n.shape}")
+        if act_n.shape != self.p_na.shape[:-1]:
+            raise ValueError(f"Categorical actions must have shape {self.p_na.shape[:-1]}, got {act_n.shape}")
         return act_n.astype(np.int64, copy=False)
 
     def log_prob(self, act_n):
         """``log p_a = z_a - log sum_j exp z_j``, shape ``(n,)``."""
         act_n = self._check_act(act_n)
-        return self.logp_na[np.arange(len(act_n)), act_n]
+        return rows_of(self.logp_na)[at(act_n)].reshape(act_n.shape)
 
     def dlog_prob(self, act_n):
         """``d log p_a / d z = onehot(a) - p``."""
         act_n = self._check_act(act_n)
         g_na = -self.p_na  # a new array
-        g_na[np.arange(len(act_n)), act_n] += 1.0
+        rows_of(g_na)[at(act_n)] += 1.0  # a view: writes g_na
         return (g_na,)
 
     def entropy(self):
@@ -83,7 +94,7 @@ class Categorical:
 
     def dentropy(self):
         """``dH / dz_j = -p_j (log p_j + H)``."""
-        return (-self.p_na * (self.logp_na + self.entropy()[:, None]),)
+        return (-self.p_na * (self.logp_na + self.entropy()[..., None]),)
 
     def kl(self, other):
         """``KL(p || q) = sum_i p_i (log p_i - log q_i)``."""
@@ -107,7 +118,7 @@ class DiagGaussian:
 
     def __init__(self, mean_na, log_std):
         self.mean_na = np.asarray(mean_na, dtype=np.float64)
-        if self.mean_na.ndim != 2:
+        if self.mean_na.ndim < 2:
             raise ValueError(f"DiagGaussian expects a mean of shape (n, a), got {self.mean_na.shape}")
         # a copy: a policy passes its live log-std parameters, and an "old" distribution must not move
         self.log_std_na = np.broadcast_to(np.array(log_std, dtype=np.float64), self.mean_na.shape)

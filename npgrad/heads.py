@@ -100,7 +100,7 @@ class GaussianHead:
         return np.full(self.num_params, float(log_std_init))
 
     def distribution(self, out_na, head_p, features_nf):
-        return DiagGaussian(out_na, head_p)
+        return DiagGaussian(out_na, head_p[..., None, :])  # one log-std row for every state (of each agent)
 
     def vjp(self, fwd, cotangent):
         """``log_std`` is shared by every row, so its cotangents add up."""
