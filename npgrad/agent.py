@@ -6,15 +6,19 @@ reward filters, and the loop's ``Progress``. ``learn`` hands them to ``npgrad.tr
 """
 from __future__ import annotations
 
+import gymnasium as gym
 import numpy as np
 from threadpoolctl import threadpool_limits
 
 from . import io
 from .algos import A2CUpdate, NPGUpdate, PPOUpdate, TRPOUpdate, VPGUpdate
-from .config import require_integer
-from .envs import env_id_of, fit_to_env_instance, make_vec_env, run_episodes
-from .errors import ConfigError, FileFormatError
-from .observations import observation_batch
+from .config import require_bool, require_integer, require_memory
+from .envs import env_id_of, fit_to_env_instance, make_vec_env, run_episodes, spaces_of
+from .errors import ConfigError, ShapeError
+from .heads import make_head
+from .io import refuse, shown
+from .nn import count_params
+from .observations import encoded_dim, observation_batch, representable
 from .policy import ActorCritic, Policy, TrunkValue, ValueFunction
 from .rollout import Rollout, RunningMeanStd
 from .train import Progress, train
@@ -30,6 +34,18 @@ def build_model(obs_space, act_space, config, seed):
     value = TrunkValue(policy) if policy.value_output else ValueFunction(
         policy.obs_dim, config.vf_hidden, config.activation, rng=np.random.default_rng(seeds[1]), dtype=config.dtype)
     return ActorCritic(policy, value), np.random.default_rng(seeds[2])
+
+
+def network_shapes(config, obs_space, act_space):
+    """``{"model/policy_theta": (P,), "model/value_theta": (V,)}`` for the networks ``build_model`` builds, counted
+    without building them (a file's members are checked against these before anything is allocated)."""
+    obs_dim = encoded_dim(obs_space)
+    head = make_head(act_space, config.use_sde, config.hidden[-1] if config.hidden else obs_dim)
+    shared = bool(getattr(config, "shared_trunk", False))
+    shapes = {"model/policy_theta": (count_params((obs_dim, *config.hidden, head.out_dim + shared)) + head.num_params,)}
+    if not shared:
+        shapes["model/value_theta"] = (count_params((obs_dim, *config.vf_hidden, 1)),)
+    return shapes
 
 
 def agent_config(Config, env, config, overrides):
@@ -63,8 +79,9 @@ class Agent:
         self.config, self.seed = agent_config(self.Config, env, config, overrides), require_integer(seed, "seed")
         config = self.config
         self.envs = make_vec_env(env, config.n_envs)
-        self.model, self.rng = build_model(self.envs.single_observation_space, self.envs.single_action_space,
-                                           config, self.seed)
+        obs_space, act_space = self.envs.single_observation_space, self.envs.single_action_space
+        require_memory(config, encoded_dim(obs_space), gym.spaces.flatdim(act_space))  # before building anything
+        self.model, self.rng = build_model(obs_space, act_space, config, self.seed)
         obs_dim = self.model.policy.obs_dim
         self.obs_filter = RunningMeanStd(obs_dim, clip=config.clip_obs) if config.normalize_obs else None
         self.reward_filter = RunningMeanStd(1) if config.normalize_reward else None
@@ -85,12 +102,13 @@ class Agent:
         After every update ``callback(agent, info)`` is called (each in turn, for a list of callbacks);
         any returning ``False`` stops. Linear schedules run from 1 at the start of this call to 0 at its end.
         """
+        callbacks = callback_list(callback)
         self.progress.begin(require_integer(total_steps, "total_steps"))
-        return self.resume(callback)
+        return self.resume(callbacks)
 
     def resume(self, callback=None):
         """Continue the last ``learn`` call (also one restored from a checkpoint) up to its ``total_steps``."""
-        callbacks = [] if callback is None else list(callback) if isinstance(callback, (list, tuple)) else [callback]
+        callbacks = callback_list(callback)
         for cb in callbacks:
             if hasattr(cb, "start_clock"):
                 cb.start_clock()
@@ -113,23 +131,32 @@ class Agent:
 
     def predict(self, obs, deterministic=True, rng=None):
         """Actions for raw environment observations, one ``(o,)`` or a batch ``(n, o)``, as the environment
-        takes them. The agent applies its own observation filter; Gaussian actions are clipped to the Box."""
+        takes them. The agent applies its own observation filter; Gaussian actions are clipped to the Box.
+        ``rng`` is a ``np.random.Generator`` (default: the agent's own). What is not an observation, or one the
+        network cannot represent (beyond 3.4e38 for float32) or whose outputs overflow, is a ``ShapeError``."""
+        deterministic, rng = require_bool(deterministic, "deterministic"), generator(rng, self.rng)
         obs_no, single = observation_batch(obs, self.envs.single_observation_space)
-        fwd = self.policy.forward(self.obs_filter.normalize(obs_no) if self.obs_filter is not None else obs_no)
-        act = fwd.dist.mode() if deterministic else self.policy.sample(fwd, rng if rng is not None else self.rng)
-        act = self.policy.to_env(act)
-        return act[0] if single else act
+        x_no = self.obs_filter.normalize(obs_no) if self.obs_filter is not None else obs_no
+        with np.errstate(all="ignore"):  # an overflow is not a warning here: it is refused just below
+            fwd = self.policy.forward(representable(x_no, self.config.dtype))
+            act = fwd.dist.mode() if deterministic else self.policy.sample(fwd, rng)
+        if not np.all(np.isfinite(fwd.out_no)):
+            raise ShapeError(f"predict: the {self.config.dtype} network's outputs overflow for observations up to "
+                             f"{np.max(np.abs(obs_no)):.3g}; use dtype='float64' or normalize_obs=True")
+        return self.policy.to_env(act)[0] if single else self.policy.to_env(act)
 
     def evaluate(self, episodes=10, deterministic=True, seed=None, env=None):
         """``EvalResult(mean, std, returns)`` of ``episodes`` episodes seeded ``seed`` (default ``self.seed + 10000``),
-        one per copy of the agent's environment, or on ``env`` (an id or an instance, which is not closed and whose
-        environments share the episodes as in SB3's ``evaluate_policy``). The agent's own training environments
+        one per copy of the agent's environment (at most ``MAX_EVAL_ENVS`` copies, which share the episodes as SB3's
+        ``evaluate_policy`` does), or on ``env`` (an id or an instance, which is not closed and whose
+        environments share the episodes likewise); at most ``MAX_EPISODES``. The agent's own training environments
         are restarted afterwards, so the next rollout does not continue from where the evaluation left them."""
-        episodes = require_integer(episodes, "episodes", positive=True)
+        episodes = require_integer(episodes, "episodes", positive=True, most=MAX_EPISODES)
+        deterministic = require_bool(deterministic, "deterministic")
         env = env if env is not None else self.env_id
         if env is None:
             raise ConfigError("this agent was built from an environment without an id: pass env= to evaluate")
-        envs = make_vec_env(env, episodes)
+        envs = make_vec_env(env, min(episodes, MAX_EVAL_ENVS))  # more episodes are shared by these copies
         seed = self.seed + 10000 if seed is None else require_integer(seed, "seed")
         rng = np.random.default_rng(seed)
         result = run_episodes(lambda obs: self.predict(obs, deterministic, rng), envs, episodes, seed)
@@ -149,8 +176,11 @@ class Agent:
         return arrays, meta
 
     def load_state(self, arrays, meta, path="file"):
+        """Take the ``arrays`` and ``meta`` of ``state()``, after checking their names, shapes and numbers."""
         expected, _ = self.state()
         io.check_arrays(arrays, expected, path)
+        if not np.array_equal(self.policy.project(arrays["model/policy_theta"]), arrays["model/policy_theta"]):
+            refuse(path, "model/policy_theta", "has a log-std out of its range (LOG_STD_BOUNDS)")
         parts = io.unflatten(arrays)
         self.model.load_state(parts["model"])
         self.rule.load_state(parts["rule"])
@@ -198,15 +228,84 @@ class A2C(Agent):
 
 
 ALGOS = {cls.name: cls for cls in (VPG, NPG, TRPO, PPO, A2C)}
+MAX_EVAL_ENVS = 64
+"""``evaluate`` runs at most this many copies of an environment at once; more episodes share them."""
+MAX_EPISODES = 10**6
+"""The most episodes one ``evaluate`` call runs (days of CPU for most environments)."""
 
 
 def load(path, env=None):
-    """Rebuild a saved agent (``Agent.save``). ``env`` defaults to the saved environment id."""
-    meta, arrays = io.read(path)
-    if meta.get("algo") not in ALGOS:
-        raise FileFormatError(f"{path}: unknown algorithm {meta.get('algo')!r}; known: {sorted(ALGOS)}")
-    cls = ALGOS[meta["algo"]]
-    env = env if env is not None else meta["env_id"]
-    agent = cls(env, seed=meta["seed"], config=cls.Config.from_dict(meta["config"]))
+    """Rebuild a saved agent (``Agent.save``) on ``env`` (default: the saved environment id).
+
+    A file is untrusted input (``npgrad.io``): every header field is checked before anything is built, the
+    members' declared shapes and dtypes before anything is decompressed, and their numbers before the agent
+    takes them; each violation is a ``FileFormatError`` naming the file and the field. A saved id must be
+    registered with gymnasium: the ``module:Env`` form, which would import ``module``, is refused unless you
+    pass the environment yourself as ``env``.
+    """
+    with io.Archive(path) as archive:
+        meta, path = archive.meta, archive.path
+        cls, config = saved_config(meta, path)
+        check_saved_counters(meta, path)
+        env = env if env is not None else registered_env(meta["env_id"], path)
+        archive.check(network_shapes(config, *spaces_of(env)), exact=False)  # before building the networks
+        try:
+            agent = cls(env, seed=meta["seed"], config=config)
+        except ConfigError as e:  # e.g. the memory the config needs for this environment's sizes
+            refuse(path, "config", e)
+        expected, _ = agent.state()
+        archive.check(expected)  # every member, before decompressing any
+        arrays = archive.read(expected)
     agent.load_state(arrays, meta, path)
     return agent
+
+
+def saved_config(meta, path):
+    """The agent class and the validated config a header names (as a user's values are validated)."""
+    cls = ALGOS.get(meta["algo"]) or refuse(path, "algo", f"unknown algorithm {shown(meta['algo'])}; "
+                                                           f"known: {sorted(ALGOS)}")
+    try:
+        return cls, cls.Config.from_dict(meta["config"])
+    except ConfigError as e:
+        refuse(path, "config", e)
+
+
+def check_saved_counters(meta, path):
+    """The seed, the loop's progress counters and the RNG state of a header: integers in range, nothing else."""
+    if not io.is_integer(meta["seed"]):
+        refuse(path, "seed", f"must be a non-negative integer, got {shown(meta['seed'])}")
+    progress = meta["progress"]
+    io.check_counters(progress, Progress().state(), path, "progress")
+    for part, whole in (("failed_updates", "num_updates"), ("learn_start", "num_steps")):
+        if progress[part] > progress[whole]:
+            refuse(path, f"progress: {part}", f"is {progress[part]}, more than {whole} ({progress[whole]})")
+    io.check_rng_state(meta["rng_state"], path)
+
+
+def registered_env(env_id, path):
+    """The saved environment id, if gymnasium has it registered; never ``module:Env``, which imports ``module``."""
+    if env_id is None:
+        refuse(path, "env_id", "the agent was saved without an environment id: pass env= to load it")
+    if ":" in env_id or env_id not in gym.registry:
+        refuse(path, "env_id", f"{shown(env_id)} is not a registered gymnasium id, and a file may not name a module "
+                               "to import: register it (import its package) or pass env= to load it")
+    return env_id
+
+
+def callback_list(callback):
+    """``callback`` as a list: None -> [], a callable -> [it], a list or tuple of callables as it is."""
+    callbacks = list(callback) if isinstance(callback, (list, tuple)) else [] if callback is None else [callback]
+    for cb in callbacks:
+        if not callable(cb):
+            raise ConfigError(f"callback must be a function callback(agent, info), or a list of them; got "
+                              f"{type(cb).__name__} {shown(cb)}")
+    return callbacks
+
+
+def generator(rng, default):
+    """``rng``, if it is a ``np.random.Generator``; ``default`` if it is None; else a ``ConfigError``."""
+    if rng is None:
+        return default
+    if not isinstance(rng, np.random.Generator):
+        raise ConfigError(f"rng must be a numpy Generator (np.random.default_rng(seed)), got {type(rng).__name__}")
+    return rng

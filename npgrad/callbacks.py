@@ -1,9 +1,19 @@
 """Callbacks for ``Agent.learn``: each is called as ``callback(agent, info)`` after every update; returning
 ``False`` stops training. A callback with a ``start_clock()`` method is told when training (re)starts.
+
+SB3's names and meanings: ``EvalCallback`` (periodic evaluation, the best model saved),
+``CheckpointCallback``, and, as an ``EvalCallback``'s children, ``StopTrainingOnRewardThreshold`` and
+``StopTrainingOnNoModelImprovement``; several callbacks are passed as a list. One difference: npgrad
+counts frequencies in environment steps (over all environments), SB3 in calls, i.e. steps per environment.
 """
 from __future__ import annotations
 
+import os
 import time
+
+import numpy as np
+
+from .config import require_integer
 
 
 class Evaluator:
@@ -14,8 +24,9 @@ class Evaluator:
     is called after each evaluation, e.g. to print a line.
     """
 
-    def __init__(self, every=5000, episodes=10, on_eval=None):
-        self.every, self.episodes, self.on_eval = every, episodes, on_eval
+    def __init__(self, every=5000, episodes=10, on_eval=None, env=None, deterministic=True):
+        self.every, self.episodes = require_integer(every, "every", True), require_integer(episodes, "episodes", True)
+        self.on_eval, self.env, self.deterministic = on_eval, env, deterministic
         self.history, self.next_eval, self.train_seconds = [], every, 0.0
         self._last = None
 
@@ -26,11 +37,90 @@ class Evaluator:
         now = time.perf_counter()
         self.train_seconds += now - (self._last if self._last is not None else now)
         if agent.num_steps >= self.next_eval:
-            while self.next_eval <= agent.num_steps:
-                self.next_eval += self.every
-            row = (agent.num_steps, self.train_seconds, agent.evaluate(self.episodes).mean)
+            self.next_eval = next_due(self.next_eval, self.every, agent.num_steps)
+            mean = agent.evaluate(self.episodes, deterministic=self.deterministic, env=self.env).mean
+            row = (agent.num_steps, self.train_seconds, mean)
             self.history.append(row)
-            if self.on_eval is not None:
-                self.on_eval(agent, diagnostics, row)
+            if self.on_eval is not None and self.on_eval(agent, diagnostics, row) is False:
+                self._last = time.perf_counter()
+                return False
         self._last = time.perf_counter()
         return True
+
+
+class EvalCallback(Evaluator):
+    """Every ``eval_freq`` environment steps, evaluate on ``n_eval_episodes`` episodes of ``eval_env`` (default: the
+    agent's environment id) and keep ``best_mean_reward``; a new best is saved as ``best_model.npz`` in
+    ``best_model_save_path`` (if given) and reported to ``callback_on_new_best``; every evaluation is reported to
+    ``callback_after_eval``. A child returning ``False`` stops training. ``history`` holds every evaluation."""
+
+    def __init__(self, eval_env=None, callback_on_new_best=None, callback_after_eval=None, n_eval_episodes=5,
+                 eval_freq=10_000, best_model_save_path=None, deterministic=True):
+        super().__init__(eval_freq, n_eval_episodes, self._after_eval, eval_env, deterministic)
+        self.on_new_best, self.after_eval = callback_on_new_best, callback_after_eval
+        self.save_path = best_model_save_path
+        self.best_mean_reward = self.last_mean_reward = -np.inf
+
+    def _after_eval(self, agent, diagnostics, row):
+        self.last_mean_reward = row[2]
+        go_on = True
+        if self.last_mean_reward > self.best_mean_reward:
+            self.best_mean_reward = self.last_mean_reward
+            if self.save_path is not None:
+                os.makedirs(self.save_path, exist_ok=True)
+                agent.save(os.path.join(self.save_path, "best_model.npz"))
+            go_on = self.on_new_best is None or self.on_new_best(agent, self) is not False
+        return go_on and (self.after_eval is None or self.after_eval(agent, self) is not False)
+
+
+class StopTrainingOnRewardThreshold:
+    """An ``EvalCallback``'s ``callback_on_new_best``: stop once the best mean return reaches ``reward_threshold``."""
+
+    def __init__(self, reward_threshold):
+        self.reward_threshold = float(reward_threshold)
+
+    def __call__(self, agent, evaluation):
+        return evaluation.best_mean_reward < self.reward_threshold
+
+
+class StopTrainingOnNoModelImprovement:
+    """An ``EvalCallback``'s ``callback_after_eval``: stop after ``max_no_improvement_evals`` evaluations in a row
+    without a new best, counting only after the first ``min_evals`` evaluations."""
+
+    def __init__(self, max_no_improvement_evals, min_evals=0):
+        self.max_no_improvement_evals = require_integer(max_no_improvement_evals, "max_no_improvement_evals")
+        self.min_evals = require_integer(min_evals, "min_evals")
+        self.best, self.evals, self.without_improvement = -np.inf, 0, 0
+
+    def __call__(self, agent, evaluation):
+        self.evals += 1
+        improved = evaluation.best_mean_reward > self.best
+        self.best = max(self.best, evaluation.best_mean_reward)
+        if self.evals > self.min_evals:
+            self.without_improvement = 0 if improved else self.without_improvement + 1
+        return self.without_improvement <= self.max_no_improvement_evals
+
+
+class CheckpointCallback:
+    """Every ``save_freq`` environment steps, save the agent as ``save_path/<name_prefix>_<steps>_steps.npz``."""
+
+    def __init__(self, save_freq, save_path, name_prefix="npgrad_model"):
+        self.save_freq = require_integer(save_freq, "save_freq", True)
+        self.save_path, self.name_prefix = save_path, name_prefix
+        self.next_save = self.save_freq
+
+    def __call__(self, agent, diagnostics):
+        if agent.num_steps >= self.next_save:
+            self.next_save = next_due(self.next_save, self.save_freq, agent.num_steps)
+            os.makedirs(self.save_path, exist_ok=True)
+            agent.save(os.path.join(self.save_path, f"{self.name_prefix}_{agent.num_steps}_steps.npz"))
+        return True
+
+
+def next_due(due, every, num_steps):
+    """The first of ``due, due + every, due + 2 every, ...`` beyond ``num_steps`` (for ``every >= 1``).
+
+    >>> next_due(1000, 1000, 2500)
+    3000
+    """
+    return due if num_steps < due else due + every * ((num_steps - due) // every + 1)

@@ -7,12 +7,12 @@
     npgrad gradcheck --algo trpo --env Pendulum-v1
 
 Errors in what you typed (an unknown algorithm, environment or hyperparameter, a bad value, a
-folder that is not a run) print one line, ``npgrad: error: ...``, and exit with status 2.
+folder that is not a run or whose files fail their checks) print one line, ``npgrad: error: ...``,
+and exit with status 2; a write that fails (disk full, read-only) prints one line and exits with 1.
 """
 from __future__ import annotations
 
 import argparse
-import difflib
 import os
 import sys
 import warnings
@@ -22,6 +22,7 @@ import numpy as np
 from . import runs
 from .agent import ALGOS, load
 from .errors import ConfigError, FileFormatError, NpgradError, NpgradWarning
+from .runs import check_algo, check_env_id
 from .plotting import have_matplotlib, plot_curves
 from .version import __version__
 
@@ -88,7 +89,7 @@ def main(argv=None):
             return args.func(args) or 0
     except NpgradError as e:
         print(f"npgrad: error: {e}", file=sys.stderr)
-        return 2
+        return getattr(e, "exit_status", 2)
 
 
 def show_warning(message, category, filename, lineno, file=None, line=None):
@@ -102,40 +103,19 @@ def show_warning(message, category, filename, lineno, file=None, line=None):
 PYTHON_SHOWWARNING = warnings.showwarning
 
 
-# --- checking names ---------------------------------------------------------------------------------
-
-
-def check_algo(name):
-    if name not in ALGOS:
-        raise ConfigError(f"unknown algorithm {name!r}; choose from: {', '.join(ALGOS)}")
-    return ALGOS[name]
-
-
-def check_env_id(env_id):
-    import gymnasium as gym
-
-    if env_id not in gym.registry:
-        close = difflib.get_close_matches(env_id, list(gym.registry), n=5)
-        hint = f"did you mean: {', '.join(close)}?" if close else "e.g. CartPole-v1 or Pendulum-v1"
-        raise ConfigError(f"unknown environment id {env_id!r}; {hint}")
-    return env_id
-
-
-def check_positive(**values):
-    for name, value in values.items():
-        if value is not None and value < 1:
-            raise ConfigError(f"--{name.replace('_', '-')} must be a positive integer, got {value}")
+def check_flags(args, *names):
+    """Every count and interval given on the command line within its range (``runs.COUNTS``)."""
+    for name in names:
+        if getattr(args, name) is not None:
+            runs.check_count(name, getattr(args, name), f"--{name.replace('_', '-')}")
 
 
 # --- train ------------------------------------------------------------------------------------------
 
 
 def cmd_train(args):
-    check_positive(steps=args.steps, checkpoint_every=args.checkpoint_every, eval_episodes=args.eval_episodes)
-    if args.resume:
-        agent, run_dir, run_config, state = resume_run(args)
-    else:
-        agent, run_dir, run_config, state = start_run(args)
+    check_flags(args, "steps", "seed", "checkpoint_every", "eval_every", "eval_episodes")
+    agent, run_dir, run_config, state = resume_run(args) if args.resume else start_run(args)
     show = not args.quiet
     if show:
         print(f"training {run_config['algo']} on {run_config['env_id']} (seed {run_config['seed']}) for "
@@ -150,12 +130,13 @@ def cmd_train(args):
         print(f"interrupted at {agent.num_steps:,} steps; saved {path}. Continue with: "
               f"npgrad train --resume {run_dir}", file=sys.stderr)
         return 130
-    agent.save(os.path.join(run_dir, runs.MODEL))
+    model, curve = runs.run_file(run_dir, runs.MODEL), runs.run_file(run_dir, runs.CURVE)
+    with runs.writing(run_dir, model):
+        agent.save(model)
     steps, _, returns = zip(*logger.evaluator.history) if logger.evaluator.history else ((), (), ())
-    curve = plot_curves({run_config["algo"]: (steps, returns)}, os.path.join(run_dir, runs.CURVE),
-                        run_config["env_id"]) if steps else None
-    print(f"done: {agent.num_steps:,} steps; wrote {os.path.join(run_dir, runs.MODEL)}"
-          + (f" and {curve}" if curve else ""), file=sys.stderr)
+    with runs.writing(run_dir, curve):
+        curve = plot_curves({run_config["algo"]: (steps, returns)}, curve, run_config["env_id"]) if steps else None
+    print(f"done: {agent.num_steps:,} steps; wrote {model}" + (f" and {curve}" if curve else ""), file=sys.stderr)
     return 0
 
 
@@ -168,13 +149,16 @@ def start_run(args):
     config = cls.Config.for_env(env_id, **overrides)
     steps = args.steps or 100_000
     run_dir = args.out or os.path.join("runs", f"{args.algo}-{env_id}-s{args.seed}")
-    if os.path.exists(os.path.join(run_dir, runs.CONFIG)):
+    if os.path.lexists(os.path.join(run_dir, runs.CONFIG)):
         raise ConfigError(f"{run_dir} already holds a run; continue it with --resume {run_dir} or choose --out")
-    os.makedirs(run_dir, exist_ok=True)
     run_config = runs.new_run_config(args.algo, env_id, args.seed, steps, overrides, config, args.checkpoint_every,
                                      args.eval_every, args.eval_episodes)
+    agent = fresh_agent(run_config)  # before anything is written: a run that cannot start leaves no folder
+    with runs.writing(run_dir, run_dir):
+        os.makedirs(run_dir, exist_ok=True)
+    runs.remove_stale_temporaries(run_dir)  # of a run killed before it wrote its config.json
     runs.write_config(run_dir, run_config)
-    return fresh_agent(run_config), run_dir, run_config, {}
+    return agent, run_dir, run_config, {}
 
 
 def fresh_agent(run_config):
@@ -186,6 +170,7 @@ def fresh_agent(run_config):
 
 
 def resume_run(args):
+    """The agent, folder, config and run state to continue; everything is checked before anything is written."""
     run_dir = args.resume
     run_config = runs.read_config(run_dir)
     for given, saved in ((args.algo, run_config["algo"]), (args.env_id, run_config["env_id"])):
@@ -194,35 +179,46 @@ def resume_run(args):
     if args.set:
         raise ConfigError("--set cannot change a run being resumed; start a new run instead")
     path = runs.latest_checkpoint(run_dir)
-    if path is None:  # interrupted before the first checkpoint: start again from scratch
-        runs.truncate_logs(run_dir, 0)
-        return fresh_agent(run_config), run_dir, run_config, {}
-    agent = load(path)
-    agent.restart_envs()  # as the uninterrupted run did right after writing this checkpoint
+    agent, num_updates, state = restore(path, run_config) if path else (None, 0, {})
+    runs.remove_stale_temporaries(run_dir)
     if args.steps is not None:
         run_config["steps"] = args.steps
-        agent.progress.retarget(args.steps)
         runs.write_config(run_dir, run_config)
-    runs.truncate_logs(run_dir, agent.num_updates)
-    print(f"resuming from {path} ({agent.num_steps:,} steps)", file=sys.stderr)
-    return agent, run_dir, run_config, runs.checkpoint_state(path)
+    if agent is None:  # interrupted before the first checkpoint: start again from scratch, with the new budget
+        agent = fresh_agent(run_config)
+    elif args.steps is not None:
+        agent.progress.retarget(args.steps)
+    runs.truncate_logs(run_dir, num_updates)
+    if path:
+        print(f"resuming from {path} ({agent.num_steps:,} steps)", file=sys.stderr)
+    return agent, run_dir, run_config, state
+
+
+def restore(path, run_config):
+    """``(agent, num_updates, run state)`` of a checkpoint, the agent as the uninterrupted run was right after it."""
+    num_updates, state = runs.checkpoint_state(path, run_config)
+    agent = load(path)
+    agent.restart_envs()  # as the uninterrupted run did right after writing this checkpoint
+    return agent, num_updates, state
 
 
 # --- eval -------------------------------------------------------------------------------------------
 
 
 def model_path(run):
-    if os.path.isfile(run):
+    if os.path.isfile(run):  # a file the user named: followed wherever it is
         return run
     runs.read_config(run)  # a clear error if this is not a run folder
-    for path in (os.path.join(run, runs.MODEL), runs.latest_checkpoint(run)):
+    for path in (runs.run_file(run, runs.MODEL), runs.latest_checkpoint(run)):
         if path and os.path.isfile(path):
             return path
     raise FileFormatError(f"{run} has no {runs.MODEL} and no checkpoint yet")
 
 
 def cmd_eval(args):
-    check_positive(episodes=args.episodes)
+    check_flags(args, "episodes", "seed")
+    if args.video:
+        video_writer(args.video)  # a missing plugin is reported before, not after, the evaluation
     path = model_path(args.run)
     agent = load(path)
     result = agent.evaluate(args.episodes, deterministic=args.deterministic, seed=args.seed)
@@ -258,15 +254,30 @@ def play_episode(agent, args, render_mode):
     return frames
 
 
-def write_video(path, frames, fps=30):
+def video_writer(path):
+    """``imageio.v2``, once it is known to be able to write ``path`` (a .gif, or a video through ffmpeg)."""
     try:
         import imageio.v2 as imageio
-    except ImportError:
-        raise ConfigError("--video needs imageio: pip install 'npgrad[video]'") from None
+        if not path.endswith(".gif"):
+            import imageio_ffmpeg  # noqa: F401  (the plugin imageio needs for .mp4 and other videos)
+    except ImportError as e:
+        raise ConfigError(f"--video {path} needs {e.name}: pip install 'npgrad[video]'") from None
+    return imageio
+
+
+def write_video(path, frames, fps=30):
+    imageio = video_writer(path)
     if path.endswith(".gif"):
         imageio.mimsave(path, frames, duration=1000 / fps, loop=0)
     else:
-        imageio.mimsave(path, frames, fps=fps)
+        imageio.mimsave(path, [pad_to_16(frame) for frame in frames], fps=fps)
+
+
+def pad_to_16(frame_hwc):
+    """The frame with edge rows and columns added up to multiples of 16, the macro-block video codecs expect
+    (ffmpeg would otherwise resize it, and say so)."""
+    h, w = frame_hwc.shape[:2]
+    return np.pad(frame_hwc, ((0, -h % 16), (0, -w % 16), (0, 0)), mode="edge")
 
 
 # --- plot -------------------------------------------------------------------------------------------
@@ -310,7 +321,7 @@ def cmd_gradcheck(args):
     from .gradcheck import format_table, gradcheck
 
     check_algo(args.algo)
-    check_positive(batch=args.batch)
+    check_flags(args, "batch", "seed")
     checks = gradcheck(args.algo, check_env_id(args.env), batch=args.batch, seed=args.seed)
     print(f"{args.algo} networks on {args.env}, batch {args.batch}, float64; ok = allclose(rtol=1e-5, atol=1e-7), "
           "FVP rtol=1e-4, atol=1e-6")

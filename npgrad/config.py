@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import warnings
 from dataclasses import dataclass
 from typing import ClassVar
@@ -16,7 +17,20 @@ from typing import ClassVar
 import numpy as np
 
 from .errors import ConfigError, NpgradWarning
+from .nn import count_params
 from .tuned import tuned_overrides
+
+
+def memory_limit():
+    """Half the machine's physical memory (8 GiB where the system does not say): the most a configuration may
+    need. Half, because the estimate (``training_memory``) is rough and the machine runs other things."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
+    except (AttributeError, ValueError, OSError):
+        return 8 * 2**30
+
+
+MEMORY_LIMIT = memory_limit()
 
 
 @dataclass
@@ -65,6 +79,10 @@ class Config:
     REQUIRES: ClassVar[dict] = {"sde_sample_freq": ("use_sde", True), "clip_obs": ("normalize_obs", True),
                                 "clip_reward": ("normalize_reward", True)}
     """``field: (other, value)``: setting ``field`` has an effect only when ``other == value``."""
+    LIMITS: ClassVar[dict] = {"n_envs": 4096, "n_epochs": 1000, "vf_epochs": 1000, "cg_iters": 1000,
+                              "max_backtracks": 100}
+    """``field: most`` for the fields a config has of these: more environments than one process steps usefully,
+    or inner loops that would keep a single update running for hours (a file asking for 10^9 epochs never ends)."""
 
     @classmethod
     def for_env(cls, env_id=None, **overrides):
@@ -121,6 +139,10 @@ class Config:
                 "one of tanh, relu, identity")
         require(self.dtype in ("float64", "float32"), "dtype", self.dtype, "'float64' or 'float32'")
         self.require_positive("clip_obs", "clip_reward")
+        for name, most in self.LIMITS.items():
+            if hasattr(self, name):
+                require(getattr(self, name) <= most, name, getattr(self, name), f"at most {most}")
+        require_memory(self)
 
     def require_positive(self, *names):
         for name in names:
@@ -162,8 +184,39 @@ class ValueRegressionConfig(Config):
         self.warn_beyond_batch("vf_minibatch_size")
 
 
-def require_integer(value, name, positive=False):
-    """``int(value)`` if ``value`` is an integer ``>= 0`` (``> 0`` if ``positive``), else ``ConfigError`` naming it."""
+def require_integer(value, name, positive=False, most=None):
+    """``int(value)`` if ``value`` is an integer ``>= 0`` (``> 0`` if ``positive``) and at most ``most``, else
+    ``ConfigError`` naming it."""
     if not (isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= int(positive)):
         raise ConfigError(f"{name} must be a {'positive' if positive else 'non-negative'} integer, got {value!r}")
+    if most is not None and value > most:
+        raise ConfigError(f"{name} must be at most {most:,}, got {value:,}")
     return int(value)
+
+
+def training_memory(config, obs_dim=1, act_dim=1):
+    """Bytes training needs, roughly, counted before anything is built: every parameter six times in float64
+    (theta, its gradient, two optimiser moments, a trial point, the network's cast) and, for each of the
+    ``n_envs * (n_steps + 1)`` rows of a rollout, the observation three times and each layer's activation
+    and cotangent. ``obs_dim`` and ``act_dim`` are 1 until the environment is known (a lower bound)."""
+    policy, value = (obs_dim, *config.hidden, act_dim + 1), (obs_dim, *config.vf_hidden, 1)
+    params = count_params(policy) + count_params(value) + policy[-2] * act_dim  # + gSDE's exploration matrix
+    per_row = 3 * obs_dim + 2 * (sum(policy) + sum(value))
+    return 8 * (6 * params + config.n_envs * (config.n_steps + 1) * per_row)
+
+
+def require_memory(config, obs_dim=1, act_dim=1):
+    """``ConfigError`` if ``training_memory`` is above ``MEMORY_LIMIT``, before anything is allocated."""
+    need = training_memory(config, obs_dim, act_dim)
+    if need > MEMORY_LIMIT:
+        raise ConfigError(f"this configuration would need about {need / 2**30:,.1f} GiB of memory to train "
+                          f"(hidden={config.hidden}, vf_hidden={config.vf_hidden}, n_envs={config.n_envs}, "
+                          f"n_steps={config.n_steps}), more than npgrad's limit of {MEMORY_LIMIT / 2**30:.1f} GiB "
+                          "(half this machine's memory): use narrower networks or a smaller batch")
+
+
+def require_bool(value, name):
+    """``bool(value)`` if ``value`` is ``True`` or ``False`` (NumPy's too), else ``ConfigError`` naming it."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise ConfigError(f"{name} must be True or False, got {type(value).__name__} {value!r}")
+    return bool(value)

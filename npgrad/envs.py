@@ -25,8 +25,8 @@ def make_vec_env(env, n_envs):
     if not isinstance(env, str):
         raise ConfigError(f"env must be a gymnasium id, Env or VectorEnv, got {type(env).__name__}")
     try:
-        spec = gym.spec(env)
-    except gym.error.Error as e:
+        spec = gym.spec(env)  # imports ``module`` of an id ``module:Env``: only ever an id the caller typed
+    except (gym.error.Error, ImportError) as e:
         raise ConfigError(f"unknown environment id {env!r}: {e}") from None
     mode = "vector_entry_point" if spec.vector_entry_point is not None else "sync"
     return gym.make_vec(env, num_envs=n_envs, vectorization_mode=mode)
@@ -59,6 +59,20 @@ def fit_to_env_instance(env, values, overrides, defaults):
         return {**values, "n_envs": n_envs}
     batch = n_envs_before * values.get("n_steps", defaults.n_steps)
     return {**values, "n_envs": n_envs, "n_steps": -(-batch // n_envs)}
+
+
+def spaces_of(env):
+    """``(observation_space, action_space)`` of one environment of ``env``: an id (one copy is built, then
+    closed), an ``Env`` or a ``VectorEnv``."""
+    if isinstance(env, gym.vector.VectorEnv):
+        return env.single_observation_space, env.single_action_space
+    if isinstance(env, gym.Env):
+        return env.observation_space, env.action_space
+    probe = make_vec_env(env, 1)
+    try:
+        return probe.single_observation_space, probe.single_action_space
+    finally:
+        probe.close()
 
 
 def env_id_of(env):

@@ -3,24 +3,56 @@
 An agent's arrays are named ``part/key`` (``model/policy_theta``, ``rule/pi_optim/m``, ...), from
 the ``state()`` of each part that owns state. The header (``__meta__``, a JSON string stored as a
 NumPy unicode scalar) records the format, the npgrad version, the algorithm, the environment id,
-the seed, the loop's progress, the RNG state and the config. Reading uses ``allow_pickle=False``
-and checks the format and version; the agent then checks every array's name and shape against the
-networks its config builds (``check_arrays``). Writes are atomic: the file is written beside the
-target and renamed over it, so a crash never leaves half a file.
+the seed, the loop's progress, the RNG state and the config. Writes are atomic: the file is written
+beside the target and renamed over it, so a crash never leaves half a file.
+
+A file is untrusted input, read in an order that bounds what a crafted one can cost:
+
+1. the zip's directory: at most ``MAX_MEMBERS`` members, each named ``part/key.npy``, stored or deflated;
+2. each member's ``.npy`` header only (a few hundred bytes): its dtype, shape and byte order, and that
+   the member's uncompressed size is exactly that header plus ``prod(shape) * itemsize`` bytes;
+3. the JSON header, at most ``MAX_HEADER_BYTES``: a dict with exactly the fields of ``HEADER``, each
+   of its JSON type (``Archive``); the agent then checks the values (``npgrad.agent.load``);
+4. the members' declared shapes and dtypes against the ones the saved config builds (``Archive.check``);
+5. only then the data (``Archive.read``), whose numbers must be finite, and non-negative where they
+   are variances or counts (``check_numbers``).
+
+Every violation is a ``FileFormatError`` that names the file and the field or member.
 """
 from __future__ import annotations
 
+import io
 import json
+import math
 import os
+import re
 import zipfile
+import zlib
+from tokenize import TokenError
+from typing import NamedTuple
 
 import numpy as np
 
-from .version import __version__
+from .config import MEMORY_LIMIT
 from .errors import FileFormatError
+from .version import __version__
 
 FORMAT = "npgrad-agent"
 FORMAT_VERSION = 2
+MAX_MEMBERS = 64
+"""An agent has at most about a dozen arrays (two networks, their optimisers' moments, two filters)."""
+MAX_HEADER_BYTES = 1 << 20
+"""The JSON header holds a config, counters, an RNG state and a run's small state: kilobytes, not megabytes."""
+HEADER = {"format": (str,), "format_version": (int,), "npgrad_version": (str,), "algo": (str,),
+          "env_id": (str, type(None)), "seed": (int,), "config": (dict,), "progress": (dict,), "rng_state": (dict,),
+          "user": (dict,)}
+"""Every field of the header and its JSON type(s): exactly these, no more and no fewer."""
+MEMBER_NAME = re.compile(r"[A-Za-z_]\w*(/[A-Za-z_]\w*)*\.npy")
+NON_NEGATIVE = {"var", "v", "count", "t", "beta"}
+"""Arrays (by their last name) that are variances, second moments, counts or a penalty weight."""
+READ_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, OSError, ValueError, SyntaxError,
+               TokenError, TypeError, KeyError, RecursionError, NotImplementedError)
+"""What zipfile, zlib, json and numpy's .npy header parser raise on bytes that are not what they claim."""
 
 
 def flatten(parts, prefix=""):
@@ -46,15 +78,25 @@ def unflatten(arrays):
     return parts
 
 
-def check_arrays(arrays, expected, path="file"):
-    """Refuse a file whose arrays are not exactly the ones (names and shapes) the saved config builds."""
-    missing, extra = sorted(set(expected) - set(arrays)), sorted(set(arrays) - set(expected))
-    if missing or extra:
-        raise FileFormatError(f"{path}: missing arrays {missing}, unexpected arrays {extra}")
-    for name, current in expected.items():
-        if np.shape(arrays[name]) != np.shape(current):
-            raise FileFormatError(f"{path}: array {name} has shape {np.shape(arrays[name])}, but the saved config "
-                                  f"builds {np.shape(current)}")
+def refuse(path, field, problem):
+    """Raise the ``FileFormatError`` every check of a file raises: ``"<path>: <field>: <problem>"``."""
+    raise FileFormatError(f"{path}: {field}: {problem}")
+
+
+def shown(value, limit=60):
+    """``repr(value)``, cut to ``limit`` characters (a crafted value may be megabytes long)."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def listed(names):
+    """``'a', 'b'`` (each cut by ``shown``), or ``none``."""
+    return ", ".join(shown(name) for name in names[:10]) + (", ..." if len(names) > 10 else "") or "none"
+
+
+def is_integer(value, low=0, high=None):
+    """Whether ``value`` is a JSON integer (not a bool, not ``1.0``) in ``[low, high)``."""
+    return type(value) is int and value >= low and (high is None or value < high)
 
 
 def atomic_write_npz(path, arrays):
@@ -79,30 +121,239 @@ def write(path, arrays, meta):
 
 
 def read(path):
-    """``(meta, arrays)`` of a saved file; refuses pickles, truncation and foreign files with ``FileFormatError``."""
-    path = os.fspath(path)
+    """``(meta, arrays)`` of a saved file, every member checked for what it declares (``Archive``) and read, if
+    together they fit in ``MEMORY_LIMIT``. ``npgrad.load`` checks them against the saved config instead;
+    ``read_header`` reads no array at all."""
+    with Archive(path) as archive:
+        total = sum(member.nbytes for member in archive.members.values())
+        if total > MEMORY_LIMIT:
+            refuse(archive.path, "members", f"declare {total:,} bytes of arrays, more than npgrad's limit of "
+                                            f"{MEMORY_LIMIT:,} (half this machine's memory)")
+        return archive.meta, archive.read(archive.members)
+
+
+def read_header(path):
+    """The checked JSON header of a saved file, without decompressing any array."""
+    with Archive(path) as archive:
+        return archive.meta
+
+
+class Member(NamedTuple):
+    """What a member's ``.npy`` header declares, and where its data starts."""
+
+    shape: tuple
+    dtype: np.dtype
+    offset: int
+
+    @property
+    def nbytes(self):
+        return math.prod(self.shape) * self.dtype.itemsize
+
+
+class Archive:
+    """An npgrad file, opened: its checked header ``meta`` and ``members`` (name -> ``Member``), no array read yet.
+
+    Use it as a context manager: the file is closed on leaving, whether or not it was refused.
+    """
+
+    def __init__(self, path):
+        self.path = os.fspath(path)
+        self.zip = open_zip(self.path)
+        try:
+            self.members = {name[:-4]: member for name, member in read_members(self.zip, self.path).items()}
+            self.meta = read_meta(self.zip, self.members, self.path)
+        except BaseException:
+            self.zip.close()
+            raise
+        del self.members["__meta__"]
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.zip.close()
+
+    def check(self, expected, exact=True):
+        """Refuse members whose declared shape or dtype differ from ``expected`` (name -> array, or -> a shape,
+        which checks the shape only), before any is decompressed; with ``exact``, the names must be exactly these."""
+        declared = {name: (member.shape, member.dtype) for name, member in self.members.items()}
+        wanted = {name: (want, None) if isinstance(want, tuple) else layout(want) for name, want in expected.items()}
+        check_layout(declared, wanted, self.path, exact)
+
+    def read(self, names):
+        """``{name: array}`` of the members ``names``, decompressed and their numbers checked (``check_numbers``)."""
+        arrays = {name: read_array(self.zip, name, self.members[name], self.path) for name in names}
+        for name, array in arrays.items():
+            check_numbers(self.path, name, array)
+        return arrays
+
+
+def layout(array):
+    return np.shape(array), np.asarray(array).dtype
+
+
+def check_layout(declared, expected, path, exact=True):
+    """Refuse ``declared`` arrays (name -> (shape, dtype)) that are not the ``expected`` ones (a dtype of None
+    is not checked); with ``exact``, the names must be exactly ``expected``'s."""
+    missing, extra = sorted(set(expected) - set(declared)), sorted(set(declared) - set(expected))
+    if missing or (extra and exact):
+        refuse(path, "members", f"missing arrays {listed(missing)}; unexpected arrays {listed(extra)}")
+    for name, (shape, dtype) in expected.items():
+        if declared[name][0] != shape:
+            refuse(path, name, f"declares shape {declared[name][0]}, but the saved config builds {shape}")
+        if dtype is not None and declared[name][1] != dtype:
+            refuse(path, name, f"declares dtype {declared[name][1]}, but npgrad saves it as {dtype}")
+
+
+def check_arrays(arrays, expected, path="file"):
+    """Refuse ``arrays`` unless they are exactly the ``expected`` ones (names, shapes, dtypes) with valid numbers."""
+    check_layout({name: layout(array) for name, array in arrays.items()},
+                 {name: layout(array) for name, array in expected.items()}, path)
+    for name, array in arrays.items():
+        check_numbers(path, name, np.asarray(array))
+
+
+def open_zip(path):
+    """The file as a ``ZipFile``, refusing what is missing or is not a zip (``np.load`` would unpickle those)."""
     if not os.path.isfile(path):
         raise FileFormatError(f"{path}: no such file")
     with open(path, "rb") as f:
         magic = f.read(6)
-    if not magic.startswith(b"PK"):  # np.load would call anything that is not a zip or .npy a pickle
+    if not magic.startswith(b"PK"):
         what = {b"\x80": "a pickle", b"\x93": "a single .npy array"}.get(magic[:1], "not a zip archive")
         raise FileFormatError(f"{path}: refused, not an .npz file ({what}); npgrad saves and loads .npz only")
     try:
-        with np.load(path, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
-    except ValueError as e:  # numpy refuses object arrays when pickles are not allowed
-        raise FileFormatError(f"{path}: refused, it contains pickled objects ({e})") from None
-    except (zipfile.BadZipFile, EOFError, OSError) as e:
+        return zipfile.ZipFile(path)
+    except READ_ERRORS as e:
         raise FileFormatError(f"{path}: not a readable .npz file (truncated or corrupt: {e})") from None
-    if "__meta__" not in arrays:
-        raise FileFormatError(f"{path}: not an npgrad file (no __meta__ header)")
+
+
+def read_members(zf, path):
+    """``{zip name: Member}`` from the directory and each member's ``.npy`` header; the data is not read."""
+    infos = zf.infolist()
+    if len(infos) > MAX_MEMBERS:
+        refuse(path, "members", f"{len(infos)} members; an npgrad file has at most {MAX_MEMBERS}")
+    names = [info.filename for info in infos]
+    if len(set(names)) != len(names):
+        refuse(path, "members", "the same name appears twice")
+    return {info.filename: read_member(zf, info, path) for info in infos}
+
+
+NPY_HEADERS = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+NPY_HEADER_BYTES = 12 + 10_000
+"""Magic, version and length, and the header dict, which numpy refuses above 10,000 characters."""
+
+
+def read_member(zf, info, path):
+    """One member's declared layout, checked: its name, compression, dtype and uncompressed size."""
+    name = info.filename
+    if not MEMBER_NAME.fullmatch(name):
+        refuse(path, f"member {shown(name)}", "is not part of the format (names are part/key.npy)")
+    if info.flag_bits & 1 or info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+        refuse(path, name, "is encrypted or compressed with a method npgrad does not write")
     try:
-        meta = json.loads(str(arrays.pop("__meta__")))
-    except json.JSONDecodeError as e:
-        raise FileFormatError(f"{path}: corrupt header ({e})") from None
+        with zf.open(info) as f:
+            head = io.BytesIO(f.read(NPY_HEADER_BYTES))  # numpy would read a header of any declared length first
+        version = np.lib.format.read_magic(head)
+        read_header = NPY_HEADERS.get(version)
+        shape, fortran_order, dtype = read_header(head) if read_header else ((), False, np.dtype(None))
+        member = Member(shape, dtype, head.tell())
+    except READ_ERRORS as e:
+        refuse(path, name, f"not a readable .npy array (truncated or corrupt: {shown(str(e), 120)})")
+    if read_header is None:
+        refuse(path, name, f".npy format version {version} is not one npgrad writes")
+    if dtype.hasobject:
+        refuse(path, name, "refused, it contains pickled objects (npgrad never writes object arrays)")
+    if dtype.kind not in "biufU" or dtype.names is not None or dtype.shape != () or dtype.itemsize == 0:
+        refuse(path, name, f"has dtype {dtype}, which npgrad never writes (it writes bools, integers and floats, "
+                           "and the header as a string)")
+    if fortran_order and len(shape) > 1:
+        refuse(path, name, "is in Fortran order, which npgrad never writes")
+    if info.file_size != member.offset + member.nbytes:
+        refuse(path, name, f"declares shape {shape} of {dtype} ({member.nbytes:,} bytes) but holds "
+                           f"{info.file_size - member.offset:,} bytes")
+    return member
+
+
+def read_meta(zf, members, path):
+    """The JSON header, bounded in size, with the fields of ``HEADER`` and their JSON types."""
+    member = members.get("__meta__") or refuse(path, "header", "not an npgrad file (no __meta__ header)")
+    if member.dtype.kind != "U" or member.shape != () or member.nbytes > MAX_HEADER_BYTES:
+        refuse(path, "header", f"must be one string of at most {MAX_HEADER_BYTES:,} bytes, got shape {member.shape} "
+                               f"of {member.dtype} ({member.nbytes:,} bytes)")
+    text = str(read_array(zf, "__meta__", member, path)[()])
+    try:
+        meta = json.loads(text)
+    except (ValueError, RecursionError) as e:
+        refuse(path, "header", f"corrupt JSON ({shown(str(e), 120)})")
+    check_envelope(meta, path)
+    return meta
+
+
+def check_envelope(meta, path):
+    """Refuse a header that is not a dict of exactly ``HEADER``'s fields, of their JSON types, in this format."""
+    if not isinstance(meta, dict):
+        refuse(path, "header", f"must be a JSON object, got {type(meta).__name__}")
     if meta.get("format") != FORMAT or meta.get("format_version") != FORMAT_VERSION:
-        raise FileFormatError(f"{path}: format {meta.get('format')!r} version {meta.get('format_version')!r} "
+        raise FileFormatError(f"{path}: format {shown(meta.get('format'))} version {shown(meta.get('format_version'))} "
                               f"is not {FORMAT!r} version {FORMAT_VERSION} (saved by npgrad "
-                              f"{meta.get('npgrad_version')}, this is {__version__})")
-    return meta, arrays
+                              f"{shown(meta.get('npgrad_version'))}, this is {__version__})")
+    missing, extra = sorted(set(HEADER) - set(meta)), sorted(set(meta) - set(HEADER))
+    if missing or extra:
+        refuse(path, "header", f"missing fields {listed(missing)}; unexpected fields {listed(extra)}")
+    for field, types in HEADER.items():
+        if type(meta[field]) not in types:
+            refuse(path, field, f"must be {' or '.join(JSON_NAMES[t] for t in types)}, got {shown(meta[field])}")
+
+
+JSON_NAMES = {str: "a string", int: "an integer", dict: "a JSON object", type(None): "null"}
+
+
+def read_array(zf, name, member, path):
+    """The data of a member whose layout was checked: at most ``member.nbytes`` bytes are decompressed."""
+    try:
+        with zf.open(f"{name}.npy") as f:
+            f.read(member.offset)
+            data = f.read(member.nbytes + 1)
+    except READ_ERRORS as e:
+        refuse(path, name, f"not readable (truncated or corrupt: {shown(str(e), 120)})")
+    if len(data) != member.nbytes:
+        refuse(path, name, f"holds {len(data):,} bytes of data, not the {member.nbytes:,} its header declares")
+    return np.frombuffer(data, member.dtype).reshape(member.shape).copy()
+
+
+def check_numbers(path, name, array):
+    """Refuse non-finite numbers, and negative ones where ``name`` is a variance, a moment or a count."""
+    if array.dtype.kind not in "biuf":
+        refuse(path, name, f"must hold real numbers, got {array.dtype}")
+    if not np.all(np.isfinite(array)):
+        bad = np.size(array) - np.count_nonzero(np.isfinite(array))
+        refuse(path, name, f"{bad:,} of its {np.size(array):,} numbers are NaN or inf: the file is corrupt or was "
+                           "saved from a diverged model")
+    if name.rsplit("/", 1)[-1] in NON_NEGATIVE and np.any(array < 0):
+        refuse(path, name, f"has negative entries (min {np.min(array):.3g}); it is a variance, a second moment "
+                           "or a count")
+
+
+def check_rng_state(state, path):
+    """Refuse anything but a PCG64 state as ``Generator.bit_generator.state`` gives it: a 128-bit ``state``,
+    an odd 128-bit increment ``inc``, a 0/1 flag ``has_uint32`` and a buffered 32-bit word ``uinteger``."""
+    inner = state.get("state")
+    well_formed = (set(state) == {"bit_generator", "state", "has_uint32", "uinteger"}
+                   and state["bit_generator"] == "PCG64" and isinstance(inner, dict) and set(inner) == {"state", "inc"}
+                   and is_integer(inner["state"], 0, 2**128) and is_integer(inner["inc"], 0, 2**128)
+                   and inner["inc"] % 2 == 1 and is_integer(state["has_uint32"], 0, 2)
+                   and is_integer(state["uinteger"], 0, 2**32))
+    if not well_formed:
+        refuse(path, "rng_state", f"is not a PCG64 state ({{'bit_generator': 'PCG64', 'state': {{'state': <128-bit>, "
+                                  f"'inc': <odd 128-bit>}}, 'has_uint32': 0 or 1, 'uinteger': <32-bit>}}), "
+                                  f"got {shown(state, 120)}")
+
+
+def check_counters(counters, names, path, field):
+    """Refuse ``counters`` unless its keys are exactly ``names`` and every value is an integer ``>= 0``."""
+    if set(counters) != set(names):
+        refuse(path, field, f"must have exactly the counters {listed(sorted(names))}; got {listed(list(counters))}")
+    for name, value in counters.items():
+        if not is_integer(value):
+            refuse(path, f"{field}: {name}", f"must be a non-negative integer, got {shown(value)}")

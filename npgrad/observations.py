@@ -74,7 +74,26 @@ def encode(space, obs):
         return np.concatenate([encode(part, obs[key]) for key, part in space.spaces.items()], axis=-1)
     if isinstance(space, spaces.Tuple):
         return np.concatenate([encode(part, x) for part, x in zip(space.spaces, obs)], axis=-1)
-    return np.asarray(obs, dtype=np.float64)  # Box and MultiBinary
+    return real_numbers(obs)  # Box and MultiBinary
+
+
+def real_numbers(x):
+    """``x`` as float64, if it holds real numbers; ``ShapeError`` for complex, strings or objects, which NumPy
+    would cast with a warning or an error of its own."""
+    x = np.asarray(x)
+    if x.dtype.kind not in "biuf":
+        raise ShapeError(f"observations must be real numbers (bool, int or float), got an array of {x.dtype}")
+    return x.astype(np.float64, copy=False)
+
+
+def representable(x_no, dtype):
+    """``x_no``, if a network computing in ``dtype`` can represent it; a ``ShapeError`` naming the limit if not
+    (beyond 3.4e38 a float32 network would see inf)."""
+    limit = float(np.finfo(dtype).max)
+    if np.any(np.abs(x_no) > limit):
+        raise ShapeError(f"predict got observations up to {np.max(np.abs(x_no)):.3g}, beyond the {limit:.3g} a "
+                         f"{dtype} network can represent; use dtype='float64' or normalize_obs=True")
+    return x_no
 
 
 def is_single(space, obs):

@@ -24,14 +24,19 @@ def plot_curves(curves, path, title="", threshold=None):
 
     fig, ax = plt.subplots(figsize=(6, 4))
     for label, (steps, returns, *band) in curves.items():
-        line, = ax.plot(steps, returns, label=label)
+        line, = ax.plot(steps, returns, label=literal(label))
         if band:
             ax.fill_between(steps, *band, color=line.get_color(), alpha=0.2)
     if threshold is not None:
         ax.axhline(threshold, color="grey", ls="--", lw=1, label="solved")
-    ax.set(xlabel="environment steps", ylabel="mean evaluation return", title=title)
+    ax.set(xlabel="environment steps", ylabel="mean evaluation return", title=literal(title))
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+def literal(text):
+    """``text`` drawn as it is: every ``$`` escaped, so an env id such as ``$\\frac{$`` is not parsed as mathtext."""
+    return str(text).replace("$", r"\$")

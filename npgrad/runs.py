@@ -14,31 +14,140 @@ periodic checkpoint, training restarts every environment with a seed drawn from
 ``(seed, num_steps)`` (``Agent.restart_envs``), and a resumed run does the same after loading, so
 both continue identically. The final Ctrl-C checkpoint is taken where the run stopped, so a
 run resumed from it continues correctly but not bit-identically to one never interrupted.
+
+A run folder is read as untrusted input: every field of ``config.json`` and of a checkpoint's run
+state is checked before it is used (``check_run_config``, ``checkpoint_state``), every count and
+interval has a range (``COUNTS``), and a symbolic link that leads out of the folder is refused
+(``run_file``). A write that fails (disk full, read-only) is one ``WriteError`` naming the file and
+the checkpoint a resumed run starts from; leftovers of writes a killed process never finished are
+removed when a run starts or resumes (``remove_stale_temporaries``).
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
+import difflib
 import io
 import json
+import math
 import os
 import platform
 import re
 import signal
 import sys
 import time
+import warnings
 
 import numpy as np
 
 from .version import __version__
-from .errors import ConfigError, FileFormatError
-from .io import read
-from .callbacks import Evaluator
+from .agent import ALGOS
+from .errors import ConfigError, FileFormatError, NpgradError, NpgradWarning
+from .io import read_header, shown
+from .callbacks import Evaluator, next_due
 
 CONFIG, PROGRESS, TIMING, MODEL, CURVE, CHECKPOINTS = (
     "config.json", "progress.csv", "timing.csv", "model.npz", "curve.png", "checkpoints")
 PROGRESS_FIRST = ["num_updates", "num_steps", "eval_return"]
 PROGRESS_OPTIONAL = ["update_failed"]  # diagnostics that only some updates report
+RUN_FIELDS = ["format", "algo", "env_id", "seed", "steps", "overrides", "config", "checkpoint_every", "eval_every",
+              "eval_episodes", "versions", "created"]
+STALE = re.compile(r"(config\.json|progress\.csv|timing\.csv|model\.npz|step_\d{10}\.npz)\.tmp-\d+")
+MAX_STEPS = 10**10  # a budget beyond this is a typo or a crafted file: 12 days at 10,000 steps/s
+MAX_EPISODES = 10_000
+MAX_CONFIG_BYTES = 1_000_000
+NEVER = 10**18  # the interval of an evaluation that is switched off (eval_every = 0)
+COUNTS = {  # every count and interval the command or a run folder takes: (smallest, largest)
+    "seed": (0, 2**63 - 1), "steps": (1, MAX_STEPS), "checkpoint_every": (1, MAX_STEPS),
+    "eval_every": (0, MAX_STEPS), "eval_episodes": (1, MAX_EPISODES), "episodes": (1, MAX_EPISODES),
+    "batch": (1, 4096), "num_updates": (0, MAX_STEPS), "next_eval": (1, NEVER), "next_checkpoint": (1, NEVER)}
+
+
+class WriteError(NpgradError):
+    """A file of a run folder could not be written (disk full, read-only); the last checkpoint is intact."""
+
+    exit_status = 1  # not a mistake in what was typed (status 2)
+
+
+# --- checking what a run is given, from the command line or from its files -------------------------
+
+
+def check_count(name, value, label=None):
+    """``value`` if it is an integer in the range ``COUNTS[name]``, else ``ConfigError`` naming ``label``."""
+    low, high = COUNTS[name]
+    label = label or name
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < low:
+        raise ConfigError(f"{label} must be a {'positive' if low else 'non-negative'} integer, got {shown(value)}")
+    if value > high:
+        raise ConfigError(f"{label} must be at most {high:,}, got {value:,}")
+    return int(value)
+
+
+def check_algo(name):
+    """The agent class of an algorithm's name."""
+    if not isinstance(name, str) or name not in ALGOS:
+        raise ConfigError(f"unknown algorithm {shown(name)}; choose from: {', '.join(ALGOS)}")
+    return ALGOS[name]
+
+
+def check_env_id(env_id):
+    """``env_id`` if gymnasium has registered it; never the ``module:Env`` form, which imports ``module``."""
+    import gymnasium as gym
+
+    if not isinstance(env_id, str) or len(env_id) > 200:
+        raise ConfigError(f"env_id must be a gymnasium id string, got {shown(env_id)}")
+    if ":" in env_id:
+        raise ConfigError(f"env_id {shown(env_id)} is refused: the module:Env form imports a module, which npgrad "
+                          "never does for a command or a run folder; give a registered id such as CartPole-v1")
+    if env_id not in gym.registry:
+        close = difflib.get_close_matches(env_id, list(gym.registry), n=5)
+        hint = f"did you mean: {', '.join(close)}?" if close else "e.g. CartPole-v1 or Pendulum-v1"
+        raise ConfigError(f"unknown environment id {shown(env_id)}; {hint}")
+    return env_id
+
+
+def require_object(name, value):
+    if not isinstance(value, dict):
+        raise ConfigError(f"{name} must be a JSON object, got {shown(value)}")
+    return value
+
+
+def check_fields(record, names, prefix=""):
+    """``record`` holds exactly the fields ``names``."""
+    missing, unexpected = sorted(set(names) - set(record)), sorted(set(record) - set(names))
+    if missing or unexpected:
+        raise ConfigError(prefix + "; ".join(f"{kind} field(s) {shown(fields)}" for kind, fields in (
+            ("missing", missing), ("unexpected", unexpected)) if fields))
+
+
+def check_hyperparameters(Config, values, overrides):
+    """``config`` through the algorithm's own validation; ``overrides`` must be the values it holds."""
+    require_object("config", values)
+    require_object("overrides", overrides)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NpgradWarning)  # given once, when the agent is built
+            full = Config.from_dict(values).to_dict()
+    except ConfigError as e:
+        raise ConfigError(f"config: {e}") from None
+    for name, value in overrides.items():
+        if name not in full or full[name] != value:
+            raise ConfigError(f"overrides: {name}={shown(value)} is not the config's {name}={shown(full.get(name))}")
+
+
+def check_run_config(config):
+    """Every field of a run's ``config.json`` as ``new_run_config`` writes it; ``ConfigError`` names the first bad."""
+    check_fields(config, RUN_FIELDS)
+    for name in ("seed", "steps", "checkpoint_every", "eval_every", "eval_episodes"):
+        check_count(name, config[name])
+    check_env_id(config["env_id"])
+    check_hyperparameters(check_algo(config["algo"]).Config, config["config"], config["overrides"])
+    texts = {f"versions[{k!r}]": v for k, v in require_object("versions", config["versions"]).items()}
+    for name, value in {**texts, "created": config["created"]}.items():
+        if not isinstance(value, str):
+            raise ConfigError(f"{name} must be a string, got {shown(value)}")
+    return config
 
 
 def parse_value(config_cls, name, text):
@@ -92,57 +201,125 @@ def atomic_write_text(path, text):
     os.replace(tmp, path)
 
 
-def read_config(run_dir):
-    path = os.path.join(run_dir, CONFIG)
-    if not os.path.isdir(run_dir):
-        raise FileFormatError(f"run folder {run_dir!r} does not exist")
-    if not os.path.isfile(path):
-        raise FileFormatError(f"{run_dir!r} is not an npgrad run folder (no {CONFIG})")
+def run_file(run_dir, *names):
+    """``run_dir/names``, refused when a symbolic link leads it out of the run folder (a file there would be
+    created, appended to or evaluated as if it belonged to this run)."""
+    path = os.path.join(run_dir, *names)
+    root, target = os.path.realpath(run_dir), os.path.realpath(path)
+    if os.path.commonpath([root, target]) != root:
+        raise FileFormatError(f"{path} is a symbolic link to {target}, outside the run folder {run_dir}; "
+                              "npgrad does not follow links out of a run folder")
+    return path
+
+
+def read_json_object(path):
+    """The JSON object in ``path``, read no further than ``MAX_CONFIG_BYTES``."""
     try:
-        with open(path) as f:
-            config = json.load(f)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        with open(path, "rb") as f:
+            text = f.read(MAX_CONFIG_BYTES + 1)
+    except OSError as e:
+        raise FileFormatError(f"{path}: cannot read it ({e.strerror or e})") from None
+    if len(text) > MAX_CONFIG_BYTES:
+        raise FileFormatError(f"{path}: larger than {MAX_CONFIG_BYTES:,} bytes, so not a run config")
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError) as e:  # ValueError: also bad UTF-8 and integers of 4,300+ digits
         raise FileFormatError(f"{path}: not valid JSON ({e})") from None
+    if not isinstance(value, dict):
+        raise FileFormatError(f"{path}: must hold a JSON object, got {type(value).__name__}")
+    return value
+
+
+def read_config(run_dir):
+    """A run's ``config.json``, every field checked (``check_run_config``)."""
+    if not os.path.isdir(run_dir):
+        raise FileFormatError(f"run folder {os.fspath(run_dir)!r} does not exist")
+    for name in (PROGRESS, TIMING, MODEL, CURVE, CHECKPOINTS):
+        run_file(run_dir, name)  # a link out of the folder is refused before anything is read or written
+    path = run_file(run_dir, CONFIG)
+    if not os.path.isfile(path):
+        raise FileFormatError(f"{os.fspath(run_dir)!r} is not an npgrad run folder (no {CONFIG})")
+    config = read_json_object(path)
     if config.get("format") != "npgrad-run":
         raise FileFormatError(f"{path}: not an npgrad run config")
-    return config
+    try:
+        return check_run_config(config)
+    except ConfigError as e:
+        raise FileFormatError(f"{path}: {e}") from None
 
 
 def write_config(run_dir, run_config):
-    atomic_write_text(os.path.join(run_dir, CONFIG), json.dumps(run_config, indent=1) + "\n")
+    path = run_file(run_dir, CONFIG)
+    with writing(run_dir, path):
+        atomic_write_text(path, json.dumps(run_config, indent=1) + "\n")
 
 
 def checkpoint_path(run_dir, num_steps):
-    return os.path.join(run_dir, CHECKPOINTS, f"step_{num_steps:010d}.npz")
+    return run_file(run_dir, CHECKPOINTS, f"step_{num_steps:010d}.npz")
 
 
 def latest_checkpoint(run_dir):
     """Path of the checkpoint with the most steps, or None."""
-    folder = os.path.join(run_dir, CHECKPOINTS)
+    folder = run_file(run_dir, CHECKPOINTS)
     names = sorted(n for n in os.listdir(folder) if re.fullmatch(r"step_\d{10}\.npz", n)) if os.path.isdir(
         folder) else []
-    return os.path.join(folder, names[-1]) if names else None
+    return run_file(folder, names[-1]) if names else None
+
+
+def remove_stale_temporaries(run_dir):
+    """Delete the ``NAME.tmp-PID`` files of writes a killed process never finished (``NAME`` itself is intact)."""
+    for folder in (run_file(run_dir), run_file(run_dir, CHECKPOINTS)):
+        for name in os.listdir(folder) if os.path.isdir(folder) else []:
+            if STALE.fullmatch(name):
+                with writing(run_dir, os.path.join(folder, name)):
+                    os.remove(os.path.join(folder, name))
+
+
+@contextlib.contextmanager
+def writing(run_dir, path):
+    """Turn a failed write (disk full, read-only) into one ``WriteError`` naming ``path`` and the last checkpoint."""
+    try:
+        yield
+    except OSError as e:
+        last = latest_checkpoint(run_dir)
+        state = (f"the last checkpoint, {last}, is intact; continue from it with: npgrad train --resume {run_dir}"
+                 if last else "no checkpoint was written yet")
+        raise WriteError(f"cannot write {path}: {e.strerror or e}; {state}") from None
 
 
 def read_csv(path):
     if not os.path.isfile(path):
         return [], []
-    with open(path, newline="") as f:
-        reader = csv.DictReader(f)
-        return list(reader.fieldnames or []), list(reader)
+    try:
+        with open(path, newline="") as f:
+            reader = csv.DictReader(f)
+            return list(reader.fieldnames or []), list(reader)
+    except (csv.Error, UnicodeDecodeError) as e:
+        raise FileFormatError(f"{path}: not a readable CSV file ({e})") from None
+
+
+def csv_number(path, i, row, name, kind=int):
+    """``kind(row[name])`` of row ``i`` of a run's CSV file, or ``FileFormatError`` naming the cell."""
+    try:
+        return kind(row[name])
+    except (KeyError, TypeError, ValueError):
+        raise FileFormatError(f"{path}: row {i}: {name} is {shown(row.get(name))}, not a number") from None
 
 
 def truncate_csv(path, num_updates):
     """Keep the rows of updates ``<= num_updates`` (a resumed run rewrites the rest)."""
     header, rows = read_csv(path)
     if header:
-        rewrite_csv(path, header, [r for r in rows if int(r["num_updates"]) <= num_updates])
+        rewrite_csv(path, header, [r for i, r in enumerate(rows, 1) if csv_number(path, i, r, "num_updates")
+                                   <= num_updates])
 
 
 def truncate_logs(run_dir, num_updates):
     """Cut ``progress.csv`` and ``timing.csv`` back to the updates a checkpoint holds."""
     for name in (PROGRESS, TIMING):
-        truncate_csv(os.path.join(run_dir, name), num_updates)
+        path = run_file(run_dir, name)
+        with writing(run_dir, path):
+            truncate_csv(path, num_updates)
 
 
 def rewrite_csv(path, header, rows):
@@ -155,8 +332,10 @@ def rewrite_csv(path, header, rows):
 
 def eval_curve(run_dir):
     """``(steps, returns)`` of the evaluations in a run's ``progress.csv``."""
-    _, rows = read_csv(os.path.join(run_dir, PROGRESS))
-    points = [(int(r["num_steps"]), float(r["eval_return"])) for r in rows if r.get("eval_return")]
+    path = run_file(run_dir, PROGRESS)
+    _, rows = read_csv(path)
+    points = [(csv_number(path, i, r, "num_steps"), csv_number(path, i, r, "eval_return", float))
+              for i, r in enumerate(rows, 1) if r.get("eval_return")]
     return tuple(np.array(v) for v in zip(*points)) if points else (np.array([]), np.array([]))
 
 
@@ -209,17 +388,18 @@ class RunLogger:
 
     def __init__(self, run_dir, run_config, state=None, stop=None, show=True):
         self.run_dir, self.run_config, self.stop, self.show = run_dir, run_config, stop, show
-        self.every = run_config["checkpoint_every"]
+        self.every = check_count("checkpoint_every", run_config["checkpoint_every"])
         state = state or {}
-        self.evaluator = Evaluator(every=run_config["eval_every"] or 10**18, episodes=run_config["eval_episodes"])
+        self.evaluator = Evaluator(every=run_config["eval_every"] or NEVER, episodes=run_config["eval_episodes"])
         self.evaluator.history = [tuple(r) for r in state.get("history", [])]
         self.evaluator.next_eval = state.get("next_eval", self.evaluator.every)
         self.evaluator.train_seconds = state.get("train_seconds", 0.0)
         self.next_checkpoint = state.get("next_checkpoint", self.every)
-        self.progress = CsvLog(os.path.join(run_dir, PROGRESS), PROGRESS_FIRST, PROGRESS_OPTIONAL)
-        self.timing = CsvLog(os.path.join(run_dir, TIMING), ["num_updates", "num_steps"])
+        self.progress = CsvLog(run_file(run_dir, PROGRESS), PROGRESS_FIRST, PROGRESS_OPTIONAL)
+        self.timing = CsvLog(run_file(run_dir, TIMING), ["num_updates", "num_steps"])
         self.last_return = float("nan")
-        os.makedirs(os.path.join(run_dir, CHECKPOINTS), exist_ok=True)
+        with writing(run_dir, run_file(run_dir, CHECKPOINTS)):
+            os.makedirs(run_file(run_dir, CHECKPOINTS), exist_ok=True)
 
     def start_clock(self):
         self.evaluator.start_clock()
@@ -231,9 +411,16 @@ class RunLogger:
                 "next_checkpoint": self.next_checkpoint}
 
     def save_checkpoint(self, agent):
-        path = agent.save(checkpoint_path(self.run_dir, agent.num_steps), user=self.state())
+        path = checkpoint_path(self.run_dir, agent.num_steps)
+        with writing(self.run_dir, path):
+            agent.save(path, user=self.state())
         self.evaluator.start_clock()  # saving is not training time
         return path
+
+    def write_logs(self, row, timing_row):
+        for log, values in ((self.progress, row), (self.timing, timing_row)):
+            with writing(self.run_dir, log.path):
+                log.write(values)
 
     def __call__(self, agent, diagnostics):
         evaluations = len(self.evaluator.history)
@@ -241,17 +428,15 @@ class RunLogger:
         row = dict(diagnostics)
         if len(self.evaluator.history) > evaluations:
             row["eval_return"] = self.evaluator.history[-1][2]
-        self.progress.write(row)
         seconds = self.evaluator.train_seconds
-        self.timing.write({"num_updates": agent.num_updates, "num_steps": agent.num_steps, "train_seconds": seconds,
-                           "steps_per_second": agent.num_steps / seconds if seconds > 0 else float("nan")})
+        self.write_logs(row, {"num_updates": agent.num_updates, "num_steps": agent.num_steps, "train_seconds": seconds,
+                              "steps_per_second": agent.num_steps / seconds if seconds > 0 else float("nan")})
         if np.isfinite(diagnostics.get("ep_return_mean", np.nan)):
             self.last_return = diagnostics["ep_return_mean"]
         if self.show:
             self.print_progress(agent, diagnostics, row)
         if agent.num_steps >= self.next_checkpoint:
-            while self.next_checkpoint <= agent.num_steps:
-                self.next_checkpoint += self.every
+            self.next_checkpoint = next_due(self.next_checkpoint, self.every, agent.num_steps)
             self.save_checkpoint(agent)
             agent.restart_envs()  # a resumed run restarts them here too (see the module docstring)
         if self.stop is not None and self.stop.requested:
@@ -278,7 +463,40 @@ def new_run_config(algo, env_id, seed, steps, overrides, config, checkpoint_ever
             "eval_episodes": eval_episodes, "versions": versions(), "created": time.strftime("%Y-%m-%d %H:%M:%S")}
 
 
-def checkpoint_state(path):
-    """The run state a checkpoint stored (``RunLogger.state``)."""
-    meta, _ = read(path)
-    return meta.get("user", {})
+def checkpoint_state(path, run_config):
+    """``(num_updates, state)`` of a checkpoint of this run: the updates it holds (the logs are cut back to them)
+    and the run state ``RunLogger.state`` stored, each checked before anything is truncated or trusted."""
+    meta = read_header(path)  # the arrays are not decompressed here: npgrad.load reads and checks them
+    try:
+        check_owner(require_object("the header", meta), run_config)
+        num_updates = check_count("num_updates", require_object("progress", meta.get("progress")).get("num_updates"))
+        return num_updates, check_run_state(require_object("user", meta.get("user")))
+    except ConfigError as e:
+        raise FileFormatError(f"{path}: {e}") from None
+
+
+def check_owner(meta, run_config):
+    """A checkpoint copied in from another run is not resumed as this one."""
+    for name in ("algo", "env_id", "seed"):
+        if meta.get(name) != run_config[name]:
+            raise ConfigError(f"saved by a run with {name}={shown(meta.get(name))}, not this run's "
+                              f"{name}={run_config[name]!r}")
+
+
+def check_run_state(state):
+    """``RunLogger.state``: evaluation history rows, the next evaluation and checkpoint, training seconds."""
+    check_fields(state, ["history", "next_eval", "train_seconds", "next_checkpoint"], "user: ")
+    check_count("next_eval", state["next_eval"])
+    check_count("next_checkpoint", state["next_checkpoint"])
+    seconds = state["train_seconds"]
+    if not (is_number(seconds) and math.isfinite(seconds) and seconds >= 0):
+        raise ConfigError(f"train_seconds must be a finite number >= 0, got {shown(seconds)}")
+    history = state["history"]
+    if not (isinstance(history, list) and all(isinstance(r, list) and len(r) == 3 and all(map(is_number, r))
+                                               for r in history)):
+        raise ConfigError(f"history must be a list of [steps, seconds, return] rows, got {shown(history)}")
+    return state
+
+
+def is_number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool)

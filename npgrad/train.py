@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from .advantages import gae
+from .errors import EnvError
 
 REFUSED = "non-finite advantages or value targets"
 
@@ -66,6 +67,20 @@ def estimate(traj, value, gamma, lam):
     return traj.flatten(val_te[:-1], adv_te, ret_te)
 
 
+def regressable(batch, dtype):
+    """``batch``, if ``V`` can be regressed on its value targets; an ``EnvError`` before the update if not, rather
+    than a value function that silently stops learning while the policy trains. The squared errors are float64
+    and summed over up to ~1e8 rows (so ``|R| < sqrt(1.8e308) / 1e4``); their cotangents are cast to the
+    networks' dtype and summed again in backprop (so ``|R|`` below its largest number over 1e8: 3.4e30 for float32)."""
+    limit = min(np.sqrt(np.finfo(np.float64).max) / 1e4, float(np.finfo(dtype).max) / 1e8)
+    largest = float(np.max(np.abs(batch.ret_n), initial=0.0))
+    if largest > limit:
+        raise EnvError(f"the rewards give value targets up to {largest:.3g}, beyond the {limit:.2g} a value network "
+                       "can be regressed on (its errors would overflow and V would stop learning); rescale the "
+                       "rewards (gymnasium's TransformReward wrapper, or normalize_reward=True)")
+    return batch
+
+
 def train(rollout, model, rule, progress, rng, gamma, lam, after_update=None):
     """Run ``collect -> estimate -> update -> record`` until ``progress.total_steps``; stop early when
     ``after_update(info)`` returns False. A batch with non-finite advantages is not used at all."""
@@ -73,7 +88,7 @@ def train(rollout, model, rule, progress, rng, gamma, lam, after_update=None):
         schedule = progress.schedule
         batch = estimate(rollout.collect(model.policy, rng), model.value, gamma, lam)
         if np.all(np.isfinite(batch.adv_n)) and np.all(np.isfinite(batch.ret_n)):
-            info = rule.update(model, batch, rng, schedule)
+            info = rule.update(model, regressable(batch, model.policy.net.dtype), rng, schedule)
         else:  # e.g. a diverged value function: no update can be trusted, keep everything as it is
             info = {"update_failed": REFUSED}
         info = progress.record(batch, info)

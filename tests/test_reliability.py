@@ -20,6 +20,8 @@ from npgrad.heads import LOG_STD_BOUNDS
 from npgrad.algos.common import commit, standardize
 from npgrad.io import flatten
 
+from helpers import Counter
+
 CONFIGS = {name: cls.Config for name, cls in npgrad.ALGOS.items()}
 
 
@@ -277,3 +279,104 @@ def test_same_seed_gives_bitwise_identical_runs_across_processes(algo, env_id):
 
 if __name__ == "__main__":
     print(run_fingerprint(sys.argv[1], sys.argv[2], int(sys.argv[3])))
+
+
+# --- arguments of the public API -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("obs", ["abcd", b"abcd", {"x": 1.0}, [1 + 2j, 0, 0, 0], np.ones(4, complex),
+                                 [[1, 2, 3, 4], [1]],
+                                 ["a", "b", "c", "d"], [None] * 4, [object()] * 4, object(), None],
+                         ids=lambda obs: type(obs).__name__ + repr(obs)[:20])
+def test_predict_refuses_what_is_not_an_array_of_real_numbers(obs):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a ComplexWarning or DeprecationWarning instead of an error would fail here
+        with pytest.raises(ShapeError, match="predict"):
+            agent_for("CartPole-v1").predict(obs)
+
+
+@pytest.mark.parametrize("kwargs, name", [({"rng": 32}, "rng"), ({"rng": np.random.RandomState(0)}, "rng"),
+                                          ({"deterministic": np.array([True, False])}, "deterministic"),
+                                          ({"deterministic": "yes"}, "deterministic"),
+                                          ({"deterministic": None}, "deterministic")])
+def test_predict_names_an_rng_or_deterministic_of_the_wrong_type(kwargs, name):
+    with pytest.raises(ConfigError, match=name):
+        agent_for("Pendulum-v1").predict(np.zeros(3), **kwargs)
+
+
+@pytest.mark.parametrize("env_id", ["CartPole-v1", "Pendulum-v1"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("normalize_obs", [False, True])
+def test_observations_the_network_cannot_represent_are_refused_not_turned_into_arbitrary_actions(
+        env_id, dtype, normalize_obs):
+    agent = npgrad.PPO(env_id, seed=0, dtype=dtype, normalize_obs=normalize_obs)
+    o = agent.policy.obs_dim
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        if dtype == "float32" and not normalize_obs:  # the filter's clip keeps what the network sees small
+            with pytest.raises(ShapeError, match="3.4e\\+38"):
+                agent.predict(np.full(o, 1e39))
+        for scale in (1e30, 1e38, 1e100, 1e300):  # finite: an action, or a ShapeError, never NaN
+            try:
+                act = agent.predict(np.full(o, scale) * (-1) ** np.arange(o))
+            except ShapeError as e:
+                assert "predict" in str(e)
+            else:
+                assert np.all(np.isfinite(act)), f"{dtype}: obs {scale:g} gave {act}"
+
+
+def test_evaluate_runs_at_most_64_environments_and_shares_the_episodes(monkeypatch):
+    built = []
+    make = npgrad.agent.make_vec_env
+    monkeypatch.setattr(npgrad.agent, "make_vec_env", lambda env, n: built.append(n) or make(env, n))
+    result = agent_for("CartPole-v1").evaluate(episodes=130)
+    assert built == [64] and len(result.returns) == 130
+    assert np.all(np.isfinite(result.returns))
+
+
+@pytest.mark.parametrize("episodes", [10**9, 2**63, 2**100])
+def test_evaluate_refuses_an_absurd_number_of_episodes_at_once(episodes):
+    with pytest.raises(ConfigError, match="episodes"):
+        agent_for("CartPole-v1").evaluate(episodes=episodes)
+
+
+@pytest.mark.parametrize("callback", [5, "print", [print, 5], {"cb": print}])
+def test_a_callback_that_cannot_be_called_is_refused_before_training(callback):
+    agent = npgrad.PPO("CartPole-v1", seed=0, n_steps=16)
+    with pytest.raises(ConfigError, match="callback"):
+        agent.learn(256, callback=callback)
+    assert agent.num_steps == 0 and agent.progress.total_steps == 0, "nothing ran, nothing was planned"
+
+
+class HugeRewards(Counter):
+    """``Counter`` with every reward multiplied by ``reward``: value targets beyond what V can be regressed on."""
+
+    def __init__(self, reward):
+        super().__init__(term_at=50)
+        self.reward = reward
+
+    def step(self, action):
+        obs, rew, term, trunc, info = super().step(action)
+        return obs, rew * self.reward, term, trunc, info
+
+
+@pytest.mark.parametrize("algo", sorted(npgrad.ALGOS))
+@pytest.mark.parametrize("dtype, reward", [("float32", 1e100), ("float64", 1e300)])
+def test_value_targets_too_large_to_regress_are_an_error_not_a_silently_frozen_value_function(algo, dtype, reward):
+    agent = npgrad.ALGOS[algo](HugeRewards(reward), seed=0, n_steps=64, dtype=dtype)
+    theta = agent.policy.theta.copy()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(EnvError, match="value targets"):
+            agent.learn(256)
+    np.testing.assert_array_equal(agent.policy.theta, theta)  # refused before the update
+
+
+@pytest.mark.parametrize("algo", ["ppo", "a2c"])
+def test_large_but_representable_rewards_still_train(algo):
+    agent = npgrad.ALGOS[algo](HugeRewards(1e20), seed=0, n_steps=64)
+    value = agent.value_fn.theta.copy()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        agent.learn(128)
+    assert not np.array_equal(agent.value_fn.theta, value)

@@ -1,0 +1,37 @@
+"""SB3-named callbacks: evaluation with the best model saved, checkpoints, and the two stopping rules."""
+import numpy as np
+
+import npgrad
+from npgrad.callbacks import (CheckpointCallback, EvalCallback, StopTrainingOnNoModelImprovement,
+                              StopTrainingOnRewardThreshold)
+
+
+def test_eval_callback_saves_the_best_model_and_stops_at_the_reward_threshold(tmp_path):
+    agent = npgrad.PPO("CartPole-v1", seed=0)
+    stop = StopTrainingOnRewardThreshold(reward_threshold=400)
+    evaluation = EvalCallback(callback_on_new_best=stop, eval_freq=2048, n_eval_episodes=5,
+                              best_model_save_path=tmp_path)
+    agent.learn(100_000, evaluation)
+    returns = [mean for _, _, mean in evaluation.history]
+    assert evaluation.best_mean_reward == max(returns) >= 400, f"evaluations {returns}"
+    assert returns[-1] >= 400 > max(returns[:-1]), f"training stops at the first evaluation reaching 400: {returns}"
+    assert agent.num_steps < 100_000
+    best = npgrad.load(tmp_path / "best_model.npz")
+    np.testing.assert_array_equal(best.policy.theta, agent.policy.theta, err_msg="the best model is the last one")
+
+
+def test_no_model_improvement_stops_after_that_many_flat_evaluations():
+    agent = npgrad.PPO("CartPole-v1", seed=0, lr=1e-9)  # cannot improve
+    agent.evaluate = lambda *args, **kwargs: npgrad.envs.EvalResult(10.0, 0.0, np.array([10.0]))
+    evaluation = EvalCallback(callback_after_eval=StopTrainingOnNoModelImprovement(2, min_evals=1), eval_freq=256)
+    agent.learn(100_000, evaluation)
+    # evaluation 1: a new best (not counted, min_evals = 1); 2, 3, 4 without one: 3 > 2 stops at the fourth
+    assert len(evaluation.history) == 4 and agent.num_steps == 4 * 256, evaluation.history
+
+
+def test_checkpoint_callback_saves_every_save_freq_steps(tmp_path):
+    agent = npgrad.A2C("CartPole-v1", seed=0)  # 40 steps per update
+    agent.learn(1000, [CheckpointCallback(save_freq=400, save_path=tmp_path / "ckpt", name_prefix="a2c")])
+    names = sorted(p.name for p in (tmp_path / "ckpt").iterdir())
+    assert names == [f"a2c_{steps}_steps.npz" for steps in (400, 800)], names
+    assert npgrad.load(tmp_path / "ckpt" / "a2c_800_steps.npz").num_steps == 800
