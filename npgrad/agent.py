@@ -129,11 +129,11 @@ class Agent:
         """
         self.rollout.restart(int(np.random.SeedSequence([self.seed, self.num_steps]).generate_state(1)[0]))
 
-    def predict(self, obs, deterministic=True, rng=None):
-        """Actions for raw environment observations, one ``(o,)`` or a batch ``(n, o)``, as the environment
-        takes them. The agent applies its own observation filter; Gaussian actions are clipped to the Box.
-        ``rng`` is a ``np.random.Generator`` (default: the agent's own). What is not an observation, or one the
-        network cannot represent (beyond 3.4e38 for float32) or whose outputs overflow, is a ``ShapeError``."""
+    def predict(self, obs, state=None, episode_start=None, deterministic=False, rng=None):
+        """``(actions, state)`` for raw observations, one or a batch, as SB3's ``predict``: sampled unless
+        ``deterministic``, filtered as in training, clipped to a Box; ``state`` comes back as given (npgrad's policies
+        are not recurrent). ``rng``: a ``np.random.Generator`` (default: the agent's). What is not an observation, or
+        one the network cannot represent (beyond 3.4e38 in float32) or whose outputs overflow, is a ``ShapeError``."""
         deterministic, rng = require_bool(deterministic, "deterministic"), generator(rng, self.rng)
         obs_no, single = observation_batch(obs, self.envs.single_observation_space)
         x_no = self.obs_filter.normalize(obs_no) if self.obs_filter is not None else obs_no
@@ -143,7 +143,8 @@ class Agent:
         if not np.all(np.isfinite(fwd.out_no)):
             raise ShapeError(f"predict: the {self.config.dtype} network's outputs overflow for observations up to "
                              f"{np.max(np.abs(obs_no)):.3g}; use dtype='float64' or normalize_obs=True")
-        return self.policy.to_env(act)[0] if single else self.policy.to_env(act)
+        act = self.policy.to_env(act)
+        return (act[0] if single else act), state
 
     def evaluate(self, episodes=10, deterministic=True, seed=None, env=None):
         """``EvalResult(mean, std, returns)`` of ``episodes`` episodes seeded ``seed`` (default ``self.seed + 10000``),
@@ -159,7 +160,8 @@ class Agent:
         envs = make_vec_env(env, min(episodes, MAX_EVAL_ENVS))  # more episodes are shared by these copies
         seed = self.seed + 10000 if seed is None else require_integer(seed, "seed")
         rng = np.random.default_rng(seed)
-        result = run_episodes(lambda obs: self.predict(obs, deterministic, rng), envs, episodes, seed)
+        result = run_episodes(lambda obs: self.predict(obs, deterministic=deterministic, rng=rng)[0], envs, episodes,
+                              seed)
         if isinstance(env, str):
             envs.close()
         if env is self.envs or env in getattr(self.envs, "envs", ()):

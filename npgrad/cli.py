@@ -246,7 +246,7 @@ def play_episode(agent, args, render_mode):
     rng = np.random.default_rng(args.seed)
     done = False
     while not done:
-        obs, _, term, trunc, _ = env.step(agent.predict(obs, args.deterministic, rng))
+        obs, _, term, trunc, _ = env.step(agent.predict(obs, deterministic=args.deterministic, rng=rng)[0])
         done = term or trunc
         if render_mode == "rgb_array":
             frames.append(env.render())

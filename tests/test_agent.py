@@ -47,7 +47,8 @@ def test_save_load_round_trip_gives_same_actions(algo, tmp_path):
     path = agent.save(tmp_path / "agent.npz")
     loaded = npgrad.load(path)
     obs = np.random.default_rng(0).uniform(-1, 1, (20, 3))
-    np.testing.assert_array_equal(agent.predict(obs), loaded.predict(obs), err_msg=f"{algo}: actions after load")
+    np.testing.assert_array_equal(agent.predict(obs, deterministic=True)[0], loaded.predict(obs, deterministic=True)[0],
+                                  err_msg=f"{algo}: actions after load")
     np.testing.assert_array_equal(agent.obs_filter.mean, loaded.obs_filter.mean)
     assert loaded.num_steps == agent.num_steps and loaded.config == agent.config
 
@@ -55,13 +56,26 @@ def test_save_load_round_trip_gives_same_actions(algo, tmp_path):
 def test_predict_single_and_batch():
     agent = npgrad.PPO("CartPole-v1", seed=0)
     obs = np.zeros((5, 4))
-    assert agent.predict(obs).shape == (5,)
-    assert np.ndim(agent.predict(obs[0])) == 0
+    assert agent.predict(obs, deterministic=True)[0].shape == (5,)
+    assert np.ndim(agent.predict(obs[0], deterministic=True)[0]) == 0
     agent = npgrad.TRPO("Pendulum-v1", seed=0)
-    assert agent.predict(np.zeros(3)).shape == (1,)
-    assert np.all(np.abs(agent.predict(np.zeros((4, 3)), deterministic=False)) <= 2.0), "actions clipped to bounds"
+    assert agent.predict(np.zeros(3), deterministic=True)[0].shape == (1,)
+    assert np.all(np.abs(agent.predict(np.zeros((4, 3)), deterministic=False)[0]) <= 2.0), "actions clipped to bounds"
     with pytest.raises(ValueError, match=r"shape \(3,\)"):
         agent.predict(np.zeros(4))
+
+
+def test_predict_has_sb3s_signature_and_return():
+    """``action, state = predict(obs, state=None, episode_start=None, deterministic=False)``, as in SB3."""
+    agent = npgrad.PPO("CartPole-v1", seed=0)
+    obs = np.random.default_rng(0).standard_normal((2, 4))
+    action, state = agent.predict(obs)  # a batch of two unpacks into actions and a state, not into two actions
+    assert action.shape == (2,) and state is None
+    action, state = agent.predict(obs[0], state=None, episode_start=np.array([True]), deterministic=True)
+    assert np.ndim(action) == 0 and state is None
+    rng = np.random.default_rng(1)
+    sampled = {int(agent.predict(np.zeros(4), rng=rng)[0]) for _ in range(50)}
+    assert sampled == {0, 1}, "deterministic=False is the default: an untrained policy samples both actions"
 
 
 def test_callback_can_stop_learning():

@@ -241,7 +241,8 @@ def test_predict_answers_with_finite_actions_or_a_named_error(agents, data, env_
     rng = data.draw(st.none() | st.just(np.random.default_rng(0)) | SCALARS)
     result = outcome(lambda: agent.predict(obs, deterministic=deterministic, rng=rng))
     if not isinstance(result, NpgradError):
-        assert np.all(np.isfinite(result)), f"predict({obs!r}) gave {result}"
+        action, state = result
+        assert np.all(np.isfinite(action)) and state is None, f"predict({obs!r}) gave {result}"
 
 
 EPISODES = st.integers(-3, 3) | st.integers(10**6 + 1, 2**80) | NOT_INTEGERS

@@ -101,7 +101,7 @@ def test_predict_accepts_valid_observations_and_names_every_invalid_one(env_id, 
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         if valid:
-            act = agent.predict(obs)
+            act, _ = agent.predict(obs)
             expected = () if len(shape) == 1 else (shape[0],)
             assert np.shape(act)[: len(expected)] == expected and np.all(np.isfinite(act))
         else:
@@ -318,7 +318,7 @@ def test_observations_the_network_cannot_represent_are_refused_not_turned_into_a
                 agent.predict(np.full(o, 1e39))
         for scale in (1e30, 1e38, 1e100, 1e300):  # finite: an action, or a ShapeError, never NaN
             try:
-                act = agent.predict(np.full(o, scale) * (-1) ** np.arange(o))
+                act, _ = agent.predict(np.full(o, scale) * (-1) ** np.arange(o))
             except ShapeError as e:
                 assert "predict" in str(e)
             else:

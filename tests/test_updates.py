@@ -494,7 +494,8 @@ def test_shared_trunk_agents_save_and_load(algo, tmp_path):
     loaded = npgrad.load(agent.save(tmp_path / "agent.npz"))
     assert loaded.model.shared and loaded.config == agent.config
     obs = np.random.default_rng(0).uniform(-1, 1, (20, 4))
-    np.testing.assert_array_equal(loaded.predict(obs), agent.predict(obs), err_msg=f"{algo.name}: actions")
+    np.testing.assert_array_equal(loaded.predict(obs, deterministic=True)[0], agent.predict(obs, deterministic=True)[0],
+                                  err_msg=f"{algo.name}: actions")
     np.testing.assert_array_equal(loaded.policy.distribution(obs).logits_na, agent.policy.distribution(obs).logits_na)
     np.testing.assert_array_equal(loaded.value_fn(obs), agent.value_fn(obs), err_msg=f"{algo.name}: V(s)")
     np.testing.assert_array_equal(loaded.policy.theta, agent.policy.theta)
