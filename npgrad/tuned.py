@@ -43,6 +43,14 @@ TUNED = {
                              lr=1e-3, anneal_lr=True, normalize_obs=True, normalize_reward=True, log_std_init=-0.5,
                              use_sde=True, sde_sample_freq=4),
                         "gSDE as the RL-Zoo, 8 x 256 transitions per update"),
+        "FrozenLake-v1": (dict(n_envs=8, n_steps=128, gamma=0.99, ent_coef=0.01),
+                          "a small entropy bonus keeps exploring until the sparse goal is found"),
+        "Taxi-v4": (dict(n_envs=16, n_steps=128, minibatch_size=256, n_epochs=4, gamma=0.99, lam=1.0, lr=1e-3,
+                                ent_coef=0.2),
+                    "ent_coef 0.2 tries pickup and dropoff until a delivery is found; lambda 1 carries the +20 back"),
+        "Taxi-v3": (dict(n_envs=16, n_steps=128, minibatch_size=256, n_epochs=4, gamma=0.99, lam=1.0, lr=1e-3,
+                                ent_coef=0.2),
+                    "as Taxi-v4, its name before gymnasium 1.3"),
     },
     "a2c": {
         "CartPole-v1": (dict(n_envs=8, n_steps=5, gamma=0.99, lam=1.0, lr=7e-4, normalize_advantages=False),
@@ -51,6 +59,8 @@ TUNED = {
                              normalize_reward=True, log_std_init=-0.5, normalize_advantages=False, use_sde=True,
                              sde_sample_freq=4),
                         "gSDE as the RL-Zoo, with its linear learning-rate schedule"),
+        "FrozenLake-v1": (dict(n_envs=8, n_steps=16, gamma=0.99, ent_coef=0.01),
+                          "16-step batches, a small entropy bonus: the non-slippery lake's optimum on 10 of 10 seeds"),
     },
 }
 

@@ -1,0 +1,174 @@
+"""Discrete observations: PPO and A2C on FrozenLake-v1 (4x4, non-slippery and slippery) and Taxi.
+
+    python benchmarks/spaces.py                          # report: seeds 0-9, the settings below (~25 min, 2 cores)
+    python benchmarks/spaces.py --first-seed 1000 --only ppo:taxi --set lr=1e-3   # a tuning run (writes spaces-subset)
+
+Measures, per algorithm x environment, how far the tuned settings (``SETTINGS``, the fields to put in
+npgrad/tuned.py) get in a modest budget: the deterministic policy is evaluated every ``EVERY`` steps
+(seed ``seed + 10000``) and once more after the budget (seed ``seed + 20000``), on the episode count
+of the threshold (below). Reported: IQM of the final return over seeds with a 95% bootstrap interval
+(npgrad.stats), how many seeds reach the threshold (at any evaluation, and in the final one), and the
+median steps to the first evaluation at or above it ("never" as infinitely late).
+
+Thresholds: non-slippery FrozenLake: 1.0 (the optimum) over 20 episodes; slippery FrozenLake:
+0.74 over 100 episodes (gymnasium's reference); Taxi: 8 over 20 episodes (optimum about 8.46).
+gymnasium >= 1.3 registers Taxi-v4 (Taxi-v3 raises DeprecatedEnv); without ``is_rainy`` or
+``fickle_passenger`` the two are the same environment, so this measures Taxi-v4 where it exists.
+
+The non-slippery lake has no id of its own: it trains on a ``SyncVectorEnv`` of
+``gym.make("FrozenLake-v1", is_slippery=False)`` and is evaluated on another (``evaluate(env=...)``),
+since ``evaluate`` would otherwise rebuild the slippery default from the id.
+Writes benchmarks/results/spaces.json (every evaluation of every run, machine, settings) and spaces.md.
+"""
+from __future__ import annotations
+
+import os
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")  # before numpy is imported: the protocol is single-threaded
+
+import argparse  # noqa: E402
+import ast  # noqa: E402
+import multiprocessing  # noqa: E402
+import time  # noqa: E402
+
+import gymnasium as gym  # noqa: E402
+import numpy as np  # noqa: E402
+
+import npgrad  # noqa: E402
+from npgrad import stats  # noqa: E402
+
+from common import machine_info, write_results  # noqa: E402
+
+TAXI = "Taxi-v4" if "Taxi-v4" in gym.registry else "Taxi-v3"
+# label -> (env id, make kwargs, threshold, evaluation episodes, budget, evaluate every)
+ENVS = {
+    "lake": ("FrozenLake-v1", {"is_slippery": False}, 1.0, 20, 100_000, 5_000),
+    "slippery": ("FrozenLake-v1", {}, 0.74, 100, 100_000, 10_000),
+    "taxi": (TAXI, {}, 8.0, 20, 500_000, 25_000),
+}
+LABELS = {"lake": "FrozenLake-v1 (is_slippery=False)", "slippery": "FrozenLake-v1 (slippery)", "taxi": TAXI}
+
+# The tuned settings: algorithm -> env id -> fields (the entries for npgrad/tuned.py). Both lakes share the id.
+# Taxi: ent_coef 0.2 keeps pickup/dropoff (-10 when illegal) tried until a delivery is found, and lam 1 (Monte-Carlo
+# returns) carries the +20 back to the pickup; with lam 0.95 or ent_coef <= 0.1 policies settle on moving only.
+SETTINGS = {
+    "ppo": {"FrozenLake-v1": dict(n_envs=8, n_steps=128, gamma=0.99, ent_coef=0.01),
+            TAXI: dict(n_envs=16, n_steps=128, minibatch_size=256, n_epochs=4, gamma=0.99, lam=1.0, lr=1e-3,
+                       ent_coef=0.2)},
+    "a2c": {"FrozenLake-v1": dict(n_envs=8, n_steps=16, gamma=0.99, ent_coef=0.01),
+            TAXI: dict(n_envs=16, n_steps=32, gamma=0.99, lam=1.0, lr=1e-3, ent_coef=0.2)},  # not solved in tuning
+}
+# the default run, longest first so two workers end together; A2C on Taxi (no working setting found) last
+ORDER = [("ppo", "taxi"), ("ppo", "lake"), ("a2c", "lake"), ("ppo", "slippery"), ("a2c", "slippery"), ("a2c", "taxi")]
+
+
+def vector_env(env_id, kwargs, n):
+    """``n`` copies of ``env_id`` built with ``kwargs``, stepped one at a time."""
+    return gym.make_vec(env_id, num_envs=n, vectorization_mode="sync", **kwargs)
+
+
+def run_one(algo, env, seed, overrides, budget=None):
+    """One run: ``{"history": [(steps, seconds, return), ...], "final": [returns], ...}``."""
+    env_id, kwargs, threshold, episodes, default_budget, every = ENVS[env]
+    budget = budget or default_budget
+    fields = {**SETTINGS[algo][env_id], **overrides}
+    Agent = npgrad.ALGOS[algo]
+    n_envs = Agent.Config.for_env(env_id, **fields).n_envs
+    train_env = vector_env(env_id, kwargs, n_envs) if kwargs else env_id
+    eval_env = vector_env(env_id, kwargs, min(episodes, 64)) if kwargs else None  # None: the agent's id
+    agent = Agent(train_env, seed=seed, **fields)
+    history, seconds, due = [], 0.0, every
+
+    def evaluate(agent, info):
+        nonlocal seconds, due, start
+        seconds += time.perf_counter() - start
+        if agent.num_steps >= due:
+            due += every * ((agent.num_steps - due) // every + 1)
+            history.append((agent.num_steps, seconds, agent.evaluate(episodes, env=eval_env).mean))
+        start = time.perf_counter()
+
+    start = time.perf_counter()
+    agent.learn(budget, callback=evaluate)
+    final = agent.evaluate(episodes, seed=seed + 20_000, env=eval_env).returns
+    steps_k, _, returns_k = np.array(history).T
+    return {"algo": algo, "env": LABELS[env], "seed": seed, "budget": budget, "settings": fields,
+            "config": agent.config.to_dict(), "history": history, "final_returns": final.tolist(),
+            "final_mean": float(final.mean()), "first_reach": never_as_none(stats.first_reach(steps_k, returns_k, threshold)),
+            "reached_final": bool(final.mean() >= threshold), "train_seconds": seconds,
+            "steps_per_second": agent.num_steps / seconds}
+
+
+def never_as_none(steps):
+    """Steps to a threshold for the JSON file: "never" (inf) as null, which strict JSON parsers read."""
+    return None if np.isinf(steps) else steps
+
+
+def run_task(task):
+    return run_one(*task)
+
+
+def summarize(runs):
+    groups = {}
+    for run in runs:
+        groups.setdefault((run["algo"], run["env"]), []).append(run)
+    rows = []
+    for (algo, env), group in groups.items():
+        final_r = np.array([r["final_mean"] for r in group])
+        first_r = np.array([np.inf if r["first_reach"] is None else r["first_reach"] for r in group])
+        low, high = stats.interval(final_r, stats.iqm) if len(group) > 1 else (np.nan, np.nan)
+        rows.append({"algo": algo, "env": env, "seeds": len(group), "budget": group[0]["budget"],
+                     "iqm_final": float(stats.iqm(final_r)), "ci": (float(low), float(high)),
+                     "reached_any": int(np.isfinite(first_r).sum()),
+                     "reached_final": sum(r["reached_final"] for r in group),
+                     "median_first_reach": never_as_none(float(stats.median(first_r))),
+                     "steps_per_second": float(np.median([r["steps_per_second"] for r in group]))})
+    return rows
+
+
+def markdown(rows):
+    lines = ["| algorithm, env | budget | IQM final return [95% CI] | seeds reaching threshold: any eval / final "
+             "| median first-reach steps | training steps/s |", "|---|---|---|---|---|---|"]
+    for s in rows:
+        first = "never" if s["median_first_reach"] is None else f"{s['median_first_reach'] / 1e3:.0f}k"
+        lines.append(f"| {s['algo'].upper()} {s['env']} | {s['budget'] // 1000}k | {s['iqm_final']:.2f} "
+                     f"[{s['ci'][0]:.2f}, {s['ci'][1]:.2f}] | {s['reached_any']} / {s['reached_final']} of {s['seeds']} "
+                     f"| {first} | {s['steps_per_second']:,.0f} |")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--first-seed", type=int, default=0)
+    p.add_argument("--seeds", type=int, default=10)
+    p.add_argument("--only", default=None, help="comma-separated algo:env, e.g. ppo:taxi,a2c:lake")
+    p.add_argument("--set", nargs="*", default=[], help="overrides as field=value (tuning)")
+    p.add_argument("--budget", type=int, default=None)
+    p.add_argument("--jobs", type=int, default=2, help="runs at a time (processes; the protocol's machine has 2 cores)")
+    p.add_argument("--out", default=None, help="default: results/spaces.json, or spaces-subset.json for any subset")
+    args = p.parse_args(argv)
+    pairs = [tuple(x.split(":")) for x in args.only.split(",")] if args.only else ORDER
+    overrides = {k: ast.literal_eval(v) for k, v in (s.split("=", 1) for s in args.set)}
+    full = not (args.only or args.set or args.budget or args.first_seed or args.seeds != 10)
+    out = args.out or os.path.join(os.path.dirname(__file__), "results",
+                                   "spaces.json" if full else "spaces-subset.json")
+    tasks = [(algo, env, seed, overrides, args.budget) for algo, env in pairs
+             for seed in range(args.first_seed, args.first_seed + args.seeds)]
+    runs = []
+    with multiprocessing.Pool(args.jobs) as pool:  # one run per process at a time, BLAS single-threaded
+        for run in pool.imap_unordered(run_task, tasks):
+            runs.append(run)
+            print(f"{run['algo']} {run['env']} seed {run['seed']}: final {run['final_mean']:.2f} first "
+                  f"{run['first_reach']:.0f} evals {' '.join(f'{r:.2f}' for _, _, r in run['history'])} "
+                  f"({run['steps_per_second']:,.0f} steps/s)", flush=True)
+            runs.sort(key=lambda r: (r["algo"], r["env"], r["seed"]))
+            table = markdown(summarize(runs))  # written after every run: a stopped run keeps what it measured
+            write_results(out, {"machine": machine_info(), "args": vars(args), "settings": SETTINGS,
+                                "thresholds": {LABELS[e]: dict(zip(("threshold", "episodes", "budget", "every"),
+                                                                   ENVS[e][2:])) for e in ENVS},
+                                "summary": summarize(runs), "runs": runs}, table)
+    print(table)
+
+
+if __name__ == "__main__":
+    main()
