@@ -13,7 +13,7 @@ from threadpoolctl import threadpool_limits
 from . import io
 from .algos import A2CUpdate, NPGUpdate, PPOUpdate, TRPOUpdate, VPGUpdate
 from .config import require_bool, require_integer, require_memory
-from .envs import env_id_of, fit_to_env_instance, make_vec_env, run_episodes, spaces_of
+from .envs import env_id_of, env_spec, fit_to_env_instance, make_vec_env, run_episodes, spaces_of
 from .errors import ConfigError, ShapeError
 from .heads import make_head
 from .io import refuse, shown
@@ -236,20 +236,20 @@ MAX_EPISODES = 10**6
 """The most episodes one ``evaluate`` call runs (days of CPU for most environments)."""
 
 
-def load(path, env=None):
+def load(path, env=None, trust_env_spec=False):
     """Rebuild a saved agent (``Agent.save``) on ``env`` (default: the saved environment id).
 
     A file is untrusted input (``npgrad.io``): every header field is checked before anything is built, the
     members' declared shapes and dtypes before anything is decompressed, and their numbers before the agent
     takes them; each violation is a ``FileFormatError`` naming the file and the field. A saved id must be
     registered with gymnasium: the ``module:Env`` form, which would import ``module``, is refused unless you
-    pass the environment yourself as ``env``.
+    pass the environment yourself as ``env`` or say ``trust_env_spec=True`` (the file's module is then imported).
     """
     with io.Archive(path) as archive:
         meta, path = archive.meta, archive.path
         cls, config = saved_config(meta, path)
         check_saved_counters(meta, path)
-        env = env if env is not None else registered_env(meta["env_id"], path)
+        env = env if env is not None else registered_env(meta["env_id"], path, trust_env_spec)
         archive.check(network_shapes(config, *spaces_of(env)), exact=False)  # before building the networks
         try:
             agent = cls(env, seed=meta["seed"], config=config)
@@ -284,13 +284,20 @@ def check_saved_counters(meta, path):
     io.check_rng_state(meta["rng_state"], path)
 
 
-def registered_env(env_id, path):
-    """The saved environment id, if gymnasium has it registered; never ``module:Env``, which imports ``module``."""
+def registered_env(env_id, path, trust_env_spec=False):
+    """The saved environment id, if gymnasium has it registered; ``module:Env``, which imports ``module``, only
+    if the caller trusts the file (``trust_env_spec``)."""
     if env_id is None:
         refuse(path, "env_id", "the agent was saved without an environment id: pass env= to load it")
-    if ":" in env_id or env_id not in gym.registry:
+    if trust_env_spec and ":" in env_id:
+        try:
+            env_spec(env_id)  # imports the module, as the caller asked
+        except ConfigError as e:
+            refuse(path, "env_id", e)
+    elif ":" in env_id or env_id not in gym.registry:
         refuse(path, "env_id", f"{shown(env_id)} is not a registered gymnasium id, and a file may not name a module "
-                               "to import: register it (import its package) or pass env= to load it")
+                               "to import: register it (import its package), pass env= to load it, or pass "
+                               "trust_env_spec=True to import the module it names")
     return env_id
 
 

@@ -49,6 +49,8 @@ def build_parser():
     p.add_argument("--eval-every", type=int, default=5_000, metavar="STEPS", help="0 disables evaluation")
     p.add_argument("--eval-episodes", type=int, default=10)
     p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.add_argument("--trust-env-spec", action="store_true",
+                   help="allow a saved environment id of the form module:Env, which imports module")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("eval", help="evaluate a trained agent", description="Print mean +- std return of a run's "
@@ -62,11 +64,15 @@ def build_parser():
     p.add_argument("--seed", type=int, default=None, help="evaluation env seed (default: training seed + 10000)")
     p.add_argument("--render", action="store_true", help="show the episodes in a window (needs pygame)")
     p.add_argument("--video", metavar="PATH", help="record one episode to a .gif or .mp4 (needs the video extra)")
+    p.add_argument("--trust-env-spec", action="store_true",
+                   help="allow a saved environment id of the form module:Env, which imports module")
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("plot", help="overlay learning curves of runs", description="Plot evaluation return "
                        "against steps; runs that differ only in their seed are drawn as mean and min-max band.")
     p.add_argument("runs", nargs="+", metavar="RUN_DIR")
+    p.add_argument("--trust-env-spec", action="store_true",
+                   help="allow a saved environment id of the form module:Env, which imports module")
     p.add_argument("--out", default="curves.png")
     p.set_defaults(func=cmd_plot)
 
@@ -144,7 +150,7 @@ def start_run(args):
     if not (args.algo and args.env_id):
         raise ConfigError("train needs ALGO and ENV_ID (or --resume RUN_DIR)")
     cls = check_algo(args.algo)
-    env_id = check_env_id(args.env_id)
+    env_id = check_env_id(args.env_id, trust=True)  # typed by the user: a module:Env id is imported
     overrides = runs.parse_overrides(cls.Config, args.set)
     config = cls.Config.for_env(env_id, **overrides)
     steps = args.steps or 100_000
@@ -172,14 +178,14 @@ def fresh_agent(run_config):
 def resume_run(args):
     """The agent, folder, config and run state to continue; everything is checked before anything is written."""
     run_dir = args.resume
-    run_config = runs.read_config(run_dir)
+    run_config = runs.read_config(run_dir, args.trust_env_spec)
     for given, saved in ((args.algo, run_config["algo"]), (args.env_id, run_config["env_id"])):
         if given is not None and given != saved:
             raise ConfigError(f"{run_dir} is a {run_config['algo']} run on {run_config['env_id']}, not {given}")
     if args.set:
         raise ConfigError("--set cannot change a run being resumed; start a new run instead")
     path = runs.latest_checkpoint(run_dir)
-    agent, num_updates, state = restore(path, run_config) if path else (None, 0, {})
+    agent, num_updates, state = restore(path, run_config, args.trust_env_spec) if path else (None, 0, {})
     runs.remove_stale_temporaries(run_dir)
     if args.steps is not None:
         run_config["steps"] = args.steps
@@ -194,10 +200,10 @@ def resume_run(args):
     return agent, run_dir, run_config, state
 
 
-def restore(path, run_config):
+def restore(path, run_config, trust_env_spec=False):
     """``(agent, num_updates, run state)`` of a checkpoint, the agent as the uninterrupted run was right after it."""
     num_updates, state = runs.checkpoint_state(path, run_config)
-    agent = load(path)
+    agent = load(path, trust_env_spec=trust_env_spec)
     agent.restart_envs()  # as the uninterrupted run did right after writing this checkpoint
     return agent, num_updates, state
 
@@ -205,10 +211,10 @@ def restore(path, run_config):
 # --- eval -------------------------------------------------------------------------------------------
 
 
-def model_path(run):
+def model_path(run, trust_env_spec=False):
     if os.path.isfile(run):  # a file the user named: followed wherever it is
         return run
-    runs.read_config(run)  # a clear error if this is not a run folder
+    runs.read_config(run, trust_env_spec)  # a clear error if this is not a run folder
     for path in (runs.run_file(run, runs.MODEL), runs.latest_checkpoint(run)):
         if path and os.path.isfile(path):
             return path
@@ -219,8 +225,8 @@ def cmd_eval(args):
     check_flags(args, "episodes", "seed")
     if args.video:
         video_writer(args.video)  # a missing plugin is reported before, not after, the evaluation
-    path = model_path(args.run)
-    agent = load(path)
+    path = model_path(args.run, args.trust_env_spec)
+    agent = load(path, trust_env_spec=args.trust_env_spec)
     result = agent.evaluate(args.episodes, deterministic=args.deterministic, seed=args.seed)
     mode = "deterministic" if args.deterministic else "stochastic"
     print(f"{agent.name} on {agent.env_id} ({path}, {agent.num_steps:,} steps): mean return "
@@ -283,11 +289,11 @@ def pad_to_16(frame_hwc):
 # --- plot -------------------------------------------------------------------------------------------
 
 
-def group_runs(run_dirs):
+def group_runs(run_dirs, trust_env_spec=False):
     """``{label: [(steps, returns), ...]}``: runs equal but for their seed share a label."""
     groups = {}
     for run_dir in run_dirs:
-        config = runs.read_config(run_dir)
+        config = runs.read_config(run_dir, trust_env_spec)
         steps, returns = runs.eval_curve(run_dir)
         if len(steps) == 0:
             raise FileFormatError(f"{run_dir} has no evaluations in {runs.PROGRESS} yet")
@@ -299,7 +305,7 @@ def group_runs(run_dirs):
 
 def cmd_plot(args):
     curves, env_ids = {}, set()
-    for label, members in group_runs(args.runs).items():
+    for label, members in group_runs(args.runs, args.trust_env_spec).items():
         n = min(len(s) for s, _ in members)  # seeds of one config evaluate at the same steps
         steps, returns_sn = members[0][0][:n], np.array([r[:n] for _, r in members])
         mean = returns_sn.mean(axis=0)
@@ -322,7 +328,7 @@ def cmd_gradcheck(args):
 
     check_algo(args.algo)
     check_flags(args, "batch", "seed")
-    checks = gradcheck(args.algo, check_env_id(args.env), batch=args.batch, seed=args.seed)
+    checks = gradcheck(args.algo, check_env_id(args.env, trust=True), batch=args.batch, seed=args.seed)
     print(f"{args.algo} networks on {args.env}, batch {args.batch}, float64; ok = allclose(rtol=1e-5, atol=1e-7), "
           "FVP rtol=1e-4, atol=1e-6")
     print(format_table(checks))

@@ -1,6 +1,7 @@
 """Environments: building a gymnasium vector env from an id or an instance, and running evaluation episodes."""
 from __future__ import annotations
 
+import importlib
 from typing import NamedTuple
 
 import gymnasium as gym
@@ -24,12 +25,21 @@ def make_vec_env(env, n_envs):
         return CallersEnv([lambda: env])
     if not isinstance(env, str):
         raise ConfigError(f"env must be a gymnasium id, Env or VectorEnv, got {type(env).__name__}")
-    try:
-        spec = gym.spec(env)  # imports ``module`` of an id ``module:Env``: only ever an id the caller typed
-    except (gym.error.Error, ImportError) as e:
-        raise ConfigError(f"unknown environment id {env!r}: {e}") from None
+    spec = env_spec(env)
     mode = "vector_entry_point" if spec.vector_entry_point is not None else "sync"
-    return gym.make_vec(env, num_envs=n_envs, vectorization_mode=mode)
+    return gym.make_vec(spec.id, num_envs=n_envs, vectorization_mode=mode)
+
+
+def env_spec(env_id):
+    """gymnasium's spec of ``env_id``. The ``module:Env`` form first imports ``module`` (as ``gym.make`` does): npgrad
+    only passes an id the caller typed here, or one from a file the caller trusts (``load(trust_env_spec=True)``)."""
+    module, _, name = env_id.rpartition(":")
+    try:
+        if module:
+            importlib.import_module(module)
+        return gym.spec(name)
+    except (gym.error.Error, ImportError) as e:
+        raise ConfigError(f"unknown environment id {env_id!r}: {e}") from None
 
 
 class CallersEnv(gym.vector.SyncVectorEnv):

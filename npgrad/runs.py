@@ -41,11 +41,12 @@ import warnings
 
 import numpy as np
 
-from .version import __version__
 from .agent import ALGOS
+from .callbacks import Evaluator, next_due
+from .envs import env_spec
 from .errors import ConfigError, FileFormatError, NpgradError, NpgradWarning
 from .io import read_header, shown
-from .callbacks import Evaluator, next_due
+from .version import __version__
 
 CONFIG, PROGRESS, TIMING, MODEL, CURVE, CHECKPOINTS = (
     "config.json", "progress.csv", "timing.csv", "model.npz", "curve.png", "checkpoints")
@@ -91,15 +92,19 @@ def check_algo(name):
     return ALGOS[name]
 
 
-def check_env_id(env_id):
-    """``env_id`` if gymnasium has registered it; never the ``module:Env`` form, which imports ``module``."""
+def check_env_id(env_id, trust=False):
+    """``env_id`` if gymnasium has registered it; the ``module:Env`` form, which imports ``module``, only if
+    ``trust`` (the user typed it, or passed ``--trust-env-spec`` for a run folder's)."""
     import gymnasium as gym
 
     if not isinstance(env_id, str) or len(env_id) > 200:
         raise ConfigError(f"env_id must be a gymnasium id string, got {shown(env_id)}")
+    if ":" in env_id and trust:
+        env_spec(env_id)  # imports the module, as the user asked
+        return env_id
     if ":" in env_id:
         raise ConfigError(f"env_id {shown(env_id)} is refused: the module:Env form imports a module, which npgrad "
-                          "never does for a command or a run folder; give a registered id such as CartPole-v1")
+                          "does for a run folder only with --trust-env-spec; give a registered id such as CartPole-v1")
     if env_id not in gym.registry:
         close = difflib.get_close_matches(env_id, list(gym.registry), n=5)
         hint = f"did you mean: {', '.join(close)}?" if close else "e.g. CartPole-v1 or Pendulum-v1"
@@ -136,12 +141,12 @@ def check_hyperparameters(Config, values, overrides):
             raise ConfigError(f"overrides: {name}={shown(value)} is not the config's {name}={shown(full.get(name))}")
 
 
-def check_run_config(config):
+def check_run_config(config, trust_env_spec=False):
     """Every field of a run's ``config.json`` as ``new_run_config`` writes it; ``ConfigError`` names the first bad."""
     check_fields(config, RUN_FIELDS)
     for name in ("seed", "steps", "checkpoint_every", "eval_every", "eval_episodes"):
         check_count(name, config[name])
-    check_env_id(config["env_id"])
+    check_env_id(config["env_id"], trust_env_spec)
     check_hyperparameters(check_algo(config["algo"]).Config, config["config"], config["overrides"])
     texts = {f"versions[{k!r}]": v for k, v in require_object("versions", config["versions"]).items()}
     for name, value in {**texts, "created": config["created"]}.items():
@@ -230,7 +235,7 @@ def read_json_object(path):
     return value
 
 
-def read_config(run_dir):
+def read_config(run_dir, trust_env_spec=False):
     """A run's ``config.json``, every field checked (``check_run_config``)."""
     if not os.path.isdir(run_dir):
         raise FileFormatError(f"run folder {os.fspath(run_dir)!r} does not exist")
@@ -243,7 +248,7 @@ def read_config(run_dir):
     if config.get("format") != "npgrad-run":
         raise FileFormatError(f"{path}: not an npgrad run config")
     try:
-        return check_run_config(config)
+        return check_run_config(config, trust_env_spec)
     except ConfigError as e:
         raise FileFormatError(f"{path}: {e}") from None
 

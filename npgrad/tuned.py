@@ -66,5 +66,6 @@ TUNED = {
 
 
 def tuned_overrides(algo, env_id):
-    """The tuned fields of ``algo`` on ``env_id`` (``{}`` where there is no entry)."""
-    return dict(TUNED.get(algo, {}).get(env_id, ({}, ""))[0])
+    """The tuned fields of ``algo`` on ``env_id`` (``{}`` where there is no entry; ``module:Env`` reads ``Env``'s)."""
+    name = env_id.rpartition(":")[2] if isinstance(env_id, str) else env_id
+    return dict(TUNED.get(algo, {}).get(name, ({}, ""))[0])

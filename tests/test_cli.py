@@ -233,3 +233,11 @@ def test_a_missing_video_plugin_is_reported_before_evaluating(tmp_path, monkeypa
     monkeypatch.setattr(cli, "load", lambda path: pytest.fail("the model was loaded and evaluated first"))
     assert cli.main(["eval", str(tmp_path), "--video", str(tmp_path / "ep.mp4")]) == 2
     assert "needs imageio_ffmpeg: pip install 'npgrad[video]'" in capsys.readouterr().err
+
+
+def test_a_module_env_id_typed_on_the_command_line_is_imported_and_a_run_folders_only_when_trusted(tmp_path):
+    env_id = "gymnasium.envs.classic_control:CartPole-v1"  # imports a module, then makes its CartPole-v1
+    assert cli.main(["train", "ppo", env_id, "--steps", "512", "--eval-every", "0", "--quiet",
+                     "--out", str(tmp_path / "run")]) == 0
+    assert cli.main(["eval", str(tmp_path / "run"), "--episodes", "1"]) == 2  # the folder names a module
+    assert cli.main(["eval", str(tmp_path / "run"), "--episodes", "1", "--trust-env-spec"]) == 0

@@ -329,3 +329,12 @@ def test_every_algorithm_round_trips_through_the_checks(tmp_path, algo, env_id, 
     loaded = npgrad.load(agent.save(tmp_path / "agent.npz"))
     np.testing.assert_array_equal(loaded.policy.theta, agent.policy.theta)
     assert loaded.progress == agent.progress
+
+
+def test_a_module_env_id_is_imported_only_when_the_caller_trusts_the_file(tmp_path):
+    agent = npgrad.PPO("gymnasium.envs.classic_control:CartPole-v1", seed=0)  # typed by the user: imported
+    path = agent.save(tmp_path / "agent.npz")
+    with pytest.raises(FileFormatError, match="trust_env_spec=True"):
+        npgrad.load(path)
+    loaded = npgrad.load(path, trust_env_spec=True)
+    np.testing.assert_array_equal(loaded.policy.theta, agent.policy.theta)
