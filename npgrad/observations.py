@@ -17,6 +17,8 @@ out of scope: flatten them yourself or use a library with convolutional networks
 """
 from __future__ import annotations
 
+import warnings
+
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
@@ -77,10 +79,21 @@ def encode(space, obs):
     return real_numbers(obs)  # Box and MultiBinary
 
 
+def as_array(x):
+    """``np.asarray(x)``, or a ``ShapeError`` for what makes no array: a ragged list is a ``ValueError`` from
+    NumPy 1.24 on and, before, an object array with a ``VisibleDeprecationWarning``."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        try:
+            return np.asarray(x)
+        except (ValueError, TypeError, Warning) as e:
+            raise ShapeError(f"observations must form an array of numbers: {e}") from None
+
+
 def real_numbers(x):
     """``x`` as float64, if it holds real numbers; ``ShapeError`` for complex, strings or objects, which NumPy
     would cast with a warning or an error of its own."""
-    x = np.asarray(x)
+    x = as_array(x)
     if x.dtype.kind not in "biuf":
         raise ShapeError(f"observations must be real numbers (bool, int or float), got an array of {x.dtype}")
     return x.astype(np.float64, copy=False)
@@ -103,7 +116,7 @@ def is_single(space, obs):
         return is_single(part, obs[key])
     if isinstance(space, spaces.Tuple):
         return is_single(space.spaces[0], obs[0])
-    return np.ndim(obs) == len(space.shape)
+    return as_array(obs).ndim == len(space.shape)
 
 
 def observation_batch(obs, space):

@@ -466,7 +466,8 @@ def test_shared_trunk_agent_takes_one_adam_step_on_eq9(env_id, algo):
     batch, rng = collect(agent)
     cfg, policy = agent.config, agent.policy
     assert agent.model.shared
-    np.testing.assert_array_equal(batch.val_n, policy.forward(batch.obs_no).out_no[:, -1])  # V is the trunk's
+    # V is the trunk's last output (to rounding: the rollout evaluated it on all (T + 1) E rows at once)
+    np.testing.assert_allclose(batch.val_n, policy.forward(batch.obs_no).out_no[:, -1], rtol=1e-12, atol=1e-15)
     theta_old = policy.theta.copy()
     adv_n = standardised(batch.adv_n) if cfg.normalize_advantages else batch.adv_n
     case = dict(algo=algo, obs=batch.obs_no, act=batch.act, phi=policy.forward(batch.obs_no).features_nf,
