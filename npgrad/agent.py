@@ -19,7 +19,7 @@ from .heads import make_head
 from .io import refuse, shown
 from .nn import count_params
 from .observations import encoded_dim, observation_batch, representable
-from .policy import ActorCritic, Policy, TrunkValue, ValueFunction
+from .policy import ActorCritic, Policy, TrunkValue, ValueFunction, policy_sizes
 from .rollout import Rollout, RunningMeanStd
 from .train import Progress, train
 from .tuned import tuned_overrides
@@ -42,14 +42,15 @@ def network_shapes(config, obs_space, act_space):
     obs_dim = encoded_dim(obs_space)
     head = make_head(act_space, config.use_sde, config.hidden[-1] if config.hidden else obs_dim)
     shared = bool(getattr(config, "shared_trunk", False))
-    shapes = {"model/policy_theta": (count_params((obs_dim, *config.hidden, head.out_dim + shared)) + head.num_params,)}
+    policy_params = count_params(policy_sizes(obs_dim, config.hidden, head, shared)) + head.num_params
+    shapes = {"model/policy_theta": (policy_params,)}
     if not shared:
         shapes["model/value_theta"] = (count_params((obs_dim, *config.vf_hidden, 1)),)
     return shapes
 
 
 def agent_config(Config, env, config, overrides):
-    """``config`` (default: the tuned defaults for ``env``'s id) with ``overrides``, fitted to an env instance's size."""
+    """``config`` (default: the tuned defaults for ``env``'s id) with ``overrides``, fitted to an env instance."""
     if config is not None and not isinstance(config, Config):
         raise ConfigError(f"config must be a {Config.__name__} (e.g. {Config.__name__}.for_env(env_id)), "
                           f"got {type(config).__name__}")

@@ -190,7 +190,8 @@ class MultiCategorical:
     def __init__(self, logits_na, nvec):
         self.logits_na, self.nvec = np.asarray(logits_na, dtype=np.float64), tuple(int(k) for k in nvec)
         if self.logits_na.ndim != 2 or self.logits_na.shape[1] != sum(self.nvec):
-            raise ValueError(f"MultiCategorical expects logits of shape (n, {sum(self.nvec)}), got {self.logits_na.shape}")
+            raise ValueError(f"MultiCategorical expects logits of shape (n, {sum(self.nvec)}), "
+                             f"got {self.logits_na.shape}")
         self.ends = np.cumsum(self.nvec)
         self.factors = [Categorical(z_nk) for z_nk in np.split(self.logits_na, self.ends[:-1], axis=-1)]
 

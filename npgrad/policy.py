@@ -29,6 +29,11 @@ def check_obs(obs_no, obs_dim):
     return obs_no
 
 
+def policy_sizes(obs_dim, hidden, head, value_output=False):
+    """A policy MLP's layer widths: the observation, the hidden layers, the head's inputs (and V, if shared)."""
+    return (obs_dim, *hidden, head.out_dim + int(value_output))
+
+
 class Forward:
     """What one forward pass leaves for ``vjp`` and ``jvp``: the distribution, the MLP's cache and outputs,
     the head's parameters ``head_p`` and, with gSDE, the features ``phi_nf`` that ``sigma`` was computed from."""
@@ -52,7 +57,7 @@ class Policy:
         self.head = make_head(action_space, sde, hidden[-1] if hidden else self.obs_dim)
         self.act_dim, self.value_output = self.head.out_dim, bool(value_output)
         gains = np.r_[np.full(self.act_dim, 0.01), np.ones(int(value_output))]  # small logits; V at unit scale
-        self.net = MLP((self.obs_dim, *hidden, self.act_dim + int(value_output)), activation, out_gain=gains,
+        self.net = MLP(policy_sizes(self.obs_dim, hidden, self.head, value_output), activation, out_gain=gains,
                        rng=rng, dtype=dtype)
         self.num_net_params = self.net.num_params
         self.theta = np.concatenate([self.net.theta, self.head.init_params(log_std_init)])

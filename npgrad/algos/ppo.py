@@ -18,7 +18,8 @@ import numpy as np
 from ..config import Config, require
 from ..objectives import add, clipped_surrogate, mean_entropy, mean_kl, scale, surrogate
 from ..solvers import Adam
-from .common import UpdateRule, advantages, annealed, commit, minibatches, policy_stats, shared_trunk_loss, standardize, value_stats
+from .common import (UpdateRule, advantages, annealed, commit, minibatches, policy_stats, shared_trunk_loss, standardize,
+                     value_stats)
 
 
 @dataclass
