@@ -54,6 +54,7 @@ def agent_config(Config, env, config, overrides):
     if config is not None and not isinstance(config, Config):
         raise ConfigError(f"config must be a {Config.__name__} (e.g. {Config.__name__}.for_env(env_id)), "
                           f"got {type(config).__name__}")
+    overrides = Config.canonical(overrides)
     values = config.to_dict() if config is not None else tuned_overrides(Config.algo, env_id_of(env))
     fitted = fit_to_env_instance(env, {**values, **overrides}, overrides, Config)
     if config is None or fitted != values:  # a config that nothing changes is not built (or warned of) again

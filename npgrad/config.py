@@ -8,6 +8,7 @@ Unknown names, invalid values and settings that would have no effect (``REQUIRES
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
 import os
 import warnings
@@ -79,6 +80,8 @@ class Config:
     REQUIRES: ClassVar[dict] = {"sde_sample_freq": ("use_sde", True), "clip_obs": ("normalize_obs", True),
                                 "clip_reward": ("normalize_reward", True)}
     """``field: (other, value)``: setting ``field`` has an effect only when ``other == value``."""
+    ALIASES: ClassVar[dict] = {"gae_lambda": "lam", "normalize_advantage": "normalize_advantages"}
+    """SB3's name of a field: npgrad's name (each algorithm adds its own)."""
     LIMITS: ClassVar[dict] = {"n_envs": 4096, "n_epochs": 1000, "vf_epochs": 1000, "cg_iters": 1000,
                               "max_backtracks": 100}
     """``field: most`` for the fields a config has of these: more environments than one process steps usefully,
@@ -87,21 +90,39 @@ class Config:
     @classmethod
     def for_env(cls, env_id=None, **overrides):
         """The tuned defaults for ``env_id`` (none for an unknown id) with the user's ``overrides``."""
+        overrides = cls.canonical(overrides)
         config = cls.build({**tuned_overrides(cls.algo, env_id), **overrides})
         config.refuse_ignored(overrides)
         return config
 
     @classmethod
+    def canonical(cls, values):
+        """``values`` with SB3's (and sb3-contrib's) names for a field renamed to npgrad's (``ALIASES``)."""
+        renamed = {cls.ALIASES.get(name, name): value for name, value in values.items()}
+        if len(renamed) < len(values):
+            both = sorted(name for name in values if name in cls.ALIASES and cls.ALIASES[name] in values)
+            raise ConfigError(f"{both} and {[cls.ALIASES[name] for name in both]} name the same hyperparameter "
+                              f"of {cls.__name__}: give one of them")
+        return renamed
+
+    @classmethod
     def build(cls, values):
-        """A validated config from ``{field: value}``; unknown names are refused."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - names)
+        """A validated config from ``{field: value}``; unknown names are refused, with the nearest valid ones."""
+        unknown = sorted(set(values) - {f.name for f in dataclasses.fields(cls)})
         if unknown:
-            raise ConfigError(f"unknown hyperparameter(s) {unknown} for {cls.__name__}; "
-                              f"valid names: {sorted(names)}")
+            raise cls.unknown(unknown)
         config = cls(**{k: v.item() if isinstance(v, np.generic) else v for k, v in values.items()})  # NumPy scalars
         config.validate()
         return config
+
+    @classmethod
+    def unknown(cls, names):
+        """The ``ConfigError`` for hyperparameter ``names`` the config does not have, with the nearest valid ones."""
+        valid = sorted(f.name for f in dataclasses.fields(cls))
+        guesses = {name: difflib.get_close_matches(name, valid + list(cls.ALIASES), n=2) for name in names}
+        hint = "; ".join(f"{name}: did you mean {' or '.join(close)}?" for name, close in guesses.items() if close)
+        return ConfigError(f"unknown hyperparameter(s) {sorted(names)} for {cls.__name__}"
+                           + (f" ({hint})" if hint else "") + f"; valid names: {valid}")
 
     def refuse_ignored(self, given):
         """A setting the user gave that would change nothing (e.g. ``clip_obs`` without ``normalize_obs``)."""

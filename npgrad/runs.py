@@ -159,8 +159,7 @@ def parse_value(config_cls, name, text):
     """Turn the text of ``--set name=text`` into the type of the config field ``name``."""
     fields = {f.name: f for f in dataclasses.fields(config_cls)}
     if name not in fields:
-        raise ConfigError(f"unknown hyperparameter {name!r} for {config_cls.__name__}; valid names: "
-                          f"{', '.join(sorted(fields))}")
+        raise config_cls.unknown([name])
     default = fields[name].default
     try:
         if isinstance(default, bool):
@@ -187,7 +186,8 @@ def parse_overrides(config_cls, pairs):
         name, sep, text = pair.partition("=")
         if not sep or not name:
             raise ConfigError(f"--set expects key=value, got {pair!r}")
-        overrides[name.strip()] = parse_value(config_cls, name.strip(), text.strip())
+        name = config_cls.ALIASES.get(name.strip(), name.strip())  # SB3's names are accepted too
+        overrides[name] = parse_value(config_cls, name, text.strip())
     return overrides
 
 

@@ -127,7 +127,7 @@ def test_a_failed_checkpoint_write_leaves_the_previous_one_intact(tmp_path, monk
 @pytest.mark.parametrize("argv, message", [
     (["train", "ppx", "CartPole-v1"], "unknown algorithm 'ppx'; choose from: vpg, npg, trpo, ppo, a2c"),
     (["train", "ppo", "CartPol-v1"], "unknown environment id 'CartPol-v1'; did you mean: CartPole-v1"),
-    (["train", "ppo", "CartPole-v1", "--set", "lrr=1"], "unknown hyperparameter 'lrr' for PPOConfig; valid names:"),
+    (["train", "ppo", "CartPole-v1", "--set", "lrr=1"], "unknown hyperparameter(s) ['lrr'] for PPOConfig (lrr: did you mean lr?"),
     (["train", "ppo", "CartPole-v1", "--set", "lr=fast"], "--set lr=fast: lr expects a number"),
     (["train", "ppo", "CartPole-v1", "--set", "gamma=1.5"], "gamma=1.5 is invalid: must be in [0, 1]"),
     (["train", "ppo", "CartPole-v1", "--set", "hidden=a,b"], "hidden expects comma-separated integers"),

@@ -18,7 +18,7 @@ def test_unknown_names_are_refused_with_choices():
     with pytest.raises(ConfigError, match="unknown environment id"):
         npgrad.PPO("NoSuchEnv-v9")
     with pytest.raises(ConfigError, match="valid names"):
-        npgrad.PPO("CartPole-v1", learning_rate=1e-3)
+        npgrad.PPO("CartPole-v1", lerning_rate=1e-3)
     with pytest.raises(ConfigError, match="gamma"):
         npgrad.TRPO("CartPole-v1", gamma=1.5)
     with pytest.raises(ConfigError, match="max_kl"):
@@ -166,3 +166,18 @@ def test_numpy_scalars_are_accepted_as_python_numbers():
 def test_another_algorithms_config_is_refused_by_name():
     with pytest.raises(ConfigError, match="config must be a PPOConfig .* got TRPOConfig"):
         npgrad.PPO("CartPole-v1", config=npgrad.TRPO.Config.for_env("CartPole-v1"))
+
+
+def test_sb3_names_are_accepted_as_aliases_and_a_near_miss_is_named():
+    ppo = npgrad.PPO("CartPole-v1", learning_rate=1e-3, batch_size=32, gae_lambda=0.9, normalize_advantage=False)
+    assert (ppo.config.lr, ppo.config.minibatch_size, ppo.config.lam, ppo.config.normalize_advantages) == \
+        (1e-3, 32, 0.9, False), "SB3's PPO names"
+    trpo = npgrad.TRPO("CartPole-v1", target_kl=0.02, learning_rate=3e-3, n_critic_updates=3, cg_max_steps=15)
+    assert (trpo.config.max_kl, trpo.config.vf_lr, trpo.config.vf_epochs, trpo.config.cg_iters) == (0.02, 3e-3, 3, 15), \
+        "sb3-contrib's TRPO names: its learning_rate is the value function's"
+    with pytest.raises(ConfigError, match=r"\['learning_rate'\] and \['lr'\] name the same hyperparameter"):
+        npgrad.PPO("CartPole-v1", learning_rate=1e-3, lr=1e-3)
+    with pytest.raises(ConfigError, match="n_epoch: did you mean n_epochs"):
+        npgrad.PPO("CartPole-v1", n_epoch=3)
+    with pytest.raises(ConfigError, match="lerning_rate: did you mean learning_rate"):
+        npgrad.A2C("CartPole-v1", lerning_rate=3)

@@ -39,6 +39,7 @@ class A2CConfig(Config):
     """Anneal ``lr`` linearly to 0 over the ``learn`` call."""
 
     algo = "a2c"
+    ALIASES = {**Config.ALIASES, "learning_rate": "lr"}
     REQUIRES = {**Config.REQUIRES, "vf_hidden": ("shared_trunk", False)}
 
     def validate(self):

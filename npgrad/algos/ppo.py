@@ -55,6 +55,7 @@ class PPOConfig(Config):
     anneal_clip: bool = False
 
     algo = "ppo"
+    ALIASES = {**Config.ALIASES, "learning_rate": "lr", "batch_size": "minibatch_size"}
     REQUIRES = {**Config.REQUIRES, "kl_beta_init": ("objective", "kl_penalty"),
                 "kl_target": ("objective", "kl_penalty"), "clip_range": ("objective", "clip"),
                 "anneal_clip": ("objective", "clip"), "target_kl": ("objective", "clip"),

@@ -39,6 +39,11 @@ class TRPOConfig(ValueRegressionConfig):
     """Minimum ratio of actual to linearly predicted improvement."""
 
     algo = "trpo"
+    ALIASES = {**ValueRegressionConfig.ALIASES, "learning_rate": "vf_lr", "batch_size": "vf_minibatch_size",
+               "n_critic_updates": "vf_epochs", "target_kl": "max_kl", "cg_max_steps": "cg_iters",
+               "line_search_shrinking_factor": "backtrack_shrink", "line_search_max_iter": "max_backtracks",
+               "sub_sampling_factor": "fvp_subsample"}
+    """sb3-contrib's TRPO names: its learning_rate and batch_size are the value function's."""
 
     def validate(self):
         super().validate()

@@ -23,6 +23,7 @@ class VPGConfig(ValueRegressionConfig):
     """Adam learning rate of the policy (1e-3-1e-2)."""
 
     algo = "vpg"
+    ALIASES = {**ValueRegressionConfig.ALIASES, "learning_rate": "pi_lr"}
 
     def validate(self):
         super().validate()
