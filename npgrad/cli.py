@@ -5,6 +5,7 @@
     npgrad eval runs/ppo-cartpole --episodes 20
     npgrad plot runs/ppo-cartpole-s0 runs/ppo-cartpole-s1 --out curves.png
     npgrad gradcheck --algo trpo --env Pendulum-v1
+    npgrad defaults ppo CartPole-v1 > ppo.yaml; npgrad train ppo CartPole-v1 --config ppo.yaml
 
 Errors in what you typed (an unknown algorithm, environment or hyperparameter, a bad value, a
 folder that is not a run or whose files fail their checks) print one line, ``npgrad: error: ...``,
@@ -18,12 +19,14 @@ import sys
 import warnings
 
 import numpy as np
+import yaml
 
 from . import runs
 from .agent import ALGOS, load
 from .errors import ConfigError, FileFormatError, NpgradError, NpgradWarning
 from .runs import check_algo, check_env_id
 from .plotting import have_matplotlib, plot_curves
+from .tuned import TUNED, tuned_overrides
 from .version import __version__
 
 
@@ -43,6 +46,8 @@ def build_parser():
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a hyperparameter, e.g. --set lr=3e-4 --set hidden=32,32 (repeatable)")
+    p.add_argument("--config", metavar="FILE.yaml", help="hyperparameters from a YAML mapping, as printed by "
+                   "npgrad defaults (--set overrides it)")
     p.add_argument("--out", default=None, help="run folder (default runs/ALGO-ENV_ID-sSEED)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its latest checkpoint")
     p.add_argument("--checkpoint-every", type=int, default=25_000, metavar="STEPS")
@@ -84,6 +89,13 @@ def build_parser():
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_gradcheck)
+
+    p = sub.add_parser("defaults", help="print an algorithm's hyperparameters for an environment as YAML",
+                       description="Print every hyperparameter ALGO trains with on ENV_ID (its tuned defaults, or the "
+                                   "config's own where it has none) as YAML that --config reads back.")
+    p.add_argument("algo", metavar="ALGO", help=f"one of: {', '.join(ALGOS)}")
+    p.add_argument("env_id", metavar="ENV_ID")
+    p.set_defaults(func=cmd_defaults)
     return parser
 
 
@@ -126,6 +138,9 @@ def cmd_train(args):
     if show:
         print(f"training {run_config['algo']} on {run_config['env_id']} (seed {run_config['seed']}) for "
               f"{run_config['steps']:,} steps -> {run_dir}", file=sys.stderr)
+        if not tuned_overrides(run_config["algo"], run_config["env_id"]):
+            print(f"no tuned defaults for {run_config['env_id']}: {type(agent.config).__name__}'s own "
+                  f"(npgrad defaults {run_config['algo']} {run_config['env_id']} prints them)", file=sys.stderr)
     with runs.StopOnSignal() as stop:
         logger = runs.RunLogger(run_dir, run_config, state, stop=stop, show=show)
         agent.resume(logger)
@@ -151,7 +166,7 @@ def start_run(args):
         raise ConfigError("train needs ALGO and ENV_ID (or --resume RUN_DIR)")
     cls = check_algo(args.algo)
     env_id = check_env_id(args.env_id, trust=True)  # typed by the user: a module:Env id is imported
-    overrides = runs.parse_overrides(cls.Config, args.set)
+    overrides = {**runs.read_overrides(cls.Config, args.config), **runs.parse_overrides(cls.Config, args.set)}
     config = cls.Config.for_env(env_id, **overrides)
     steps = args.steps or 100_000
     run_dir = args.out or os.path.join("runs", f"{args.algo}-{env_id}-s{args.seed}")
@@ -317,6 +332,19 @@ def cmd_plot(args):
     if not have_matplotlib():
         raise ConfigError("npgrad plot needs matplotlib: pip install 'npgrad[plot]'")
     print(f"wrote {plot_curves(curves, args.out, ', '.join(sorted(env_ids)))}")
+    return 0
+
+
+# --- defaults -------------------------------------------------------------------------------------------
+
+
+def cmd_defaults(args):
+    cls = check_algo(args.algo)
+    env_id = check_env_id(args.env_id, trust=True)
+    config = cls.Config.for_env(env_id)
+    overrides, why = TUNED.get(args.algo, {}).get(env_id.rpartition(":")[2], ({}, ""))
+    source = f"tuned for {env_id}: {why}" if overrides else f"no tuned defaults for {env_id}: {cls.Config.__name__}'s own"
+    print(f"# {args.algo} on {env_id}, {source}\n" + yaml.safe_dump(config.to_dict(), sort_keys=False), end="")
     return 0
 
 

@@ -125,10 +125,12 @@ class Config:
                            + (f" ({hint})" if hint else "") + f"; valid names: {valid}")
 
     def refuse_ignored(self, given):
-        """A setting the user gave that would change nothing (e.g. ``clip_obs`` without ``normalize_obs``)."""
+        """A setting the user gave that would change nothing (e.g. ``clip_obs=5`` without ``normalize_obs``); one
+        equal to the field's default is no mistake (a whole config read back from a file gives every field)."""
+        defaults = {f.name: f.default for f in dataclasses.fields(self)}
         for name in given:
             other, needed = self.REQUIRES.get(name, (None, None))
-            if other is not None and getattr(self, other) != needed:
+            if other is not None and getattr(self, other) != needed and given[name] != defaults[name]:
                 raise ConfigError(f"hyperparameter {name}={given[name]!r} has no effect unless "
                                   f"{other}={needed!r} (it is {getattr(self, other)!r})")
 

@@ -40,6 +40,7 @@ import time
 import warnings
 
 import numpy as np
+import yaml
 
 from .agent import ALGOS
 from .callbacks import Evaluator, next_due
@@ -188,6 +189,30 @@ def parse_overrides(config_cls, pairs):
             raise ConfigError(f"--set expects key=value, got {pair!r}")
         name = config_cls.ALIASES.get(name.strip(), name.strip())  # SB3's names are accepted too
         overrides[name] = parse_value(config_cls, name, text.strip())
+    return overrides
+
+
+def read_overrides(config_cls, path):
+    """The hyperparameters of a YAML file (``--config``): a mapping of names (npgrad's or SB3's) to values; text
+    values are read as ``--set`` reads them, lists as tuples. Parsed with ``yaml.safe_load``, which builds plain
+    values only and never runs code. ``{}`` if ``path`` is None."""
+    if path is None:
+        return {}
+    try:
+        with open(path) as f:
+            text = f.read(MAX_CONFIG_BYTES + 1)
+        if len(text) > MAX_CONFIG_BYTES:
+            raise ConfigError(f"--config {path}: larger than {MAX_CONFIG_BYTES:,} bytes, so not a hyperparameter file")
+        values = yaml.safe_load(text)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
+        raise ConfigError(f"--config {path}: {e}") from None
+    if not isinstance(values, dict):
+        raise ConfigError(f"--config {path}: must hold a mapping of hyperparameter names to values, got {shown(values)}")
+    overrides = {}
+    for name, value in values.items():
+        name = config_cls.ALIASES.get(str(name), str(name))
+        overrides[name] = (parse_value(config_cls, name, value) if isinstance(value, str)
+                           else tuple(value) if isinstance(value, list) else value)
     return overrides
 
 

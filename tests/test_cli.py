@@ -242,3 +242,25 @@ def test_a_module_env_id_typed_on_the_command_line_is_imported_and_a_run_folders
                      "--out", str(tmp_path / "run")]) == 0
     assert cli.main(["eval", str(tmp_path / "run"), "--episodes", "1"]) == 2  # the folder names a module
     assert cli.main(["eval", str(tmp_path / "run"), "--episodes", "1", "--trust-env-spec"]) == 0
+
+
+def test_defaults_print_a_yaml_file_that_config_reads_back(tmp_path, capsys):
+    assert cli.main(["defaults", "ppo", "CartPole-v1"]) == 0
+    printed = capsys.readouterr().out
+    assert printed.startswith("# ppo on CartPole-v1, tuned for CartPole-v1: ") and "\nn_steps: 16\n" in printed
+    (tmp_path / "ppo.yaml").write_text(printed.replace("\nlr: 0.005\n", "\nlearning_rate: 1.0e-3\n"))
+    assert cli.main(["train", "ppo", "CartPole-v1", "--config", str(tmp_path / "ppo.yaml"), "--set", "n_epochs=4",
+                     "--steps", "256", "--eval-every", "0", "--quiet", "--out", str(tmp_path / "run")]) == 0
+    config = runs.read_config(tmp_path / "run")["config"]
+    assert (config["lr"], config["n_epochs"], config["n_steps"]) == (1e-3, 4, 16), "the file, an SB3 name, --set wins"
+
+
+@pytest.mark.parametrize("text, match", [
+    ("- 1\n", "must hold a mapping of hyperparameter names to values"),
+    ("lr: !!python/object/apply:os.system ['echo unsafe']\n", "could not determine a constructor"),
+    ("lrr: 1\n", "lrr: did you mean lr"),
+])
+def test_a_config_file_that_is_not_hyperparameters_is_one_line(tmp_path, capsys, text, match):
+    (tmp_path / "c.yaml").write_text(text)
+    assert cli.main(["train", "ppo", "CartPole-v1", "--config", str(tmp_path / "c.yaml"), "--out", str(tmp_path / "r")]) == 2
+    assert match in capsys.readouterr().err and not (tmp_path / "r").exists()
