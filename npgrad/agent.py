@@ -12,6 +12,7 @@ from threadpoolctl import threadpool_limits
 
 from . import io
 from .algos import A2CUpdate, NPGUpdate, PPOUpdate, TRPOUpdate, VPGUpdate
+from .callbacks import ProgressBar
 from .config import require_bool, require_integer, require_memory
 from .envs import env_id_of, env_spec, fit_to_env_instance, make_vec_env, run_episodes, spaces_of
 from .errors import ConfigError, ShapeError
@@ -98,14 +99,16 @@ class Agent:
     num_steps = property(lambda self: self.progress.num_steps, doc="Environment steps trained so far.")
     num_updates = property(lambda self: self.progress.num_updates, doc="Updates so far.")
 
-    def learn(self, total_steps, callback=None):
-        """Train for ``total_steps`` more environment steps.
+    def learn(self, total_steps, callback=None, progress_bar=False):
+        """Train for ``total_steps`` more environment steps (with a tqdm bar if ``progress_bar``, as SB3).
 
         After every update ``callback(agent, info)`` is called (each in turn, for a list of callbacks);
         any returning ``False`` stops. Linear schedules run from 1 at the start of this call to 0 at its end.
         """
         callbacks = callback_list(callback)
         self.progress.begin(require_integer(total_steps, "total_steps"))
+        if require_bool(progress_bar, "progress_bar"):
+            callbacks.append(ProgressBar(self.progress))
         return self.resume(callbacks)
 
     def resume(self, callback=None):

@@ -101,6 +101,24 @@ class StopTrainingOnNoModelImprovement:
         return self.without_improvement <= self.max_no_improvement_evals
 
 
+class ProgressBar:
+    """``learn(..., progress_bar=True)``: a tqdm bar of environment steps, with the latest mean episode return."""
+
+    def __init__(self, progress):
+        from tqdm.auto import tqdm
+
+        self.start = progress.learn_start  # the bar counts this learn call's steps
+        self.bar = tqdm(total=progress.total_steps - self.start, unit="steps", unit_scale=True, dynamic_ncols=True)
+
+    def __call__(self, agent, info):
+        self.bar.update(min(agent.num_steps - self.start, self.bar.total) - self.bar.n)  # the last batch may pass it
+        if np.isfinite(info.get("ep_return_mean", np.nan)):
+            self.bar.set_postfix(ep_return=f"{info['ep_return_mean']:.1f}", refresh=False)
+        if agent.num_steps >= agent.progress.total_steps:
+            self.bar.close()
+        return True
+
+
 class CheckpointCallback:
     """Every ``save_freq`` environment steps, save the agent as ``save_path/<name_prefix>_<steps>_steps.npz``."""
 

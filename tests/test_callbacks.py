@@ -35,3 +35,10 @@ def test_checkpoint_callback_saves_every_save_freq_steps(tmp_path):
     names = sorted(p.name for p in (tmp_path / "ckpt").iterdir())
     assert names == [f"a2c_{steps}_steps.npz" for steps in (400, 800)], names
     assert npgrad.load(tmp_path / "ckpt" / "a2c_800_steps.npz").num_steps == 800
+
+
+def test_progress_bar_counts_this_learn_calls_steps(capsys):
+    agent = npgrad.A2C("CartPole-v1", seed=0).learn(400)  # steps from an earlier call are not this bar's
+    agent.learn(400, progress_bar=True)
+    err = capsys.readouterr().err
+    assert "400/400" in err and "ep_return" in err, err[-300:]
