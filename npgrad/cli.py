@@ -1,4 +1,4 @@
-"""The ``npgrad`` command (also ``python -m npgrad``): train, eval, plot, gradcheck.
+"""The ``npgrad`` command (also ``python -m npgrad``): train, eval, plot, gradcheck, defaults, check-env.
 
     npgrad train ppo CartPole-v1 --steps 100000 --out runs/ppo-cartpole
     npgrad train --resume runs/ppo-cartpole
@@ -6,6 +6,7 @@
     npgrad plot runs/ppo-cartpole-s0 runs/ppo-cartpole-s1 --out curves.png
     npgrad gradcheck --algo trpo --env Pendulum-v1
     npgrad defaults ppo CartPole-v1 > ppo.yaml; npgrad train ppo CartPole-v1 --config ppo.yaml
+    npgrad check-env FrozenLake-v1
 
 Errors in what you typed (an unknown algorithm, environment or hyperparameter, a bad value, a
 folder that is not a run or whose files fail their checks) print one line, ``npgrad: error: ...``,
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import warnings
 
@@ -24,6 +26,9 @@ import yaml
 from . import runs
 from .agent import ALGOS, load
 from .errors import ConfigError, FileFormatError, NpgradError, NpgradWarning
+from .envs import env_spec, make_vec_env
+from .heads import make_head
+from .observations import encoded_dim
 from .runs import check_algo, check_env_id
 from .plotting import have_matplotlib, plot_curves
 from .tuned import TUNED, tuned_overrides
@@ -89,6 +94,13 @@ def build_parser():
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_gradcheck)
+
+    p = sub.add_parser("check-env", help="check that npgrad can train on an environment",
+                       description="Run gymnasium's environment checker and npgrad's own requirements (observation "
+                                   "and action spaces it can encode, a vector env that autoresets on the next step) "
+                                   "on ENV_ID, one row each; exit status 1 if any fails.")
+    p.add_argument("env_id", metavar="ENV_ID")
+    p.set_defaults(func=cmd_check_env)
 
     p = sub.add_parser("defaults", help="print an algorithm's hyperparameters for an environment as YAML",
                        description="Print every hyperparameter ALGO trains with on ENV_ID (its tuned defaults, or the "
@@ -333,6 +345,45 @@ def cmd_plot(args):
         raise ConfigError("npgrad plot needs matplotlib: pip install 'npgrad[plot]'")
     print(f"wrote {plot_curves(curves, args.out, ', '.join(sorted(env_ids)))}")
     return 0
+
+
+# --- check-env ------------------------------------------------------------------------------------------
+
+
+def cmd_check_env(args):
+    import gymnasium as gym
+
+    env_id = check_env_id(args.env_id, trust=True)
+    try:
+        env = gym.make(env_spec(env_id).id)
+    except gym.error.Error as e:  # e.g. a missing extra: Box2D, MuJoCo
+        raise ConfigError(f"cannot make {env_id}: {e}") from None
+    checks = {"gymnasium's env_checker": lambda: gymnasium_check(env),
+              "observation space": lambda: f"{env.observation_space}: {encoded_dim(env.observation_space)} inputs",
+              "action space": lambda: f"{env.action_space}: a {type(make_head(env.action_space)).__name__}",
+              "vector env, NEXT_STEP autoreset": lambda: str(make_vec_env(env_id, 2))}
+    failed = 0
+    print(f"{'check':34s} {'ok':4s} detail")
+    for name, check in checks.items():
+        try:
+            detail, ok = check(), True
+        except Exception as e:  # the checker's own assertions, npgrad's SpaceError, ...: each is a row
+            detail, ok = f"{type(e).__name__}: {e}", False
+        failed += not ok
+        print(f"{name:34s} {'yes' if ok else 'NO':4s} {detail}")
+    env.close()
+    return 1 if failed else 0
+
+
+def gymnasium_check(env):
+    """gymnasium's ``check_env`` (without rendering); its warnings, plainly, as the detail."""
+    from gymnasium.utils.env_checker import check_env
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        check_env(env.unwrapped, skip_render_check=True)
+    notes = [re.sub(r"\x1b\[[0-9;]*m", "", str(w.message)).strip() for w in caught]
+    return "; ".join(notes) or "no warnings"
 
 
 # --- defaults -------------------------------------------------------------------------------------------

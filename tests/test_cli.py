@@ -264,3 +264,32 @@ def test_a_config_file_that_is_not_hyperparameters_is_one_line(tmp_path, capsys,
     (tmp_path / "c.yaml").write_text(text)
     assert cli.main(["train", "ppo", "CartPole-v1", "--config", str(tmp_path / "c.yaml"), "--out", str(tmp_path / "r")]) == 2
     assert match in capsys.readouterr().err and not (tmp_path / "r").exists()
+
+
+def test_check_env_reports_one_row_per_requirement(capsys):
+    assert cli.main(["check-env", "FrozenLake-v1"]) == 0
+    out = capsys.readouterr().out
+    assert "observation space" in out and "Discrete(16): 16 inputs" in out and " NO " not in out, out
+
+
+def test_check_env_fails_on_a_space_npgrad_cannot_encode(capsys, monkeypatch):
+    import gymnasium as gym
+
+    class Images(gym.Env):
+        observation_space = gym.spaces.Box(0, 255, (8, 8, 3), dtype=np.uint8)
+        action_space = gym.spaces.Discrete(2)
+
+        def reset(self, seed=None, options=None):
+            super().reset(seed=seed)
+            return self.observation_space.sample(), {}
+
+        def step(self, action):
+            return self.observation_space.sample(), 0.0, True, False, {}
+
+    gym.register("NpgradTestImages-v0", entry_point=Images)
+    try:
+        assert cli.main(["check-env", "NpgradTestImages-v0"]) == 1
+    finally:
+        gym.registry.pop("NpgradTestImages-v0")
+    out = capsys.readouterr().out
+    assert "observation space                  NO   SpaceError: observation space Box(0, 255, (8, 8, 3)" in out, out
