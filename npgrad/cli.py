@@ -15,9 +15,11 @@ and exit with status 2; a write that fails (disk full, read-only) prints one lin
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import re
 import sys
+import textwrap
 import warnings
 
 import numpy as np
@@ -25,6 +27,7 @@ import yaml
 
 from . import runs
 from .agent import ALGOS, load
+from .config import field_docs
 from .errors import ConfigError, FileFormatError, NpgradError, NpgradWarning
 from .envs import env_spec, make_vec_env
 from .heads import make_head
@@ -41,10 +44,11 @@ def build_parser():
     parser.add_argument("--version", action="version", version=f"npgrad {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    p = sub.add_parser("train", help="train an agent and write a run folder",
+    p = sub.add_parser("train", help="train an agent and write a run folder", add_help=False,
                        description="Train ALGO on ENV_ID with its documented defaults for that environment; "
                                    f"writes {runs.CONFIG}, {runs.PROGRESS}, {runs.TIMING}, {runs.MODEL}, "
                                    f"{runs.CHECKPOINTS}/ and {runs.CURVE} (with matplotlib) to --out.")
+    p.add_argument("-h", "--help", action=TrainHelp, nargs=0, help="show this help (with ALGO: its hyperparameters)")
     p.add_argument("algo", nargs="?", metavar="ALGO", help=f"one of: {', '.join(ALGOS)}")
     p.add_argument("env_id", nargs="?", metavar="ENV_ID", help="a gymnasium id such as CartPole-v1 or Pendulum-v1")
     p.add_argument("--steps", type=int, default=None, help="environment steps to train (default 100000)")
@@ -109,6 +113,26 @@ def build_parser():
     p.add_argument("env_id", metavar="ENV_ID")
     p.set_defaults(func=cmd_defaults)
     return parser
+
+
+class TrainHelp(argparse.Action):
+    """``npgrad train ALGO --help``: the usual help, then every hyperparameter of ALGO with its default and text."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        parser.print_help()
+        algo = getattr(namespace, "algo", None)
+        print("\n" + (hyperparameter_help(ALGOS[algo].Config) if algo in ALGOS else
+                      "npgrad train ALGO --help lists ALGO's hyperparameters (--set NAME=VALUE)"))
+        parser.exit()
+
+
+def hyperparameter_help(config_cls):
+    """One paragraph per field of ``config_cls``: ``name = default``, then its docstring, indented."""
+    docs, lines = field_docs(config_cls), [f"hyperparameters of {config_cls.__name__} (--set NAME=VALUE):"]
+    for f in dataclasses.fields(config_cls):
+        lines.append(f"  {f.name} = {f.default!r}")
+        lines.extend(textwrap.wrap(docs.get(f.name, ""), 96, initial_indent=" " * 6, subsequent_indent=" " * 6))
+    return "\n".join(lines)
 
 
 def main(argv=None):

@@ -7,9 +7,12 @@ Unknown names, invalid values and settings that would have no effect (``REQUIRES
 """
 from __future__ import annotations
 
+import ast
 import dataclasses
 import difflib
+import inspect
 import math
+import textwrap
 import os
 import warnings
 from dataclasses import dataclass
@@ -183,6 +186,18 @@ class Config:
     def require_nonnegative(self, *names):
         for name in names:
             require(getattr(self, name) >= 0, name, getattr(self, name), ">= 0")
+
+
+def field_docs(config_cls):
+    """``{field: docstring}`` of a config class and its bases: the string literal under each field in the source
+    (what a reader of the dataclass sees), read with ``ast`` since Python keeps no attribute docstrings."""
+    docs = {}
+    for cls in reversed(config_cls.__mro__[:-1]):  # bases first, so a subclass's text wins
+        body = ast.parse(textwrap.dedent(inspect.getsource(cls))).body[0].body
+        for field, doc in zip(body, body[1:]):
+            if isinstance(field, ast.AnnAssign) and isinstance(doc, ast.Expr) and isinstance(doc.value, ast.Constant):
+                docs[field.target.id] = " ".join(str(doc.value.value).split())
+    return docs
 
 
 def require(ok, name, value, what):

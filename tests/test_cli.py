@@ -293,3 +293,11 @@ def test_check_env_fails_on_a_space_npgrad_cannot_encode(capsys, monkeypatch):
         gym.registry.pop("NpgradTestImages-v0")
     out = capsys.readouterr().out
     assert "observation space                  NO   SpaceError: observation space Box(0, 255, (8, 8, 3)" in out, out
+
+
+def test_train_algo_help_lists_every_hyperparameter_with_its_default_and_text(capsys):
+    with pytest.raises(SystemExit) as stop:
+        cli.main(["train", "trpo", "--help"])
+    out = capsys.readouterr().out
+    assert stop.value.code == 0 and "hyperparameters of TRPOConfig" in out
+    assert "  max_kl = 0.01\n      delta, the trust-region radius in mean KL" in out, out[-2000:]

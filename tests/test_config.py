@@ -1,5 +1,6 @@
 """Hyperparameters (npgrad/config.py, npgrad/tuned.py): names, values, warnings, effectless settings, tuned defaults."""
 import ast
+import dataclasses
 import warnings
 
 import gymnasium as gym
@@ -181,3 +182,12 @@ def test_sb3_names_are_accepted_as_aliases_and_a_near_miss_is_named():
         npgrad.PPO("CartPole-v1", n_epoch=3)
     with pytest.raises(ConfigError, match="lerning_rate: did you mean learning_rate"):
         npgrad.A2C("CartPole-v1", lerning_rate=3)
+
+
+@pytest.mark.parametrize("algo", sorted(npgrad.ALGOS))
+def test_every_field_of_every_config_is_documented(algo):
+    from npgrad.config import field_docs
+
+    Config = npgrad.ALGOS[algo].Config
+    undocumented = [f.name for f in dataclasses.fields(Config) if not field_docs(Config).get(f.name)]
+    assert not undocumented, f"{Config.__name__}: fields without a docstring: {undocumented}"

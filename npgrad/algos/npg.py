@@ -29,6 +29,7 @@ class NPGConfig(ValueRegressionConfig):
     fisher: str = "auto"
     """How F^-1 g is computed: ``exact``, ``empirical``, ``cg`` or ``auto``."""
     cg_iters: int = 10
+    """Conjugate-gradient iterations of the ``cg`` solve (10 as TRPO)."""
     cg_damping: float = 0.1
     """Damping added to F in the CG solve; ``fisher_reg`` plays that role for the explicit Fisher."""
     fisher_reg: float = 1e-3

@@ -52,7 +52,9 @@ class PPOConfig(Config):
     kl_target: float = 0.01
     """d_targ, the KL the penalty aims at (``kl_penalty`` only)."""
     anneal_lr: bool = False
+    """Anneal ``lr`` linearly to 0 over the ``learn`` call (SB3's ``lin_<lr>``)."""
     anneal_clip: bool = False
+    """Anneal ``clip_range`` linearly to 0 over the ``learn`` call (``clip`` only)."""
 
     algo = "ppo"
     ALIASES = {**Config.ALIASES, "learning_rate": "lr", "batch_size": "minibatch_size"}

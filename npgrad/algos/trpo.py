@@ -35,6 +35,7 @@ class TRPOConfig(ValueRegressionConfig):
     g and the line search always use the whole batch. Rows are time-major (step t, env e at t * n_envs + e), so
     a k sharing a factor with n_envs sees only some of the environments."""
     max_backtracks: int = 10
+    """Step fractions tried, ``shrink^0 .. shrink^(k-1)``, before the update keeps theta_old (10 as the original)."""
     accept_ratio: float = 0.1
     """Minimum ratio of actual to linearly predicted improvement."""
 
