@@ -25,7 +25,7 @@ import warnings
 import numpy as np
 import yaml
 
-from . import runs
+from . import io, runs
 from .agent import ALGOS, load
 from .config import field_docs
 from .errors import ConfigError, FileFormatError, NpgradError, NpgradWarning
@@ -235,6 +235,7 @@ def resume_run(args):
             raise ConfigError(f"{run_dir} is a {run_config['algo']} run on {run_config['env_id']}, not {given}")
     if args.set:
         raise ConfigError("--set cannot change a run being resumed; start a new run instead")
+    refuse_finished(run_dir, run_config, args.steps)
     path = runs.latest_checkpoint(run_dir)
     agent, num_updates, state = restore(path, run_config, args.trust_env_spec) if path else (None, 0, {})
     runs.remove_stale_temporaries(run_dir)
@@ -249,6 +250,18 @@ def resume_run(args):
     if path:
         print(f"resuming from {path} ({agent.num_steps:,} steps)", file=sys.stderr)
     return agent, run_dir, run_config, state
+
+
+def refuse_finished(run_dir, run_config, steps):
+    """A run whose model.npz has the whole budget (``steps``, if given) is finished: resuming it would retrain
+    from the last checkpoint, and could write a model trained for fewer steps over it."""
+    model, target = runs.run_file(run_dir, runs.MODEL), steps if steps is not None else run_config["steps"]
+    if os.path.isfile(model):
+        done = io.read_header(model)["progress"]["num_steps"]
+        if done >= target:
+            raise ConfigError(f"{run_dir} has finished: its model has {done:,} steps of the {target:,} asked for; "
+                              f"evaluate it with npgrad eval {run_dir}, or train further with --resume {run_dir} "
+                              f"--steps N (N > {done:,})")
 
 
 def restore(path, run_config, trust_env_spec=False):

@@ -301,3 +301,16 @@ def test_train_algo_help_lists_every_hyperparameter_with_its_default_and_text(ca
     out = capsys.readouterr().out
     assert stop.value.code == 0 and "hyperparameters of TRPOConfig" in out
     assert "  max_kl = 0.01\n      delta, the trust-region radius in mean KL" in out, out[-2000:]
+
+
+def test_resuming_a_finished_run_says_so_instead_of_retraining(tmp_path, capsys):
+    run = str(tmp_path / "run")
+    assert cli.main(["train", "ppo", "CartPole-v1", "--steps", "2500", "--checkpoint-every", "1000",
+                     "--eval-every", "0", "--quiet", "--out", run]) == 0  # ends at 2,560; last checkpoint 2,048
+    model = (tmp_path / "run" / "model.npz").read_bytes()
+    for more in ([], ["--steps", "2000"]):
+        assert cli.main(["train", "--resume", run, "--quiet", *more]) == 2
+        assert "has finished: its model has 2,560 steps" in capsys.readouterr().err
+    assert (tmp_path / "run" / "model.npz").read_bytes() == model, "the finished model is left as it was"
+    assert cli.main(["train", "--resume", run, "--quiet", "--steps", "4000"]) == 0
+    assert npgrad.load(tmp_path / "run" / "model.npz").num_steps == 4096
