@@ -125,6 +125,7 @@ def observation_batch(obs, space):
     Anything that is not an observation of ``space`` (or a batch of them) is a ``ShapeError``.
     """
     dim = encoded_dim(space)
+    what = f"shape {space.shape}" if isinstance(space, spaces.Box) else str(space)  # a Box's bounds say nothing here
     try:
         single = is_single(space, obs)
         if single and not isinstance(space, spaces.Box):  # a batch of one, laid out as a vector env's
@@ -132,12 +133,9 @@ def observation_batch(obs, space):
         obs_no = encode(space, obs)
         obs_no = obs_no[None] if single and isinstance(space, spaces.Box) else obs_no
     except (TypeError, ValueError, KeyError, IndexError) as e:
-        raise ShapeError(f"predict expects an observation of {space} or a batch of them: {e}") from None
+        raise ShapeError(f"predict expects an observation of {what} or a batch of them: {e}") from None
     if obs_no.ndim != 2 or obs_no.shape[1] != dim:
-        batch_shape = "(" + ", ".join(["n", *map(str, space.shape)]) + (",)" if not space.shape else ")")
-        of_space = "" if isinstance(space, spaces.Box) else f" of {space}"  # a Box's bounds say nothing here
-        raise ShapeError(f"predict expects an observation of shape {space.shape} or a batch {batch_shape}{of_space}, "
-                         f"got shape {np.shape(obs)}")
+        raise ShapeError(f"predict expects an observation of {what} or a batch of them, got shape {np.shape(obs)}")
     if not np.all(np.isfinite(obs_no)):
         raise ShapeError("predict got non-finite observations")
     return obs_no, single
