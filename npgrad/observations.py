@@ -82,6 +82,8 @@ def encode(space, obs):
 def as_array(x):
     """``np.asarray(x)``, or a ``ShapeError`` for what makes no array: a ragged list is a ``ValueError`` from
     NumPy 1.24 on and, before, an object array with a ``VisibleDeprecationWarning``."""
+    if isinstance(x, np.ndarray):  # what a vector env returns: already an array, and the rollout's hot path
+        return x
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         try:

@@ -134,13 +134,13 @@ class Rollout:
         """Reset every environment, each with its own seed drawn from ``seed`` (``independent_seeds``), and
         forget unfinished episodes."""
         self.obs_eo, _ = self.envs.reset(seed=independent_seeds(self.envs, seed))
+        self.x_eo = encode(self.envs.single_observation_space, self.obs_eo)  # as the networks take them
         self.resetting_e = np.zeros(self.num_envs, dtype=bool)  # the next step of this env only resets it
         self.ep_return_e, self.ep_length_e = np.zeros(self.num_envs), np.zeros(self.num_envs, dtype=np.int64)
         self.disc_return_e = np.zeros(self.num_envs)
 
-    def _normalize(self, raw_eo, update):
-        """The observations as the networks take them: encoded (``npgrad/observations.py``), then normalised."""
-        obs_eo = encode(self.envs.single_observation_space, raw_eo)
+    def _normalize(self, obs_eo, update):
+        """Encoded observations (``npgrad/observations.py``) as the networks take them: normalised."""
         if self.obs_filter is None:
             return obs_eo
         if update:
@@ -170,7 +170,7 @@ class Rollout:
         for t in range(T):
             if t % self.sde_sample_freq == 0:
                 explore = policy.exploration(E, rng)  # gSDE's noise matrices; None for other heads
-            obs_eo = self._normalize(self.obs_eo, update=True)
+            obs_eo = self._normalize(self.x_eo, update=True)
             fwd = policy.forward(obs_eo)
             act = policy.sample(fwd, rng, explore)
             obs_teo[t], act_te[t], logp_te[t] = obs_eo, act, fwd.dist.log_prob(act)
@@ -179,7 +179,8 @@ class Rollout:
                 self.obs_eo, rew_e, term_e, trunc_e, _ = self.envs.step(policy.to_env(act))
             except Exception as e:  # the agent is untouched: it only changes after a complete rollout
                 raise EnvError(f"the environment raised at rollout step {t} (of {T}): {type(e).__name__}: {e}") from e
-            check_finite(encode(self.envs.single_observation_space, self.obs_eo), rew_e, t)
+            self.x_eo = encode(self.envs.single_observation_space, self.obs_eo)  # once per step: checked, then used
+            check_finite(self.x_eo, rew_e, t)
             done_e = term_e | trunc_e
             rew_te[t], term_te[t], trunc_te[t] = self._scale(rew_e, done_e, valid_te[t]), term_e, trunc_e
             self.ep_return_e += rew_e
@@ -189,7 +190,7 @@ class Rollout:
                 ep_lengths.extend(self.ep_length_e[done_e].tolist())
                 self.ep_return_e[done_e], self.ep_length_e[done_e] = 0.0, 0
             self.resetting_e = done_e
-        obs_teo[T] = self._normalize(self.obs_eo, update=False)
+        obs_teo[T] = self._normalize(self.x_eo, update=False)
         return Trajectory(obs_teo, act_te, logp_te, rew_te, term_te, trunc_te, valid_te, ep_returns, ep_lengths)
 
 
