@@ -14,10 +14,10 @@ from . import io
 from .algos import A2CUpdate, NPGUpdate, PPOUpdate, TRPOUpdate, VPGUpdate
 from .callbacks import ProgressBar
 from .config import require_bool, require_integer, require_memory
-from .envs import env_id_of, env_spec, fit_to_env_instance, make_vec_env, run_episodes, spaces_of
-from .errors import ConfigError, ShapeError
+from .envs import check_env_id, env_id_of, fit_to_env_instance, make_vec_env, run_episodes, spaces_of
+from .errors import ConfigError, ShapeError, shown
 from .heads import make_head
-from .io import refuse, shown
+from .io import refuse
 from .nn import count_params
 from .observations import encoded_dim, observation_batch, representable
 from .policy import ActorCritic, Policy, TrunkValue, ValueFunction, policy_sizes
@@ -294,16 +294,10 @@ def registered_env(env_id, path, trust_env_spec=False):
     if the caller trusts the file (``trust_env_spec``)."""
     if env_id is None:
         refuse(path, "env_id", "the agent was saved without an environment id: pass env= to load it")
-    if trust_env_spec and ":" in env_id:
-        try:
-            env_spec(env_id)  # imports the module, as the caller asked
-        except ConfigError as e:
-            refuse(path, "env_id", e)
-    elif ":" in env_id or env_id not in gym.registry:
-        refuse(path, "env_id", f"{shown(env_id)} is not a registered gymnasium id, and a file may not name a module "
-                               "to import: register it (import its package), pass env= to load it, or pass "
-                               "trust_env_spec=True to import the module it names")
-    return env_id
+    try:
+        return check_env_id(env_id, trust_env_spec)
+    except ConfigError as e:
+        refuse(path, "env_id", f"{e}; or pass env= to load it")
 
 
 def callback_list(callback):

@@ -29,10 +29,10 @@ from . import io, runs
 from .agent import ALGOS, load
 from .config import field_docs
 from .errors import ConfigError, FileFormatError, NpgradError, NpgradWarning
-from .envs import env_spec, make_vec_env
+from .envs import check_env_id, env_spec, make_vec_env
 from .heads import make_head
 from .observations import encoded_dim
-from .runs import check_algo, check_env_id
+from .runs import check_algo
 from .plotting import have_matplotlib, plot_curves
 from .tuned import TUNED, tuned_overrides
 from .version import __version__

@@ -12,8 +12,8 @@ import dataclasses
 import difflib
 import inspect
 import math
-import textwrap
 import os
+import textwrap
 import warnings
 from dataclasses import dataclass
 from typing import ClassVar

@@ -1,13 +1,14 @@
 """Environments: building a gymnasium vector env from an id or an instance, and running evaluation episodes."""
 from __future__ import annotations
 
+import difflib
 import importlib
 from typing import NamedTuple
 
 import gymnasium as gym
 import numpy as np
 
-from .errors import ConfigError
+from .errors import ConfigError, shown
 from .rollout import independent_seeds
 
 
@@ -28,6 +29,25 @@ def make_vec_env(env, n_envs):
     spec = env_spec(env)
     mode = "vector_entry_point" if spec.vector_entry_point is not None else "sync"
     return gym.make_vec(spec.id, num_envs=n_envs, vectorization_mode=mode)
+
+
+def check_env_id(env_id, trust=False):
+    """``env_id`` if gymnasium has it registered. The ``module:Env`` form imports ``module``, so it is taken only
+    if ``trust``: an id the user names (typed, or saved and trusted with ``--trust-env-spec`` /
+    ``trust_env_spec=True``), never one a file or run folder names on its own."""
+    if not isinstance(env_id, str) or len(env_id) > 200:
+        raise ConfigError(f"env_id must be a gymnasium id string, got {shown(env_id)}")
+    if ":" in env_id and not trust:
+        raise ConfigError(f"env_id {shown(env_id)} is refused: the module:Env form imports a module, and it is not a "
+                          "registered gymnasium id; npgrad imports one only when you name it yourself (type it, or "
+                          "pass --trust-env-spec / trust_env_spec=True for a saved one)")
+    if ":" in env_id:
+        env_spec(env_id)  # imports the module, as the user asked
+    elif env_id not in gym.registry:
+        close = difflib.get_close_matches(env_id, list(gym.registry), n=5)
+        hint = f"did you mean: {', '.join(close)}?" if close else "e.g. CartPole-v1 or Pendulum-v1"
+        raise ConfigError(f"unknown environment id {shown(env_id)}; {hint}")
+    return env_id
 
 
 def env_spec(env_id):

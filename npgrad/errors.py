@@ -27,3 +27,9 @@ class EnvError(NpgradError, RuntimeError):
 
 class NpgradWarning(UserWarning):
     """A setting npgrad accepts but that probably does not do what was meant (e.g. a minibatch above the batch)."""
+
+
+def shown(value, limit=60):
+    """``repr(value)``, cut to ``limit`` characters (a crafted value may be megabytes long)."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."

@@ -34,7 +34,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .config import MEMORY_LIMIT
-from .errors import FileFormatError
+from .errors import FileFormatError, shown
 from .version import __version__
 
 FORMAT = "npgrad-agent"
@@ -81,12 +81,6 @@ def unflatten(arrays):
 def refuse(path, field, problem):
     """Raise the ``FileFormatError`` every check of a file raises: ``"<path>: <field>: <problem>"``."""
     raise FileFormatError(f"{path}: {field}: {problem}")
-
-
-def shown(value, limit=60):
-    """``repr(value)``, cut to ``limit`` characters (a crafted value may be megabytes long)."""
-    text = repr(value)
-    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def listed(names):

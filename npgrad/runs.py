@@ -27,7 +27,6 @@ from __future__ import annotations
 import contextlib
 import csv
 import dataclasses
-import difflib
 import io
 import json
 import math
@@ -44,9 +43,10 @@ import yaml
 
 from .agent import ALGOS
 from .callbacks import Evaluator, next_due
-from .envs import env_spec
+from .envs import check_env_id
 from .errors import ConfigError, FileFormatError, NpgradError, NpgradWarning
-from .io import read_header, shown
+from .errors import shown
+from .io import read_header
 from .version import __version__
 
 CONFIG, PROGRESS, TIMING, MODEL, CURVE, CHECKPOINTS = (
@@ -91,26 +91,6 @@ def check_algo(name):
     if not isinstance(name, str) or name not in ALGOS:
         raise ConfigError(f"unknown algorithm {shown(name)}; choose from: {', '.join(ALGOS)}")
     return ALGOS[name]
-
-
-def check_env_id(env_id, trust=False):
-    """``env_id`` if gymnasium has registered it; the ``module:Env`` form, which imports ``module``, only if
-    ``trust`` (the user typed it, or passed ``--trust-env-spec`` for a run folder's)."""
-    import gymnasium as gym
-
-    if not isinstance(env_id, str) or len(env_id) > 200:
-        raise ConfigError(f"env_id must be a gymnasium id string, got {shown(env_id)}")
-    if ":" in env_id and trust:
-        env_spec(env_id)  # imports the module, as the user asked
-        return env_id
-    if ":" in env_id:
-        raise ConfigError(f"env_id {shown(env_id)} is refused: the module:Env form imports a module, which npgrad "
-                          "does for a run folder only with --trust-env-spec; give a registered id such as CartPole-v1")
-    if env_id not in gym.registry:
-        close = difflib.get_close_matches(env_id, list(gym.registry), n=5)
-        hint = f"did you mean: {', '.join(close)}?" if close else "e.g. CartPole-v1 or Pendulum-v1"
-        raise ConfigError(f"unknown environment id {shown(env_id)}; {hint}")
-    return env_id
 
 
 def require_object(name, value):
