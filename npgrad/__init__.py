@@ -15,7 +15,8 @@ gradients of a loss.
 
 Dependencies point one way: the maths (``nn``, ``distributions``, ``heads``, ``objectives``,
 ``policy``, ``solvers``, ``advantages``) -> the update rules (``algos/``) -> the loop (``train``) ->
-the facade (``agent``: ``PPO``, ``learn``, ``predict``, ``save``, ``load``) -> plumbing (``runs``, ``cli``).
+the facade (``agent``: ``PPO``, ``learn``, ``predict``, ``save``, ``load``; ``population``) -> plumbing (``runs``,
+``cli``).
 """
 from .version import __version__  # noqa: E402
 
@@ -23,6 +24,7 @@ from .agent import A2C, ALGOS, NPG, PPO, TRPO, VPG, Agent, load  # noqa: E402
 from .distributions import Categorical, DiagGaussian  # noqa: E402
 from .nn import MLP  # noqa: E402
 from .policy import Policy, ValueFunction  # noqa: E402
+from .population import Population, load_population  # noqa: E402
 
 __all__ = ["A2C", "ALGOS", "MLP", "NPG", "PPO", "TRPO", "VPG", "Agent", "Categorical", "DiagGaussian", "Policy",
-           "ValueFunction", "load", "__version__"]
+           "Population", "ValueFunction", "load", "load_population", "__version__"]

@@ -77,6 +77,15 @@ class Agent:
     def __init_subclass__(cls):
         cls.Config = cls.Update.Config
 
+    def __new__(cls, env=None, seed=0, config=None, **overrides):
+        """Several seeds (``seed=range(16)``), or a list of numbers for a setting (``lr=[1e-3, 3e-3]``), build a
+        ``Population`` of agents (``npgrad/population.py``) instead of one."""
+        from .population import Population, is_population  # the population module builds on this one
+
+        if cls.Update is not None and is_population(cls.Config, seed, overrides):
+            return Population(cls, env, seed, config, **overrides)
+        return super().__new__(cls)
+
     def __init__(self, env, seed=0, config=None, **overrides):
         self.env_id = env_id_of(env)
         self.config, self.seed = agent_config(self.Config, env, config, overrides), require_integer(seed, "seed")

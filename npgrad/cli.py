@@ -25,7 +25,7 @@ import warnings
 import numpy as np
 import yaml
 
-from . import io, runs
+from . import io, population_runs, runs
 from .agent import ALGOS, load
 from .config import field_docs
 from .errors import ConfigError, FileFormatError, NpgradError, NpgradWarning
@@ -34,6 +34,7 @@ from .heads import make_head
 from .observations import encoded_dim
 from .runs import check_algo
 from .plotting import have_matplotlib, plot_curves
+from .population import aggregate_curves
 from .tuned import TUNED, tuned_overrides
 from .version import __version__
 
@@ -53,6 +54,10 @@ def build_parser():
     p.add_argument("env_id", nargs="?", metavar="ENV_ID", help="a gymnasium id such as CartPole-v1 or Pendulum-v1")
     p.add_argument("--steps", type=int, default=None, help="environment steps to train (default 100000)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seeds", metavar="SEEDS", help="train a population, one member per seed, e.g. 0-15 or 0,3,8-11; "
+                   "--set lr=1e-3,3e-3 then sweeps a number of the update (every value with every seed)")
+    p.add_argument("--workers", type=int, default=None, help="a population's members trained at once, one process "
+                   "each (default: one per core)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a hyperparameter, e.g. --set lr=3e-4 --set hidden=32,32 (repeatable)")
     p.add_argument("--config", metavar="FILE.yaml", help="hyperparameters from a YAML mapping, as printed by "
@@ -83,10 +88,13 @@ def build_parser():
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("plot", help="overlay learning curves of runs", description="Plot evaluation return "
-                       "against steps; runs that differ only in their seed are drawn as mean and min-max band.")
+                       "against steps; runs that differ only in their seed (a population run folder's members, or "
+                       "run folders named one by one) are drawn as their interquartile mean with a 95%% bootstrap "
+                       "confidence band.")
     p.add_argument("runs", nargs="+", metavar="RUN_DIR")
     p.add_argument("--trust-env-spec", action="store_true",
                    help="allow a saved environment id of the form module:Env, which imports module")
+    p.add_argument("--members", action="store_true", help="also draw every seed's own curve, thin")
     p.add_argument("--out", default="curves.png")
     p.set_defaults(func=cmd_plot)
 
@@ -169,6 +177,13 @@ def check_flags(args, *names):
 
 def cmd_train(args):
     check_flags(args, "steps", "seed", "checkpoint_every", "eval_every", "eval_episodes")
+    if args.resume and population_runs.is_population_run(args.resume):
+        return resume_population(args)
+    if args.seeds is not None or (args.algo in ALGOS and population_runs.split_settings(ALGOS[args.algo].Config,
+                                                                                        args.set)[1]):
+        return start_population(args)
+    if args.workers is not None:
+        raise ConfigError("--workers trains a population's members side by side: give --seeds (or a --set list)")
     agent, run_dir, run_config, state = resume_run(args) if args.resume else start_run(args)
     show = not args.quiet
     if show:
@@ -216,6 +231,48 @@ def start_run(args):
     runs.remove_stale_temporaries(run_dir)  # of a run killed before it wrote its config.json
     runs.write_config(run_dir, run_config)
     return agent, run_dir, run_config, {}
+
+
+def start_population(args):
+    """A new population run folder (``npgrad/population_runs.py``), every member's settings checked before anything
+    is written; then train it."""
+    if not (args.algo and args.env_id):
+        raise ConfigError("train needs ALGO and ENV_ID (or --resume RUN_DIR)")
+    cls = check_algo(args.algo)
+    args.env_id = check_env_id(args.env_id, trust=True)
+    shared, swept = population_runs.split_settings(cls.Config, args.set)
+    seeds = population_runs.parse_seeds(args.seeds) if args.seeds is not None else [args.seed]
+    for seed in seeds:
+        runs.check_count("seed", seed, "--seeds")
+    members = population_runs.member_specs(seeds, swept)
+    base = {**runs.read_overrides(cls.Config, args.config), **runs.parse_overrides(cls.Config, shared)}
+    for member in members[:: len(seeds)]:  # one per setting: each must make a valid config
+        cls.Config.for_env(args.env_id, **base, **runs.parse_overrides(cls.Config, member["set"]))
+    run_dir = args.out or os.path.join("runs", f"{args.algo}-{args.env_id}-seeds{seeds[0]}-{seeds[-1]}")
+    if any(os.path.lexists(os.path.join(run_dir, name)) for name in (population_runs.INDEX, runs.CONFIG)):
+        raise ConfigError(f"{run_dir} already holds a run; continue it with --resume {run_dir} or choose --out")
+    args.config = os.path.abspath(args.config) if args.config else None  # members may start from another folder
+    index = population_runs.new_index(args, shared, members)
+    with runs.writing(run_dir, run_dir):
+        os.makedirs(run_dir, exist_ok=True)
+    population_runs.write_index(run_dir, index)
+    return population_runs.train_population(index, run_dir, args.workers, show=not args.quiet)
+
+
+def resume_population(args):
+    """Continue a population run: finished members are skipped, the others resume from their checkpoints."""
+    index = population_runs.read_index(args.resume)
+    for given, saved in ((args.algo, index["algo"]), (args.env_id, index["env_id"])):
+        if given is not None and given != saved:
+            raise ConfigError(f"{args.resume} is a {index['algo']} population on {index['env_id']}, not {given}")
+    if args.set or args.seeds:
+        raise ConfigError("--set and --seeds cannot change a population being resumed; start a new run instead")
+    check_algo(index["algo"])
+    check_env_id(index["env_id"], args.trust_env_spec)
+    if args.steps is not None:
+        index["steps"] = args.steps
+        population_runs.write_index(args.resume, index)
+    return population_runs.train_population(index, args.resume, args.workers, resume=True, show=not args.quiet)
 
 
 def fresh_agent(run_config):
@@ -368,16 +425,23 @@ def group_runs(run_dirs, trust_env_spec=False):
 
 
 def cmd_plot(args):
+    run_dirs = [d for run in args.runs for d in (population_runs.member_dirs(run) if
+                                                 population_runs.is_population_run(run) else [run])]
     curves, env_ids = {}, set()
-    for label, members in group_runs(args.runs, args.trust_env_spec).items():
+    for label, members in group_runs(run_dirs, args.trust_env_spec).items():
         n = min(len(s) for s, _ in members)  # seeds of one config evaluate at the same steps
-        steps, returns_sn = members[0][0][:n], np.array([r[:n] for _, r in members])
-        mean = returns_sn.mean(axis=0)
-        curves[f"{label}, {len(members)} seed{'s' * (len(members) > 1)}"] = (
-            (steps, mean, returns_sn.min(axis=0), returns_sn.max(axis=0)) if len(members) > 1 else (steps, mean))
+        steps, returns_rk = members[0][0][:n], [r[:n] for _, r in members]
+        if len(members) == 1:
+            curves[f"{label}, 1 seed"] = (steps, returns_rk[0])
+        else:
+            c = aggregate_curves(steps, returns_rk)
+            curves[f"{label}: IQM of {len(members)} seeds (band: 95% CI)"] = (steps, c.iqm, c.low, c.high)
+            if args.members:
+                curves.update({f"_{label} {k}": (steps, r, "member") for k, r in enumerate(returns_rk)})
         env_ids.add(label.split()[1])
-        print(f"{label}: {len(members)} run(s), last evaluation {mean[-1]:.1f} at {int(steps[-1]):,} steps, "
-              f"best {mean.max():.1f}")
+        last = curves[next(k for k in curves if k.startswith(label))][1]
+        print(f"{label}: {len(members)} run(s), last evaluation {last[-1]:.1f} at {int(steps[-1]):,} steps, "
+              f"best {np.max(last):.1f}" + (" (IQM over seeds)" if len(members) > 1 else ""))
     if not have_matplotlib():
         raise ConfigError("npgrad plot needs matplotlib: pip install 'npgrad[plot]'")
     print(f"wrote {plot_curves(curves, args.out, ', '.join(sorted(env_ids)))}")

@@ -11,7 +11,8 @@ def have_matplotlib():
 
 
 def plot_curves(curves, path, title="", threshold=None):
-    """Save a PNG of ``{label: (steps, returns)}`` or ``{label: (steps, mean, low, high)}`` (a band).
+    """Save a PNG of ``{label: (steps, returns)}`` or ``{label: (steps, centre, low, high)}`` (a band); an entry
+    ``{"_<group label> k": (steps, returns, "member")}`` draws one seed thinly in its group's colour.
 
     Returns the path, or None without matplotlib.
     """
@@ -23,16 +24,21 @@ def plot_curves(curves, path, title="", threshold=None):
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 4))
+    colors = {}
     for label, (steps, returns, *band) in curves.items():
+        if band == ["member"]:  # one seed's curve under its group's band: thin, in the group's colour, unlabelled
+            group = next(g for g in colors if label[1:].startswith(g.split(":")[0]))
+            ax.plot(steps, returns, color=colors[group], lw=0.6, alpha=0.5)
+            continue
         line, = ax.plot(steps, returns, label=literal(label))
+        colors[label] = line.get_color()
         if band:
             ax.fill_between(steps, *band, color=line.get_color(), alpha=0.2)
     if threshold is not None:
         ax.axhline(threshold, color="grey", ls="--", lw=1, label="solved")
     ax.set(xlabel="environment steps", ylabel="mean evaluation return", title=literal(title))
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    ax.legend(loc="upper left", bbox_to_anchor=(0, -0.15), fontsize="small", frameon=False)  # below: covers no curve
+    fig.savefig(path, dpi=100, bbox_inches="tight")
     plt.close(fig)
     return path
 

@@ -67,30 +67,35 @@ def estimate(traj, value, gamma, lam):
     return traj.flatten(val_te[:-1], adv_te, ret_te)
 
 
-def regressable(batch, dtype):
-    """``batch``, if ``V`` can be regressed on its value targets; an ``EnvError`` before the update if not, rather
-    than a value function that silently stops learning while the policy trains. The squared errors are float64
-    and summed over up to ~1e8 rows (so ``|R| < sqrt(1.8e308) / 1e4``); their cotangents are cast to the
-    networks' dtype and summed again in backprop (so ``|R|`` below its largest number over 1e8: 3.4e30 for float32)."""
+def unusable(batch, dtype):
+    """Why no update can be trusted on ``batch``, or None: non-finite advantages or value targets, or a value function
+    whose predictions have diverged beyond what it can be regressed on; the update is then refused (the parameters
+    stay as they are). Targets beyond that while ``V`` is not are the rewards' doing: an ``EnvError`` before any
+    update, rather than a value function that silently stops learning while the policy trains. The squared errors
+    are float64 and summed over up to ~1e8 rows (so ``|R| < sqrt(1.8e308) / 1e4``); their cotangents are cast to
+    the networks' dtype and summed again in backprop (so ``|R|`` below its largest number over 1e8: 3.4e30 for
+    float32)."""
+    if not (np.all(np.isfinite(batch.adv_n)) and np.all(np.isfinite(batch.ret_n))):
+        return REFUSED  # e.g. a diverged value function
     limit = min(np.sqrt(np.finfo(np.float64).max) / 1e4, float(np.finfo(dtype).max) / 1e8)
-    largest = float(np.max(np.abs(batch.ret_n), initial=0.0))
+    largest, largest_value = (float(np.max(np.abs(x), initial=0.0)) for x in (batch.ret_n, batch.val_n))
+    if largest_value > limit:
+        return f"the value function diverged: |V(s)| up to {largest_value:.3g}, beyond the {limit:.2g} it can be regressed on"
     if largest > limit:
         raise EnvError(f"the rewards give value targets up to {largest:.3g}, beyond the {limit:.2g} a value network "
                        "can be regressed on (its errors would overflow and V would stop learning); rescale the "
                        "rewards (gymnasium's TransformReward wrapper, or normalize_reward=True)")
-    return batch
+    return None
 
 
 def train(rollout, model, rule, progress, rng, gamma, lam, after_update=None):
     """Run ``collect -> estimate -> update -> record`` until ``progress.total_steps``; stop early when
-    ``after_update(info)`` returns False. A batch with non-finite advantages is not used at all."""
+    ``after_update(info)`` returns False. A batch that no update can trust (``unusable``) is not used at all."""
     while progress.num_steps < progress.total_steps:
         schedule = progress.schedule
         batch = estimate(rollout.collect(model.policy, rng), model.value, gamma, lam)
-        if np.all(np.isfinite(batch.adv_n)) and np.all(np.isfinite(batch.ret_n)):
-            info = rule.update(model, regressable(batch, model.policy.net.dtype), rng, schedule)
-        else:  # e.g. a diverged value function: no update can be trusted, keep everything as it is
-            info = {"update_failed": REFUSED}
+        why = unusable(batch, model.policy.net.dtype)
+        info = {"update_failed": why} if why else rule.update(model, batch, rng, schedule)
         info = progress.record(batch, info)
         if after_update is not None and after_update(info) is False:
             break

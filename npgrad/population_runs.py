@@ -1,0 +1,262 @@
+"""A population's run folder: what ``npgrad train ALGO ENV_ID --seeds 0-15 [--set lr=1e-3,3e-3]`` writes.
+
+    DIR/population.json     algorithm, env id, budget, evaluation and checkpoint intervals, and each member:
+                            its folder, seed and the settings it was given
+    DIR/member-000/ ...     one ordinary run folder per member (``npgrad/runs.py``), the files a solo run writes
+    DIR/aggregate.csv       per setting and evaluation step: the IQM of the members' evaluation returns, its 95%
+                            percentile-bootstrap interval, the median and the number of members
+    DIR/curve.png           the IQM with its interval as a band, one per setting
+
+Members are every setting (each comma-separated ``--set`` list of a per-member number, crossed) with
+every seed, trained by ``workers`` processes at once; each member is trained, checkpointed and
+resumed exactly as a solo run with its seed and settings would be. ``--resume DIR`` skips members
+that finished and resumes the others from their latest checkpoints.
+"""
+from __future__ import annotations
+
+import concurrent.futures
+import csv
+import io as text_io
+import itertools
+import json
+import os
+import re
+import sys
+import time
+
+from . import runs
+from .errors import ConfigError, FileFormatError, shown
+from .population import aggregate_curves, default_workers, per_member_fields, worker_context
+from .stats import iqm
+
+INDEX, AGGREGATE = "population.json", "aggregate.csv"
+FORMAT = "npgrad-population-run"
+MEMBER_DIR = re.compile(r"member-\d{3,6}")
+MAX_MEMBERS = 10_000
+
+
+def parse_seeds(text):
+    """``"0-15"`` or ``"0,3,8-11"`` -> a list of distinct seeds, in order."""
+    seeds = []
+    for part in text.split(","):
+        first, dash, last = part.strip().partition("-")
+        try:
+            low, high = int(first), int(last) if dash else int(first)
+        except ValueError:
+            raise ConfigError(f"--seeds {text}: expected seeds such as 0-15 or 0,3,8-11") from None
+        if high < low:
+            raise ConfigError(f"--seeds {text}: the range {part.strip()} is empty")
+        if high - low >= MAX_MEMBERS:
+            raise ConfigError(f"--seeds {text}: at most {MAX_MEMBERS:,} members")
+        seeds.extend(range(low, high + 1))
+    if len(set(seeds)) < len(seeds):
+        raise ConfigError(f"--seeds {text}: a seed is listed twice")
+    return seeds
+
+
+def split_settings(config_cls, pairs):
+    """``--set`` pairs -> ``(shared pairs, {name: [value texts]})``: a comma-separated value of a per-member number
+    (``lr=1e-3,3e-3``) is a list of settings to sweep; any other value (``hidden=64,64``) is one setting."""
+    shared, swept = [], {}
+    for pair in pairs or []:
+        name, sep, text = pair.partition("=")
+        name = config_cls.ALIASES.get(name.strip(), name.strip())
+        if sep and "," in text and name in per_member_fields(config_cls):
+            swept[name] = [t.strip() for t in text.split(",")]
+        else:
+            shared.append(pair)
+    return shared, swept
+
+
+def member_specs(seeds, swept):
+    """Every setting crossed with every seed: ``[{"dir", "seed", "set": ["name=value", ...]}]``."""
+    names = list(swept)
+    settings = [dict(zip(names, values)) for values in itertools.product(*swept.values())]
+    if len(settings) * len(seeds) > MAX_MEMBERS:
+        raise ConfigError(f"{len(settings)} settings x {len(seeds)} seeds is more than {MAX_MEMBERS:,} members")
+    members = [(setting, seed) for setting in settings for seed in seeds]
+    return [{"dir": f"member-{k:03d}", "seed": seed, "set": [f"{n}={v}" for n, v in setting.items()]}
+            for k, (setting, seed) in enumerate(members)]
+
+
+def is_population_run(run_dir):
+    return os.path.isfile(os.path.join(run_dir, INDEX))
+
+
+def new_index(args, shared, members):
+    return {"format": FORMAT, "algo": args.algo, "env_id": args.env_id, "steps": args.steps or 100_000,
+            "set": shared, "config": args.config, "checkpoint_every": args.checkpoint_every,
+            "eval_every": args.eval_every, "eval_episodes": args.eval_episodes, "members": members}
+
+
+def read_index(run_dir):
+    """``population.json``, checked: it may only name member folders ``member-NNN`` inside ``run_dir``, and every
+    count is in range; the members' own ``config.json`` files are checked when they are resumed."""
+    path = runs.run_file(run_dir, INDEX)
+    index = runs.read_json_object(path)
+    try:
+        runs.check_fields(index, ["format", "algo", "env_id", "steps", "set", "config", "checkpoint_every",
+                                  "eval_every", "eval_episodes", "members"])
+        if index["format"] != FORMAT:
+            raise ConfigError(f"format must be {FORMAT!r}, got {shown(index['format'])}")
+        for name in ("steps", "checkpoint_every", "eval_every", "eval_episodes"):
+            runs.check_count(name, index[name])
+        members = index["members"]
+        if not (isinstance(members, list) and 0 < len(members) <= MAX_MEMBERS):
+            raise ConfigError(f"members must be a list of 1 to {MAX_MEMBERS:,} members, got {shown(members)}")
+        for member in members:
+            runs.check_fields(runs.require_object("a member", member), ["dir", "seed", "set"])
+            if not (isinstance(member["dir"], str) and MEMBER_DIR.fullmatch(member["dir"])):
+                raise ConfigError(f"a member's dir must be member-NNN, got {shown(member['dir'])}")
+            runs.check_count("seed", member["seed"])
+        for pairs in [index["set"]] + [m["set"] for m in members]:
+            if not (isinstance(pairs, list) and all(isinstance(p, str) for p in pairs)):
+                raise ConfigError(f"set must be a list of name=value texts, got {shown(pairs)}")
+        if index["config"] is not None and not isinstance(index["config"], str):
+            raise ConfigError(f"config must be a file name or null, got {shown(index['config'])}")
+    except ConfigError as e:
+        raise FileFormatError(f"{path}: {e}") from None
+    return index
+
+
+def member_argv(index, member, run_dir, resume):
+    """The ``npgrad train`` arguments that start (or resume) one member as a solo run."""
+    member_dir = os.path.join(run_dir, member["dir"])
+    if resume and os.path.isfile(os.path.join(member_dir, runs.CONFIG)):
+        return ["train", "--resume", member_dir, "--quiet", "--steps", str(index["steps"])]
+    argv = ["train", index["algo"], index["env_id"], "--seed", str(member["seed"]), "--out", member_dir, "--quiet",
+            "--steps", str(index["steps"]), "--checkpoint-every", str(index["checkpoint_every"]),
+            "--eval-every", str(index["eval_every"]), "--eval-episodes", str(index["eval_episodes"])]
+    if index["config"]:
+        argv += ["--config", index["config"]]
+    for pair in index["set"] + member["set"]:
+        argv += ["--set", pair]
+    return argv
+
+
+def finished(index, member, run_dir):
+    model = os.path.join(run_dir, member["dir"], runs.MODEL)
+    if not os.path.isfile(model):
+        return False
+    from .io import read_header
+
+    return read_header(model)["progress"]["num_steps"] >= index["steps"]
+
+
+def run_member(argv):
+    """A worker process's job: one member trained by ``npgrad train`` as a solo run; its exit status and message."""
+    from .cli import main
+
+    err = text_io.StringIO()
+    stderr, sys.stderr = sys.stderr, err
+    try:
+        status = main(argv)
+    finally:
+        sys.stderr = stderr
+    lines = [line for line in err.getvalue().splitlines() if line.startswith("npgrad: error")]
+    return status, lines[-1] if lines else ""
+
+
+def train_population(index, run_dir, workers, resume=False, show=True):
+    """Train every unfinished member, ``workers`` at a time; write the aggregate; return the exit status."""
+    todo = [m for m in index["members"] if not (resume and finished(index, m, run_dir))]
+    workers = default_workers(workers, max(len(todo), 1))
+    if show:
+        print(f"training {index['algo']} on {index['env_id']}: {len(index['members'])} members "
+              f"({len(index['members']) - len(todo)} finished) for {index['steps']:,} steps each, "
+              f"{workers} at a time -> {run_dir}", file=sys.stderr)
+    failures, start = {}, time.perf_counter()
+    with runs.StopOnSignal() as stop, concurrent.futures.ProcessPoolExecutor(workers, mp_context=worker_context()) as pool:
+        futures = {pool.submit(run_member, member_argv(index, m, run_dir, resume)): m for m in todo}
+        for done, future in enumerate(concurrent.futures.as_completed(futures), 1):
+            member = futures[future]
+            status, message = future.result()
+            if status != 0:
+                failures[member["dir"]] = (status, message)
+            if stop.requested:
+                for f in futures:
+                    f.cancel()
+            if show:
+                show_progress(index, run_dir, done, len(todo), time.perf_counter() - start)
+    if show:
+        print(file=sys.stderr)
+    written = write_aggregate(index, run_dir)
+    if stop.requested or any(status == 130 for status, _ in failures.values()):
+        print(f"interrupted; continue with: npgrad train --resume {run_dir}", file=sys.stderr)
+        return 130
+    for name, (status, message) in sorted(failures.items()):
+        print(f"{name} failed (exit status {status}): {message}", file=sys.stderr)
+    if show and written:
+        print(f"done: wrote {', '.join(written)}", file=sys.stderr)
+    return 1 if failures else 0
+
+
+def show_progress(index, run_dir, done, total, seconds):
+    returns = [curve[1][-1] for curve in member_curves(index, run_dir).values() if len(curve[0])]
+    steps = done * index["steps"]
+    line = f"{done}/{total} members done  {steps / max(seconds, 1e-9):,.0f} member-steps/s"
+    if returns:
+        line += f"  IQM of the latest evaluations {float(iqm(returns)):8.1f}"
+    print(f"\r{line}", end="" if sys.stderr.isatty() else "\n", file=sys.stderr, flush=True)
+
+
+def member_curves(index, run_dir):
+    """``{member dir: (steps, returns)}`` of every member that has evaluations."""
+    curves = {}
+    for member in index["members"]:
+        member_dir = os.path.join(run_dir, member["dir"])
+        if os.path.isfile(os.path.join(member_dir, runs.PROGRESS)):
+            curves[member["dir"]] = runs.eval_curve(member_dir)
+    return curves
+
+
+def population_curves(index, run_dir):
+    """``{setting label: Curve}``: the members of each setting pooled at the evaluation steps all of them reached."""
+    curves, groups = member_curves(index, run_dir), {}
+    for member in index["members"]:
+        steps, returns = curves.get(member["dir"], ((), ()))
+        if len(steps):
+            groups.setdefault(", ".join(member["set"]) or "all", []).append((steps, returns))
+    pooled = {}
+    for label, members in groups.items():
+        n = min(len(steps) for steps, _ in members)
+        if n:
+            pooled[label] = aggregate_curves(members[0][0][:n], [returns[:n] for _, returns in members])
+    return pooled
+
+
+def write_aggregate(index, run_dir):
+    """Write ``aggregate.csv`` and ``curve.png`` (with matplotlib); returns the paths written."""
+    from .plotting import plot_curves
+
+    curves = population_curves(index, run_dir)
+    if not curves:
+        return []
+    out = text_io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["setting", "num_steps", "iqm", "ci_low", "ci_high", "median", "members"])
+    for label, c in curves.items():
+        for row in zip(c.num_steps, c.iqm, c.low, c.high, c.median):
+            writer.writerow([label, int(row[0]), *(runs.format_cell(float(v)) for v in row[1:]), c.members])
+    path = runs.run_file(run_dir, AGGREGATE)
+    with runs.writing(run_dir, path):
+        runs.atomic_write_text(path, out.getvalue())
+    band = {f"{label}: IQM of {c.members} seeds (band: 95% CI)": (c.num_steps, c.iqm, c.low, c.high)
+            for label, c in curves.items()}
+    curve = runs.run_file(run_dir, runs.CURVE)
+    with runs.writing(run_dir, curve):
+        curve = plot_curves(band, curve, index["env_id"])
+    return [path] + ([curve] if curve else [])
+
+
+def write_index(run_dir, index):
+    path = runs.run_file(run_dir, INDEX)
+    with runs.writing(run_dir, path):
+        runs.atomic_write_text(path, json.dumps(index, indent=1))
+
+
+def member_dirs(run_dir):
+    """The member folders a population run folder lists (for ``npgrad plot``)."""
+    return [os.path.join(run_dir, m["dir"]) for m in read_index(run_dir)["members"]
+            if os.path.isfile(os.path.join(run_dir, m["dir"], runs.CONFIG))]
+

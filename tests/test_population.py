@@ -1,0 +1,245 @@
+"""Populations (npgrad/population.py): a member is exactly its solo run; settings reach the right member; one
+member's failure changes no other; files round-trip; the aggregate is the IQM and bootstrap interval by hand;
+the command line writes a population run folder and resumes it."""
+import csv
+import json
+import os
+import warnings
+
+import numpy as np
+import pytest
+import scipy.stats
+
+import npgrad
+from npgrad.callbacks import Evaluator
+from npgrad.cli import main
+from npgrad.errors import ConfigError, FileFormatError, NpgradError
+from npgrad.population import Population, aggregate_curves, load_population, member_settings
+from npgrad.runs import eval_curve
+
+TINY = {"n_envs": 2, "n_steps": 64}  # a batch of 128: the default value minibatch
+STEPS, EVERY = 512, 256
+CONFIGS = {"vpg": {}, "npg": {}, "trpo": {}, "ppo": {}, "ppo-kl": {"objective": "kl_penalty"}, "a2c": {}}
+
+
+def solo(algo, seed, steps=STEPS, eval_every=EVERY, **overrides):
+    """The agent ``npgrad.ALGO(env, seed)`` trains alone, with the evaluations a population member gets."""
+    agent = npgrad.ALGOS[algo]("CartPole-v1", seed=seed, **TINY, **overrides)
+    evaluator = Evaluator(eval_every, 3)
+    agent.learn(steps, callback=[evaluator])
+    return agent, [list(row) for row in evaluator.history]
+
+
+def same_state(a, b):
+    (arrays_a, meta_a), (arrays_b, meta_b) = a.state(), b.state()
+    return (arrays_a.keys() == arrays_b.keys() and all(np.array_equal(arrays_a[k], arrays_b[k]) for k in arrays_a)
+            and meta_a["progress"] == meta_b["progress"] and meta_a["rng_state"] == meta_b["rng_state"])
+
+
+def returns_of(evaluation):
+    return [row[2] for row in evaluation["history"]]
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_a_member_is_its_solo_run(name):
+    algo, overrides = name.split("-")[0], CONFIGS[name]
+    pop = npgrad.ALGOS[algo]("CartPole-v1", seed=[3, 5], **TINY, **overrides)
+    assert isinstance(pop, Population) and pop.seeds == [3, 5]
+    pop.learn(STEPS, eval_every=EVERY, eval_episodes=3, workers=2)
+    for k, seed in enumerate([3, 5]):
+        agent, history = solo(algo, seed, **overrides)
+        assert same_state(pop[k], agent)  # parameters, optimiser moments, filters, counters, RNG: bit for bit
+        assert returns_of(pop.evaluations[k]) == [row[2] for row in history]
+        assert [row[0] for row in pop.evaluations[k]["history"]] == [EVERY, 2 * EVERY]
+
+
+def test_workers_do_not_change_the_result_and_a_second_learn_call_restarts_the_environments():
+    here, there = (npgrad.PPO("CartPole-v1", seed=range(3), **TINY) for _ in range(2))
+    here.learn(STEPS, workers=1)
+    there.learn(STEPS, workers=2)
+    assert all(same_state(a, b) for a, b in zip(here, there))
+    here.learn(EVERY, workers=1)
+    there.learn(EVERY, workers=3)
+    assert all(same_state(a, b) for a, b in zip(here, there))
+    agent = npgrad.PPO("CartPole-v1", seed=2, **TINY)  # the documented equivalent: a resumed solo run
+    agent.learn(STEPS)
+    agent.restart_envs()
+    agent.learn(EVERY)
+    assert same_state(agent, here[2])
+
+
+def test_per_member_settings_reach_their_member():
+    pop = npgrad.PPO("CartPole-v1", seed=[0, 0, 1], lr=[1e-3, 3e-3, 1e-3], ent_coef=[0.0, 0.01, 0.02], **TINY)
+    assert [m.config.lr for m in pop] == [1e-3, 3e-3, 1e-3]
+    assert [m.config.ent_coef for m in pop] == [0.0, 0.01, 0.02]
+    assert pop.varied() == ["lr", "ent_coef"] and pop.settings(1) == {"lr": 3e-3, "ent_coef": 0.01}
+    pop.learn(STEPS, eval_every=EVERY, eval_episodes=3, workers=2)
+    agent, _ = solo("ppo", 0, lr=3e-3, ent_coef=0.01)
+    assert same_state(pop[1], agent)
+    assert not np.array_equal(pop[0].policy.theta, pop[1].policy.theta)  # same seed, other settings
+    sweep = npgrad.A2C("CartPole-v1", seed=7, gamma=[0.9, 0.99], **TINY)  # one seed, a list: a sweep on that seed
+    assert sweep.seeds == [7, 7] and [m.config.gamma for m in sweep] == [0.9, 0.99]
+
+
+def test_a_poisoned_member_fails_alone():
+    """An absurd learning rate makes member 1's updates diverge; it keeps its last good parameters and says so,
+    and member 0 is still exactly its solo run."""
+    pop = npgrad.PPO("CartPole-v1", seed=[4, 4], lr=[3e-4, 1e30], **TINY)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # the poisoned member's overflows
+        pop.learn(STEPS, eval_every=EVERY, eval_episodes=3, workers=2)
+    agent, history = solo("ppo", 4, lr=3e-4)
+    assert same_state(pop[0], agent) and returns_of(pop.evaluations[0]) == [row[2] for row in history]
+    assert pop[1].progress.failed_updates > 0 and np.all(np.isfinite(pop[1].policy.theta))
+
+
+def test_a_member_that_raises_does_not_stop_the_others(monkeypatch):
+    pop = npgrad.PPO("CartPole-v1", seed=[0, 1, 2], **TINY)
+    original = npgrad.PPO.learn
+
+    def learn(agent, *args, **kwargs):
+        if agent.seed == 1:
+            raise ValueError("member one is broken")
+        return original(agent, *args, **kwargs)
+
+    monkeypatch.setattr(npgrad.PPO, "learn", learn)  # forked workers inherit it
+    with pytest.raises(NpgradError, match=r"1 of 3 members failed .*member 1 \(seed 1\): ValueError: member one"):
+        pop.learn(STEPS, workers=2)
+    assert pop[0].num_steps == pop[2].num_steps == STEPS and pop[1].num_steps == 0
+
+
+def test_save_and_load_round_trip(tmp_path):
+    pop = npgrad.TRPO("CartPole-v1", seed=[0, 1], max_kl=[0.01, 0.02], **TINY)
+    pop.learn(STEPS, eval_every=EVERY, eval_episodes=3, workers=2)
+    pop.save(tmp_path / "pop")
+    back = load_population(tmp_path / "pop")
+    assert len(back) == 2 and back.varied() == ["max_kl"]
+    assert all(same_state(a, b) for a, b in zip(pop, back)) and back.evaluations == pop.evaluations
+    assert npgrad.load(tmp_path / "pop" / "member-001.npz").config.max_kl == 0.02  # each member loads alone
+    back.learn(EVERY, workers=1)
+    pop.learn(EVERY, workers=1)
+    assert all(same_state(a, b) for a, b in zip(pop, back))
+
+
+@pytest.mark.parametrize("members, problem", [
+    (["../../elsewhere.npz"], "member-NNN.npz"), ([], "non-empty list"), ("member-000.npz", "non-empty list")])
+def test_a_population_index_names_only_its_own_member_files(tmp_path, members, problem):
+    npgrad.PPO("CartPole-v1", seed=[0], **TINY).save(tmp_path)
+    index = json.loads((tmp_path / "population.json").read_text())
+    (tmp_path / "population.json").write_text(json.dumps({**index, "members": members}))
+    with pytest.raises(FileFormatError, match=problem):
+        load_population(tmp_path)
+
+
+def test_the_aggregate_is_the_iqm_and_percentile_bootstrap_by_hand():
+    returns_rk = np.array([[10.0, 100], [20, 200], [30, 300], [40, 400], [50, 500], [60, 600], [70, 700], [1000, 0]])
+    curve = aggregate_curves([5, 10], returns_rk)
+    # 8 runs: the IQM drops the 2 lowest and 2 highest of each column and averages the middle 4
+    assert curve.iqm == pytest.approx([(30 + 40 + 50 + 60) / 4, (200 + 300 + 400 + 500) / 4], rel=1e-12, abs=0)
+    assert curve.median == pytest.approx([45, 350], rel=1e-12, abs=0) and curve.members == 8
+    for k in range(2):
+        ci = scipy.stats.bootstrap((returns_rk[:, k],), lambda x, axis: scipy.stats.trim_mean(x, 0.25, axis=axis),
+                                   n_resamples=10_000, method="percentile", confidence_level=0.95,
+                                   random_state=np.random.default_rng(0)).confidence_interval
+        assert (curve.low[k], curve.high[k]) == pytest.approx((ci.low, ci.high), rel=1e-12, abs=0)
+        assert curve.low[k] <= curve.iqm[k] <= curve.high[k]
+    same = aggregate_curves([1], [[7.0]] * 5)
+    assert (same.iqm[0], same.low[0], same.high[0]) == (7.0, 7.0, 7.0)
+
+
+def test_population_learning_curves_pool_members_of_one_setting():
+    pop = npgrad.PPO("CartPole-v1", seed=[0, 1, 0, 1], lr=[1e-3, 1e-3, 3e-3, 3e-3], **TINY)
+    pop.learn(STEPS, eval_every=EVERY, eval_episodes=3, workers=2)
+    curves = pop.aggregate()
+    assert sorted(curves) == ["lr=0.001", "lr=0.003"]
+    by_hand = aggregate_curves([EVERY, 2 * EVERY], [returns_of(pop.evaluations[k]) for k in (2, 3)])
+    assert np.array_equal(curves["lr=0.003"].iqm, by_hand.iqm) and curves["lr=0.003"].members == 2
+
+
+@pytest.mark.parametrize("seed, overrides, problem", [
+    ([0, 1, 2], {"lr": [1e-3, 3e-3]}, "must have one length; got seed: 3, lr: 2"),
+    ([0, 1], {"n_steps": [32, 64]}, "n_steps is shared by every member of a population"),
+    ([0, 1], {"hidden": [[32], [64]]}, "hidden is shared by every member"),
+    ([], {}, "needs at least one member; seed is empty"),
+    (0, {"lr": []}, "needs at least one member; lr is empty"),
+    ([0, 1], {"lrr": [1e-3, 3e-3]}, "unknown hyperparameter"),
+    ([0, -1], {}, "seed must be a non-negative integer"),
+    ([0, 1], {"lr": [1e-3, -1.0]}, "lr=-1.0 is invalid"),
+])
+def test_bad_populations_are_refused_by_name(seed, overrides, problem):
+    with pytest.raises(ConfigError, match=problem.replace("(", r"\(")):
+        npgrad.PPO("CartPole-v1", seed=seed, **overrides)
+
+
+def test_a_population_beyond_memory_is_refused_before_anything_is_built():
+    with pytest.raises(ConfigError, match="a population of 100,000 members .* GiB of memory"):
+        npgrad.PPO("CartPole-v1", seed=range(100_000), hidden=(1024, 1024))
+
+
+def test_one_value_of_a_tuple_setting_is_not_a_population():
+    agent = npgrad.PPO("CartPole-v1", seed=0, hidden=[16, 16], **TINY)
+    assert isinstance(agent, npgrad.PPO) and agent.config.hidden == (16, 16)
+    with pytest.raises(ConfigError, match="needs a gymnasium environment id"):
+        npgrad.PPO(npgrad.envs.make_vec_env("CartPole-v1", 2), seed=[0, 1])
+
+
+# --- the command line ----------------------------------------------------------------------------------------
+
+
+def test_cli_population_run_writes_every_member_folder_and_the_aggregate(tmp_path, capsys):
+    out = tmp_path / "pop"
+    assert main(["train", "a2c", "CartPole-v1", "--seeds", "0-1", "--set", "lr=1e-3,3e-3", "--set", "n_envs=2",
+                 "--set", "n_steps=64", "--steps", str(STEPS), "--eval-every", str(EVERY), "--eval-episodes", "3",
+                 "--workers", "2", "--out", str(out)]) == 0
+    index = json.loads((out / "population.json").read_text())
+    assert [(m["seed"], m["set"]) for m in index["members"]] == [
+        (0, ["lr=1e-3"]), (1, ["lr=1e-3"]), (0, ["lr=3e-3"]), (1, ["lr=3e-3"])]
+    for m in index["members"]:
+        assert {"config.json", "progress.csv", "timing.csv", "model.npz", "checkpoints"} <= set(os.listdir(out / m["dir"]))
+    assert {"aggregate.csv", "curve.png"} <= set(os.listdir(out))
+    agent, history = solo("a2c", 1, lr=3e-3)  # member-003 is the solo run with that seed and setting
+    assert same_state(npgrad.load(out / "member-003" / "model.npz"), agent)
+    assert list(eval_curve(out / "member-003")[1]) == [row[2] for row in history]
+    with open(out / "aggregate.csv") as f:
+        rows = list(csv.DictReader(f))
+    members = [eval_curve(out / f"member-00{k}")[1] for k in (2, 3)]
+    by_hand = aggregate_curves([EVERY, 2 * EVERY], members)
+    mine = [r for r in rows if r["setting"] == "lr=3e-3"]
+    assert [float(r["iqm"]) for r in mine] == pytest.approx(by_hand.iqm, rel=1e-9, abs=0)
+    assert [float(r["ci_low"]) for r in mine] == pytest.approx(by_hand.low, rel=1e-9, abs=0)
+    assert [int(r["members"]) for r in mine] == [2, 2]
+    capsys.readouterr()
+    assert main(["plot", str(out), "--members", "--out", str(tmp_path / "p.png")]) == 0
+    assert "IQM over seeds" in capsys.readouterr().out and (tmp_path / "p.png").stat().st_size > 0
+
+
+def test_cli_population_resume_skips_finished_members_and_finishes_the_rest(tmp_path, capsys):
+    out = tmp_path / "pop"
+    args = ["train", "ppo", "CartPole-v1", "--seeds", "0,1", "--set", "n_envs=2", "--set", "n_steps=64",
+            "--steps", "256", "--eval-every", "128", "--eval-episodes", "2", "--checkpoint-every", "128",
+            "--out", str(out), "--quiet"]
+    assert main(args) == 0
+    finished = (out / "member-000" / "model.npz").stat().st_mtime_ns
+    (out / "member-001" / "model.npz").unlink()  # member 1 as if interrupted after its last checkpoint
+    assert main(["train", "--resume", str(out), "--quiet"]) == 0
+    assert (out / "member-000" / "model.npz").stat().st_mtime_ns == finished
+    flags = args[args.index("--set"):args.index("--out")]
+    assert main(["train", "ppo", "CartPole-v1", "--seed", "1", *flags, "--out", str(tmp_path / "solo"), "--quiet"]) == 0
+    assert same_state(npgrad.load(out / "member-001" / "model.npz"), npgrad.load(tmp_path / "solo" / "model.npz"))
+    assert main(["train", "--resume", str(out), "--steps", "384", "--quiet"]) == 0
+    assert all(npgrad.load(out / f"member-00{k}" / "model.npz").num_steps == 384 for k in (0, 1))
+
+
+@pytest.mark.parametrize("argv, problem", [
+    (["--seeds", "3-1"], "the range 3-1 is empty"), (["--seeds", "a"], "expected seeds such as 0-15"),
+    (["--seeds", "0,0"], "a seed is listed twice"), (["--seeds", "0-1", "--set", "lr=1e-3,-1"], "lr=-1.0 is invalid"),
+    (["--workers", "2"], "--workers trains a population"),
+])
+def test_cli_population_bad_input(tmp_path, capsys, argv, problem):
+    assert main(["train", "ppo", "CartPole-v1", "--out", str(tmp_path / "p"), *argv]) == 2
+    assert problem in capsys.readouterr().err and not (tmp_path / "p").exists()
+
+
+def test_member_settings_pairs_seeds_with_values():
+    assert member_settings(npgrad.PPO.Config, range(2), {"learning_rate": [1e-3, 2e-3]}) == [
+        (0, {"lr": 1e-3}), (1, {"lr": 2e-3})]
