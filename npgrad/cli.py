@@ -58,6 +58,10 @@ def build_parser():
                    "--set lr=1e-3,3e-3 then sweeps a number of the update (every value with every seed)")
     p.add_argument("--workers", type=int, default=None, help="a population's members trained at once, one process "
                    "each (default: one per core)")
+    p.add_argument("--backend", choices=("local", "ray"), default="local", help="where a population trains: worker "
+                   "processes here, or Ray tasks (pip install \"npgrad[ray]\")")
+    p.add_argument("--address", metavar="HOST:PORT", help="with --backend ray: the cluster to join (default: start "
+                   "a local Ray instance)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a hyperparameter, e.g. --set lr=3e-4 --set hidden=32,32 (repeatable)")
     p.add_argument("--config", metavar="FILE.yaml", help="hyperparameters from a YAML mapping, as printed by "
@@ -182,8 +186,10 @@ def cmd_train(args):
     if args.seeds is not None or (args.algo in ALGOS and population_runs.split_settings(ALGOS[args.algo].Config,
                                                                                         args.set)[1]):
         return start_population(args)
-    if args.workers is not None:
-        raise ConfigError("--workers trains a population's members side by side: give --seeds (or a --set list)")
+    for flag, given in (("--workers", args.workers is not None), ("--backend", args.backend != "local"),
+                        ("--address", args.address is not None)):
+        if given:
+            raise ConfigError(f"{flag} is for populations: give --seeds (or a --set list of values)")
     agent, run_dir, run_config, state = resume_run(args) if args.resume else start_run(args)
     show = not args.quiet
     if show:
@@ -236,6 +242,10 @@ def start_run(args):
 def start_population(args):
     """A new population run folder (``npgrad/population_runs.py``), every member's settings checked before anything
     is written; then train it."""
+    if args.backend == "ray":
+        from .ray_backend import require_ray
+
+        require_ray()  # a missing extra is said before anything is written
     if not (args.algo and args.env_id):
         raise ConfigError("train needs ALGO and ENV_ID (or --resume RUN_DIR)")
     cls = check_algo(args.algo)
@@ -256,7 +266,8 @@ def start_population(args):
     with runs.writing(run_dir, run_dir):
         os.makedirs(run_dir, exist_ok=True)
     population_runs.write_index(run_dir, index)
-    return population_runs.train_population(index, run_dir, args.workers, show=not args.quiet)
+    return population_runs.train_population(index, run_dir, args.workers, show=not args.quiet, backend=args.backend,
+                                            address=args.address)
 
 
 def resume_population(args):
@@ -272,7 +283,8 @@ def resume_population(args):
     if args.steps is not None:
         index["steps"] = args.steps
         population_runs.write_index(args.resume, index)
-    return population_runs.train_population(index, args.resume, args.workers, resume=True, show=not args.quiet)
+    return population_runs.train_population(index, args.resume, args.workers, resume=True, show=not args.quiet,
+                                            backend=args.backend, address=args.address)
 
 
 def fresh_agent(run_config):

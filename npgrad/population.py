@@ -266,17 +266,23 @@ class Population:
         config = self.members[k].config.to_dict()
         return {name: config[name] for name in self.varied()}
 
-    def learn(self, total_steps, eval_every=0, eval_episodes=10, workers=None, progress_bar=False):
+    def learn(self, total_steps, eval_every=0, eval_episodes=10, workers=None, progress_bar=False, backend="local",
+              address=None):
         """Train every member for ``total_steps`` more environment steps, evaluating each every ``eval_every``
         steps (0: never) on ``eval_episodes`` episodes. ``workers`` processes train members side by side (default:
-        one per core); with ``workers=1`` they train here, one after another, with identical results."""
+        one per core); with ``workers=1`` they train here, one after another, with identical results. With
+        ``backend="ray"`` chunks of members train as Ray tasks (``npgrad/ray_backend.py``) on the cluster at
+        ``address`` (default: a local Ray instance), again with identical results."""
         total_steps = require_integer(total_steps, "total_steps")
         eval_every = require_integer(eval_every, "eval_every")
         eval_episodes = require_integer(eval_episodes, "eval_episodes", positive=True, most=10_000)
         workers = default_workers(workers, len(self))
+        if backend not in ("local", "ray"):
+            raise ConfigError(f"backend must be 'local' or 'ray', got {shown(backend)}")
         bar = PopulationBar(self, total_steps) if require_bool(progress_bar, "progress_bar") else None
+        train = self.train_on_ray(address) if backend == "ray" else self.train
         failures = {}
-        for k, outcome in self.train(total_steps, eval_every, eval_episodes, workers):
+        for k, outcome in train(total_steps, eval_every, eval_episodes, workers):
             if isinstance(outcome, Exception):
                 failures[k] = outcome
             if bar is not None:
@@ -302,20 +308,46 @@ class Population:
                 self.evaluations[k] = evaluator_state(evaluator, self.evaluations[k])
                 yield k, None
             return
-        tasks = [Task(m.name, m.env_id, m.seed, m.config.to_dict(), *m.state(), total_steps, eval_every,
-                      eval_episodes, self.evaluations[k]) for k, m in enumerate(self.members)]
+        tasks = self.tasks(total_steps, eval_every, eval_episodes)
         context = worker_context()
         with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
             futures = {pool.submit(learn_in_worker, task): k for k, task in enumerate(tasks)}
             for future in concurrent.futures.as_completed(futures):
                 k = futures[future]
                 try:
-                    arrays, meta, self.evaluations[k] = future.result()
+                    self.take(k, future.result())
                 except Exception as e:  # noqa: BLE001
                     yield k, e
                     continue
-                self.members[k].load_state(arrays, meta)
                 yield k, None
+
+    def tasks(self, total_steps, eval_every, eval_episodes):
+        """One ``Task`` per member: what a worker needs to rebuild and train it."""
+        return [Task(m.name, m.env_id, m.seed, m.config.to_dict(), *m.state(), total_steps, eval_every,
+                     eval_episodes, self.evaluations[k]) for k, m in enumerate(self.members)]
+
+    def take(self, k, result):
+        """Member ``k`` as a worker left it: ``(arrays, meta, evaluation)``."""
+        arrays, meta, self.evaluations[k] = result
+        self.members[k].load_state(arrays, meta)
+
+    def train_on_ray(self, address):
+        """``train``, with chunks of members as Ray tasks (``npgrad/ray_backend.py``)."""
+        from . import ray_backend
+
+        ray = ray_backend.connect(address)
+
+        def train(total_steps, eval_every, eval_episodes, workers):
+            tasks = self.tasks(total_steps, eval_every, eval_episodes)
+            chunks = ray_backend.chunked(list(range(len(self))), ray_backend.default_chunks(ray))
+            jobs = [[tasks[k] for k in chunk] for chunk in chunks]
+            for i, results in ray_backend.map_chunks(ray_backend.learn_chunk, jobs, ray):
+                for k, (kind, value) in zip(chunks[i], results):
+                    if kind == "ok":
+                        self.take(k, value)
+                    yield k, None if kind == "ok" else NpgradError(value)
+
+        return train
 
     def aggregate(self):
         """``{label: Curve}``: the members with the same settings (all but their seed) pooled at each evaluation step:

@@ -157,25 +157,23 @@ def run_member(argv):
     return status, lines[-1] if lines else ""
 
 
-def train_population(index, run_dir, workers, resume=False, show=True):
-    """Train every unfinished member, ``workers`` at a time; write the aggregate; return the exit status."""
+def train_population(index, run_dir, workers, resume=False, show=True, backend="local", address=None):
+    """Train every unfinished member, ``workers`` at a time here or in chunks on a Ray cluster (``backend="ray"``);
+    write the aggregate; return the exit status."""
     todo = [m for m in index["members"] if not (resume and finished(index, m, run_dir))]
     workers = default_workers(workers, max(len(todo), 1))
     if show:
+        where = f"{workers} at a time" if backend == "local" else "on Ray"
         print(f"training {index['algo']} on {index['env_id']}: {len(index['members'])} members "
-              f"({len(index['members']) - len(todo)} finished) for {index['steps']:,} steps each, "
-              f"{workers} at a time -> {run_dir}", file=sys.stderr)
+              f"({len(index['members']) - len(todo)} finished) for {index['steps']:,} steps each, {where} -> {run_dir}",
+              file=sys.stderr)
     failures, start = {}, time.perf_counter()
-    with runs.StopOnSignal() as stop, concurrent.futures.ProcessPoolExecutor(workers, mp_context=worker_context()) as pool:
-        futures = {pool.submit(run_member, member_argv(index, m, run_dir, resume)): m for m in todo}
-        for done, future in enumerate(concurrent.futures.as_completed(futures), 1):
-            member = futures[future]
-            status, message = future.result()
+    with runs.StopOnSignal() as stop:
+        outcomes = (train_on_ray(index, run_dir, todo, resume, address, stop) if backend == "ray" else
+                    train_here(index, run_dir, todo, resume, workers, stop))
+        for done, (member, status, message) in enumerate(outcomes, 1):
             if status != 0:
                 failures[member["dir"]] = (status, message)
-            if stop.requested:
-                for f in futures:
-                    f.cancel()
             if show:
                 show_progress(index, run_dir, done, len(todo), time.perf_counter() - start)
     if show:
@@ -189,6 +187,43 @@ def train_population(index, run_dir, workers, resume=False, show=True):
     if show and written:
         print(f"done: wrote {', '.join(written)}", file=sys.stderr)
     return 1 if failures else 0
+
+
+def train_here(index, run_dir, todo, resume, workers, stop):
+    """Yield ``(member, exit status, message)`` as each member's worker process finishes."""
+    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=worker_context()) as pool:
+        futures = {pool.submit(run_member, member_argv(index, m, run_dir, resume)): m for m in todo}
+        for future in concurrent.futures.as_completed(futures):
+            if stop.requested:
+                for f in futures:
+                    f.cancel()
+            yield (futures[future], *future.result())
+
+
+def train_on_ray(index, run_dir, todo, resume, address, stop):
+    """Yield ``(member, exit status, message)`` as each chunk of members comes back from its Ray task; their files are
+    written into ``run_dir`` as they arrive (``npgrad/ray_backend.py``)."""
+    from . import ray_backend
+
+    ray = ray_backend.connect(address)
+    config_text = None
+    if index["config"]:
+        with open(index["config"]) as f:
+            config_text = f.read(runs.MAX_CONFIG_BYTES + 1)
+    jobs = []
+    for m in todo:
+        member_dir = runs.run_file(run_dir, m["dir"])
+        files = ray_backend.read_files(member_dir) if resume and os.path.isdir(member_dir) else {}
+        jobs.append({"member": m, "dir": member_dir, "argv": member_argv(index, m, run_dir, resume), "files": files,
+                     "config": index["config"], "config_text": config_text})
+    chunks = ray_backend.chunked(jobs, ray_backend.default_chunks(ray))
+    for i, results in ray_backend.map_chunks(ray_backend.run_chunk, chunks, ray):
+        for job, (status, message, files) in zip(chunks[i], results):
+            with runs.writing(run_dir, job["dir"]):
+                ray_backend.write_files(job["dir"], files)
+            yield job["member"], status, message
+        if stop.requested:
+            return
 
 
 def show_progress(index, run_dir, done, total, seconds):

@@ -233,7 +233,7 @@ def test_cli_population_resume_skips_finished_members_and_finishes_the_rest(tmp_
 @pytest.mark.parametrize("argv, problem", [
     (["--seeds", "3-1"], "the range 3-1 is empty"), (["--seeds", "a"], "expected seeds such as 0-15"),
     (["--seeds", "0,0"], "a seed is listed twice"), (["--seeds", "0-1", "--set", "lr=1e-3,-1"], "lr=-1.0 is invalid"),
-    (["--workers", "2"], "--workers trains a population"),
+    (["--workers", "2"], "--workers is for populations"),
 ])
 def test_cli_population_bad_input(tmp_path, capsys, argv, problem):
     assert main(["train", "ppo", "CartPole-v1", "--out", str(tmp_path / "p"), *argv]) == 2

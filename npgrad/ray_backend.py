@@ -1,0 +1,133 @@
+"""Populations on a Ray cluster (``pip install "npgrad[ray]"``): ``backend="ray"``, ``--backend ray``.
+
+The members are split into chunks, and each chunk trains inside one Ray task as a local worker would
+train it (``npgrad/population.py``): member by member, the same code, the same numbers. A task
+receives plain data (algorithm, environment id, seeds, configurations, arrays; for a run folder,
+the member's files) and returns plain data: a member's arrays and JSON, or its run folder's files
+(``.npz``, JSON, CSV) as bytes, which the driver writes where a local run would have. Nothing is
+written until a chunk is back, so a task that Ray retries after its worker died (``MAX_RETRIES``)
+starts from the same inputs, and a run folder interrupted mid-sweep resumes without training its
+finished members again.
+
+A cluster: ``ray start --head`` on one machine, ``ray start --address HEAD:6379`` on the others, then
+``npgrad train ... --backend ray --address HEAD:6379`` (or ``address="auto"`` on a cluster machine).
+Without an address a local Ray instance is started with this machine's cores.
+"""
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+
+from .errors import ConfigError
+
+MAX_RETRIES = 3
+"""How many times Ray reruns a task whose worker process or machine died."""
+MISSING = 'backend="ray" needs Ray, which is not installed: pip install "npgrad[ray]"'
+
+
+def require_ray():
+    """The ``ray`` module, or one ``ConfigError`` saying how to install it."""
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError(MISSING) from None
+    return ray
+
+
+def connect(address=None):
+    """Join the cluster at ``address``, or start a local Ray instance; a session already open is kept."""
+    ray = require_ray()
+    if not ray.is_initialized():
+        ray.init(address=address, include_dashboard=False, logging_level="WARNING", log_to_driver=False)
+    return ray
+
+
+def chunked(items, n_chunks):
+    """``items`` in ``n_chunks`` consecutive chunks of (nearly) equal length, none empty."""
+    size = math.ceil(len(items) / max(1, min(n_chunks, len(items))))
+    return [items[i:i + size] for i in range(0, len(items), size)]
+
+
+def default_chunks(ray):
+    """One chunk per CPU of the cluster: every core busy, each task a population of its own."""
+    return max(1, int(ray.cluster_resources().get("CPU", 1)))
+
+
+def map_chunks(fn, chunks, ray):
+    """Run ``fn(chunk)`` for every chunk as Ray tasks; yield ``(chunk index, result)`` as each finishes. A task whose
+    worker dies is retried up to ``MAX_RETRIES`` times; an exception ``fn`` raises is not retried (it would recur)."""
+    remote = ray.remote(max_retries=MAX_RETRIES, retry_exceptions=False)(fn)
+    refs = {remote.remote(chunk): i for i, chunk in enumerate(chunks)}
+    pending = list(refs)
+    while pending:
+        done, pending = ray.wait(pending, num_returns=1)
+        yield refs[done[0]], ray.get(done[0])
+
+
+# --- what a task does -------------------------------------------------------------------------------------
+
+
+def learn_chunk(tasks):
+    """A chunk of ``population.Task`` s trained one after another: ``[("ok", (arrays, meta, evaluation)) or ("error",
+    message)]``, one per task; a member that raises does not stop the rest of its chunk."""
+    from .population import learn_in_worker
+
+    results = []
+    for task in tasks:
+        try:
+            results.append(("ok", learn_in_worker(task)))
+        except Exception as e:  # noqa: BLE001 - reported for this member alone, as the local backend does
+            results.append(("error", f"{type(e).__name__}: {e}"))
+    return results
+
+
+def run_chunk(jobs):
+    """A chunk of member run folders, each trained by ``npgrad train`` in a scratch folder from the files it was sent
+    (none for a new member; a checkpointed one resumes). Returns ``[(status, message, files)]``, ``files`` being the
+    member folder's ``{relative path: bytes}`` afterwards."""
+    from .population_runs import run_member
+
+    results = []
+    for job in jobs:
+        with tempfile.TemporaryDirectory(prefix="npgrad-") as scratch:
+            member_dir, config = os.path.join(scratch, "member"), os.path.join(scratch, "config.yaml")
+            write_files(member_dir, job["files"])
+            if job["config_text"] is not None:
+                with open(config, "w") as f:
+                    f.write(job["config_text"])
+            argv = [member_dir if arg == job["dir"] else config if arg == job["config"] else arg for arg in job["argv"]]
+            status, message = run_member(argv)
+            results.append((status, message, read_files(member_dir) if os.path.isdir(member_dir) else {}))
+    return results
+
+
+def read_files(folder):
+    """``{relative path: bytes}`` of every file under ``folder`` (a member's run folder), and ``{path: None}`` of every
+    folder in it (an empty ``checkpoints/`` is part of a run folder too)."""
+    files = {}
+    for root, dirs, names in os.walk(folder):
+        for name in dirs:
+            files[os.path.relpath(os.path.join(root, name), folder)] = None
+        for name in names:
+            path = os.path.join(root, name)
+            with open(path, "rb") as f:
+                files[os.path.relpath(path, folder)] = f.read()
+    return files
+
+
+def write_files(folder, files):
+    """Write ``{relative path: bytes or None (a folder)}`` under ``folder``; a path that would leave it is refused."""
+    root = os.path.realpath(folder)
+    for relative, data in files.items():
+        path = os.path.realpath(os.path.join(folder, relative))
+        if os.path.commonpath([root, path]) != root:
+            raise ConfigError(f"a member's file {relative!r} would be written outside its folder")
+        if data is None:
+            os.makedirs(path, exist_ok=True)
+            continue
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        tmp = f"{path}.tmp-{os.getpid()}"
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
