@@ -5,11 +5,14 @@ environments. Each vectorised function has a plain-loop reference beside it, tes
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy.signal import lfilter
 
 
-def discount_cumsum(x_t, gamma):
+def discount_cumsum(x_t: ArrayLike, gamma: float) -> np.ndarray:
     """``y_t = sum_{k >= t} gamma^(k-t) x_k`` along axis 0, via the IIR filter ``y_t = x_t + gamma y_{t+1}``.
 
     >>> discount_cumsum([1.0, 1.0, 1.0], 0.5)
@@ -19,7 +22,7 @@ def discount_cumsum(x_t, gamma):
     return lfilter([1.0], [1.0, -gamma], x_t[::-1], axis=0)[::-1]
 
 
-def discount_cumsum_loop(x_t, gamma):
+def discount_cumsum_loop(x_t: Sequence[float] | np.ndarray, gamma: float) -> np.ndarray:
     """Plain-loop reference for ``discount_cumsum``."""
     y_t = np.zeros(len(x_t))
     running = 0.0
@@ -29,7 +32,8 @@ def discount_cumsum_loop(x_t, gamma):
     return y_t
 
 
-def td_residuals(rew_te, val_te, next_val_te, terminated_te, gamma):
+def td_residuals(rew_te: np.ndarray, val_te: np.ndarray, next_val_te: np.ndarray, terminated_te: np.ndarray,
+                 gamma: float) -> np.ndarray:
     """``delta_t = r_t + gamma (1 - terminated_t) V(s_{t+1}) - V(s_t)`` (GAE eq. 9).
 
     A terminal state has value 0; a state cut off by a time limit keeps ``V(s_{t+1})``, the value
@@ -38,7 +42,8 @@ def td_residuals(rew_te, val_te, next_val_te, terminated_te, gamma):
     return rew_te + gamma * (1.0 - terminated_te) * next_val_te - val_te
 
 
-def gae(rew_te, val_te, next_val_te, terminated_te, truncated_te, gamma=0.99, lam=0.95):
+def gae(rew_te: np.ndarray, val_te: np.ndarray, next_val_te: np.ndarray, terminated_te: np.ndarray,
+        truncated_te: np.ndarray, gamma: float = 0.99, lam: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
     """Generalized advantage estimation (Schulman et al. 2016, eq. 16) over a ``(T, E)`` rollout.
 
     ``A_t = sum_l (gamma lam)^l delta_{t+l}``, the sum stopping at the end of the episode, computed
@@ -58,7 +63,8 @@ def gae(rew_te, val_te, next_val_te, terminated_te, truncated_te, gamma=0.99, la
     return adv_te, adv_te + val_te
 
 
-def gae_loop(rew_te, val_te, next_val_te, terminated_te, truncated_te, gamma=0.99, lam=0.95):
+def gae_loop(rew_te: np.ndarray, val_te: np.ndarray, next_val_te: np.ndarray, terminated_te: np.ndarray,
+             truncated_te: np.ndarray, gamma: float = 0.99, lam: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
     """Plain-loop reference for ``gae``: one environment and one step at a time."""
     T, E = np.shape(rew_te)
     adv_te = np.zeros((T, E))

@@ -6,12 +6,15 @@ reward filters, and the loop's ``Progress``. ``learn`` hands them to ``npgrad.tr
 """
 from __future__ import annotations
 
+from typing import ClassVar
+
 import gymnasium as gym
 import numpy as np
 from threadpoolctl import threadpool_limits
 
 from . import io
 from .algos import A2CUpdate, NPGUpdate, PPOUpdate, TRPOUpdate, VPGUpdate
+from .algos.common import UpdateRule
 from .callbacks import ProgressBar
 from .config import require_bool, require_integer, require_memory
 from .envs import check_env_id, env_id_of, fit_to_env_instance, make_vec_env, run_episodes, spaces_of
@@ -72,7 +75,8 @@ class Agent:
     ``Config`` can be overridden. An instance brings its own number of environments.
     """
 
-    name, Update = "", None
+    name: ClassVar[str] = ""
+    Update: ClassVar[type[UpdateRule] | None] = None  # each algorithm's class sets its update rule
 
     def __init_subclass__(cls):
         cls.Config = cls.Update.Config

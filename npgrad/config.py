@@ -15,8 +15,9 @@ import math
 import os
 import textwrap
 import warnings
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 
@@ -24,8 +25,11 @@ from .errors import ConfigError, NpgradWarning
 from .nn import count_params
 from .tuned import tuned_overrides
 
+C = TypeVar("C", bound="Config")
+"""A ``Config`` subclass: ``for_env``, ``build`` and ``from_dict`` return the class they are called on."""
 
-def memory_limit():
+
+def memory_limit() -> int:
     """Half the machine's physical memory (8 GiB where the system does not say): the most a configuration may
     need. Half, because the estimate (``training_memory``) is rough and the machine runs other things."""
     try:
@@ -91,7 +95,7 @@ class Config:
     or inner loops that would keep a single update running for hours (a file asking for 10^9 epochs never ends)."""
 
     @classmethod
-    def for_env(cls, env_id=None, **overrides):
+    def for_env(cls: type[C], env_id: str | None = None, **overrides: Any) -> C:
         """The tuned defaults for ``env_id`` (none for an unknown id) with the user's ``overrides``."""
         overrides = cls.canonical(overrides)
         config = cls.build({**tuned_overrides(cls.algo, env_id), **overrides})
@@ -99,7 +103,7 @@ class Config:
         return config
 
     @classmethod
-    def canonical(cls, values):
+    def canonical(cls, values: Mapping[str, Any]) -> dict[str, Any]:
         """``values`` with SB3's (and sb3-contrib's) names for a field renamed to npgrad's (``ALIASES``)."""
         renamed = {cls.ALIASES.get(name, name): value for name, value in values.items()}
         if len(renamed) < len(values):
@@ -109,7 +113,7 @@ class Config:
         return renamed
 
     @classmethod
-    def build(cls, values):
+    def build(cls: type[C], values: Mapping[str, Any]) -> C:
         """A validated config from ``{field: value}``; unknown names are refused, with the nearest valid ones."""
         unknown = sorted(set(values) - {f.name for f in dataclasses.fields(cls)})
         if unknown:
@@ -119,7 +123,7 @@ class Config:
         return config
 
     @classmethod
-    def unknown(cls, names):
+    def unknown(cls, names: Collection[str]) -> ConfigError:
         """The ``ConfigError`` for hyperparameter ``names`` the config does not have, with the nearest valid ones."""
         valid = sorted(f.name for f in dataclasses.fields(cls))
         guesses = {name: difflib.get_close_matches(name, valid + list(cls.ALIASES), n=2) for name in names}
@@ -127,7 +131,7 @@ class Config:
         return ConfigError(f"unknown hyperparameter(s) {sorted(names)} for {cls.__name__}"
                            + (f" ({hint})" if hint else "") + f"; valid names: {valid}")
 
-    def refuse_ignored(self, given):
+    def refuse_ignored(self, given: Mapping[str, Any]) -> None:
         """A setting the user gave that would change nothing (e.g. ``clip_obs=5`` without ``normalize_obs``); one
         equal to the field's default is no mistake (a whole config read back from a file gives every field)."""
         defaults = {f.name: f.default for f in dataclasses.fields(self)}
@@ -137,15 +141,15 @@ class Config:
                 raise ConfigError(f"hyperparameter {name}={given[name]!r} has no effect unless "
                                   f"{other}={needed!r} (it is {getattr(self, other)!r})")
 
-    def to_dict(self):
+    def to_dict(self) -> dict[str, Any]:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
 
     @classmethod
-    def from_dict(cls, values):
+    def from_dict(cls: type[C], values: Mapping[str, Any]) -> C:
         tuples = {f.name for f in dataclasses.fields(cls) if isinstance(f.default, tuple)}
         return cls.build({k: tuple(v) if k in tuples and isinstance(v, list) else v for k, v in values.items()})
 
-    def validate(self):
+    def validate(self) -> None:
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             if isinstance(f.default, bool):
@@ -170,11 +174,11 @@ class Config:
                 require(getattr(self, name) <= most, name, getattr(self, name), f"at most {most}")
         require_memory(self)
 
-    def require_positive(self, *names):
+    def require_positive(self, *names: str) -> None:
         for name in names:
             require(getattr(self, name) > 0, name, getattr(self, name), "> 0")
 
-    def warn_beyond_batch(self, *names):
+    def warn_beyond_batch(self, *names: str) -> None:
         """Warn, as SB3 does, of a minibatch size above the batch ``n_envs * n_steps`` (each is then the batch)."""
         batch = self.n_envs * self.n_steps
         for name in names:
@@ -183,24 +187,24 @@ class Config:
                               f"{self.n_envs} * {self.n_steps} = {batch}: every minibatch is the whole batch",
                               NpgradWarning, stacklevel=2)
 
-    def require_nonnegative(self, *names):
+    def require_nonnegative(self, *names: str) -> None:
         for name in names:
             require(getattr(self, name) >= 0, name, getattr(self, name), ">= 0")
 
 
-def field_docs(config_cls):
+def field_docs(config_cls: type[Config]) -> dict[str, str]:
     """``{field: docstring}`` of a config class and its bases: the string literal under each field in the source
     (what a reader of the dataclass sees), read with ``ast`` since Python keeps no attribute docstrings."""
-    docs = {}
+    docs: dict[str, str] = {}
     for cls in reversed(config_cls.__mro__[:-1]):  # bases first, so a subclass's text wins
-        body = ast.parse(textwrap.dedent(inspect.getsource(cls))).body[0].body
+        body = ast.parse(textwrap.dedent(inspect.getsource(cls))).body[0].body  # type: ignore[attr-defined]
         for field, doc in zip(body, body[1:]):
             if isinstance(field, ast.AnnAssign) and isinstance(doc, ast.Expr) and isinstance(doc.value, ast.Constant):
-                docs[field.target.id] = " ".join(str(doc.value.value).split())
+                docs[field.target.id] = " ".join(str(doc.value.value).split())  # type: ignore[union-attr]
     return docs
 
 
-def require(ok, name, value, what):
+def require(ok: object, name: str, value: object, what: str) -> None:
     if not ok:
         raise ConfigError(f"hyperparameter {name}={value!r} is invalid: must be {what}")
 
@@ -216,13 +220,13 @@ class ValueRegressionConfig(Config):
     vf_minibatch_size: int = 64
     """Minibatch size of the value regression (at most the batch ``n_envs * n_steps``)."""
 
-    def validate(self):
+    def validate(self) -> None:
         super().validate()
         self.require_positive("vf_lr")
         self.warn_beyond_batch("vf_minibatch_size")
 
 
-def require_integer(value, name, positive=False, most=None):
+def require_integer(value: object, name: str, positive: bool = False, most: int | None = None) -> int:
     """``int(value)`` if ``value`` is an integer ``>= 0`` (``> 0`` if ``positive``) and at most ``most``, else
     ``ConfigError`` naming it."""
     if not (isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= int(positive)):
@@ -232,7 +236,7 @@ def require_integer(value, name, positive=False, most=None):
     return int(value)
 
 
-def training_memory(config, obs_dim=1, act_dim=1):
+def training_memory(config: Config, obs_dim: int = 1, act_dim: int = 1) -> int:
     """Bytes training needs, roughly, counted before anything is built: every parameter six times in float64
     (theta, its gradient, two optimiser moments, a trial point, the network's cast) and, for each of the
     ``n_envs * (n_steps + 1)`` rows of a rollout, the observation three times and each layer's activation
@@ -243,7 +247,7 @@ def training_memory(config, obs_dim=1, act_dim=1):
     return 8 * (6 * params + config.n_envs * (config.n_steps + 1) * per_row)
 
 
-def require_memory(config, obs_dim=1, act_dim=1):
+def require_memory(config: Config, obs_dim: int = 1, act_dim: int = 1) -> None:
     """``ConfigError`` if ``training_memory`` is above ``MEMORY_LIMIT``, before anything is allocated."""
     need = training_memory(config, obs_dim, act_dim)
     if need > MEMORY_LIMIT:
@@ -253,7 +257,7 @@ def require_memory(config, obs_dim=1, act_dim=1):
                           "(half this machine's memory): use narrower networks or a smaller batch")
 
 
-def require_bool(value, name):
+def require_bool(value: object, name: str) -> bool:
     """``bool(value)`` if ``value`` is ``True`` or ``False`` (NumPy's too), else ``ConfigError`` naming it."""
     if not isinstance(value, (bool, np.bool_)):
         raise ConfigError(f"{name} must be True or False, got {type(value).__name__} {value!r}")

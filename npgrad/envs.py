@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import difflib
 import importlib
-from typing import NamedTuple
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, NamedTuple, Union
 
 import gymnasium as gym
 import numpy as np
@@ -11,8 +12,14 @@ import numpy as np
 from .errors import ConfigError, shown
 from .rollout import independent_seeds
 
+if TYPE_CHECKING:
+    from .config import Config
 
-def make_vec_env(env, n_envs):
+EnvLike = Union[str, gym.Env, gym.vector.VectorEnv]
+"""What ``env`` may be: a gymnasium id, an ``Env`` or a ``VectorEnv``."""
+
+
+def make_vec_env(env: EnvLike, n_envs: int) -> gym.vector.VectorEnv:
     """A gymnasium vector env: ``n_envs`` copies of an id (its NumPy-vectorised entry point if it has one),
     or an instance as it is (an ``Env`` as a vector env of one). Rollouts need NEXT_STEP autoreset."""
     if isinstance(env, gym.vector.VectorEnv):
@@ -31,7 +38,7 @@ def make_vec_env(env, n_envs):
     return gym.make_vec(spec.id, num_envs=n_envs, vectorization_mode=mode)
 
 
-def check_env_id(env_id, trust=False):
+def check_env_id(env_id: object, trust: bool = False) -> str:
     """``env_id`` if gymnasium has it registered. The ``module:Env`` form imports ``module``, so it is taken only
     if ``trust``: an id the user names (typed, or saved and trusted with ``--trust-env-spec`` /
     ``trust_env_spec=True``), never one a file or run folder names on its own."""
@@ -50,7 +57,7 @@ def check_env_id(env_id, trust=False):
     return env_id
 
 
-def env_spec(env_id):
+def env_spec(env_id: str) -> gym.envs.registration.EnvSpec:
     """gymnasium's spec of ``env_id``. The ``module:Env`` form first imports ``module`` (as ``gym.make`` does): npgrad
     only passes an id the caller typed here, or one from a file the caller trusts (``load(trust_env_spec=True)``)."""
     module, _, name = env_id.rpartition(":")
@@ -66,11 +73,12 @@ class CallersEnv(gym.vector.SyncVectorEnv):
     """A vector env of one around the caller's ``Env``, which stays the caller's: closing this wrapper, or
     (gymnasium < 1.3) garbage-collecting it, leaves the ``Env`` open."""
 
-    def close_extras(self, **kwargs):
+    def close_extras(self, **kwargs: Any) -> None:
         pass
 
 
-def fit_to_env_instance(env, values, overrides, defaults):
+def fit_to_env_instance(env: EnvLike, values: dict[str, Any], overrides: Mapping[str, Any],
+                        defaults: Config) -> dict[str, Any]:
     """The hyperparameters for an ``Env`` (one environment) or a ``VectorEnv`` (``num_envs`` of them): that
     count becomes ``n_envs``, and ``n_steps`` (unless given) keeps the batch ``n_envs * n_steps``, e.g. PPO's
     CartPole 16 x 16 becomes 1 x 256. An explicit ``n_envs`` that disagrees with the instance is an error.
@@ -91,7 +99,7 @@ def fit_to_env_instance(env, values, overrides, defaults):
     return {**values, "n_envs": n_envs, "n_steps": -(-batch // n_envs)}
 
 
-def spaces_of(env):
+def spaces_of(env: EnvLike) -> tuple[gym.Space, gym.Space]:
     """``(observation_space, action_space)`` of one environment of ``env``: an id (one copy is built, then
     closed), an ``Env`` or a ``VectorEnv``."""
     if isinstance(env, gym.vector.VectorEnv):
@@ -105,7 +113,7 @@ def spaces_of(env):
         probe.close()
 
 
-def env_id_of(env):
+def env_id_of(env: EnvLike) -> str | None:
     spec = getattr(env, "spec", None)
     return env if isinstance(env, str) else getattr(spec, "id", None)
 
@@ -116,7 +124,8 @@ class EvalResult(NamedTuple):
     returns: np.ndarray
 
 
-def run_episodes(act, envs, episodes, seed):
+def run_episodes(act: Callable[[np.ndarray], np.ndarray], envs: gym.vector.VectorEnv, episodes: int,
+                 seed: int | None) -> EvalResult:
     """``EvalResult`` of ``episodes`` episodes of ``act(obs_eo) -> actions`` on the vector env ``envs``, reset
     with ``seed`` (each environment its own stream, ``independent_seeds``).
 
@@ -126,7 +135,8 @@ def run_episodes(act, envs, episodes, seed):
     obs, _ = envs.reset(seed=independent_seeds(envs, seed))
     E = envs.num_envs
     quota_e = (episodes + np.arange(E)) // E
-    return_so_far_e, finished_e = np.zeros(E), [[] for _ in range(E)]  # finished_e[e]: env e's returns
+    return_so_far_e = np.zeros(E)
+    finished_e: list[list[float]] = [[] for _ in range(E)]  # finished_e[e]: env e's returns
     while any(len(finished) < quota for finished, quota in zip(finished_e, quota_e)):
         obs, rew, term, trunc, _ = envs.step(act(obs))
         return_so_far_e += rew

@@ -29,7 +29,7 @@ class NpgradWarning(UserWarning):
     """A setting npgrad accepts but that probably does not do what was meant (e.g. a minibatch above the batch)."""
 
 
-def shown(value, limit=60):
+def shown(value: object, limit: int = 60) -> str:
     """``repr(value)``, cut to ``limit`` characters (a crafted value may be megabytes long)."""
     text = repr(value)
     return text if len(text) <= limit else text[:limit] + "..."

@@ -9,9 +9,11 @@ features in ``sigma`` are a stop-gradient, so the differences hold them at their
 """
 from __future__ import annotations
 
-from typing import NamedTuple
+from collections.abc import Callable, Iterable
+from typing import Any, NamedTuple
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from .agent import ALGOS
 from .envs import make_vec_env
@@ -29,7 +31,7 @@ class Check(NamedTuple):
     ok: bool
 
 
-def compare(name, analytic, numeric, rtol=1e-5, atol=1e-7):
+def compare(name: str, analytic: ArrayLike, numeric: ArrayLike, rtol: float = 1e-5, atol: float = 1e-7) -> Check:
     analytic, numeric = np.asarray(analytic, dtype=np.float64), np.asarray(numeric, dtype=np.float64)
     err = float(np.max(np.abs(analytic - numeric)))
     scale = float(np.max(np.abs(analytic)))
@@ -37,10 +39,11 @@ def compare(name, analytic, numeric, rtol=1e-5, atol=1e-7):
     return Check(name, analytic.size, scale, err, err / max(scale, 1e-300), ok)
 
 
-def gradcheck(algo="ppo", env_id="CartPole-v1", batch=32, seed=0, hidden=None, **overrides):
+def gradcheck(algo: str = "ppo", env_id: str = "CartPole-v1", batch: int = 32, seed: int = 0,
+              hidden: tuple[int, ...] | None = None, **overrides: Any) -> list[Check]:
     """Build the algorithm's networks for ``env_id`` (config ``overrides`` allowed) and return one ``Check``
     per derivative. Each finite difference is a plain function of ``theta``: the networks take it as an argument."""
-    config = ALGOS[algo].Config.for_env(env_id, **overrides)
+    config = ALGOS[algo].Config.for_env(env_id, **overrides)  # type: ignore[union-attr]  # set by __init_subclass__
     hidden = config.hidden if hidden is None else hidden
     envs = make_vec_env(env_id, 1)
     rng = np.random.default_rng(seed)
@@ -55,11 +58,11 @@ def gradcheck(algo="ppo", env_id="CartPole-v1", batch=32, seed=0, hidden=None, *
     theta_old_p = policy.theta
     theta_p = theta_old_p + rng.standard_normal(policy.num_params) / np.sqrt(policy.num_params)
 
-    def objective_check(name, objective, *args):
+    def objective_check(name: str, objective: Callable[..., tuple[Any, Any]], *args: Any) -> Check:
         _, grad = policy.objective_grad(obs_no, objective, *args, theta_p=theta_p)
         phi_nf = policy.forward(obs_no, theta_p).features_nf  # None unless gSDE
 
-        def value(th_p):
+        def value(th_p: np.ndarray) -> float:
             return objective(policy.forward(obs_no, th_p, phi_nf).dist, *args)[0]
 
         return compare(name, grad, central_difference_gradient(value, theta_p))
@@ -74,7 +77,7 @@ def gradcheck(algo="ppo", env_id="CartPole-v1", batch=32, seed=0, hidden=None, *
     v_p = rng.standard_normal(policy.num_params)  # the Fisher is the Hessian of the KL at theta = theta_old
     phi_nf = policy.forward(obs_no, theta_old_p).features_nf
 
-    def kl_grad(th_p):
+    def kl_grad(th_p: np.ndarray) -> np.ndarray:
         fwd = policy.forward(obs_no, th_p, phi_nf)
         return policy.vjp(fwd, mean_kl(old, fwd.dist)[1])
 
@@ -86,14 +89,14 @@ def gradcheck(algo="ppo", env_id="CartPole-v1", batch=32, seed=0, hidden=None, *
                             ("PPO clipped value loss gradient", (v_old_n, 0.05))]:
         _, v_grad = value_fn.loss_grad(obs_no, target_n, *clip_args)
 
-        def value_loss(phi_p, args=clip_args):
-            return value_fn.loss_grad(obs_no, target_n, *args, theta_p=phi_p)[0]
+        def value_loss(phi_p: np.ndarray, args: tuple = clip_args) -> float:
+            return value_fn.loss_grad(obs_no, target_n, *args, theta_p=phi_p)[0]  # type: ignore[misc]  # args: 0 or 2
 
         checks.append(compare(name, v_grad, central_difference_gradient(value_loss, value_fn.theta)))
     return checks
 
 
-def format_table(checks):
+def format_table(checks: Iterable[Check]) -> str:
     lines = [f"{'derivative':40s} {'entries':>8s} {'max |analytic|':>15s} {'max abs error':>14s} "
              f"{'rel error':>10s}  ok", "-" * 96]
     for c in checks:

@@ -28,10 +28,12 @@ import os
 import re
 import zipfile
 import zlib
+from collections.abc import Iterable, Mapping, Sequence
 from tokenize import TokenError
-from typing import NamedTuple
+from typing import Any, NamedTuple, NoReturn, Union
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from .config import MEMORY_LIMIT
 from .errors import FileFormatError, shown
@@ -53,11 +55,12 @@ NON_NEGATIVE = {"var", "v", "count", "t", "beta"}
 READ_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, OSError, ValueError, SyntaxError,
                TokenError, TypeError, KeyError, RecursionError, NotImplementedError)
 """What zipfile, zlib, json and numpy's .npy header parser raise on bytes that are not what they claim."""
+FilePath = Union[str, "os.PathLike[str]"]
 
 
-def flatten(parts, prefix=""):
+def flatten(parts: Mapping[str, Any], prefix: str = "") -> dict[str, np.ndarray]:
     """``{"rule": {"pi_optim": {"m": x}}}`` -> ``{"rule/pi_optim/m": x}`` (arrays as they are, scalars as 0-d)."""
-    flat = {}
+    flat: dict[str, np.ndarray] = {}
     for name, value in parts.items():
         if isinstance(value, dict):
             flat.update(flatten(value, f"{prefix}{name}/"))
@@ -66,9 +69,9 @@ def flatten(parts, prefix=""):
     return flat
 
 
-def unflatten(arrays):
+def unflatten(arrays: Mapping[str, Any]) -> dict[str, Any]:
     """The inverse of ``flatten``."""
-    parts = {}
+    parts: dict[str, Any] = {}
     for key, value in arrays.items():
         *path, name = key.split("/")
         node = parts
@@ -78,22 +81,22 @@ def unflatten(arrays):
     return parts
 
 
-def refuse(path, field, problem):
+def refuse(path: FilePath, field: str, problem: str) -> NoReturn:
     """Raise the ``FileFormatError`` every check of a file raises: ``"<path>: <field>: <problem>"``."""
     raise FileFormatError(f"{path}: {field}: {problem}")
 
 
-def listed(names):
+def listed(names: Sequence[str]) -> str:
     """``'a', 'b'`` (each cut by ``shown``), or ``none``."""
     return ", ".join(shown(name) for name in names[:10]) + (", ..." if len(names) > 10 else "") or "none"
 
 
-def is_integer(value, low=0, high=None):
+def is_integer(value: object, low: int = 0, high: int | None = None) -> bool:
     """Whether ``value`` is a JSON integer (not a bool, not ``1.0``) in ``[low, high)``."""
     return type(value) is int and value >= low and (high is None or value < high)
 
 
-def atomic_write_npz(path, arrays):
+def atomic_write_npz(path: FilePath, arrays: Mapping[str, Any]) -> str:
     path = os.fspath(path)
     tmp = f"{path}.tmp-{os.getpid()}"
     try:
@@ -108,13 +111,13 @@ def atomic_write_npz(path, arrays):
     return path
 
 
-def write(path, arrays, meta):
+def write(path: FilePath, arrays: Mapping[str, Any], meta: Mapping[str, Any]) -> str:
     """Write ``arrays`` and the JSON header ``meta`` to ``path`` atomically."""
     header = {"format": FORMAT, "format_version": FORMAT_VERSION, "npgrad_version": __version__, **meta}
     return atomic_write_npz(path, {**arrays, "__meta__": np.array(json.dumps(header))})
 
 
-def read(path):
+def read(path: FilePath) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """``(meta, arrays)`` of a saved file, every member checked for what it declares (``Archive``) and read, if
     together they fit in ``MEMORY_LIMIT``. ``npgrad.load`` checks them against the saved config instead;
     ``read_header`` reads no array at all."""
@@ -126,7 +129,7 @@ def read(path):
         return archive.meta, archive.read(archive.members)
 
 
-def read_header(path):
+def read_header(path: FilePath) -> dict[str, Any]:
     """The checked JSON header of a saved file, without decompressing any array."""
     with Archive(path) as archive:
         return archive.meta
@@ -140,7 +143,7 @@ class Member(NamedTuple):
     offset: int
 
     @property
-    def nbytes(self):
+    def nbytes(self) -> int:
         return math.prod(self.shape) * self.dtype.itemsize
 
 
@@ -150,7 +153,7 @@ class Archive:
     Use it as a context manager: the file is closed on leaving, whether or not it was refused.
     """
 
-    def __init__(self, path):
+    def __init__(self, path: FilePath) -> None:
         self.path = os.fspath(path)
         self.zip = open_zip(self.path)
         try:
@@ -161,20 +164,20 @@ class Archive:
             raise
         del self.members["__meta__"]
 
-    def __enter__(self):
+    def __enter__(self) -> Archive:
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         self.zip.close()
 
-    def check(self, expected, exact=True):
+    def check(self, expected: Mapping[str, ArrayLike | tuple[int, ...]], exact: bool = True) -> None:
         """Refuse members whose declared shape or dtype differ from ``expected`` (name -> array, or -> a shape,
         which checks the shape only), before any is decompressed; with ``exact``, the names must be exactly these."""
         declared = {name: (member.shape, member.dtype) for name, member in self.members.items()}
         wanted = {name: (want, None) if isinstance(want, tuple) else layout(want) for name, want in expected.items()}
         check_layout(declared, wanted, self.path, exact)
 
-    def read(self, names):
+    def read(self, names: Iterable[str]) -> dict[str, np.ndarray]:
         """``{name: array}`` of the members ``names``, decompressed and their numbers checked (``check_numbers``)."""
         arrays = {name: read_array(self.zip, name, self.members[name], self.path) for name in names}
         for name, array in arrays.items():
@@ -182,11 +185,13 @@ class Archive:
         return arrays
 
 
-def layout(array):
+def layout(array: ArrayLike) -> tuple[tuple[int, ...], np.dtype]:
     return np.shape(array), np.asarray(array).dtype
 
 
-def check_layout(declared, expected, path, exact=True):
+def check_layout(declared: Mapping[str, tuple[tuple[int, ...], np.dtype]],
+                 expected: Mapping[str, tuple[tuple[int, ...], np.dtype | None]], path: FilePath,
+                 exact: bool = True) -> None:
     """Refuse ``declared`` arrays (name -> (shape, dtype)) that are not the ``expected`` ones (a dtype of None
     is not checked); with ``exact``, the names must be exactly ``expected``'s."""
     missing, extra = sorted(set(expected) - set(declared)), sorted(set(declared) - set(expected))
@@ -199,7 +204,7 @@ def check_layout(declared, expected, path, exact=True):
             refuse(path, name, f"declares dtype {declared[name][1]}, but npgrad saves it as {dtype}")
 
 
-def check_arrays(arrays, expected, path="file"):
+def check_arrays(arrays: Mapping[str, ArrayLike], expected: Mapping[str, ArrayLike], path: FilePath = "file") -> None:
     """Refuse ``arrays`` unless they are exactly the ``expected`` ones (names, shapes, dtypes) with valid numbers."""
     check_layout({name: layout(array) for name, array in arrays.items()},
                  {name: layout(array) for name, array in expected.items()}, path)
@@ -207,7 +212,7 @@ def check_arrays(arrays, expected, path="file"):
         check_numbers(path, name, np.asarray(array))
 
 
-def open_zip(path):
+def open_zip(path: str) -> zipfile.ZipFile:
     """The file as a ``ZipFile``, refusing what is missing or is not a zip (``np.load`` would unpickle those)."""
     if not os.path.isfile(path):
         raise FileFormatError(f"{path}: no such file")
@@ -222,7 +227,7 @@ def open_zip(path):
         raise FileFormatError(f"{path}: not a readable .npz file (truncated or corrupt: {e})") from None
 
 
-def read_members(zf, path):
+def read_members(zf: zipfile.ZipFile, path: str) -> dict[str, Member]:
     """``{zip name: Member}`` from the directory and each member's ``.npy`` header; the data is not read."""
     infos = zf.infolist()
     if len(infos) > MAX_MEMBERS:
@@ -238,7 +243,7 @@ NPY_HEADER_BYTES = 12 + 10_000
 """Magic, version and length, and the header dict, which numpy refuses above 10,000 characters."""
 
 
-def read_member(zf, info, path):
+def read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, path: str) -> Member:
     """One member's declared layout, checked: its name, compression, dtype and uncompressed size."""
     name = info.filename
     if not MEMBER_NAME.fullmatch(name):
@@ -269,7 +274,7 @@ def read_member(zf, info, path):
     return member
 
 
-def read_meta(zf, members, path):
+def read_meta(zf: zipfile.ZipFile, members: Mapping[str, Member], path: str) -> dict[str, Any]:
     """The JSON header, bounded in size, with the fields of ``HEADER`` and their JSON types."""
     member = members.get("__meta__") or refuse(path, "header", "not an npgrad file (no __meta__ header)")
     if member.dtype.kind != "U" or member.shape != () or member.nbytes > MAX_HEADER_BYTES:
@@ -284,7 +289,7 @@ def read_meta(zf, members, path):
     return meta
 
 
-def check_envelope(meta, path):
+def check_envelope(meta: object, path: str) -> None:
     """Refuse a header that is not a dict of exactly ``HEADER``'s fields, of their JSON types, in this format."""
     if not isinstance(meta, dict):
         refuse(path, "header", f"must be a JSON object, got {type(meta).__name__}")
@@ -303,7 +308,7 @@ def check_envelope(meta, path):
 JSON_NAMES = {str: "a string", int: "an integer", dict: "a JSON object", type(None): "null"}
 
 
-def read_array(zf, name, member, path):
+def read_array(zf: zipfile.ZipFile, name: str, member: Member, path: str) -> np.ndarray:
     """The data of a member whose layout was checked: at most ``member.nbytes`` bytes are decompressed."""
     try:
         with zf.open(f"{name}.npy") as f:
@@ -316,7 +321,7 @@ def read_array(zf, name, member, path):
     return np.frombuffer(data, member.dtype).reshape(member.shape).copy()
 
 
-def check_numbers(path, name, array):
+def check_numbers(path: FilePath, name: str, array: np.ndarray) -> None:
     """Refuse non-finite numbers, and negative ones where ``name`` is a variance, a moment or a count."""
     if array.dtype.kind not in "biuf":
         refuse(path, name, f"must hold real numbers, got {array.dtype}")
@@ -329,7 +334,7 @@ def check_numbers(path, name, array):
                            "or a count")
 
 
-def check_rng_state(state, path):
+def check_rng_state(state: Mapping[str, Any], path: FilePath) -> None:
     """Refuse anything but a PCG64 state as ``Generator.bit_generator.state`` gives it: a 128-bit ``state``,
     an odd 128-bit increment ``inc``, a 0/1 flag ``has_uint32`` and a buffered 32-bit word ``uinteger``."""
     inner = state.get("state")
@@ -344,7 +349,7 @@ def check_rng_state(state, path):
                                   f"got {shown(state, 120)}")
 
 
-def check_counters(counters, names, path, field):
+def check_counters(counters: Mapping[str, Any], names: Iterable[str], path: FilePath, field: str) -> None:
     """Refuse ``counters`` unless its keys are exactly ``names`` and every value is an integer ``>= 0``."""
     if set(counters) != set(names):
         refuse(path, field, f"must have exactly the counters {listed(sorted(names))}; got {listed(list(counters))}")

@@ -9,11 +9,21 @@ no accepted step), so an algorithm can keep its last good parameters and report 
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from typing import Any
+
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy.linalg import LinAlgError, cho_factor, cho_solve
 
+Schedule = Callable[[int], float]
+"""``lr_schedule(t) -> lr`` before step ``t = 1, 2, ...``."""
+Info = dict[str, Any]
+"""What a solver reports beside its result: iterations, whether it succeeded, and why not."""
 
-def conjugate_gradient(Avp, b_p, iters=10, residual_tol=1e-10):
+
+def conjugate_gradient(Avp: Callable[[np.ndarray], np.ndarray], b_p: ArrayLike, iters: int = 10,
+                       residual_tol: float = 1e-10) -> tuple[np.ndarray, Info]:
     """Solve ``A x = b`` for symmetric positive-definite ``A`` given only ``Avp(v) = A v``.
 
     Hestenes & Stiefel (1952); Nocedal & Wright, Algorithm 5.2. Starting from ``x = 0``::
@@ -48,7 +58,7 @@ def conjugate_gradient(Avp, b_p, iters=10, residual_tol=1e-10):
     return x_p, info
 
 
-def trust_region_step(x_p, Fx_p, max_kl):
+def trust_region_step(x_p: np.ndarray, Fx_p: np.ndarray, max_kl: float) -> tuple[np.ndarray, Info]:
     """Scale the search direction ``x ~ F^-1 g`` to the edge of the trust region (TRPO, App. C).
 
     The KKT conditions of ``max g^T s  s.t.  1/2 s^T F s <= delta`` give ``s = beta x`` with
@@ -62,8 +72,10 @@ def trust_region_step(x_p, Fx_p, max_kl):
     return beta * x_p, {"ok": True, "xFx": xFx, "beta": beta}
 
 
-def backtracking_line_search(f, x0_p, full_step_p, expected_improve, constraint=None, shrink=0.5,
-                             max_backtracks=10, accept_ratio=0.1, f0=None):
+def backtracking_line_search(f: Callable[[np.ndarray], float], x0_p: np.ndarray, full_step_p: np.ndarray,
+                             expected_improve: float, constraint: Callable[[np.ndarray], bool] | None = None,
+                             shrink: float = 0.5, max_backtracks: int = 10, accept_ratio: float = 0.1,
+                             f0: float | None = None) -> tuple[np.ndarray, Info]:
     """Try ``x0 + shrink^k full_step`` for ``k = 0, 1, ...``; accept the first point that improves.
 
     ``f`` is maximised. A point is accepted when its actual improvement is positive, at least
@@ -90,7 +102,8 @@ def backtracking_line_search(f, x0_p, full_step_p, expected_improve, constraint=
     return np.array(x0_p, dtype=np.float64), info
 
 
-def natural_gradient_step(F_pp, g_p, max_kl, reg=1e-6):
+def natural_gradient_step(F_pp: np.ndarray, g_p: np.ndarray, max_kl: float,
+                          reg: float = 1e-6) -> tuple[np.ndarray, Info]:
     """Natural-gradient step with an explicit Fisher (Kakade 2002; Peters & Schaal 2008).
 
     ``g_nat = (F + reg I)^-1 g`` by a Cholesky solve; the step ``sqrt(2 eps / g_nat^T F g_nat) g_nat``
@@ -107,7 +120,7 @@ def natural_gradient_step(F_pp, g_p, max_kl, reg=1e-6):
     return step_p, {"ok": info["ok"], "gFg": info["xFx"]}
 
 
-def clip_grad_norm(grad_p, max_norm):
+def clip_grad_norm(grad_p: np.ndarray, max_norm: float | None) -> tuple[np.ndarray, float]:
     """Rescale ``grad`` to norm at most ``max_norm`` (``None``: unchanged). Returns ``(grad, norm)``.
 
     A non-finite gradient is returned unchanged: no rescaling can make it finite."""
@@ -123,10 +136,10 @@ class SGD:
     ``lr_schedule(t) -> lr``, if given, sets the learning rate before step ``t = 1, 2, ...``.
     """
 
-    def __init__(self, lr, max_grad_norm=None, lr_schedule=None):
+    def __init__(self, lr: float, max_grad_norm: float | None = None, lr_schedule: Schedule | None = None) -> None:
         self.lr, self.max_grad_norm, self.lr_schedule, self.t = lr, max_grad_norm, lr_schedule, 0
 
-    def step(self, theta_p, grad_p):
+    def step(self, theta_p: np.ndarray, grad_p: np.ndarray) -> tuple[np.ndarray, Info]:
         """Returns ``(new_theta_p, info)``; a non-finite result leaves the step counter unchanged."""
         if self.lr_schedule is not None:
             self.lr = self.lr_schedule(self.t + 1)
@@ -136,10 +149,10 @@ class SGD:
             self.t += 1
         return new_theta_p, {"grad_norm": norm, "lr": self.lr}
 
-    def state(self):
+    def state(self) -> dict[str, np.ndarray]:
         return {"t": np.array(self.t)}
 
-    def load_state(self, state):
+    def load_state(self, state: Mapping[str, np.ndarray]) -> None:
         self.t = int(state["t"])
 
 
@@ -152,12 +165,13 @@ class Adam:
     step ``t = 1, 2, ...``. ``eps = 1e-5`` as in SB3/CleanRL's PPO.
     """
 
-    def __init__(self, num_params, lr=3e-4, betas=(0.9, 0.999), eps=1e-5, max_grad_norm=None, lr_schedule=None):
+    def __init__(self, num_params: int, lr: float = 3e-4, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-5,
+                 max_grad_norm: float | None = None, lr_schedule: Schedule | None = None) -> None:
         self.lr, self.betas, self.eps, self.max_grad_norm = lr, betas, eps, max_grad_norm
         self.lr_schedule = lr_schedule
         self.m_p, self.v_p, self.t = np.zeros(num_params), np.zeros(num_params), 0
 
-    def step(self, theta_p, grad_p):
+    def step(self, theta_p: np.ndarray, grad_p: np.ndarray) -> tuple[np.ndarray, Info]:
         """Returns ``(new_theta_p, info)``; ``theta_p`` itself is not modified.
 
         A non-finite gradient is returned as NaN parameters (which ``algos.common.commit`` refuses)
@@ -183,10 +197,10 @@ class Adam:
         denom_p += self.eps * correction
         return theta_p - (self.lr * correction / (1 - b1**t)) * self.m_p / denom_p, info
 
-    def state(self):
+    def state(self) -> dict[str, np.ndarray]:
         return {"m": self.m_p.copy(), "v": self.v_p.copy(), "t": np.array(self.t)}
 
-    def load_state(self, state):
+    def load_state(self, state: Mapping[str, np.ndarray]) -> None:
         self.m_p, self.v_p, self.t = np.array(state["m"]), np.array(state["v"]), int(state["t"])
 
 
@@ -198,11 +212,12 @@ class RMSprop:
     scale. The defaults are SB3's A2C: alpha 0.99 (as the A3C paper) and eps 1e-5.
     """
 
-    def __init__(self, num_params, lr=7e-4, alpha=0.99, eps=1e-5, max_grad_norm=None):
+    def __init__(self, num_params: int, lr: float = 7e-4, alpha: float = 0.99, eps: float = 1e-5,
+                 max_grad_norm: float | None = None) -> None:
         self.lr, self.alpha, self.eps, self.max_grad_norm = lr, alpha, eps, max_grad_norm
         self.v_p, self.t = np.zeros(num_params), 0
 
-    def step(self, theta_p, grad_p):
+    def step(self, theta_p: np.ndarray, grad_p: np.ndarray) -> tuple[np.ndarray, Info]:
         """Returns ``(new_theta_p, info)``; the square average is only stored when the result is finite."""
         grad_p, norm = clip_grad_norm(grad_p, self.max_grad_norm)
         v_p = self.alpha * self.v_p + (1 - self.alpha) * grad_p * grad_p
@@ -211,8 +226,8 @@ class RMSprop:
             self.v_p, self.t = v_p, self.t + 1
         return new_theta_p, {"grad_norm": norm, "lr": self.lr}
 
-    def state(self):
+    def state(self) -> dict[str, np.ndarray]:
         return {"v": self.v_p.copy(), "t": np.array(self.t)}
 
-    def load_state(self, state):
+    def load_state(self, state: Mapping[str, np.ndarray]) -> None:
         self.v_p, self.t = np.array(state["v"]), int(state["t"])

@@ -185,7 +185,8 @@ def probability_of_improvement_over_tasks(x_by_task: Tasks, y_by_task: Tasks, lo
     return float(_mean_probability_of_improvement(*_paired_tasks(x_by_task, y_by_task), lower_is_better))
 
 
-def _mean_probability_of_improvement(xs, ys, lower_is_better):
+def _mean_probability_of_improvement(xs: Sequence[np.ndarray], ys: Sequence[np.ndarray],
+                                     lower_is_better: bool) -> np.ndarray:
     return np.mean([probability_of_improvement(x, y, lower_is_better) for x, y in zip(xs, ys)], axis=0)
 
 
@@ -212,7 +213,8 @@ def performance_profile_interval(scores_r: ArrayLike, taus_m: ArrayLike, confide
                     "percentile", rng)
 
 
-def _bootstrap(samples, statistic, confidence, n_resamples, method, rng):
+def _bootstrap(samples: Sequence[np.ndarray], statistic: Statistic, confidence: float, n_resamples: int, method: str,
+               rng: int | np.random.Generator | None) -> Interval:
     """``scipy.stats.bootstrap`` resampling each sample's runs (last axis) independently (``paired=False``):
     the stratified bootstrap when the samples are tasks. Leading axes (evaluations ``k``) share the resampled
     runs. Around scipy: samples whose runs are all equal are held fixed (resampling cannot change them, and
@@ -230,7 +232,7 @@ def _bootstrap(samples, statistic, confidence, n_resamples, method, rng):
         v = _plain(statistic(*samples, axis=-1))
         return v, v
 
-    def resampled_statistic(*resampled, axis=-1):
+    def resampled_statistic(*resampled: np.ndarray, axis: int = -1) -> np.ndarray:
         full = list(samples)
         for i, s in zip(varying, resampled):
             full[i] = s
@@ -252,7 +254,7 @@ def _bootstrap(samples, statistic, confidence, n_resamples, method, rng):
     return low, high
 
 
-def _plain(v):
+def _plain(v: ArrayLike) -> float | np.ndarray:
     """A 0-d result as a Python float, others as arrays."""
     v = np.asarray(v, dtype=np.float64)
     return float(v) if v.ndim == 0 else v
@@ -262,7 +264,7 @@ def _values(x_by_task: Tasks) -> list:
     return list(x_by_task.values()) if isinstance(x_by_task, Mapping) else list(x_by_task)
 
 
-def _paired_tasks(x_by_task: Tasks, y_by_task: Tasks):
+def _paired_tasks(x_by_task: Tasks, y_by_task: Tasks) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Per-task run arrays of X and Y in the same task order (dicts are matched by key)."""
     if isinstance(x_by_task, Mapping):
         if not isinstance(y_by_task, Mapping) or set(x_by_task) != set(y_by_task):

@@ -17,10 +17,17 @@ Use these helpers to test your own layers the way npgrad tests its own::
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
 import numpy as np
+from numpy.typing import ArrayLike
+
+if TYPE_CHECKING:  # hypothesis is in the test extra, imported by the strategies themselves
+    from hypothesis.strategies import SearchStrategy
 
 
-def central_difference_gradient(f, x, h=1e-6):
+def central_difference_gradient(f: Callable[[np.ndarray], float], x: ArrayLike, h: float = 1e-6) -> np.ndarray:
     """Gradient of a scalar ``f`` at ``x`` (any shape) by central differences; same shape as ``x``."""
     x = np.array(x, dtype=np.float64)
     grad = np.empty_like(x)
@@ -36,20 +43,24 @@ def central_difference_gradient(f, x, h=1e-6):
     return grad
 
 
-def directional_derivative(f, x, v, h=1e-6):
+def directional_derivative(f: Callable[[np.ndarray], ArrayLike], x: ArrayLike, v: ArrayLike,
+                           h: float = 1e-6) -> np.ndarray:
     """``d/dt f(x + t v)`` at ``t = 0`` by central differences (``f`` may return an array)."""
     x, v = np.asarray(x, dtype=np.float64), np.asarray(v, dtype=np.float64)
     return (np.asarray(f(x + h * v)) - np.asarray(f(x - h * v))) / (2.0 * h)
 
 
-def check_gradient(f, grad, x, rtol=1e-5, atol=1e-7, h=1e-6, name="gradient"):
+def check_gradient(f: Callable[[np.ndarray], float], grad: np.ndarray, x: ArrayLike, rtol: float = 1e-5,
+                   atol: float = 1e-7, h: float = 1e-6, name: str = "gradient") -> None:
     """Assert that ``grad`` (an array) is the gradient of scalar ``f`` at ``x``, elementwise."""
     numeric = central_difference_gradient(f, x, h)
     np.testing.assert_allclose(grad, numeric, rtol=rtol, atol=atol,
                                err_msg=f"{name}: analytic vs central finite differences")
 
 
-def check_vjp(f, vjp, x, rtol=1e-5, atol=1e-7, h=1e-6, rng=None, trials=3, name="vjp"):
+def check_vjp(f: Callable[[np.ndarray], ArrayLike], vjp: Callable[[np.ndarray, np.ndarray], np.ndarray], x: ArrayLike,
+              rtol: float = 1e-5, atol: float = 1e-7, h: float = 1e-6, rng: int | np.random.Generator | None = None,
+              trials: int = 3, name: str = "vjp") -> None:
     """Assert ``y_bar . (J v) == vjp(x, y_bar) . v`` for random ``y_bar`` and ``v``.
 
     ``f(x) -> y`` is the forward map, ``vjp(x, y_bar) -> x_bar`` your reverse mode. ``J v`` is
@@ -66,7 +77,9 @@ def check_vjp(f, vjp, x, rtol=1e-5, atol=1e-7, h=1e-6, rng=None, trials=3, name=
                                    err_msg=f"{name}: y_bar . (J v) by finite differences")
 
 
-def check_jvp(f, jvp, x, rtol=1e-5, atol=1e-7, h=1e-6, rng=None, trials=3, name="jvp"):
+def check_jvp(f: Callable[[np.ndarray], ArrayLike], jvp: Callable[[np.ndarray, np.ndarray], np.ndarray], x: ArrayLike,
+              rtol: float = 1e-5, atol: float = 1e-7, h: float = 1e-6, rng: int | np.random.Generator | None = None,
+              trials: int = 3, name: str = "jvp") -> None:
     """Assert ``jvp(x, v) == (f(x + h v) - f(x - h v)) / 2h`` for random ``v``."""
     rng = np.random.default_rng(rng)
     x = np.asarray(x, dtype=np.float64)
@@ -79,7 +92,8 @@ def check_jvp(f, jvp, x, rtol=1e-5, atol=1e-7, h=1e-6, rng=None, trials=3, name=
 # --- hypothesis strategies ------------------------------------------------------------------------
 
 
-def finite_arrays(shape, low=-3.0, high=3.0):
+def finite_arrays(shape: tuple[int, ...] | SearchStrategy[tuple[int, ...]], low: float = -3.0,
+                  high: float = 3.0) -> SearchStrategy[np.ndarray]:
     """Float64 arrays of ``shape`` (a tuple or a strategy of tuples) with values in ``[low, high]``."""
     from hypothesis.extra import numpy as hnp
     from hypothesis import strategies as st
@@ -87,7 +101,7 @@ def finite_arrays(shape, low=-3.0, high=3.0):
     return hnp.arrays(np.float64, shape, elements=st.floats(low, high, allow_nan=False, width=64))
 
 
-def mlp_sizes(max_layers=3, max_width=6):
+def mlp_sizes(max_layers: int = 3, max_width: int = 6) -> SearchStrategy[tuple[int, ...]]:
     """Layer widths ``(in, hidden..., out)`` with 1 to ``max_layers`` weight layers."""
     from hypothesis import strategies as st
 
