@@ -38,12 +38,12 @@ def log_sigma(phi_nf, log_std_fa):
 def log_sigma_jacobian(phi_nf, log_std_fa, log_sigma_na):
     """``w_nfa = d log sigma_na / d Lambda_fa = phi_nf^2 exp(2 Lambda_fa) / sigma_na^2``, shape ``(n, f, a)``
     (per-sample scores need it whole; the vjp and jvp below never form it)."""
-    return phi_nf[:, :, None] ** 2 * np.exp(2.0 * log_std_fa - 2.0 * log_sigma_na[:, None, :])
+    return phi_nf[..., :, :, None] ** 2 * np.exp(2.0 * log_std_fa[..., None, :, :] - 2.0 * log_sigma_na[..., :, None, :])
 
 
 def log_sigma_vjp(phi_nf, log_std_fa, log_sigma_na, log_sigma_bar_na):
     """``Lambda_bar_fa = sum_n w_nfa log_sigma_bar_na = exp(2 Lambda) * ((phi^2)^T (log_sigma_bar / sigma^2))``."""
-    return np.exp(2.0 * log_std_fa) * (phi_nf.T**2 @ (log_sigma_bar_na * np.exp(-2.0 * log_sigma_na)))
+    return np.exp(2.0 * log_std_fa) * (np.swapaxes(phi_nf, -1, -2)**2 @ (log_sigma_bar_na * np.exp(-2.0 * log_sigma_na)))
 
 
 def log_sigma_jvp(phi_nf, log_std_fa, log_sigma_na, log_std_dot_fa):
@@ -52,10 +52,12 @@ def log_sigma_jvp(phi_nf, log_std_fa, log_sigma_na, log_std_dot_fa):
 
 
 def sample_exploration(log_std_fa, n, rng):
-    """``n`` exploration matrices ``E_nfa ~ N(0, exp(Lambda_fa)^2)``, one per environment."""
-    return np.exp(log_std_fa) * rng.standard_normal((n, *log_std_fa.shape))
+    """``n`` exploration matrices ``E_nfa ~ N(0, exp(Lambda_fa)^2)``, one per environment (of each agent, for a
+    stacked ``Lambda`` and a ``npgrad.rngs.Generators``)."""
+    lead, fa = log_std_fa.shape[:-2], log_std_fa.shape[-2:]
+    return np.exp(log_std_fa[..., None, :, :]) * rng.standard_normal((*lead, n, *fa))
 
 
 def noise(phi_nf, explore_nfa):
     """``eps_na = phi_n E_n``: row ``n``'s features times its own exploration matrix."""
-    return (phi_nf[:, None, :] @ explore_nfa)[:, 0]  # a batch of (1, f) @ (f, a) products
+    return (phi_nf[..., None, :] @ explore_nfa)[..., 0, :]  # a batch of (1, f) @ (f, a) products

@@ -46,7 +46,7 @@ class CategoricalHead:
         return Categorical(out_na)
 
     def vjp(self, fwd, cotangent):
-        return cotangent[0], np.zeros(0)
+        return cotangent[0], np.zeros(cotangent[0].shape[:-2] + (0,))  # no parameters (of each agent)
 
     def jvp(self, fwd, out_dot_na, head_dot_p):
         return (out_dot_na,)
@@ -140,29 +140,32 @@ class GSDEHead(GaussianHead):
         self.num_params = n_features * space.shape[0]
 
     def distribution(self, out_na, head_p, features_nf):
-        return DiagGaussian(out_na, gsde.log_sigma(features_nf, head_p.reshape(self.shape)))
+        return DiagGaussian(out_na, gsde.log_sigma(features_nf, self.matrix(head_p)))
 
     def vjp(self, fwd, cotangent):
-        Lambda_bar = gsde.log_sigma_vjp(fwd.features_nf, fwd.head_p.reshape(self.shape), fwd.dist.log_std_na,
-                                        cotangent[1])
-        return cotangent[0], Lambda_bar.ravel()
+        Lambda_bar = gsde.log_sigma_vjp(fwd.features_nf, self.matrix(fwd.head_p), fwd.dist.log_std_na, cotangent[1])
+        return cotangent[0], Lambda_bar.reshape(*Lambda_bar.shape[:-2], -1)
 
     def jvp(self, fwd, out_dot_na, head_dot_p):
-        return out_dot_na, gsde.log_sigma_jvp(fwd.features_nf, fwd.head_p.reshape(self.shape), fwd.dist.log_std_na,
-                                              head_dot_p.reshape(self.shape))
+        return out_dot_na, gsde.log_sigma_jvp(fwd.features_nf, self.matrix(fwd.head_p), fwd.dist.log_std_na,
+                                              self.matrix(head_dot_p))
 
     def scores(self, fwd, score):
         """Row ``n``, entry ``(f, a)``: ``w_nfa score_na``, the chain rule through ``log sigma``."""
-        w_nfa = gsde.log_sigma_jacobian(fwd.features_nf, fwd.head_p.reshape(self.shape), fwd.dist.log_std_na)
+        w_nfa = gsde.log_sigma_jacobian(fwd.features_nf, self.matrix(fwd.head_p), fwd.dist.log_std_na)
         return (w_nfa * score[1][:, None, :]).reshape(len(w_nfa), -1)
+
+    def matrix(self, head_p):
+        """``Lambda_fa`` (of each agent) from its flat slice of ``theta``."""
+        return head_p.reshape(*head_p.shape[:-1], *self.shape)
 
     def exploration(self, head_p, n, rng):
         """``n`` exploration matrices ``E_nfa``, one per environment."""
-        return gsde.sample_exploration(head_p.reshape(self.shape), n, rng)
+        return gsde.sample_exploration(self.matrix(head_p), n, rng)
 
     def sample(self, fwd, rng, explore):
         if explore is None:
-            explore = self.exploration(fwd.head_p, len(fwd.features_nf), rng)
+            explore = self.exploration(fwd.head_p, fwd.features_nf.shape[-2], rng)
         return fwd.dist.mean_na + gsde.noise(fwd.features_nf, explore)
 
 

@@ -16,15 +16,16 @@ from .errors import ShapeError
 from .heads import make_head
 from .nn import MLP
 from .observations import encoded_dim
-from .objectives import value_loss
+from .objectives import scale_rows, value_loss
 
 
 # --- networks ---------------------------------------------------------------------------------------
 
 
 def check_obs(obs_no, obs_dim):
+    """``obs_no`` as float64, if it is ``(n, o)`` (or ``(S, n, o)``: a batch for each of ``S`` stacked agents)."""
     obs_no = np.asarray(obs_no, dtype=np.float64)
-    if obs_no.ndim != 2 or obs_no.shape[1] != obs_dim:
+    if obs_no.ndim not in (2, 3) or obs_no.shape[-1] != obs_dim:
         raise ShapeError(f"observations must have shape (n, {obs_dim}), got {obs_no.shape}")
     return obs_no
 
@@ -70,12 +71,12 @@ class Policy:
         """``obs_no (n, o) -> Forward`` at ``theta_p``. With gSDE, ``sigma`` is computed from the last hidden
         layer ``phi`` (a stop-gradient), or from ``features_nf`` if given."""
         theta_p = self.theta if theta_p is None else theta_p
-        out_no, cache = self.net.forward(check_obs(obs_no, self.obs_dim), theta_p[: self.num_net_params])
-        head_p = theta_p[self.num_net_params:]
+        out_no, cache = self.net.forward(check_obs(obs_no, self.obs_dim), theta_p[..., : self.num_net_params])
+        head_p = theta_p[..., self.num_net_params:]
         phi_nf = None
         if self.head.needs_features:
             phi_nf = np.asarray(cache.acts[-2] if features_nf is None else features_nf, dtype=np.float64)
-        out_na = out_no[:, : self.act_dim] if self.value_output else out_no
+        out_na = out_no[..., : self.act_dim] if self.value_output else out_no
         return Forward(self.head.distribution(out_na, head_p, phi_nf), cache, out_no, head_p, phi_nf)
 
     def distribution(self, obs_no, theta_p=None):
@@ -87,7 +88,7 @@ class Policy:
 
     def exploration(self, n, rng, theta_p=None):
         """gSDE's ``n`` exploration matrices (one per environment); None for other heads."""
-        return self.head.exploration((self.theta if theta_p is None else theta_p)[self.num_net_params:], n, rng)
+        return self.head.exploration((self.theta if theta_p is None else theta_p)[..., self.num_net_params:], n, rng)
 
     def sample(self, fwd, rng, explore=None):
         """``a ~ pi(.|s)``; with gSDE ``a = mu(s) + phi(s) E_n`` for the given (or fresh) exploration matrices."""
@@ -99,21 +100,22 @@ class Policy:
 
     def project(self, theta_p):
         """``theta`` with the head's parameters kept in range (the log-std in ``LOG_STD_BOUNDS``)."""
-        return np.concatenate([theta_p[: self.num_net_params], self.head.project(theta_p[self.num_net_params:])])
+        n = self.num_net_params
+        return np.concatenate([theta_p[..., :n], self.head.project(theta_p[..., n:])], axis=-1)
 
     def vjp(self, fwd, cotangent, value_bar_n=None):
         """Pull a cotangent in distribution parameters (and, with a shared trunk, in ``V``) back to ``theta_bar_p``:
         one backward pass through the MLP."""
         out_bar, head_bar = self.head.vjp(fwd, cotangent)
         if self.value_output:
-            v_bar_n1 = np.zeros((len(out_bar), 1)) if value_bar_n is None else np.asarray(value_bar_n)[:, None]
+            v_bar_n1 = np.zeros(out_bar.shape[:-1] + (1,)) if value_bar_n is None else np.asarray(value_bar_n)[..., None]
             out_bar = np.concatenate([out_bar, v_bar_n1], axis=-1)
         return np.concatenate([self.net.vjp(fwd.cache, out_bar), head_bar], axis=-1)
 
     def jvp(self, fwd, v_p):
         """Push a parameter tangent ``v_p`` forward to a tangent of the distribution parameters."""
-        out_dot = self.net.jvp(fwd.cache, v_p[: self.num_net_params])
-        return self.head.jvp(fwd, out_dot[:, : self.act_dim], v_p[self.num_net_params:])
+        out_dot = self.net.jvp(fwd.cache, v_p[..., : self.num_net_params])
+        return self.head.jvp(fwd, out_dot[..., : self.act_dim], v_p[..., self.num_net_params:])
 
     def objective_grad(self, obs_no, objective, *args, theta_p=None):
         """``(value, gradient (p,))`` of ``objective(dist, *args)`` at ``theta_p``: one forward and one VJP, e.g.
@@ -124,29 +126,32 @@ class Policy:
 
     # --- the Fisher information -------------------------------------------------------------------
 
-    def fvp_operator(self, obs_no, damping=0.0, theta_p=None):
-        """``v_p -> F v + damping v`` with ``F = (1/n) sum_i J_i^T M_i J_i`` at ``theta_p``.
+    def fvp_operator(self, obs_no, damping=0.0, theta_p=None, u_n=None):
+        """``v_p -> F v + damping v`` with ``F = (1/n) sum_i J_i^T M_i J_i`` at ``theta_p`` (or ``sum_i u_i ...``
+        with row weights ``u``).
 
         ``F`` is the Hessian of ``mean KL(pi_old || pi_theta)`` at ``theta = theta_old`` (the
         first-order term vanishes there). One forward is shared by every product; each product
         is one JVP, the metric ``M`` of the distribution, and one VJP: no second backward pass.
         """
         fwd = self.forward(obs_no, theta_p)
-        n = len(fwd.cache.acts[0])
+        n = fwd.cache.acts[0].shape[-2]
 
         def fvp(v_p):
             Mv = fwd.dist.fisher_vp(*self.jvp(fwd, v_p))
-            return self.vjp(fwd, Mv) / n + damping * v_p
+            if u_n is None:
+                return self.vjp(fwd, Mv) / n + damping * v_p
+            return self.vjp(fwd, scale_rows(Mv, u_n)) + damping * v_p
 
         return fvp
 
-    def fisher_vector_product(self, obs_no, v_p, damping=0.0, theta_p=None):
+    def fisher_vector_product(self, obs_no, v_p, damping=0.0, theta_p=None, u_n=None):
         """``F v + damping v``, shape ``(p,)`` (see ``fvp_operator``)."""
-        return self.fvp_operator(obs_no, damping, theta_p)(np.asarray(v_p, dtype=np.float64))
+        return self.fvp_operator(obs_no, damping, theta_p, u_n)(np.asarray(v_p, dtype=np.float64))
 
-    def fisher_matrix(self, obs_no, theta_p=None):
+    def fisher_matrix(self, obs_no, theta_p=None, u_n=None):
         """Exact Fisher ``J^T M J / n``, shape ``(p, p)``, assembled column by column from FVPs."""
-        fvp = self.fvp_operator(obs_no, theta_p=theta_p)
+        fvp = self.fvp_operator(obs_no, theta_p=theta_p, u_n=u_n)
         F_pp = np.column_stack([fvp(e_p) for e_p in np.eye(self.num_params)])
         return 0.5 * (F_pp + F_pp.T)  # symmetric in exact arithmetic; remove rounding asymmetry
 
@@ -159,10 +164,11 @@ class Policy:
             out_bar = np.concatenate([out_bar, np.zeros((len(out_bar), 1))], axis=-1)
         return np.concatenate([self.net.per_sample_vjp(fwd.cache, out_bar), self.head.scores(fwd, score)], axis=-1)
 
-    def empirical_fisher(self, obs_no, act, theta_p=None):
-        """Empirical Fisher ``(1/n) sum_i s_i s_i^T`` from scores of sampled actions, ``(p, p)``."""
+    def empirical_fisher(self, obs_no, act, theta_p=None, u_n=None):
+        """Empirical Fisher ``(1/n) sum_i s_i s_i^T`` (or ``sum_i u_i s_i s_i^T``) from scores of sampled actions,
+        ``(p, p)``."""
         S_np = self.scores(obs_no, act, theta_p)
-        return S_np.T @ S_np / len(S_np)
+        return S_np.T @ S_np / len(S_np) if u_n is None else (S_np.T * u_n) @ S_np
 
 
 class ValueFunction:
@@ -176,7 +182,7 @@ class ValueFunction:
     def forward(self, obs_no, theta_p=None):
         """``V_phi(s)`` for ``obs_no (n, o)``: ``(v_n, cache)``."""
         v_n1, cache = self.net.forward(check_obs(obs_no, self.obs_dim), self.theta if theta_p is None else theta_p)
-        return v_n1[:, 0], cache
+        return v_n1[..., 0], cache
 
     def __call__(self, obs_no, theta_p=None):
         return self.forward(obs_no, theta_p)[0]
@@ -187,13 +193,13 @@ class ValueFunction:
 
     def vjp(self, cache, v_bar_n):
         """``phi_bar_p = d sum(V * v_bar) / d phi`` (backprop, docs/01)."""
-        return self.net.vjp(cache, v_bar_n[:, None])
+        return self.net.vjp(cache, v_bar_n[..., None])
 
-    def loss_grad(self, obs_no, ret_n, v_old_n=None, clip_vf=0.0, theta_p=None):
-        """``value_loss`` of ``V(s)`` (``mean((V(s) - R)^2)``, or PPO's clipped form if ``clip_vf > 0``)
-        and its gradient in ``phi`` by one VJP. Returns ``(L, grad (p,))``."""
+    def loss_grad(self, obs_no, ret_n, v_old_n=None, clip_vf=0.0, theta_p=None, u_n=None):
+        """``value_loss`` of ``V(s)`` (``mean((V(s) - R)^2)``, or PPO's clipped form if ``clip_vf > 0``; weighted by
+        ``u`` if given) and its gradient in ``phi`` by one VJP. Returns ``(L, grad (p,))``."""
         v_n, cache = self.forward(obs_no, theta_p)
-        loss, v_bar_n = value_loss(v_n, ret_n, v_old_n, clip_vf)
+        loss, v_bar_n = value_loss(v_n, ret_n, v_old_n, clip_vf, u_n)
         return loss, self.vjp(cache, v_bar_n)
 
 
@@ -204,7 +210,7 @@ class TrunkValue:
         self.policy = policy
 
     def __call__(self, obs_no, theta_p=None):
-        return self.policy.forward(obs_no, theta_p).out_no[:, -1].astype(np.float64)
+        return self.policy.forward(obs_no, theta_p).out_no[..., -1].astype(np.float64)
 
 
 class ActorCritic:

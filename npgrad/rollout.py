@@ -7,7 +7,7 @@ Gymnasium's vector environments autoreset in NEXT_STEP mode: the step that ends 
 returns the true final observation with ``terminated`` or ``truncated`` set, and the *next* step
 of that environment only resets it (its action is ignored, its reward is 0). We keep that reset
 step in the ``(T, E)`` arrays, so ``V(final observation)`` is computed by the ordinary batched
-forward and bootstraps a truncated episode, and then drop it (``valid_te = False``) so that no
+forward and bootstraps a truncated episode, and give it weight 0 (``valid_te = False``) so that no
 transition spans a reset. One batched policy forward per vector step; no per-environment loops.
 The value network does not act, so the loop runs it once, on all ``(T + 1) E`` observations.
 """
@@ -19,6 +19,7 @@ import gymnasium as gym
 import numpy as np
 
 from .errors import EnvError
+from .objectives import row_weights
 from .observations import encode
 
 
@@ -81,7 +82,12 @@ class RunningMeanStd:
 
 @dataclass
 class Batch:
-    """One rollout with its advantages, flattened to the ``n`` valid transitions (``n <= T * E``)."""
+    """One rollout with its advantages: all ``n = T * E`` rows, time-major, each weighed by ``valid_n``.
+
+    A reset step (module docstring) is no transition: it stays in the batch with weight 0, so every batch of a
+    configuration has the same shape whatever its episodes did (members of a population stack), and every mean
+    over the batch is a weighted one (``u_n``, ``npgrad/objectives.py``).
+    """
 
     obs_no: np.ndarray  # normalised observations the policy saw
     act: np.ndarray  # (n,) int actions or (n, a) unclipped Gaussian samples
@@ -89,9 +95,15 @@ class Batch:
     val_n: np.ndarray  # V_old(s)
     adv_n: np.ndarray  # GAE advantages
     ret_n: np.ndarray  # value targets A + V
+    valid_n: np.ndarray  # False on reset steps
     env_steps: int  # T * E, every vector step counted (including reset steps)
     episode_returns: list = field(default_factory=list)
     episode_lengths: list = field(default_factory=list)
+
+    @property
+    def u_n(self):
+        """Row weights of a batch mean: ``1 / (number of transitions)`` on transitions, 0 on reset steps."""
+        return row_weights(self.valid_n)
 
 
 @dataclass
@@ -109,10 +121,11 @@ class Trajectory:
     episode_lengths: list
 
     def flatten(self, val_te, adv_te, ret_te):
-        """The ``Batch`` of the valid transitions, given ``(T, E)`` values, advantages and value targets."""
-        valid_te = self.valid_te
-        return Batch(self.obs_teo[:-1][valid_te], self.act_te[valid_te], self.logp_te[valid_te], val_te[valid_te],
-                     adv_te[valid_te], ret_te[valid_te], valid_te.size, self.episode_returns, self.episode_lengths)
+        """The ``Batch`` of all ``T * E`` rows (time-major), given ``(T, E)`` values, advantages and value targets."""
+        T, E = self.valid_te.shape
+        rows = lambda x: x.reshape(T * E, *x.shape[2:])  # noqa: E731
+        return Batch(rows(self.obs_teo[:-1]), rows(self.act_te), rows(self.logp_te), rows(val_te), rows(adv_te),
+                     rows(ret_te), rows(self.valid_te), T * E, self.episode_returns, self.episode_lengths)
 
 
 class Rollout:

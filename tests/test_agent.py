@@ -121,12 +121,14 @@ def test_trpo_puts_every_kth_transition_into_the_fisher_and_all_into_the_gradien
     batches, fisher_rows, grad_rows = [], [], []
     update, fvp_operator, objective_grad = agent.rule.update, agent.policy.fvp_operator, agent.policy.objective_grad
     agent.rule.update = lambda model, batch, *args: batches.append(batch) or update(model, batch, *args)
-    agent.policy.fvp_operator = lambda obs_no, damping: fisher_rows.append(obs_no) or fvp_operator(obs_no, damping)
+    agent.policy.fvp_operator = lambda obs_no, damping, u_n: fisher_rows.append((obs_no, u_n)) or fvp_operator(
+        obs_no, damping, u_n=u_n)
     agent.policy.objective_grad = lambda obs_no, *args: grad_rows.append(obs_no) or objective_grad(obs_no, *args)
     agent.learn(40 * agent.config.n_envs)
     n = len(batches[0].obs_no)
-    assert len(fisher_rows[0]) == -(-n // k), f"{len(fisher_rows[0])} Fisher rows of {n}"
-    np.testing.assert_array_equal(fisher_rows[0], batches[0].obs_no[::k])
+    assert len(fisher_rows[0][0]) == -(-n // k), f"{len(fisher_rows[0][0])} Fisher rows of {n}"
+    np.testing.assert_array_equal(fisher_rows[0][0], batches[0].obs_no[::k])
+    np.testing.assert_array_equal(fisher_rows[0][1] > 0, batches[0].valid_n[::k])  # reset steps weigh 0
     np.testing.assert_array_equal(grad_rows[0], batches[0].obs_no)
 
 

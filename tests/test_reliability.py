@@ -172,7 +172,7 @@ def test_non_finite_advantages_skip_the_update_and_say_so():
 
 def test_trpo_cg_breakdown_keeps_parameters_and_says_so():
     agent = npgrad.TRPO("CartPole-v1", seed=0, n_steps=64)
-    agent.policy.fvp_operator = lambda obs_no, damping=0.0: (lambda v_p: -v_p)  # negative curvature
+    agent.policy.fvp_operator = lambda obs_no, damping=0.0, u_n=None: (lambda v_p: -v_p)  # negative curvature
     theta = agent.policy.theta.copy()
     log = []
     agent.learn(128, lambda a, d: log.append(d))
@@ -192,7 +192,7 @@ def test_trpo_without_an_accepted_step_keeps_parameters_and_says_so():
 
 def test_npg_with_an_indefinite_fisher_keeps_parameters_and_says_so():
     agent = npgrad.NPG("CartPole-v1", seed=0, n_steps=32, fisher="exact", fisher_reg=0.0)
-    agent.policy.fisher_matrix = lambda obs_no: -np.eye(agent.policy.num_params)
+    agent.policy.fisher_matrix = lambda obs_no, u_n=None: -np.eye(agent.policy.num_params)
     theta = agent.policy.theta.copy()
     log = []
     agent.learn(256, lambda a, d: log.append(d))

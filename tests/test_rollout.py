@@ -23,17 +23,19 @@ def test_rollout_respects_termination_truncation_and_resets():
     policy = npgrad.Policy(envs.single_observation_space, envs.single_action_space, (4,), rng=0)
     rollout = Rollout(envs, n_steps=9, seed=0)
     batch = estimate(rollout.collect(policy, np.random.default_rng(0)), ValueIsObs(), gamma=0.5, lam=1.0)
-    # each env: its reset steps are dropped, so env 0 keeps 9 - 2 = 7 steps and env 1 keeps 9 - 1 = 8
-    assert len(batch.obs_no) == 15 and batch.env_steps == 18
+    # every step is a row; reset steps weigh 0: env 0 has 9 - 2 = 7 transitions and env 1 has 9 - 1 = 8
+    assert len(batch.obs_no) == 18 and batch.env_steps == 18 and batch.valid_n.sum() == 15
+    np.testing.assert_array_equal(batch.u_n, batch.valid_n / 15.0)
     # no transition starts from a final observation: observations are t = 0, 1, 2 (env 0) / 0..3 (env 1)
-    assert batch.obs_no.max() <= 3.0
+    assert batch.obs_no[batch.valid_n].max() <= 3.0
     # env 0 ends at t = 2 and 6, env 1 (truncated) at t = 3 and 8
     assert batch.episode_returns == [3.0, 4.0, 3.0, 4.0] and batch.episode_lengths == [3, 4, 3, 4]
     ret = {}  # value targets by (env, obs) for the first episode of each env, lam=1 => discounted returns
     flat_env = np.array([e for t in range(9) for e in range(2)])
     valid = np.ones(18, bool)
     valid[[3 * 2 + 0, 7 * 2 + 0, 4 * 2 + 1]] = False  # env 0 resets at t=3, 7; env 1 at t=4
-    for (e, o), r in zip(zip(flat_env[valid], batch.obs_no[:, 0]), batch.ret_n):
+    np.testing.assert_array_equal(batch.valid_n, valid)
+    for (e, o), r in zip(zip(flat_env[valid], batch.obs_no[valid, 0]), batch.ret_n[valid]):
         ret.setdefault((e, o), r)
     # terminated: no bootstrap.  R(s=0) = 1 + .5 + .25
     assert ret[(0, 0.0)] == pytest.approx(1.75) and ret[(0, 2.0)] == pytest.approx(1.0)

@@ -41,6 +41,13 @@ def collect(agent, seed=1):
     return batch, rng
 
 
+def transitions(batch):
+    """The batch's transitions alone: its reset steps, which weigh 0 in every mean an update takes, dropped."""
+    v = batch.valid_n
+    return dataclasses.replace(batch, obs_no=batch.obs_no[v], act=batch.act[v], logp_n=batch.logp_n[v],
+                               val_n=batch.val_n[v], adv_n=batch.adv_n[v], ret_n=batch.ret_n[v], valid_n=v[v])
+
+
 def fresh_rule(agent):
     """A new update rule for the trained model: its optimisers are at t = 0, so the next step is Adam's first."""
     agent.rule = type(agent.rule)(agent.config, agent.model)
@@ -76,19 +83,19 @@ def assert_same_step(theta_new, theta_expected, theta_old, what, rtol=1e-8, atol
 # --- TRPO ---------------------------------------------------------------------------------------------
 
 
-def surrogate_at(policy, batch, adv_n, theta_p):
+def surrogate_at(policy, t, adv_n, theta_p):
     """``L(theta) = mean(pi_theta(a|s) / pi_old(a|s) A)`` (TRPO eq. 14)."""
-    return np.mean(np.exp(policy.log_prob(batch.obs_no, batch.act, theta_p) - batch.logp_n) * adv_n)
+    return np.mean(np.exp(policy.log_prob(t.obs_no, t.act, theta_p) - t.logp_n) * adv_n)
 
 
-def mean_kl_at(policy, old, batch, theta_p):
+def mean_kl_at(policy, old, t, theta_p):
     """``mean KL(pi_old || pi_theta)`` over the batch's states (TRPO eq. 12)."""
-    return float(old.kl(policy.distribution(batch.obs_no, theta_p)).mean())
+    return float(old.kl(policy.distribution(t.obs_no, theta_p)).mean())
 
 
 # (env, max_kl, accept_ratio, what the line search does from that trained policy)
 TRPO_CASES = [("CartPole-v1", 0.01, 0.1, "full step"), ("Pendulum-v1", 0.01, 0.1, "full step"),
-              ("CartPole-v1", 2.0, 0.1, "backtracks"),  # the full step's mean KL is above max_kl
+              ("CartPole-v1", 5.0, 0.1, "backtracks"),  # the full step's mean KL is above max_kl
               ("Pendulum-v1", 1.0, 0.1, "backtracks"),  # the full step lowers the surrogate
               ("CartPole-v1", 0.01, 1e3, "rejects"), ("Pendulum-v1", 0.01, 1e3, "rejects")]
 
@@ -105,17 +112,18 @@ def test_trpo_accepted_step_is_in_the_trust_region_and_improves_enough(env_id, m
     prediction ``g . full_step * step_fraction``."""
     agent = make_agent(npgrad.TRPO, env_id, max_kl=max_kl)
     batch, rng = collect(agent)
+    t = transitions(batch)  # the maths sums over transitions; the rule weighs reset steps 0
     cfg, policy = agent.config, agent.policy
-    adv_n, theta_old = rule_advantages(batch, cfg), policy.theta.copy()
-    old = policy.distribution(batch.obs_no)
-    _, g_p = policy.objective_grad(batch.obs_no, surrogate, batch.act, adv_n, batch.logp_n)
+    adv_n, theta_old = rule_advantages(t, cfg), policy.theta.copy()
+    old = policy.distribution(t.obs_no)
+    _, g_p = policy.objective_grad(t.obs_no, surrogate, t.act, adv_n, t.logp_n)
 
     agent.rule.update(agent.model, batch, rng, 1.0)
     s_p = policy.theta - theta_old
     assert np.any(s_p != 0), f"{env_id}: the line search accepted nothing, so this test checks nothing"
-    kl = mean_kl_at(policy, old, batch, policy.theta)
+    kl = mean_kl_at(policy, old, t, policy.theta)
     assert kl <= cfg.max_kl, f"{env_id}: mean KL(old || new) = {kl} > max_kl = {cfg.max_kl}"
-    improvement = surrogate_at(policy, batch, adv_n, policy.theta) - surrogate_at(policy, batch, adv_n, theta_old)
+    improvement = surrogate_at(policy, t, adv_n, policy.theta) - surrogate_at(policy, t, adv_n, theta_old)
     expected = float(g_p @ s_p)
     assert expected > 0, f"{env_id}: the step is not an ascent direction of the surrogate (g . s = {expected})"
     assert improvement > 0 and improvement >= cfg.accept_ratio * expected, \
@@ -130,11 +138,13 @@ def test_trpo_takes_the_first_acceptable_point_of_the_backtracking_path(env_id, 
     ``accept_ratio = 1e3`` forces that rejection."""
     agent = make_agent(npgrad.TRPO, env_id, max_kl=max_kl, accept_ratio=accept_ratio)
     batch, rng = collect(agent)
+    t = transitions(batch)  # the maths sums over transitions; the rule weighs reset steps 0
     cfg, policy = agent.config, agent.policy
-    adv_n, theta_old = rule_advantages(batch, cfg), policy.theta.copy()
-    old = policy.distribution(batch.obs_no)
-    f0, g_p = policy.objective_grad(batch.obs_no, surrogate, batch.act, adv_n, batch.logp_n)
-    fvp = policy.fvp_operator(batch.obs_no[::cfg.fvp_subsample], damping=cfg.cg_damping)
+    adv_n, theta_old = rule_advantages(t, cfg), policy.theta.copy()
+    old = policy.distribution(t.obs_no)
+    f0, g_p = policy.objective_grad(t.obs_no, surrogate, t.act, adv_n, t.logp_n)
+    k = cfg.fvp_subsample  # the rule takes every k-th row of the whole batch, then weighs its reset steps 0
+    fvp = policy.fvp_operator(batch.obs_no[::k][batch.valid_n[::k]], damping=cfg.cg_damping)
     x_p, _ = conjugate_gradient(fvp, g_p, cfg.cg_iters)
     full_p, _ = trust_region_step(x_p, fvp(x_p), cfg.max_kl)
     np.testing.assert_allclose(0.5 * full_p @ fvp(full_p), cfg.max_kl, rtol=1e-10)  # on the damped model's edge
@@ -143,9 +153,9 @@ def test_trpo_takes_the_first_acceptable_point_of_the_backtracking_path(env_id, 
     for k in range(cfg.max_backtracks):
         frac = cfg.backtrack_shrink**k
         theta_k = theta_old + frac * full_p
-        improvement = surrogate_at(policy, batch, adv_n, theta_k) - f0
+        improvement = surrogate_at(policy, t, adv_n, theta_k) - f0
         if (improvement > 0 and improvement >= accept_ratio * frac * (g_p @ full_p)
-                and mean_kl_at(policy, old, batch, theta_k) <= cfg.max_kl):
+                and mean_kl_at(policy, old, t, theta_k) <= cfg.max_kl):
             expected_theta, first_k = theta_k, k
             break
 
@@ -171,10 +181,11 @@ def test_npg_exact_fisher_step_has_quadratic_kl_delta_along_regularised_natural_
     so ``1/2 s^T F s = delta`` exactly with F itself (not F + reg I), and s is parallel to (F + reg I)^-1 g."""
     agent = make_agent(npgrad.NPG, env_id, fisher="exact", hidden=(16,))
     batch, rng = collect(agent)
-    cfg, policy, n = agent.config, agent.policy, len(batch.obs_no)
+    t = transitions(batch)  # the maths sums over transitions; the rule weighs reset steps 0
+    cfg, policy, n = agent.config, agent.policy, len(t.obs_no)
     theta_old = policy.theta.copy()
-    F_pp = policy.fisher_matrix(batch.obs_no)
-    _, g_p = policy.objective_grad(batch.obs_no, weighted_log_prob, batch.act, rule_advantages(batch, cfg) / n)
+    F_pp = policy.fisher_matrix(t.obs_no)
+    _, g_p = policy.objective_grad(t.obs_no, weighted_log_prob, t.act, rule_advantages(t, cfg) / n)
 
     agent.rule.update(agent.model, batch, rng, 1.0)
     s_p = policy.theta - theta_old
@@ -190,9 +201,9 @@ def test_npg_exact_fisher_step_has_quadratic_kl_delta_along_regularised_natural_
 # --- PPO ----------------------------------------------------------------------------------------------
 
 
-def ppo_objective(dist, batch, adv_n, cfg):
+def ppo_objective(dist, t, adv_n, cfg):
     """PPO eq. 7 plus the entropy bonus: ``mean(min(r A, clip(r, 1-eps, 1+eps) A)) + c_H mean H``."""
-    value = clipped_surrogate(dist, batch.act, adv_n, batch.logp_n, cfg.clip_range)[0]
+    value = clipped_surrogate(dist, t.act, adv_n, t.logp_n, cfg.clip_range)[0]
     return value + cfg.ent_coef * float(dist.entropy().mean())
 
 
@@ -209,12 +220,13 @@ def test_ppo_clip_one_full_batch_step_raises_the_clipped_objective(env_id):
     tiny step can lower J)."""
     agent = make_agent(npgrad.PPO, env_id, n_epochs=1, minibatch_size=4 * 64, lr=3e-5, ent_coef=0.01)
     batch, rng = collect(agent)
+    t = transitions(batch)  # the maths sums over transitions; the rule weighs reset steps 0
     cfg, policy = agent.config, agent.policy
-    adv_n, theta_old = standardised(batch.adv_n), policy.theta.copy()
-    phi_old = policy.forward(batch.obs_no).features_nf
+    adv_n, theta_old = standardised(t.adv_n), policy.theta.copy()
+    phi_old = policy.forward(t.obs_no).features_nf
 
     def J(theta_p):
-        return ppo_objective(policy.forward(batch.obs_no, theta_p, phi_old).dist, batch, adv_n, cfg)
+        return ppo_objective(policy.forward(t.obs_no, theta_p, phi_old).dist, t, adv_n, cfg)
 
     agent.rule.update(agent.model, batch, rng, 1.0)
     assert np.any(policy.theta != theta_old)
@@ -232,11 +244,12 @@ def test_ppo_clip_reports_the_clipped_objective_and_clip_fraction(env_id):
     epochs does not promise a higher J on the whole batch (one seed of Pendulum falls)."""
     agent = make_agent(npgrad.PPO, env_id, ent_coef=0.01)
     batch, rng = collect(agent)
+    t = transitions(batch)  # the maths sums over transitions; the rule weighs reset steps 0
     cfg, policy = agent.config, agent.policy
-    adv_n = standardize(batch.adv_n)
-    before = ppo_objective(policy.distribution(batch.obs_no), batch, adv_n, cfg)
+    adv_n = standardize(t.adv_n)
+    before = ppo_objective(policy.distribution(t.obs_no), t, adv_n, cfg)
     info = agent.rule.update(agent.model, batch, rng, 1.0)
-    after = ppo_objective(policy.distribution(batch.obs_no), batch, adv_n, cfg)
+    after = ppo_objective(policy.distribution(t.obs_no), t, adv_n, cfg)
     np.testing.assert_allclose([info["surrogate_before"], info["surrogate_after"]], [before, after], rtol=1e-10,
                                atol=1e-14, err_msg=f"{env_id}: reported clipped objective before/after")
     assert 0.0 < info["clip_fraction"] <= 1.0, f"{env_id}: clip_fraction = {info['clip_fraction']}"
@@ -252,13 +265,14 @@ def test_ppo_kl_penalty_beta_halves_doubles_or_stays_by_the_measured_kl(env_id):
     model and rule, given targets on either side of both thresholds, move theta identically."""
     agent = make_agent(npgrad.PPO, env_id, objective="kl_penalty")
     batch, _ = collect(agent)
+    t = transitions(batch)  # the maths sums over transitions; the rule weighs reset steps 0
 
     def run(kl_target):
         model, rule = copy.deepcopy((agent.model, agent.rule))
         rule.config = dataclasses.replace(rule.config, kl_target=kl_target)
-        beta_before, old = rule.beta, model.policy.distribution(batch.obs_no)
+        beta_before, old = rule.beta, model.policy.distribution(t.obs_no)
         rule.update(model, batch, np.random.default_rng(2), 1.0)
-        return beta_before, rule.beta, float(old.kl(model.policy.distribution(batch.obs_no)).mean())
+        return beta_before, rule.beta, float(old.kl(model.policy.distribution(t.obs_no)).mean())
 
     _, _, d = run(agent.config.kl_target)
     assert d > 0, f"{env_id}: the policy did not move"
@@ -290,14 +304,15 @@ def test_a2c_separate_networks_take_one_hand_computed_adam_step(env_id, normaliz
                        max_grad_norm=max_grad_norm)
     rule = fresh_rule(agent)
     batch, rng = collect(agent)
-    cfg, policy, value, n = agent.config, agent.policy, agent.value_fn, len(batch.obs_no)
+    t = transitions(batch)  # the maths sums over transitions; the rule weighs reset steps 0
+    cfg, policy, value, n = agent.config, agent.policy, agent.value_fn, len(t.obs_no)
     theta_old, phi_old = policy.theta.copy(), value.theta.copy()
-    _, pg_p = policy.objective_grad(batch.obs_no, weighted_log_prob, batch.act, rule_advantages(batch, cfg) / n)
-    _, ent_p = policy.objective_grad(batch.obs_no, mean_entropy)
+    _, pg_p = policy.objective_grad(t.obs_no, weighted_log_prob, t.act, rule_advantages(t, cfg) / n)
+    _, ent_p = policy.objective_grad(t.obs_no, mean_entropy)
     grad_p = -(pg_p + cfg.ent_coef * ent_p)
-    v_n = value(batch.obs_no)
+    v_n = value(t.obs_no)
     # d/dphi mean((V - R)^2) = sum_i 2 (V_i - R_i) / n dV_i/dphi, one VJP through the value network
-    v_grad_p = value.vjp(value.forward(batch.obs_no)[1], 2.0 * (v_n - batch.ret_n) / n)
+    v_grad_p = value.vjp(value.forward(t.obs_no)[1], 2.0 * (v_n - t.ret_n) / n)
     clipped = np.linalg.norm(grad_p) > max_grad_norm
 
     rule.update(agent.model, batch, rng, 1.0)
@@ -319,9 +334,10 @@ def test_vpg_first_policy_step_is_lr_g_over_abs_g_plus_eps(env_id):
     agent = make_agent(npgrad.VPG, env_id)
     rule = fresh_rule(agent)
     batch, rng = collect(agent)
-    cfg, policy, n = agent.config, agent.policy, len(batch.obs_no)
+    t = transitions(batch)  # the maths sums over transitions; the rule weighs reset steps 0
+    cfg, policy, n = agent.config, agent.policy, len(t.obs_no)
     theta_old = policy.theta.copy()
-    _, g_p = policy.objective_grad(batch.obs_no, weighted_log_prob, batch.act, rule_advantages(batch, cfg) / n)
+    _, g_p = policy.objective_grad(t.obs_no, weighted_log_prob, t.act, rule_advantages(t, cfg) / n)
     rule.update(agent.model, batch, rng, 1.0)
     assert_same_step(policy.theta, hand_adam_first_step(theta_old, -g_p, cfg.pi_lr), theta_old,
                      f"{env_id}: VPG policy step")
@@ -464,14 +480,15 @@ def test_shared_trunk_agent_takes_one_adam_step_on_eq9(env_id, algo):
         agent = make_agent(npgrad.A2C, env_id, **small)
     rule = fresh_rule(agent)
     batch, rng = collect(agent)
+    t = transitions(batch)  # the maths sums over transitions; the rule weighs reset steps 0
     cfg, policy = agent.config, agent.policy
     assert agent.model.shared
     # V is the trunk's last output (to rounding: the rollout evaluated it on all (T + 1) E rows at once)
     np.testing.assert_allclose(batch.val_n, policy.forward(batch.obs_no).out_no[:, -1], rtol=1e-12, atol=1e-15)
     theta_old = policy.theta.copy()
-    adv_n = standardised(batch.adv_n) if cfg.normalize_advantages else batch.adv_n
-    case = dict(algo=algo, obs=batch.obs_no, act=batch.act, phi=policy.forward(batch.obs_no).features_nf,
-                adv=adv_n, logp_old=batch.logp_n, ret=batch.ret_n, v_old=batch.val_n,
+    adv_n = standardised(t.adv_n) if cfg.normalize_advantages else t.adv_n
+    case = dict(algo=algo, obs=t.obs_no, act=t.act, phi=policy.forward(t.obs_no).features_nf,
+                adv=adv_n, logp_old=t.logp_n, ret=t.ret_n, v_old=t.val_n,
                 clip_eps=getattr(cfg, "clip_range", 0.0), ent_coef=cfg.ent_coef,
                 clip_vf=getattr(cfg, "clip_range_vf", 0.0))
     grad_p = central_difference_gradient(lambda th: reference_loss(policy, case, th, cfg.vf_coef), theta_old)
@@ -479,7 +496,8 @@ def test_shared_trunk_agent_takes_one_adam_step_on_eq9(env_id, algo):
 
     rule.update(agent.model, batch, rng, 1.0)
     assert_same_step(policy.theta, hand_adam_first_step(theta_old, grad_p, cfg.lr, cfg.max_grad_norm), theta_old,
-                     f"{algo} shared trunk on {env_id}", rtol=1e-5, atol=1e-6 * cfg.lr)
+                     f"{algo} shared trunk on {env_id}", rtol=1e-5, atol=1e-5 * cfg.lr)  # where |g_i| ~ Adam's eps,
+    # a central difference's rounding (~1e-10) moves the step lr g / (|g| + eps) by up to ~1e-5 lr
 
 
 @pytest.mark.parametrize("algo", [npgrad.PPO, npgrad.A2C])

@@ -63,21 +63,21 @@ class A2CUpdate(UpdateRule):
 
     def update(self, model, batch, rng, schedule):
         """One step on the loss of the module docstring. Returns diagnostics."""
-        cfg, policy, n = self.config, model.policy, len(batch.obs_no)
+        cfg, policy, u_n = self.config, model.policy, batch.u_n
         for optim in self.optims.values():
             optim.lr = annealed(cfg.lr, cfg.anneal_lr, schedule)
         fwd = policy.forward(batch.obs_no)
-        pg, pg_cot = weighted_log_prob(fwd.dist, batch.act, advantages(batch, cfg.normalize_advantages) / n)
-        entropy, ent_cot = mean_entropy(fwd.dist)
+        pg, pg_cot = weighted_log_prob(fwd.dist, batch.act, advantages(batch, cfg.normalize_advantages) * u_n)
+        entropy, ent_cot = mean_entropy(fwd.dist, u_n)
         objective, cot = pg + cfg.ent_coef * entropy, add(pg_cot, scale(ent_cot, cfg.ent_coef))
         info = {"surrogate_before": pg}
         if model.shared:
-            info["loss"], grad_p, _ = shared_trunk_loss(policy, fwd, objective, cot, batch.ret_n, cfg.vf_coef)
+            info["loss"], grad_p, _ = shared_trunk_loss(policy, fwd, objective, cot, batch.ret_n, cfg.vf_coef, u_n=u_n)
             commit(policy, self.optims["pi_optim"].step(policy.theta, grad_p)[0], info)
         else:
             commit(policy, self.optims["pi_optim"].step(policy.theta, -policy.vjp(fwd, cot))[0], info)  # ascent
-            _, v_grad_p = model.value.loss_grad(batch.obs_no, batch.ret_n)
+            _, v_grad_p = model.value.loss_grad(batch.obs_no, batch.ret_n, u_n=u_n)
             commit(model.value, self.optims["vf_optim"].step(model.value.theta, cfg.vf_coef * v_grad_p)[0], {})
-        info.update(policy_stats(fwd.dist, policy.distribution(batch.obs_no)))
+        info.update(policy_stats(fwd.dist, policy.distribution(batch.obs_no), u_n))
         info.update(value_stats(batch))
         return info

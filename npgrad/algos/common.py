@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..objectives import scale, value_loss
+from ..objectives import mean, row_weights, scale, value_loss
 
 
 class UpdateRule:
@@ -28,15 +28,17 @@ def minibatches(n, size, rng):
     return [perm[i:i + size] for i in range(0, n, size)]
 
 
-def standardize(x_n, eps=1e-8):
-    """``(x - mean) / (std + eps)``; the ``eps`` guards a batch whose advantages are all equal."""
-    d_n = x_n - x_n.mean()
-    return d_n / (np.sqrt(d_n @ d_n / len(d_n)) + eps)  # np.std's value in 3 calls instead of about 10
+def standardize(x_n, u_n=None, eps=1e-8):
+    """``(x - mean) / (std + eps)`` over the last axis, the moments weighted by ``u`` if given (reset steps, weight
+    0, do not count); the ``eps`` guards a batch whose advantages are all equal."""
+    d_n = x_n - mean(x_n, u_n)[..., None]
+    return d_n / (np.sqrt(mean(d_n * d_n, u_n))[..., None] + eps)
 
 
-def advantages(batch, normalize):
-    """The batch's advantages, standardised if ``normalize``."""
-    return standardize(batch.adv_n) if normalize else batch.adv_n
+def advantages(batch, normalize, idx=None):
+    """The advantages of the batch's rows ``idx`` (default: all), standardised over those rows if ``normalize``."""
+    adv_n = batch.adv_n if idx is None else batch.adv_n[idx]
+    return standardize(adv_n, batch.u_n if idx is None else row_weights(batch.valid_n[idx])) if normalize else adv_n
 
 
 def annealed(value, anneal, schedule):
@@ -67,14 +69,15 @@ def commit(owner, theta_p, info, why="non-finite parameters"):
 
 
 def value_stats(batch):
-    """Value loss and explained variance of the value function that collected ``batch``."""
-    return {"value_loss": float(np.mean((batch.val_n - batch.ret_n) ** 2)),
-            "explained_variance": explained_variance(batch.val_n, batch.ret_n)}
+    """Value loss and explained variance of the value function that collected ``batch`` (on its transitions)."""
+    val_n, ret_n = batch.val_n[batch.valid_n], batch.ret_n[batch.valid_n]
+    return {"value_loss": float(np.mean((val_n - ret_n) ** 2)) if len(val_n) else float("nan"),
+            "explained_variance": explained_variance(val_n, ret_n) if len(val_n) else float("nan")}
 
 
-def policy_stats(old, new):
+def policy_stats(old, new, u_n=None):
     """Mean ``KL(old || new)`` and the new entropy, for distributions on the same rows."""
-    return {"kl": float(old.kl(new).mean()), "entropy": float(new.entropy().mean())}
+    return {"kl": float(mean(old.kl(new), u_n)), "entropy": float(mean(new.entropy(), u_n))}
 
 
 def fit_value_function(value, optim, batch, cfg, rng):
@@ -83,12 +86,12 @@ def fit_value_function(value, optim, batch, cfg, rng):
     statistics of the value that collected ``batch``."""
     for _ in range(cfg.vf_epochs):
         for idx in minibatches(len(batch.obs_no), cfg.vf_minibatch_size, rng):
-            _, grad_p = value.loss_grad(batch.obs_no[idx], batch.ret_n[idx])
+            _, grad_p = value.loss_grad(batch.obs_no[idx], batch.ret_n[idx], u_n=row_weights(batch.valid_n[idx]))
             commit(value, optim.step(value.theta, grad_p)[0], {})
     return value_stats(batch)
 
 
-def shared_trunk_loss(policy, fwd, objective, objective_cot, ret_n, vf_coef, v_old_n=None, clip_vf=0.0):
+def shared_trunk_loss(policy, fwd, objective, objective_cot, ret_n, vf_coef, v_old_n=None, clip_vf=0.0, u_n=None):
     """``L = -J + c_V L^VF`` as one number, and its gradient by one VJP through the shared trunk.
 
     ``J`` is the policy's objective to maximise with its entropy bonus already in it, so ``-L`` is
@@ -96,7 +99,7 @@ def shared_trunk_loss(policy, fwd, objective, objective_cot, ret_n, vf_coef, v_o
     c_V mean((V - R)^2)`` (Deep RL Bootcamp, lab 4). ``V`` is the policy network's last output.
     Returns ``(L, dL/dtheta (p,), L^VF)``.
     """
-    v_n = fwd.out_no[:, -1].astype(np.float64)
-    vf_loss, v_bar_n = value_loss(v_n, ret_n, v_old_n, clip_vf)
+    v_n = fwd.out_no[..., -1].astype(np.float64)
+    vf_loss, v_bar_n = value_loss(v_n, ret_n, v_old_n, clip_vf, u_n)
     grad_p = policy.vjp(fwd, scale(objective_cot, -1.0), vf_coef * v_bar_n)
     return -objective + vf_coef * vf_loss, grad_p, vf_loss

@@ -53,11 +53,12 @@ def natural_step(policy, batch, g_p, cfg):
     if fisher == "auto":
         fisher = "exact" if policy.num_params <= EXPLICIT_MAX_PARAMS else "cg"
     if fisher == "cg":
-        fvp = policy.fvp_operator(batch.obs_no, cfg.cg_damping)
+        fvp = policy.fvp_operator(batch.obs_no, cfg.cg_damping, u_n=batch.u_n)
         x_p, cg = conjugate_gradient(fvp, g_p, cfg.cg_iters)
         step_p, kkt = trust_region_step(x_p, fvp(x_p), cfg.max_kl)
         return step_p, kkt["ok"] and not cg["breakdown"], fisher
-    F_pp = policy.fisher_matrix(batch.obs_no) if fisher == "exact" else policy.empirical_fisher(batch.obs_no, batch.act)
+    F_pp = (policy.fisher_matrix(batch.obs_no, u_n=batch.u_n) if fisher == "exact" else
+            policy.empirical_fisher(batch.obs_no, batch.act, u_n=batch.u_n))
     step_p, solve = natural_gradient_step(F_pp, g_p, cfg.max_kl, cfg.fisher_reg)
     return step_p, solve["ok"], fisher
 
@@ -73,9 +74,9 @@ class NPGUpdate(UpdateRule):
 
     def update(self, model, batch, rng, schedule):
         """g, then ``theta += sqrt(2 delta / x^T F x) x`` with ``x = (F + reg I)^-1 g``, then fit V. Returns info."""
-        cfg, policy, n = self.config, model.policy, len(batch.obs_no)
+        cfg, policy, u_n = self.config, model.policy, batch.u_n
         old = policy.distribution(batch.obs_no)
-        w_n = advantages(batch, cfg.normalize_advantages) / n
+        w_n = advantages(batch, cfg.normalize_advantages) * u_n  # reset steps weigh 0
         pg, g_p = policy.objective_grad(batch.obs_no, weighted_log_prob, batch.act, w_n)  # g = mean(A grad log pi)
         step_p, ok, fisher = natural_step(policy, batch, g_p, cfg)
         info = {"surrogate_before": pg, "fisher": fisher}
@@ -83,6 +84,6 @@ class NPGUpdate(UpdateRule):
             commit(policy, policy.theta + step_p, info)
         else:
             fail(info, "Fisher solve failed (non-positive curvature)")
-        info.update(policy_stats(old, policy.distribution(batch.obs_no)))
+        info.update(policy_stats(old, policy.distribution(batch.obs_no), u_n))
         info.update(fit_value_function(model.value, self.optims["vf_optim"], batch, cfg, rng))
         return info

@@ -16,10 +16,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..config import Config, require
-from ..objectives import add, clipped_surrogate, mean_entropy, mean_kl, scale, surrogate
+from ..objectives import add, clipped_surrogate, mean, mean_entropy, mean_kl, row_weights, scale, surrogate
 from ..solvers import Adam
-from .common import (UpdateRule, advantages, annealed, commit, minibatches, policy_stats, shared_trunk_loss, standardize,
-                     value_stats)
+from .common import UpdateRule, advantages, annealed, commit, minibatches, policy_stats, shared_trunk_loss, value_stats
 
 
 @dataclass
@@ -83,31 +82,33 @@ class PPOUpdate(UpdateRule):
         if not model.shared:
             self.optims["vf_optim"] = optimiser(model.value)
 
-    def policy_objective(self, dist, old_all, batch, idx, adv_n, clip_eps):
-        """The objective on rows ``idx`` to maximise and its cotangent (PPO eq. 7 or 8, plus entropy)."""
+    def policy_objective(self, dist, old_all, batch, idx, adv_n, clip_eps, u_n):
+        """The objective on rows ``idx`` (weights ``u_n``) to maximise and its cotangent (PPO eq. 7 or 8, plus
+        entropy)."""
         cfg, act, logp_old = self.config, batch.act[idx], batch.logp_n[idx]
         if cfg.objective == "clip":
-            value, cot, clip_frac = clipped_surrogate(dist, act, adv_n, logp_old, clip_eps)
+            value, cot, clip_frac = clipped_surrogate(dist, act, adv_n, logp_old, clip_eps, u_n)
         else:
-            value, cot = surrogate(dist, act, adv_n, logp_old)
-            kl, kl_cot = mean_kl(old_all[idx], dist)  # the objective's only use of pi_old beyond logp_old
+            value, cot = surrogate(dist, act, adv_n, logp_old, u_n)
+            kl, kl_cot = mean_kl(old_all[idx], dist, u_n)  # the objective's only use of pi_old beyond logp_old
             value, cot, clip_frac = value - self.beta * kl, add(cot, scale(kl_cot, -self.beta)), 0.0
         if cfg.ent_coef == 0:
             return value, cot, clip_frac
-        entropy, ent_cot = mean_entropy(dist)
+        entropy, ent_cot = mean_entropy(dist, u_n)
         return value + cfg.ent_coef * entropy, add(cot, scale(ent_cot, cfg.ent_coef)), clip_frac
 
-    def step(self, model, fwd, objective, cot, batch, idx, info):
+    def step(self, model, fwd, objective, cot, batch, idx, u_n, info):
         """One Adam step of each network on its loss, or of the shared network on eq. 9's."""
         cfg, policy = self.config, model.policy
         if model.shared:
             _, grad_p, _ = shared_trunk_loss(policy, fwd, objective, cot, batch.ret_n[idx], cfg.vf_coef,
-                                             batch.val_n[idx], cfg.clip_range_vf)
+                                             batch.val_n[idx], cfg.clip_range_vf, u_n)
             commit(policy, self.optims["pi_optim"].step(policy.theta, grad_p)[0], info)
             return
         theta_p, _ = self.optims["pi_optim"].step(policy.theta, -policy.vjp(fwd, cot))  # ascent
         commit(policy, theta_p, info)
-        _, v_grad_p = model.value.loss_grad(batch.obs_no[idx], batch.ret_n[idx], batch.val_n[idx], cfg.clip_range_vf)
+        _, v_grad_p = model.value.loss_grad(batch.obs_no[idx], batch.ret_n[idx], batch.val_n[idx], cfg.clip_range_vf,
+                                            u_n=u_n)
         commit(model.value, self.optims["vf_optim"].step(model.value.theta, v_grad_p)[0], {})
 
     def update(self, model, batch, rng, schedule):
@@ -120,25 +121,25 @@ class PPOUpdate(UpdateRule):
         old_all = policy.distribution(batch.obs_no)
         info = value_stats(batch)
         adv_all_n = advantages(batch, cfg.normalize_advantages)  # the scale the minibatches optimise, for the report
-        before, _, _ = self.policy_objective(old_all, old_all, batch, slice(None), adv_all_n, clip_eps)
+        before, _, _ = self.policy_objective(old_all, old_all, batch, slice(None), adv_all_n, clip_eps, batch.u_n)
         clip_fracs, epochs = [], 0
         for epochs in range(1, cfg.n_epochs + 1):
             for idx in minibatches(len(batch.obs_no), cfg.minibatch_size, rng):
-                adv_n = standardize(batch.adv_n[idx]) if cfg.normalize_advantages else batch.adv_n[idx]
+                u_n, adv_n = row_weights(batch.valid_n[idx]), advantages(batch, cfg.normalize_advantages, idx)
                 fwd = policy.forward(batch.obs_no[idx])
-                objective, cot, clip_frac = self.policy_objective(fwd.dist, old_all, batch, idx, adv_n, clip_eps)
+                objective, cot, clip_frac = self.policy_objective(fwd.dist, old_all, batch, idx, adv_n, clip_eps, u_n)
                 if "first_ratio_deviation" not in info:  # sanity check: r == 1 and KL == 0 before any step
                     r_n = np.exp(fwd.dist.log_prob(batch.act[idx]) - batch.logp_n[idx])
                     info.update(first_ratio_deviation=float(np.max(np.abs(r_n - 1.0))),
                                 first_kl=float(np.max(np.abs(old_all[idx].kl(fwd.dist)))))
-                self.step(model, fwd, objective, cot, batch, idx, info)
+                self.step(model, fwd, objective, cot, batch, idx, u_n, info)
                 clip_fracs.append(clip_frac)
             if cfg.target_kl > 0 and cfg.objective == "clip":  # early stop: needs the KL after every epoch
                 if approx_kl_of(policy.distribution(batch.obs_no), batch) > 1.5 * cfg.target_kl:
                     break
         new_all = policy.distribution(batch.obs_no)
-        info.update(policy_stats(old_all, new_all))
-        after, _, _ = self.policy_objective(new_all, old_all, batch, slice(None), adv_all_n, clip_eps)
+        info.update(policy_stats(old_all, new_all, batch.u_n))
+        after, _, _ = self.policy_objective(new_all, old_all, batch, slice(None), adv_all_n, clip_eps, batch.u_n)
         info.update(surrogate_before=before, surrogate_after=after, approx_kl=approx_kl_of(new_all, batch),
                     clip_fraction=float(np.mean(clip_fracs)), epochs=epochs, lr=lr, clip_range=clip_eps)
         if cfg.objective == "kl_penalty":
@@ -157,7 +158,7 @@ class PPOUpdate(UpdateRule):
 def approx_kl_of(new, batch):
     """``mean((r - 1) - log r)``: an unbiased, non-negative estimate of KL(old || new) (Schulman 2020)."""
     log_r_n = new.log_prob(batch.act) - batch.logp_n
-    return float(np.mean(np.expm1(log_r_n) - log_r_n))
+    return float(mean(np.expm1(log_r_n) - log_r_n, batch.u_n))
 
 
 def adapt_beta(beta, kl, kl_target):

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..config import ValueRegressionConfig, require
-from ..objectives import surrogate
+from ..objectives import mean, row_weights, surrogate
 from ..solvers import Adam, backtracking_line_search, conjugate_gradient, trust_region_step
 from .common import UpdateRule, advantages, commit, fail, fit_value_function, policy_stats
 
@@ -65,7 +65,7 @@ class TRPOUpdate(UpdateRule):
     def update(self, model, batch, rng, schedule):
         """g, CG for F^-1 g, KKT step, line search (module docstring), then fit V. Returns diagnostics."""
         cfg, policy, obs_no, act = self.config, model.policy, batch.obs_no, batch.act
-        adv_n, theta_old_p = advantages(batch, cfg.normalize_advantages), policy.theta
+        adv_n, theta_old_p, u_n = advantages(batch, cfg.normalize_advantages), policy.theta, batch.u_n
         old = policy.distribution(obs_no)
 
         last = {}
@@ -75,11 +75,13 @@ class TRPOUpdate(UpdateRule):
             the constraint, at the same point: one forward serves both."""
             if last.get("theta_p") is not theta_p:
                 new = policy.distribution(obs_no, theta_p)
-                last.update(theta_p=theta_p, value=(surrogate(new, act, adv_n, batch.logp_n)[0], old.kl(new).mean()))
+                last.update(theta_p=theta_p, value=(surrogate(new, act, adv_n, batch.logp_n, u_n)[0],
+                                                    mean(old.kl(new), u_n)))
             return last["value"]
 
-        surr_before, g_p = policy.objective_grad(obs_no, surrogate, act, adv_n, batch.logp_n)
-        fvp = policy.fvp_operator(obs_no[::cfg.fvp_subsample], damping=cfg.cg_damping)
+        surr_before, g_p = policy.objective_grad(obs_no, surrogate, act, adv_n, batch.logp_n, u_n)
+        k = cfg.fvp_subsample
+        fvp = policy.fvp_operator(obs_no[::k], damping=cfg.cg_damping, u_n=row_weights(batch.valid_n[::k]))
         x_p, cg = conjugate_gradient(fvp, g_p, cfg.cg_iters)
         step_p, kkt = trust_region_step(x_p, fvp(x_p), cfg.max_kl)
         info = {"surrogate_before": surr_before, "cg_iterations": cg["iterations"],
@@ -98,7 +100,7 @@ class TRPOUpdate(UpdateRule):
                 fail(info, "no step accepted")
         new = policy.distribution(obs_no)
         info.update(line_search_accepted=ls["accepted"], line_search_backtracks=ls["backtracks"],
-                    step_fraction=ls["step_fraction"], surrogate_after=surrogate(new, act, adv_n, batch.logp_n)[0])
-        info.update(policy_stats(old, new))
+                    step_fraction=ls["step_fraction"], surrogate_after=surrogate(new, act, adv_n, batch.logp_n, u_n)[0])
+        info.update(policy_stats(old, new, u_n))
         info.update(fit_value_function(model.value, self.optims["vf_optim"], batch, cfg, rng))
         return info

@@ -42,13 +42,13 @@ class VPGUpdate(UpdateRule):
 
     def update(self, model, batch, rng, schedule):
         """One Adam step along ``g = mean(grad log pi A)`` (module docstring), then fit V. Returns diagnostics."""
-        cfg, policy, n = self.config, model.policy, len(batch.obs_no)
+        cfg, policy, u_n = self.config, model.policy, batch.u_n
         old = policy.distribution(batch.obs_no)
-        w_n = advantages(batch, cfg.normalize_advantages) / n
+        w_n = advantages(batch, cfg.normalize_advantages) * u_n  # reset steps weigh 0
         pg, g_p = policy.objective_grad(batch.obs_no, weighted_log_prob, batch.act, w_n)  # g = mean(A grad log pi)
         theta_p, step = self.optims["pi_optim"].step(policy.theta, -g_p)  # Adam minimises: ascend on g
         info = {"surrogate_before": pg, "grad_norm": step["grad_norm"]}
         commit(policy, theta_p, info)
-        info.update(policy_stats(old, policy.distribution(batch.obs_no)))
+        info.update(policy_stats(old, policy.distribution(batch.obs_no), u_n))
         info.update(fit_value_function(model.value, self.optims["vf_optim"], batch, cfg, rng))
         return info
