@@ -33,6 +33,10 @@ class Evaluator:
     def start_clock(self):
         self._last = time.perf_counter()
 
+    def due(self, num_steps):
+        """Whether the call after an update at ``num_steps`` evaluates (and so needs the agent's current state)."""
+        return num_steps >= self.next_eval
+
     def __call__(self, agent, diagnostics):
         now = time.perf_counter()
         self.train_seconds += now - (self._last if self._last is not None else now)

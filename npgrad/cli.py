@@ -203,6 +203,11 @@ def cmd_train(args):
         agent.resume(logger)
     if show:
         print(file=sys.stderr)
+    return finish_run(agent, run_dir, run_config, logger, stop)
+
+
+def finish_run(agent, run_dir, run_config, logger, stop):
+    """After training: the Ctrl-C checkpoint of an interrupted run (exit status 130), or the model and curve."""
     if stop.requested and agent.num_steps < agent.progress.total_steps:
         path = logger.save_checkpoint(agent)
         print(f"interrupted at {agent.num_steps:,} steps; saved {path}. Continue with: "
@@ -214,7 +219,8 @@ def cmd_train(args):
     steps, _, returns = zip(*logger.evaluator.history) if logger.evaluator.history else ((), (), ())
     with runs.writing(run_dir, curve):
         curve = plot_curves({run_config["algo"]: (steps, returns)}, curve, run_config["env_id"]) if steps else None
-    print(f"done: {agent.num_steps:,} steps; wrote {model}" + (f" and {curve}" if curve else ""), file=sys.stderr)
+    if logger.show:
+        print(f"done: {agent.num_steps:,} steps; wrote {model}" + (f" and {curve}" if curve else ""), file=sys.stderr)
     return 0
 
 

@@ -65,7 +65,7 @@ class Policy:
 
     @property
     def num_params(self):
-        return len(self.theta)
+        return self.theta.shape[-1]
 
     def forward(self, obs_no, theta_p=None, features_nf=None):
         """``obs_no (n, o) -> Forward`` at ``theta_p``. With gSDE, ``sigma`` is computed from the last hidden
@@ -100,6 +100,8 @@ class Policy:
 
     def project(self, theta_p):
         """``theta`` with the head's parameters kept in range (the log-std in ``LOG_STD_BOUNDS``)."""
+        if self.head.num_params == 0:
+            return theta_p
         n = self.num_net_params
         return np.concatenate([theta_p[..., :n], self.head.project(theta_p[..., n:])], axis=-1)
 
@@ -140,8 +142,8 @@ class Policy:
         def fvp(v_p):
             Mv = fwd.dist.fisher_vp(*self.jvp(fwd, v_p))
             if u_n is None:
-                return self.vjp(fwd, Mv) / n + damping * v_p
-            return self.vjp(fwd, scale_rows(Mv, u_n)) + damping * v_p
+                return self.vjp(fwd, Mv) / n + np.asarray(damping)[..., None] * v_p
+            return self.vjp(fwd, scale_rows(Mv, u_n)) + np.asarray(damping)[..., None] * v_p  # damping per agent
 
         return fvp
 

@@ -1,21 +1,33 @@
 """Populations: many seeds and hyperparameter settings of one algorithm, trained as one.
 
     pop = npgrad.PPO("CartPole-v1", seed=range(16), lr=[1e-3, 3e-3] * 8)   # 16 members
-    pop.learn(50_000, eval_every=5_000)     # in worker processes, one per core
+    pop.learn(50_000, eval_every=5_000)     # stacked, in one worker process per core
     pop.aggregate()                         # per setting: IQM of the evaluation returns, 95% CI, per step
     pop[3].predict(obs)                     # member 3 is an ordinary agent: predict, evaluate, save
 
-Member ``k`` is the agent ``npgrad.PPO(env, seed=seeds[k], **settings[k])`` would train alone, bit for
-bit: its parameters, optimiser state and evaluations. A worker process receives a member's
-algorithm, environment id, seed, configuration and arrays, trains it, and sends back its arrays
-and JSON; no agent object crosses a process boundary, and the results do not depend on which
-worker ran which member, or on how many workers there were.
+**Stacked.** The members of a worker train as one stack (``train_stack``): their parameters are one
+``(S, p)`` array, every step is one policy forward for all of them (``np.matmul`` on ``(S, n, i) @
+(S, i, o)``), and every update is one call of the algorithm's update rule on ``(S, n, ...)`` batches,
+whose control flow differs per member through masks (``npgrad/algos/common.py``). This removes
+NumPy's per-call overhead, which dominates small networks. Each member keeps its own environments,
+observation and reward filters and random generator (``npgrad.rngs.Generators``).
 
-A setting that is a number of the update (learning rates, clip range, entropy coefficient,
-max KL, damping, gamma, lambda, ...) may be a list with one value per member: one population is
-then a sweep. Structural settings (network sizes, ``n_envs``, ``n_steps``, minibatch sizes, the
-objective, ...) are shared by every member. Each member keeps its own environments, seeded as a
-solo run seeds them, and a member's failed update (or exception) changes no other member.
+**Exact.** Member ``k`` is the agent ``npgrad.PPO(env, seed=seeds[k], **settings[k])`` would train
+alone, bit for bit: parameters, optimiser state, generator, evaluations (``tests/test_population.py``,
+every algorithm). A stacked product rounds exactly as the same product alone, and every batch of a
+configuration has one shape (reset steps weigh 0 rather than being dropped). So results do not
+depend on which worker ran a member, or on how many workers there were.
+
+**Workers.** A worker process receives its members' algorithm, environment id, seeds,
+configurations and arrays (plain data, no agent object), trains them as a stack, and sends back
+their arrays and JSON. ``workers=1`` trains the whole population here as one stack.
+
+**Settings.** A setting that is a number of the update (learning rates, clip range, entropy
+coefficient, max KL, damping, gamma, lambda, ...) may be a list with one value per member: one
+population is then a sweep, and the stack carries those numbers as ``(S,)`` arrays. Structural
+settings (network sizes, ``n_envs``, ``n_steps``, minibatch sizes, the objective, ...) are shared by
+every member. A member's failed update changes no other member; an exception (an environment that
+raises) stops the stack it happens in, and the other workers' members finish.
 """
 from __future__ import annotations
 
@@ -33,13 +45,19 @@ from typing import NamedTuple
 import gymnasium as gym
 import numpy as np
 
+from threadpoolctl import threadpool_limits
+
 from .agent import ALGOS, agent_config, load
 from .callbacks import Evaluator
 from .config import MEMORY_LIMIT, require_bool, require_integer, training_memory
 from .envs import spaces_of
 from .errors import ConfigError, FileFormatError, NpgradError, shown
 from .observations import encoded_dim
+from .policy import ActorCritic, TrunkValue
+from .rngs import Generators
+from .rollout import StackedRollout
 from .stats import interval, iqm, median
+from .train import Progress, plain, train
 
 FORMAT = "npgrad-population"
 INDEX = "population.json"
@@ -125,23 +143,103 @@ def default_workers(workers, size):
     return min(workers, size)
 
 
-# --- training one member, here or in a worker process ------------------------------------------------------
+# --- training a stack of members, here or in a worker process ------------------------------------------
 
 
-def train_member(agent, steps, evaluator):
-    """``agent.learn(steps)`` with ``evaluator`` (or none). A member that has trained before starts from freshly
-    seeded environments (``Agent.restart_envs``), as a run resumed from a checkpoint does: a worker process
-    builds the member's environments anew, and a member trained here must do the same to stay equal to it."""
-    if agent.num_steps > 0:
-        agent.restart_envs()
-    agent.learn(steps, callback=[evaluator] if evaluator is not None else None)
+def begin(agents, steps):
+    """Plan ``steps`` more environment steps for each agent, as ``Agent.learn`` does; one that trained before starts
+    from freshly seeded environments (``Agent.restart_envs``), as a run resumed from a checkpoint does: a worker
+    process builds a member's environments afresh, and a member trained here must do the same to stay equal."""
+    for agent in agents:
+        if agent.num_steps > 0:
+            agent.restart_envs()
+        agent.progress.begin(steps)
+
+
+def train_stack(agents, callbacks):
+    """Train ``agents`` (one algorithm and environment id, the same structural settings, the same progress) to the end
+    of their ``learn`` call as one stack: parameters ``(S, p)``, one policy forward per step for all of them, one
+    update of all (``npgrad.train.train``). Each agent keeps its own environments, filters and generator, and ends
+    exactly as ``agent.resume()`` would leave it. ``callbacks[k]`` (or None) is member ``k``'s ``learn`` callback;
+    it sees member ``k`` up to date whenever it is ``due(num_steps)`` (always, if it has no ``due``), and any
+    callback returning False stops the whole stack."""
+    first = agents[0]
+    if any(a.progress.state() != {**first.progress.state(), "failed_updates": a.progress.failed_updates}
+           for a in agents):
+        raise ConfigError("the members of one stack must be at the same step of the same learn call")
+    config, model = stacked_config([a.config for a in agents]), stacked_model(agents)
+    rule = type(first.rule)(config, model)
+    rule.load_state(stacked([a.rule.state() for a in agents]))
+    progress = Progress(**{**first.progress.state(), "failed_updates": np.array(
+        [a.progress.failed_updates for a in agents], dtype=np.int64)})
+    for callback in callbacks:
+        if hasattr(callback, "start_clock"):
+            callback.start_clock()
+
+    def sync(k):
+        agents[k].model.load_state(row(model.state(), k))
+        agents[k].rule.load_state(row(rule.state(), k))
+
+    def after_update(info):
+        go_on = True
+        for k, (agent, callback) in enumerate(zip(agents, callbacks)):
+            agent.progress.load_state({**progress.state(), "failed_updates": progress.failed_updates[k]})
+            if callback is not None:
+                if getattr(callback, "due", lambda n: True)(progress.num_steps):
+                    sync(k)
+                go_on &= callback(agent, plain(row(info, k))) is not False
+        return go_on
+
+    with threadpool_limits(limits=1, user_api="blas"):  # products this small gain nothing from threads
+        train(StackedRollout([a.rollout for a in agents]), model, rule, progress, Generators([a.rng for a in agents]),
+              config.gamma, config.lam, after_update)
+    for k, agent in enumerate(agents):
+        sync(k)
+        agent.progress.load_state({**progress.state(), "failed_updates": progress.failed_updates[k]})
+
+
+def stacked_config(configs):
+    """One config for a stack: each number of the update that differs between members as an ``(S,)`` array."""
+    config, numbers = copy.copy(configs[0]), per_member_fields(type(configs[0]))
+    for f in dataclasses.fields(config):
+        values = [getattr(c, f.name) for c in configs]
+        if any(v != values[0] for v in values):
+            if f.name not in numbers:
+                raise ConfigError(f"members of one stack must share {f.name} (a structural setting), got {values}")
+            setattr(config, f.name, np.array(values, dtype=np.float64))
+    return config
+
+
+def stacked_model(agents):
+    """The members' networks as one: the same layers, parameters ``(S, p)``."""
+    policy = copy.copy(agents[0].policy)
+    policy.theta = np.stack([a.policy.theta for a in agents])
+    if agents[0].model.shared:
+        return ActorCritic(policy, TrunkValue(policy))
+    value = copy.copy(agents[0].value_fn)
+    value.theta = np.stack([a.value_fn.theta for a in agents])
+    return ActorCritic(policy, value)
+
+
+def stacked(states):
+    """Nested dicts of arrays (one per member) as one nested dict of stacked arrays."""
+    if isinstance(states[0], dict):
+        return {name: stacked([s[name] for s in states]) for name in states[0]}
+    return np.stack([np.asarray(s) for s in states])
+
+
+def row(state, k):
+    """Member ``k``'s part of a stacked nested dict (a value that is not per member, as it is)."""
+    if isinstance(state, dict):
+        return {name: row(value, k) for name, value in state.items()}
+    return state[k] if isinstance(state, np.ndarray) and state.ndim >= 1 else state
 
 
 def make_evaluator(every, episodes, state):
     if not every:
         return None
     evaluator = Evaluator(every=every, episodes=episodes)
-    evaluator.history = [tuple(row) for row in state.get("history", [])]
+    evaluator.history = [tuple(r) for r in state.get("history", [])]
     evaluator.next_eval = state.get("next_eval", every)
     evaluator.train_seconds = state.get("train_seconds", 0.0)
     return evaluator
@@ -150,7 +248,7 @@ def make_evaluator(every, episodes, state):
 def evaluator_state(evaluator, state):
     if evaluator is None:
         return state
-    return {"history": [list(row) for row in evaluator.history], "next_eval": evaluator.next_eval,
+    return {"history": [list(r) for r in evaluator.history], "next_eval": evaluator.next_eval,
             "train_seconds": evaluator.train_seconds}
 
 
@@ -163,8 +261,18 @@ def worker_context():
                                        not sys.platform.startswith("darwin") else "spawn")
 
 
+def chunked(items, n_chunks):
+    """``items`` in ``n_chunks`` consecutive chunks of (nearly) equal length, none empty."""
+    size = -(-len(items) // max(1, min(n_chunks, len(items))))
+    return [items[i:i + size] for i in range(0, len(items), size)]
+
+
+class MemberFailed(NpgradError):
+    """A member's training raised in a worker; the message is the worker's ``Type: message``."""
+
+
 class Task(NamedTuple):
-    """What a worker process receives: configurations, seeds and arrays (plain data, no agent)."""
+    """What a worker receives for one member: configurations, seeds and arrays (plain data, no agent)."""
 
     algo: str
     env_id: str
@@ -178,15 +286,23 @@ class Task(NamedTuple):
     evaluation: dict
 
 
-def learn_in_worker(task):
-    """A worker process's job: rebuild the member from its task, train it, and return ``(arrays, meta,
-    evaluation)``: the agent's state (``Agent.state``) and its evaluation history."""
-    cls = ALGOS[task.algo]
-    agent = cls(task.env_id, seed=task.seed, config=cls.Config.from_dict(task.config))
-    agent.load_state(task.arrays, task.meta)
-    evaluator = make_evaluator(task.eval_every, task.eval_episodes, task.evaluation)
-    train_member(agent, task.steps, evaluator)
-    return (*agent.state(), evaluator_state(evaluator, task.evaluation))
+def learn_chunk(tasks):
+    """A worker's job: rebuild the members of ``tasks`` (``Task``), train them as one stack (``train_stack``) and
+    return, per member, ``("ok", (arrays, meta, evaluation))``, or ``("error", message)`` for every member of the
+    chunk if training raised."""
+    agents, evaluators = [], []
+    for task in tasks:
+        cls = ALGOS[task.algo]
+        agent = cls(task.env_id, seed=task.seed, config=cls.Config.from_dict(task.config))
+        agent.load_state(task.arrays, task.meta)
+        agents.append(agent)
+        evaluators.append(make_evaluator(task.eval_every, task.eval_episodes, task.evaluation))
+    try:
+        begin(agents, tasks[0].steps)
+        train_stack(agents, evaluators)
+    except Exception as e:  # noqa: BLE001 - reported for these members; other chunks go on
+        return [("error", f"{type(e).__name__}: {e}")] * len(tasks)
+    return [("ok", (*a.state(), evaluator_state(e, t.evaluation))) for a, e, t in zip(agents, evaluators, tasks)]
 
 
 # --- the population ---------------------------------------------------------------------------------
@@ -291,45 +407,44 @@ class Population:
             bar.close()
         if failures:
             k, error = next(iter(sorted(failures.items())))
+            why = str(error) if isinstance(error, MemberFailed) else f"{type(error).__name__}: {error}"
             raise NpgradError(f"{len(failures)} of {len(self)} members failed (the others trained); member {k} "
-                              f"(seed {self.members[k].seed}): {type(error).__name__}: {error}") from error
+                              f"(seed {self.members[k].seed}): {why}") from error
         return self
 
     def train(self, total_steps, eval_every, eval_episodes, workers):
-        """Yield ``(k, None or the exception)`` as each member finishes, in whatever order they do."""
+        """Yield ``(k, None or the exception)`` as each member finishes: with one worker, all members as one stack
+        here; with more, one chunk of members per worker process, each chunk a stack."""
         if workers == 1:
-            for k, agent in enumerate(self.members):
-                evaluator = make_evaluator(eval_every, eval_episodes, self.evaluations[k])
-                try:
-                    train_member(agent, total_steps, evaluator)
-                except Exception as e:  # noqa: BLE001 - one member's failure must not stop the others
-                    yield k, e
-                    continue
-                self.evaluations[k] = evaluator_state(evaluator, self.evaluations[k])
-                yield k, None
+            evaluators = [make_evaluator(eval_every, eval_episodes, e) for e in self.evaluations]
+            try:
+                begin(self.members, total_steps)
+                train_stack(self.members, evaluators)
+            except Exception as e:  # noqa: BLE001 - reported per member, as from a worker
+                yield from ((k, e) for k in range(len(self)))
+                return
+            self.evaluations = [evaluator_state(v, e) for v, e in zip(evaluators, self.evaluations)]
+            yield from ((k, None) for k in range(len(self)))
             return
         tasks = self.tasks(total_steps, eval_every, eval_episodes)
-        context = worker_context()
-        with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
-            futures = {pool.submit(learn_in_worker, task): k for k, task in enumerate(tasks)}
+        chunks = chunked(list(range(len(self))), workers)
+        with concurrent.futures.ProcessPoolExecutor(workers, mp_context=worker_context()) as pool:
+            futures = {pool.submit(learn_chunk, [tasks[k] for k in chunk]): chunk for chunk in chunks}
             for future in concurrent.futures.as_completed(futures):
-                k = futures[future]
-                try:
-                    self.take(k, future.result())
-                except Exception as e:  # noqa: BLE001
-                    yield k, e
-                    continue
-                yield k, None
+                yield from self.take_chunk(futures[future], future.result())
 
     def tasks(self, total_steps, eval_every, eval_episodes):
         """One ``Task`` per member: what a worker needs to rebuild and train it."""
         return [Task(m.name, m.env_id, m.seed, m.config.to_dict(), *m.state(), total_steps, eval_every,
                      eval_episodes, self.evaluations[k]) for k, m in enumerate(self.members)]
 
-    def take(self, k, result):
-        """Member ``k`` as a worker left it: ``(arrays, meta, evaluation)``."""
-        arrays, meta, self.evaluations[k] = result
-        self.members[k].load_state(arrays, meta)
+    def take_chunk(self, chunk, results):
+        """Members ``chunk`` as a worker left them (``learn_chunk``'s results); yields ``(k, None or the error)``."""
+        for k, (kind, value) in zip(chunk, results):
+            if kind == "ok":
+                arrays, meta, self.evaluations[k] = value
+                self.members[k].load_state(arrays, meta)
+            yield k, None if kind == "ok" else MemberFailed(value)
 
     def train_on_ray(self, address):
         """``train``, with chunks of members as Ray tasks (``npgrad/ray_backend.py``)."""
@@ -337,17 +452,14 @@ class Population:
 
         ray = ray_backend.connect(address)
 
-        def train(total_steps, eval_every, eval_episodes, workers):
+        def train_chunks(total_steps, eval_every, eval_episodes, workers):
             tasks = self.tasks(total_steps, eval_every, eval_episodes)
-            chunks = ray_backend.chunked(list(range(len(self))), ray_backend.default_chunks(ray))
+            chunks = chunked(list(range(len(self))), ray_backend.default_chunks(ray))
             jobs = [[tasks[k] for k in chunk] for chunk in chunks]
-            for i, results in ray_backend.map_chunks(ray_backend.learn_chunk, jobs, ray):
-                for k, (kind, value) in zip(chunks[i], results):
-                    if kind == "ok":
-                        self.take(k, value)
-                    yield k, None if kind == "ok" else NpgradError(value)
+            for i, results in ray_backend.map_chunks(learn_chunk, jobs, ray):
+                yield from self.take_chunk(chunks[i], results)
 
-        return train
+        return train_chunks
 
     def aggregate(self):
         """``{label: Curve}``: the members with the same settings (all but their seed) pooled at each evaluation step:

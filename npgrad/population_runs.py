@@ -25,8 +25,8 @@ import sys
 import time
 
 from . import runs
-from .errors import ConfigError, FileFormatError, shown
-from .population import aggregate_curves, default_workers, per_member_fields, worker_context
+from .errors import ConfigError, FileFormatError, NpgradError, shown
+from .population import aggregate_curves, chunked, default_workers, per_member_fields, worker_context
 from .stats import iqm
 
 INDEX, AGGREGATE = "population.json", "aggregate.csv"
@@ -143,18 +143,37 @@ def finished(index, member, run_dir):
     return read_header(model)["progress"]["num_steps"] >= index["steps"]
 
 
-def run_member(argv):
-    """A worker process's job: one member trained by ``npgrad train`` as a solo run; its exit status and message."""
-    from .cli import main
+def run_stack(argvs):
+    """A worker's job: the members given by their ``npgrad train`` arguments, each set up as its solo run would be
+    (a new run folder, or one resumed from its checkpoint), then trained as stacks of members at the same step
+    (``population.train_stack``), each with its run folder's logger. Returns ``[(exit status, message)]``."""
+    from .cli import build_parser, finish_run, resume_run, start_run
+    from .population import train_stack
 
-    err = text_io.StringIO()
-    stderr, sys.stderr = sys.stderr, err
-    try:
-        status = main(argv)
-    finally:
-        sys.stderr = stderr
-    lines = [line for line in err.getvalue().splitlines() if line.startswith("npgrad: error")]
-    return status, lines[-1] if lines else ""
+    parser, results, members = build_parser(), [None] * len(argvs), []
+    with runs.StopOnSignal() as stop:
+        for i, argv in enumerate(argvs):
+            args = parser.parse_args(argv)
+            try:
+                agent, run_dir, run_config, state = resume_run(args) if args.resume else start_run(args)
+            except NpgradError as e:
+                results[i] = (getattr(e, "exit_status", 2), f"npgrad: error: {e}")
+                continue
+            members.append((i, agent, run_dir, run_config, runs.RunLogger(run_dir, run_config, state, stop=stop,
+                                                                            show=False)))
+        groups = {}
+        for member in members:  # a stack trains members at the same step of the same budget
+            groups.setdefault(tuple(sorted(member[1].progress.state().items() - {("failed_updates", 0)})), []).append(
+                member)
+        for group in groups.values():
+            try:
+                train_stack([m[1] for m in group], [m[4] for m in group])
+                for i, agent, run_dir, run_config, logger in group:
+                    results[i] = (finish_run(agent, run_dir, run_config, logger, stop), "")
+            except NpgradError as e:
+                for m in group:
+                    results[m[0]] = (getattr(e, "exit_status", 2), f"npgrad: error: {e}")
+    return results
 
 
 def train_population(index, run_dir, workers, resume=False, show=True, backend="local", address=None):
@@ -190,14 +209,17 @@ def train_population(index, run_dir, workers, resume=False, show=True, backend="
 
 
 def train_here(index, run_dir, todo, resume, workers, stop):
-    """Yield ``(member, exit status, message)`` as each member's worker process finishes."""
+    """Yield ``(member, exit status, message)`` as each worker process finishes its chunk of members (a stack)."""
+    chunks = chunked(todo, workers)
     with concurrent.futures.ProcessPoolExecutor(workers, mp_context=worker_context()) as pool:
-        futures = {pool.submit(run_member, member_argv(index, m, run_dir, resume)): m for m in todo}
+        futures = {pool.submit(run_stack, [member_argv(index, m, run_dir, resume) for m in chunk]): chunk
+                   for chunk in chunks}
         for future in concurrent.futures.as_completed(futures):
             if stop.requested:
                 for f in futures:
                     f.cancel()
-            yield (futures[future], *future.result())
+            for member, (status, message) in zip(futures[future], future.result()):
+                yield member, status, message
 
 
 def train_on_ray(index, run_dir, todo, resume, address, stop):
@@ -216,7 +238,7 @@ def train_on_ray(index, run_dir, todo, resume, address, stop):
         files = ray_backend.read_files(member_dir) if resume and os.path.isdir(member_dir) else {}
         jobs.append({"member": m, "dir": member_dir, "argv": member_argv(index, m, run_dir, resume), "files": files,
                      "config": index["config"], "config_text": config_text})
-    chunks = ray_backend.chunked(jobs, ray_backend.default_chunks(ray))
+    chunks = chunked(jobs, ray_backend.default_chunks(ray))
     for i, results in ray_backend.map_chunks(ray_backend.run_chunk, chunks, ray):
         for job, (status, message, files) in zip(chunks[i], results):
             with runs.writing(run_dir, job["dir"]):

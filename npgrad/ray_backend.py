@@ -15,7 +15,6 @@ Without an address a local Ray instance is started with this machine's cores.
 """
 from __future__ import annotations
 
-import math
 import os
 import tempfile
 
@@ -43,12 +42,6 @@ def connect(address=None):
     return ray
 
 
-def chunked(items, n_chunks):
-    """``items`` in ``n_chunks`` consecutive chunks of (nearly) equal length, none empty."""
-    size = math.ceil(len(items) / max(1, min(n_chunks, len(items))))
-    return [items[i:i + size] for i in range(0, len(items), size)]
-
-
 def default_chunks(ray):
     """One chunk per CPU of the cluster: every core busy, each task a population of its own."""
     return max(1, int(ray.cluster_resources().get("CPU", 1)))
@@ -68,38 +61,25 @@ def map_chunks(fn, chunks, ray):
 # --- what a task does -------------------------------------------------------------------------------------
 
 
-def learn_chunk(tasks):
-    """A chunk of ``population.Task`` s trained one after another: ``[("ok", (arrays, meta, evaluation)) or ("error",
-    message)]``, one per task; a member that raises does not stop the rest of its chunk."""
-    from .population import learn_in_worker
-
-    results = []
-    for task in tasks:
-        try:
-            results.append(("ok", learn_in_worker(task)))
-        except Exception as e:  # noqa: BLE001 - reported for this member alone, as the local backend does
-            results.append(("error", f"{type(e).__name__}: {e}"))
-    return results
-
-
 def run_chunk(jobs):
-    """A chunk of member run folders, each trained by ``npgrad train`` in a scratch folder from the files it was sent
-    (none for a new member; a checkpointed one resumes). Returns ``[(status, message, files)]``, ``files`` being the
-    member folder's ``{relative path: bytes}`` afterwards."""
-    from .population_runs import run_member
+    """A chunk of member run folders trained as stacks by ``npgrad train`` arguments (``population_runs.run_stack``),
+    each in a scratch folder made from the files it was sent (none for a new member; a checkpointed one resumes).
+    Returns ``[(status, message, files)]``, ``files`` being each member folder's ``{relative path: bytes}`` after."""
+    from .population_runs import run_stack
 
-    results = []
-    for job in jobs:
-        with tempfile.TemporaryDirectory(prefix="npgrad-") as scratch:
-            member_dir, config = os.path.join(scratch, "member"), os.path.join(scratch, "config.yaml")
+    with tempfile.TemporaryDirectory(prefix="npgrad-") as scratch:
+        argvs, folders = [], []
+        for k, job in enumerate(jobs):
+            member_dir, config = os.path.join(scratch, f"member-{k}"), os.path.join(scratch, f"config-{k}.yaml")
             write_files(member_dir, job["files"])
             if job["config_text"] is not None:
                 with open(config, "w") as f:
                     f.write(job["config_text"])
-            argv = [member_dir if arg == job["dir"] else config if arg == job["config"] else arg for arg in job["argv"]]
-            status, message = run_member(argv)
-            results.append((status, message, read_files(member_dir) if os.path.isdir(member_dir) else {}))
-    return results
+            argvs.append([member_dir if a == job["dir"] else config if a == job["config"] else a for a in job["argv"]])
+            folders.append(member_dir)
+        results = run_stack(argvs)
+        return [(status, message, read_files(folder) if os.path.isdir(folder) else {})
+                for (status, message), folder in zip(results, folders)]
 
 
 def read_files(folder):

@@ -108,7 +108,8 @@ class Batch:
 
 @dataclass
 class Trajectory:
-    """``T`` vector steps of ``E`` environments, as collected; row ``T`` of ``obs_teo`` is the bootstrap row."""
+    """``T`` vector steps of ``E`` environments (of each of ``S`` stacked agents: ``(T, S, E)``), as collected;
+    row ``T`` of ``obs_teo`` is the bootstrap row."""
 
     obs_teo: np.ndarray  # (T + 1, E, o) normalised observations; row T follows the last step
     act_te: np.ndarray  # (T, E) or (T, E, a)
@@ -121,9 +122,14 @@ class Trajectory:
     episode_lengths: list
 
     def flatten(self, val_te, adv_te, ret_te):
-        """The ``Batch`` of all ``T * E`` rows (time-major), given ``(T, E)`` values, advantages and value targets."""
-        T, E = self.valid_te.shape
-        rows = lambda x: x.reshape(T * E, *x.shape[2:])  # noqa: E731
+        """The ``Batch`` of all ``T * E`` rows (time-major), given ``(T, E)`` values, advantages and value targets;
+        for ``S`` stacked agents, ``(T, S, E)`` arrays give each agent's rows, ``(S, T * E, ...)``."""
+        T, *lead, E = self.valid_te.shape
+
+        def rows(x):
+            x = np.moveaxis(x, 0, len(lead))  # time after the agent axis: each agent's rows are its own
+            return x.reshape(*lead, T * E, *x.shape[len(lead) + 2:])
+
         return Batch(rows(self.obs_teo[:-1]), rows(self.act_te), rows(self.logp_te), rows(val_te), rows(adv_te),
                      rows(ret_te), rows(self.valid_te), T * E, self.episode_returns, self.episode_lengths)
 
@@ -171,40 +177,100 @@ class Rollout:
         scaled_e = rew_e / np.sqrt(self.reward_filter.var[0] + self.reward_filter.eps)
         return np.clip(scaled_e, -self.clip_reward, self.clip_reward)
 
+    lead = ()  # one agent; a StackedRollout has (S,)
+
+    def begin(self):
+        """Start a rollout: the episodes it finishes are listed afresh."""
+        self.finished = ([], [])
+
+    def observe(self):
+        """The observations the policy acts on now, ``(E, o)``: encoded, normalised (the filter learns them)."""
+        return self._normalize(self.x_eo, update=True)
+
+    def bootstrap(self):
+        """The observations after the rollout's last step, normalised (the filter does not learn them)."""
+        return self._normalize(self.x_eo, update=False)
+
+    def step(self, act_env, t):
+        """Step every environment with ``act_env``; ``(reward, terminated, truncated, valid)`` of this step."""
+        valid_e = ~self.resetting_e
+        try:
+            self.obs_eo, rew_e, term_e, trunc_e, _ = self.envs.step(act_env)
+        except Exception as e:  # the agent is untouched: it only changes after a complete rollout
+            raise EnvError(f"the environment raised at rollout step {t} (of {self.n_steps}): "
+                           f"{type(e).__name__}: {e}") from e
+        self.x_eo = encode(self.envs.single_observation_space, self.obs_eo)  # once per step: checked, then used
+        check_finite(self.x_eo, rew_e, t)
+        done_e = term_e | trunc_e
+        scaled_e = self._scale(rew_e, done_e, valid_e)
+        self.ep_return_e += rew_e
+        self.ep_length_e += valid_e
+        if done_e.any():
+            self.finished[0].extend(self.ep_return_e[done_e].tolist())
+            self.finished[1].extend(self.ep_length_e[done_e].tolist())
+            self.ep_return_e[done_e], self.ep_length_e[done_e] = 0.0, 0
+        self.resetting_e = done_e
+        return scaled_e, term_e, trunc_e, valid_e
+
     def collect(self, policy, rng):
         """``n_steps`` vector steps with one batched policy forward each (docs/06). Returns a ``Trajectory``."""
-        T, E, head = self.n_steps, self.num_envs, policy.head
-        obs_teo = np.empty((T + 1, E, policy.obs_dim))  # row T: the observation after the last step
-        act_te = np.empty((T, E, *head.act_shape), dtype=head.act_dtype)
-        logp_te, rew_te = np.empty((T, E)), np.empty((T, E))
-        term_te, trunc_te, valid_te = np.empty((T, E), bool), np.empty((T, E), bool), np.empty((T, E), bool)
-        ep_returns, ep_lengths = [], []
-        explore = None
-        for t in range(T):
-            if t % self.sde_sample_freq == 0:
-                explore = policy.exploration(E, rng)  # gSDE's noise matrices; None for other heads
-            obs_eo = self._normalize(self.x_eo, update=True)
-            fwd = policy.forward(obs_eo)
-            act = policy.sample(fwd, rng, explore)
-            obs_teo[t], act_te[t], logp_te[t] = obs_eo, act, fwd.dist.log_prob(act)
-            valid_te[t] = ~self.resetting_e
-            try:
-                self.obs_eo, rew_e, term_e, trunc_e, _ = self.envs.step(policy.to_env(act))
-            except Exception as e:  # the agent is untouched: it only changes after a complete rollout
-                raise EnvError(f"the environment raised at rollout step {t} (of {T}): {type(e).__name__}: {e}") from e
-            self.x_eo = encode(self.envs.single_observation_space, self.obs_eo)  # once per step: checked, then used
-            check_finite(self.x_eo, rew_e, t)
-            done_e = term_e | trunc_e
-            rew_te[t], term_te[t], trunc_te[t] = self._scale(rew_e, done_e, valid_te[t]), term_e, trunc_e
-            self.ep_return_e += rew_e
-            self.ep_length_e += valid_te[t]
-            if done_e.any():
-                ep_returns.extend(self.ep_return_e[done_e].tolist())
-                ep_lengths.extend(self.ep_length_e[done_e].tolist())
-                self.ep_return_e[done_e], self.ep_length_e[done_e] = 0.0, 0
-            self.resetting_e = done_e
-        obs_teo[T] = self._normalize(self.x_eo, update=False)
-        return Trajectory(obs_teo, act_te, logp_te, rew_te, term_te, trunc_te, valid_te, ep_returns, ep_lengths)
+        return collect(self, policy, rng)
+
+
+class StackedRollout:
+    """The rollouts of ``S`` agents (each its own ``Rollout``: environments, filters, episodes) taken as one: one
+    policy forward for all agents per step, then each agent's environments stepped with its actions. Arrays are
+    ``(T, S, E, ...)``; each agent's numbers are those its own rollout would give."""
+
+    def __init__(self, rollouts):
+        self.rollouts = list(rollouts)
+        first = self.rollouts[0]
+        self.n_steps, self.num_envs, self.sde_sample_freq = first.n_steps, first.num_envs, first.sde_sample_freq
+        self.lead = (len(self.rollouts),)
+
+    def begin(self):
+        for r in self.rollouts:
+            r.begin()
+
+    def observe(self):
+        return np.stack([r.observe() for r in self.rollouts])
+
+    def bootstrap(self):
+        return np.stack([r.bootstrap() for r in self.rollouts])
+
+    def step(self, act_env, t):
+        return tuple(np.stack(parts) for parts in zip(*(r.step(a, t) for r, a in zip(self.rollouts, act_env))))
+
+    @property
+    def finished(self):
+        return tuple([r.finished[i] for r in self.rollouts] for i in (0, 1))
+
+    def collect(self, policy, rng):
+        """As ``Rollout.collect``, for every agent at once (``policy`` holds ``(S, p)`` parameters and ``rng`` is a
+        ``npgrad.rngs.Generators``)."""
+        return collect(self, policy, rng)
+
+
+def collect(rollout, policy, rng):
+    """``T`` vector steps of a ``Rollout`` (or ``StackedRollout``): one batched forward, a sample and an environment
+    step each; gSDE's exploration matrices drawn every ``sde_sample_freq`` steps. Returns a ``Trajectory``."""
+    T, E, lead, head = rollout.n_steps, rollout.num_envs, rollout.lead, policy.head
+    obs_teo = np.empty((T + 1, *lead, E, policy.obs_dim))  # row T: the observation after the last step
+    act_te = np.empty((T, *lead, E, *head.act_shape), dtype=head.act_dtype)
+    logp_te, rew_te = np.empty((T, *lead, E)), np.empty((T, *lead, E))
+    term_te, trunc_te, valid_te = (np.empty((T, *lead, E), bool) for _ in range(3))
+    rollout.begin()
+    explore = None
+    for t in range(T):
+        if t % rollout.sde_sample_freq == 0:
+            explore = policy.exploration(E, rng)  # gSDE's noise matrices; None for other heads
+        obs_teo[t] = rollout.observe()
+        fwd = policy.forward(obs_teo[t])
+        act = policy.sample(fwd, rng, explore)
+        act_te[t], logp_te[t] = act, fwd.dist.log_prob(act)
+        rew_te[t], term_te[t], trunc_te[t], valid_te[t] = rollout.step(policy.to_env(act), t)
+    obs_teo[T] = rollout.bootstrap()
+    return Trajectory(obs_teo, act_te, logp_te, rew_te, term_te, trunc_te, valid_te, *rollout.finished)
 
 
 def check_finite(obs_eo, rew_e, t):

@@ -414,6 +414,10 @@ class RunLogger:
     def start_clock(self):
         self.evaluator.start_clock()
 
+    def due(self, num_steps):
+        """Whether the call after an update at ``num_steps`` evaluates or checkpoints (needs the agent's state)."""
+        return self.evaluator.due(num_steps) or num_steps >= self.next_checkpoint
+
     def state(self):
         """What a checkpoint stores about this run besides the agent (JSON)."""
         e = self.evaluator

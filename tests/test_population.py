@@ -14,17 +14,20 @@ import npgrad
 from npgrad.callbacks import Evaluator
 from npgrad.cli import main
 from npgrad.errors import ConfigError, FileFormatError, NpgradError
+from npgrad import population
 from npgrad.population import Population, aggregate_curves, load_population, member_settings
 from npgrad.runs import eval_curve
 
 TINY = {"n_envs": 2, "n_steps": 64}  # a batch of 128: the default value minibatch
 STEPS, EVERY = 512, 256
-CONFIGS = {"vpg": {}, "npg": {}, "trpo": {}, "ppo": {}, "ppo-kl": {"objective": "kl_penalty"}, "a2c": {}}
+CONFIGS = {"vpg": {}, "npg": {}, "trpo": {}, "ppo": {}, "ppo-kl": {"objective": "kl_penalty"}, "a2c": {},
+           "ppo-early-stop": {"target_kl": 0.002}, "ppo-shared": {"shared_trunk": True, "clip_range_vf": 0.2},
+           "a2c-rmsprop": {"optimizer": "rmsprop"}, "npg-cg": {"fisher": "cg"}}
 
 
-def solo(algo, seed, steps=STEPS, eval_every=EVERY, **overrides):
+def solo(algo, seed, steps=STEPS, eval_every=EVERY, env="CartPole-v1", **overrides):
     """The agent ``npgrad.ALGO(env, seed)`` trains alone, with the evaluations a population member gets."""
-    agent = npgrad.ALGOS[algo]("CartPole-v1", seed=seed, **TINY, **overrides)
+    agent = npgrad.ALGOS[algo](env, seed=seed, **TINY, **overrides)
     evaluator = Evaluator(eval_every, 3)
     agent.learn(steps, callback=[evaluator])
     return agent, [list(row) for row in evaluator.history]
@@ -42,15 +45,28 @@ def returns_of(evaluation):
 
 @pytest.mark.parametrize("name", CONFIGS)
 def test_a_member_is_its_solo_run(name):
+    """Three members trained as one stack (one worker: parameters (3, p), one forward and one update for all) end
+    bit for bit as each alone: parameters, optimiser moments, filters, counters, generator, evaluations."""
     algo, overrides = name.split("-")[0], CONFIGS[name]
-    pop = npgrad.ALGOS[algo]("CartPole-v1", seed=[3, 5], **TINY, **overrides)
-    assert isinstance(pop, Population) and pop.seeds == [3, 5]
-    pop.learn(STEPS, eval_every=EVERY, eval_episodes=3, workers=2)
-    for k, seed in enumerate([3, 5]):
+    pop = npgrad.ALGOS[algo]("CartPole-v1", seed=[3, 5, 8], **TINY, **overrides)
+    assert isinstance(pop, Population) and pop.seeds == [3, 5, 8]
+    pop.learn(STEPS, eval_every=EVERY, eval_episodes=3, workers=1)
+    for k, seed in enumerate([3, 5, 8]):
         agent, history = solo(algo, seed, **overrides)
-        assert same_state(pop[k], agent)  # parameters, optimiser moments, filters, counters, RNG: bit for bit
+        assert same_state(pop[k], agent)
         assert returns_of(pop.evaluations[k]) == [row[2] for row in history]
         assert [row[0] for row in pop.evaluations[k]["history"]] == [EVERY, 2 * EVERY]
+
+
+@pytest.mark.parametrize("algo", ["ppo", "trpo", "a2c"])
+def test_a_gaussian_member_with_normalisation_is_its_solo_run(algo):
+    """Pendulum's defaults: gSDE (exploration matrices drawn per member), observation and reward filters."""
+    pop = npgrad.ALGOS[algo]("Pendulum-v1", seed=[0, 1], **TINY)
+    pop.learn(STEPS, eval_every=EVERY, eval_episodes=3, workers=1)
+    assert pop[0].config.use_sde and pop[0].config.normalize_obs and pop[0].config.normalize_reward
+    for k in range(2):
+        agent, history = solo(algo, k, eval_every=EVERY, env="Pendulum-v1")
+        assert same_state(pop[k], agent) and returns_of(pop.evaluations[k]) == [row[2] for row in history]
 
 
 def test_workers_do_not_change_the_result_and_a_second_learn_call_restarts_the_environments():
@@ -73,7 +89,7 @@ def test_per_member_settings_reach_their_member():
     assert [m.config.lr for m in pop] == [1e-3, 3e-3, 1e-3]
     assert [m.config.ent_coef for m in pop] == [0.0, 0.01, 0.02]
     assert pop.varied() == ["lr", "ent_coef"] and pop.settings(1) == {"lr": 3e-3, "ent_coef": 0.01}
-    pop.learn(STEPS, eval_every=EVERY, eval_episodes=3, workers=2)
+    pop.learn(STEPS, eval_every=EVERY, eval_episodes=3, workers=1)  # one stack: lr and ent_coef are (3,) arrays
     agent, _ = solo("ppo", 0, lr=3e-3, ent_coef=0.01)
     assert same_state(pop[1], agent)
     assert not np.array_equal(pop[0].policy.theta, pop[1].policy.theta)  # same seed, other settings
@@ -81,30 +97,36 @@ def test_per_member_settings_reach_their_member():
     assert sweep.seeds == [7, 7] and [m.config.gamma for m in sweep] == [0.9, 0.99]
 
 
-def test_a_poisoned_member_fails_alone():
-    """An absurd learning rate makes member 1's updates diverge; it keeps its last good parameters and says so,
-    and member 0 is still exactly its solo run."""
-    pop = npgrad.PPO("CartPole-v1", seed=[4, 4], lr=[3e-4, 1e30], **TINY)
+@pytest.mark.parametrize("algo, poison", [("ppo", {"lr": [3e-4, 1e30]}), ("a2c", {"lr": [7e-4, 1e30]}),
+                                           ("vpg", {"vf_lr": [1e-3, 1e30]}), ("trpo", {"vf_lr": [1e-3, 1e30]})])
+def test_a_poisoned_member_fails_alone(algo, poison):
+    """An absurd learning rate makes member 1's updates diverge (non-finite steps, then a value function beyond
+    regression, whose batches are refused); in the same stack as member 0, it keeps its last good parameters and
+    says so, and member 0 is still exactly its solo run."""
+    pop = npgrad.ALGOS[algo]("CartPole-v1", seed=[4, 4], **poison, **TINY)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # the poisoned member's overflows
-        pop.learn(STEPS, eval_every=EVERY, eval_episodes=3, workers=2)
-    agent, history = solo("ppo", 4, lr=3e-4)
+        pop.learn(4 * STEPS, eval_every=EVERY, eval_episodes=3, workers=1)
+    agent, history = solo(algo, 4, steps=4 * STEPS, **{name: values[0] for name, values in poison.items()})
     assert same_state(pop[0], agent) and returns_of(pop.evaluations[0]) == [row[2] for row in history]
     assert pop[1].progress.failed_updates > 0 and np.all(np.isfinite(pop[1].policy.theta))
+    assert np.all(np.isfinite(pop[1].value_fn.theta))
 
 
-def test_a_member_that_raises_does_not_stop_the_others(monkeypatch):
+def test_a_chunk_that_raises_does_not_stop_the_others(monkeypatch):
+    """An exception (say, an environment that raises) stops the stack it happens in: with three workers each member
+    is its own stack, so the other two train."""
     pop = npgrad.PPO("CartPole-v1", seed=[0, 1, 2], **TINY)
-    original = npgrad.PPO.learn
+    original = population.train_stack
 
-    def learn(agent, *args, **kwargs):
-        if agent.seed == 1:
+    def train_stack(agents, *args):  # noqa: F811
+        if any(agent.seed == 1 for agent in agents):
             raise ValueError("member one is broken")
-        return original(agent, *args, **kwargs)
+        return original(agents, *args)
 
-    monkeypatch.setattr(npgrad.PPO, "learn", learn)  # forked workers inherit it
+    monkeypatch.setattr(population, "train_stack", train_stack)  # forked workers inherit it
     with pytest.raises(NpgradError, match=r"1 of 3 members failed .*member 1 \(seed 1\): ValueError: member one"):
-        pop.learn(STEPS, workers=2)
+        pop.learn(STEPS, workers=3)
     assert pop[0].num_steps == pop[2].num_steps == STEPS and pop[1].num_steps == 0
 
 

@@ -10,7 +10,7 @@ import npgrad
 from npgrad import ray_backend
 from npgrad.cli import main
 from npgrad.errors import ConfigError
-from npgrad.population import learn_in_worker
+from npgrad.population import learn_chunk
 
 ray = pytest.importorskip("ray", reason="the ray extra is not installed (pip install 'npgrad[ray]')")
 
@@ -50,12 +50,11 @@ def test_a_task_whose_worker_dies_is_retried_with_the_same_result(cluster, tmp_p
         if not os.path.exists(marker):
             open(marker, "w").close()
             os._exit(1)
-        return ray_backend.learn_chunk(chunk)
+        return learn_chunk(chunk)
 
     (i, results), = ray_backend.map_chunks(dies_once, [tasks], cluster)
     assert os.path.exists(marker) and [kind for kind, _ in results] == ["ok", "ok"]
-    for task, (_, (arrays, meta, evaluation)) in zip(tasks, results):
-        expected = learn_in_worker(task)
+    for (_, (arrays, meta, evaluation)), (_, expected) in zip(results, learn_chunk(tasks)):
         assert all(np.array_equal(arrays[k], expected[0][k]) for k in arrays)
         assert [(row[0], row[2]) for row in evaluation["history"]] == [(r[0], r[2]) for r in expected[2]["history"]]
 

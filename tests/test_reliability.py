@@ -192,7 +192,7 @@ def test_trpo_without_an_accepted_step_keeps_parameters_and_says_so():
 
 def test_npg_with_an_indefinite_fisher_keeps_parameters_and_says_so():
     agent = npgrad.NPG("CartPole-v1", seed=0, n_steps=32, fisher="exact", fisher_reg=0.0)
-    agent.policy.fisher_matrix = lambda obs_no, u_n=None: -np.eye(agent.policy.num_params)
+    agent.policy.fisher_matrix = lambda obs_no, theta_p=None, u_n=None: -np.eye(agent.policy.num_params)
     theta = agent.policy.theta.copy()
     log = []
     agent.learn(256, lambda a, d: log.append(d))

@@ -14,9 +14,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..config import Config, require
-from ..objectives import add, mean_entropy, scale, weighted_log_prob
+from ..objectives import add, mean_entropy, weighted_log_prob
 from ..solvers import Adam, RMSprop
-from .common import UpdateRule, advantages, annealed, commit, policy_stats, shared_trunk_loss, value_stats
+from .common import (UpdateRule, advantages, annealed, column, commit, policy_stats, scale_agents, shared_trunk_loss,
+                     value_stats)
 
 
 @dataclass
@@ -58,7 +59,7 @@ class A2CUpdate(UpdateRule):
         self.config = config
         optimizer = RMSprop if config.optimizer == "rmsprop" else Adam
         owners = {"pi_optim": model.policy} if model.shared else {"pi_optim": model.policy, "vf_optim": model.value}
-        self.optims = {name: optimizer(len(owner.theta), lr=config.lr, max_grad_norm=config.max_grad_norm)
+        self.optims = {name: optimizer(owner.theta.shape, lr=config.lr, max_grad_norm=config.max_grad_norm)
                        for name, owner in owners.items()}
 
     def update(self, model, batch, rng, schedule):
@@ -69,7 +70,7 @@ class A2CUpdate(UpdateRule):
         fwd = policy.forward(batch.obs_no)
         pg, pg_cot = weighted_log_prob(fwd.dist, batch.act, advantages(batch, cfg.normalize_advantages) * u_n)
         entropy, ent_cot = mean_entropy(fwd.dist, u_n)
-        objective, cot = pg + cfg.ent_coef * entropy, add(pg_cot, scale(ent_cot, cfg.ent_coef))
+        objective, cot = pg + cfg.ent_coef * entropy, add(pg_cot, scale_agents(ent_cot, cfg.ent_coef))
         info = {"surrogate_before": pg}
         if model.shared:
             info["loss"], grad_p, _ = shared_trunk_loss(policy, fwd, objective, cot, batch.ret_n, cfg.vf_coef, u_n=u_n)
@@ -77,7 +78,7 @@ class A2CUpdate(UpdateRule):
         else:
             commit(policy, self.optims["pi_optim"].step(policy.theta, -policy.vjp(fwd, cot))[0], info)  # ascent
             _, v_grad_p = model.value.loss_grad(batch.obs_no, batch.ret_n, u_n=u_n)
-            commit(model.value, self.optims["vf_optim"].step(model.value.theta, cfg.vf_coef * v_grad_p)[0], {})
+            commit(model.value, self.optims["vf_optim"].step(model.value.theta, column(cfg.vf_coef) * v_grad_p)[0], {})
         info.update(policy_stats(fwd.dist, policy.distribution(batch.obs_no), u_n))
         info.update(value_stats(batch))
         return info

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from ..config import ValueRegressionConfig, require
 from ..objectives import weighted_log_prob
 from ..solvers import Adam, conjugate_gradient, natural_gradient_step, trust_region_step
@@ -56,11 +58,22 @@ def natural_step(policy, batch, g_p, cfg):
         fvp = policy.fvp_operator(batch.obs_no, cfg.cg_damping, u_n=batch.u_n)
         x_p, cg = conjugate_gradient(fvp, g_p, cfg.cg_iters)
         step_p, kkt = trust_region_step(x_p, fvp(x_p), cfg.max_kl)
-        return step_p, kkt["ok"] and not cg["breakdown"], fisher
-    F_pp = (policy.fisher_matrix(batch.obs_no, u_n=batch.u_n) if fisher == "exact" else
-            policy.empirical_fisher(batch.obs_no, batch.act, u_n=batch.u_n))
+        return step_p, kkt["ok"] & ~cg["breakdown"], fisher
+    def explicit(obs_no, act, u_n, theta_p):
+        return (policy.fisher_matrix(obs_no, theta_p=theta_p, u_n=u_n) if fisher == "exact" else
+                policy.empirical_fisher(obs_no, act, theta_p=theta_p, u_n=u_n))
+
+    F_pp = agent_by_agent(explicit, batch.obs_no, batch.act, batch.u_n, policy.theta)
     step_p, solve = natural_gradient_step(F_pp, g_p, cfg.max_kl, cfg.fisher_reg)
     return step_p, solve["ok"], fisher
+
+
+def agent_by_agent(f, *arrays):
+    """``f`` of each agent's slice of ``arrays``, stacked (one call for one agent): an explicit Fisher is small and
+    assembled column by column, so a stack gains nothing from being assembled at once."""
+    if arrays[-1].ndim == 1:
+        return f(*arrays)
+    return np.stack([f(*slices) for slices in zip(*arrays)])
 
 
 class NPGUpdate(UpdateRule):
@@ -70,7 +83,7 @@ class NPGUpdate(UpdateRule):
 
     def __init__(self, config, model):
         self.config = config
-        self.optims = {"vf_optim": Adam(len(model.value.theta), lr=config.vf_lr)}
+        self.optims = {"vf_optim": Adam(model.value.theta.shape, lr=config.vf_lr)}
 
     def update(self, model, batch, rng, schedule):
         """g, then ``theta += sqrt(2 delta / x^T F x) x`` with ``x = (F + reg I)^-1 g``, then fit V. Returns info."""
@@ -80,10 +93,8 @@ class NPGUpdate(UpdateRule):
         pg, g_p = policy.objective_grad(batch.obs_no, weighted_log_prob, batch.act, w_n)  # g = mean(A grad log pi)
         step_p, ok, fisher = natural_step(policy, batch, g_p, cfg)
         info = {"surrogate_before": pg, "fisher": fisher}
-        if ok:
-            commit(policy, policy.theta + step_p, info)
-        else:
-            fail(info, "Fisher solve failed (non-positive curvature)")
+        commit(policy, policy.theta + step_p, info, active=ok)
+        fail(info, "Fisher solve failed (non-positive curvature)", ~np.asarray(ok))
         info.update(policy_stats(old, policy.distribution(batch.obs_no), u_n))
         info.update(fit_value_function(model.value, self.optims["vf_optim"], batch, cfg, rng))
         return info

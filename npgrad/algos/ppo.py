@@ -16,9 +16,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..config import Config, require
-from ..objectives import add, clipped_surrogate, mean, mean_entropy, mean_kl, row_weights, scale, surrogate
+from ..objectives import add, clipped_surrogate, mean, mean_entropy, mean_kl, row_weights, surrogate
 from ..solvers import Adam
-from .common import UpdateRule, advantages, annealed, commit, minibatches, policy_stats, shared_trunk_loss, value_stats
+from .common import (UpdateRule, advantages, annealed, column, commit, leading, minibatches, policy_stats,
+                     scale_agents, shared_trunk_loss, value_stats)
 
 
 @dataclass
@@ -76,8 +77,8 @@ class PPOUpdate(UpdateRule):
     Config = PPOConfig
 
     def __init__(self, config, model):
-        self.config, self.beta = config, config.kl_beta_init
-        optimiser = lambda owner: Adam(len(owner.theta), lr=config.lr, max_grad_norm=config.max_grad_norm)  # noqa: E731
+        self.config, self.beta = config, np.full(leading(model), config.kl_beta_init, dtype=np.float64)
+        optimiser = lambda owner: Adam(owner.theta.shape, lr=config.lr, max_grad_norm=config.max_grad_norm)  # noqa: E731
         self.optims = {"pi_optim": optimiser(model.policy)}
         if not model.shared:
             self.optims["vf_optim"] = optimiser(model.value)
@@ -87,29 +88,30 @@ class PPOUpdate(UpdateRule):
         entropy)."""
         cfg, act, logp_old = self.config, batch.act[idx], batch.logp_n[idx]
         if cfg.objective == "clip":
-            value, cot, clip_frac = clipped_surrogate(dist, act, adv_n, logp_old, clip_eps, u_n)
+            value, cot, clip_frac = clipped_surrogate(dist, act, adv_n, logp_old, column(clip_eps), u_n)
         else:
             value, cot = surrogate(dist, act, adv_n, logp_old, u_n)
             kl, kl_cot = mean_kl(old_all[idx], dist, u_n)  # the objective's only use of pi_old beyond logp_old
-            value, cot, clip_frac = value - self.beta * kl, add(cot, scale(kl_cot, -self.beta)), 0.0
-        if cfg.ent_coef == 0:
+            value, cot, clip_frac = value - self.beta * kl, add(cot, scale_agents(kl_cot, -self.beta)), 0.0 * kl
+        if np.all(np.asarray(cfg.ent_coef) == 0):
             return value, cot, clip_frac
         entropy, ent_cot = mean_entropy(dist, u_n)
-        return value + cfg.ent_coef * entropy, add(cot, scale(ent_cot, cfg.ent_coef)), clip_frac
+        return value + cfg.ent_coef * entropy, add(cot, scale_agents(ent_cot, cfg.ent_coef)), clip_frac
 
-    def step(self, model, fwd, objective, cot, batch, idx, u_n, info):
-        """One Adam step of each network on its loss, or of the shared network on eq. 9's."""
+    def step(self, model, fwd, objective, cot, batch, idx, u_n, info, active):
+        """One Adam step of each network on its loss, or of the shared network on eq. 9's (for the ``active``
+        agents)."""
         cfg, policy = self.config, model.policy
         if model.shared:
             _, grad_p, _ = shared_trunk_loss(policy, fwd, objective, cot, batch.ret_n[idx], cfg.vf_coef,
                                              batch.val_n[idx], cfg.clip_range_vf, u_n)
-            commit(policy, self.optims["pi_optim"].step(policy.theta, grad_p)[0], info)
+            commit(policy, self.optims["pi_optim"].step(policy.theta, grad_p, active)[0], info, active=active)
             return
-        theta_p, _ = self.optims["pi_optim"].step(policy.theta, -policy.vjp(fwd, cot))  # ascent
-        commit(policy, theta_p, info)
-        _, v_grad_p = model.value.loss_grad(batch.obs_no[idx], batch.ret_n[idx], batch.val_n[idx], cfg.clip_range_vf,
-                                            u_n=u_n)
-        commit(model.value, self.optims["vf_optim"].step(model.value.theta, v_grad_p)[0], {})
+        theta_p, _ = self.optims["pi_optim"].step(policy.theta, -policy.vjp(fwd, cot), active)  # ascent
+        commit(policy, theta_p, info, active=active)
+        _, v_grad_p = model.value.loss_grad(batch.obs_no[idx], batch.ret_n[idx], batch.val_n[idx],
+                                            column(cfg.clip_range_vf), u_n=u_n)
+        commit(model.value, self.optims["vf_optim"].step(model.value.theta, v_grad_p, active)[0], {}, active=active)
 
     def update(self, model, batch, rng, schedule):
         """n_epochs of minibatch Adam steps on PPO eq. 7 or 8 (module docstring). Returns diagnostics."""
@@ -122,26 +124,31 @@ class PPOUpdate(UpdateRule):
         info = value_stats(batch)
         adv_all_n = advantages(batch, cfg.normalize_advantages)  # the scale the minibatches optimise, for the report
         before, _, _ = self.policy_objective(old_all, old_all, batch, slice(None), adv_all_n, clip_eps, batch.u_n)
-        clip_fracs, epochs = [], 0
-        for epochs in range(1, cfg.n_epochs + 1):
-            for idx in minibatches(len(batch.obs_no), cfg.minibatch_size, rng):
+        active = np.ones(leading(model), dtype=bool)  # agents still in their epochs (target_kl stops them early)
+        epochs, clip_fracs, stepped = np.zeros(active.shape, dtype=np.int64), [], []
+        for epoch in range(1, cfg.n_epochs + 1):
+            for idx in minibatches(batch.obs_no.shape[-2], cfg.minibatch_size, rng, active):
                 u_n, adv_n = row_weights(batch.valid_n[idx]), advantages(batch, cfg.normalize_advantages, idx)
                 fwd = policy.forward(batch.obs_no[idx])
                 objective, cot, clip_frac = self.policy_objective(fwd.dist, old_all, batch, idx, adv_n, clip_eps, u_n)
                 if "first_ratio_deviation" not in info:  # sanity check: r == 1 and KL == 0 before any step
                     r_n = np.exp(fwd.dist.log_prob(batch.act[idx]) - batch.logp_n[idx])
-                    info.update(first_ratio_deviation=float(np.max(np.abs(r_n - 1.0))),
-                                first_kl=float(np.max(np.abs(old_all[idx].kl(fwd.dist)))))
-                self.step(model, fwd, objective, cot, batch, idx, u_n, info)
+                    info.update(first_ratio_deviation=np.max(np.abs(r_n - 1.0), axis=-1),
+                                first_kl=np.max(np.abs(old_all[idx].kl(fwd.dist)), axis=-1))
+                self.step(model, fwd, objective, cot, batch, idx, u_n, info, active)
                 clip_fracs.append(clip_frac)
-            if cfg.target_kl > 0 and cfg.objective == "clip":  # early stop: needs the KL after every epoch
-                if approx_kl_of(policy.distribution(batch.obs_no), batch) > 1.5 * cfg.target_kl:
+                stepped.append(active.copy())
+            epochs = np.where(active, epoch, epochs)
+            if cfg.objective == "clip" and np.any(np.asarray(cfg.target_kl) > 0):  # early stop: the KL after each epoch
+                kl = approx_kl_of(policy.distribution(batch.obs_no), batch)
+                active &= ~((np.asarray(cfg.target_kl) > 0) & (kl > 1.5 * np.asarray(cfg.target_kl)))
+                if not active.any():
                     break
         new_all = policy.distribution(batch.obs_no)
         info.update(policy_stats(old_all, new_all, batch.u_n))
         after, _, _ = self.policy_objective(new_all, old_all, batch, slice(None), adv_all_n, clip_eps, batch.u_n)
         info.update(surrogate_before=before, surrogate_after=after, approx_kl=approx_kl_of(new_all, batch),
-                    clip_fraction=float(np.mean(clip_fracs)), epochs=epochs, lr=lr, clip_range=clip_eps)
+                    clip_fraction=mean_of_steps(clip_fracs, stepped), epochs=epochs, lr=lr, clip_range=clip_eps)
         if cfg.objective == "kl_penalty":
             self.beta = adapt_beta(self.beta, info["kl"], cfg.kl_target)
             info["beta"] = self.beta
@@ -152,19 +159,23 @@ class PPOUpdate(UpdateRule):
 
     def load_state(self, state):
         super().load_state(state)
-        self.beta = float(state["beta"])
+        self.beta = np.array(state["beta"], dtype=np.float64)
+
+
+def mean_of_steps(values, stepped):
+    """Each agent's mean of ``values`` (one per minibatch step) over the steps it took."""
+    values_k, stepped_k = np.array(values, dtype=np.float64), np.array(stepped)
+    if values_k.ndim == 1:
+        return np.mean(values_k)
+    return np.array([np.mean(v[s]) for v, s in zip(values_k.T, stepped_k.T)])
 
 
 def approx_kl_of(new, batch):
     """``mean((r - 1) - log r)``: an unbiased, non-negative estimate of KL(old || new) (Schulman 2020)."""
     log_r_n = new.log_prob(batch.act) - batch.logp_n
-    return float(mean(np.expm1(log_r_n) - log_r_n, batch.u_n))
+    return mean(np.expm1(log_r_n) - log_r_n, batch.u_n)
 
 
 def adapt_beta(beta, kl, kl_target):
-    """PPO section 4: ``beta / 2`` if ``KL < d_targ / 1.5``; ``beta * 2`` if ``KL > 1.5 d_targ``."""
-    if kl < kl_target / 1.5:
-        return beta / 2.0
-    if kl > kl_target * 1.5:
-        return beta * 2.0
-    return beta
+    """PPO section 4: ``beta / 2`` if ``KL < d_targ / 1.5``; ``beta * 2`` if ``KL > 1.5 d_targ`` (per agent)."""
+    return np.where(kl < kl_target / 1.5, beta / 2.0, np.where(kl > kl_target * 1.5, beta * 2.0, beta))

@@ -13,9 +13,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from ..config import ValueRegressionConfig, require
 from ..objectives import mean, row_weights, surrogate
-from ..solvers import Adam, backtracking_line_search, conjugate_gradient, trust_region_step
+from ..solvers import Adam, backtracking_line_search, conjugate_gradient, trust_region_step, vdot
 from .common import UpdateRule, advantages, commit, fail, fit_value_function, policy_stats
 
 
@@ -60,7 +62,7 @@ class TRPOUpdate(UpdateRule):
 
     def __init__(self, config, model):
         self.config = config
-        self.optims = {"vf_optim": Adam(len(model.value.theta), lr=config.vf_lr)}
+        self.optims = {"vf_optim": Adam(model.value.theta.shape, lr=config.vf_lr)}
 
     def update(self, model, batch, rng, schedule):
         """g, CG for F^-1 g, KKT step, line search (module docstring), then fit V. Returns diagnostics."""
@@ -81,23 +83,22 @@ class TRPOUpdate(UpdateRule):
 
         surr_before, g_p = policy.objective_grad(obs_no, surrogate, act, adv_n, batch.logp_n, u_n)
         k = cfg.fvp_subsample
-        fvp = policy.fvp_operator(obs_no[::k], damping=cfg.cg_damping, u_n=row_weights(batch.valid_n[::k]))
+        fvp = policy.fvp_operator(obs_no[..., ::k, :], damping=cfg.cg_damping, u_n=row_weights(batch.valid_n[..., ::k]))
         x_p, cg = conjugate_gradient(fvp, g_p, cfg.cg_iters)
         step_p, kkt = trust_region_step(x_p, fvp(x_p), cfg.max_kl)
         info = {"surrogate_before": surr_before, "cg_iterations": cg["iterations"],
                 "cg_residual": cg["residual_norm"], "cg_breakdown": cg["breakdown"]}
-        if cg["breakdown"] or not kkt["ok"]:
-            fail(info, "CG breakdown")
-            ls = {"accepted": False, "backtracks": 0, "step_fraction": 0.0}
-        else:
-            theta_new_p, ls = backtracking_line_search(
-                lambda th: surrogate_and_kl(th)[0], theta_old_p, step_p, expected_improve=float(g_p @ step_p),
+        searchable = ~cg["breakdown"] & kkt["ok"]
+        fail(info, "CG breakdown", ~searchable)
+        ls = {"accepted": np.zeros(searchable.shape, bool), "backtracks": 0 * searchable, "step_fraction": 0.0 * searchable}
+        if searchable.any():
+            theta_new_p, found = backtracking_line_search(
+                lambda th: surrogate_and_kl(th)[0], theta_old_p, step_p, expected_improve=vdot(g_p, step_p),
                 constraint=lambda th: surrogate_and_kl(th)[1] <= cfg.max_kl, shrink=cfg.backtrack_shrink,
                 max_backtracks=cfg.max_backtracks, accept_ratio=cfg.accept_ratio, f0=surr_before)
-            if ls["accepted"]:
-                commit(policy, theta_new_p, info)
-            else:
-                fail(info, "no step accepted")
+            ls = {name: np.where(searchable, found[name], ls[name]) for name in ls}
+            commit(policy, theta_new_p, info, active=ls["accepted"])
+            fail(info, "no step accepted", searchable & ~ls["accepted"])
         new = policy.distribution(obs_no)
         info.update(line_search_accepted=ls["accepted"], line_search_backtracks=ls["backtracks"],
                     step_fraction=ls["step_fraction"], surrogate_after=surrogate(new, act, adv_n, batch.logp_n, u_n)[0])

@@ -37,8 +37,8 @@ class VPGUpdate(UpdateRule):
 
     def __init__(self, config, model):
         self.config = config
-        self.optims = {"pi_optim": Adam(model.policy.num_params, lr=config.pi_lr),
-                       "vf_optim": Adam(len(model.value.theta), lr=config.vf_lr)}
+        self.optims = {"pi_optim": Adam(model.policy.theta.shape, lr=config.pi_lr),
+                       "vf_optim": Adam(model.value.theta.shape, lr=config.vf_lr)}
 
     def update(self, model, batch, rng, schedule):
         """One Adam step along ``g = mean(grad log pi A)`` (module docstring), then fit V. Returns diagnostics."""
