@@ -104,7 +104,7 @@ def value_loss(v_n, ret_n, v_old_n=None, clip_vf=0.0, u_n=None):
     """
     err_n = v_n - ret_n
     grad_n = 2.0 * err_n * mean_weights(err_n, u_n)
-    if np.all(np.asarray(clip_vf) <= 0):
+    if (np.asarray(clip_vf) <= 0).all():
         return mean(err_n**2, u_n), grad_n
     d_n, clipping = v_n - v_old_n, np.asarray(clip_vf) > 0  # agents of a population may clip or not
     sq_n, sq_clipped_n = err_n**2, (v_old_n + np.clip(d_n, -clip_vf, clip_vf) - ret_n) ** 2

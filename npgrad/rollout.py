@@ -127,7 +127,8 @@ class Trajectory:
         T, *lead, E = self.valid_te.shape
 
         def rows(x):
-            x = np.moveaxis(x, 0, len(lead))  # time after the agent axis: each agent's rows are its own
+            if lead:
+                x = np.moveaxis(x, 0, len(lead))  # time after the agent axis: each agent's rows are its own
             return x.reshape(*lead, T * E, *x.shape[len(lead) + 2:])
 
         return Batch(rows(self.obs_teo[:-1]), rows(self.act_te), rows(self.logp_te), rows(val_te), rows(adv_te),

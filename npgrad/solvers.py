@@ -25,8 +25,9 @@ Info = dict[str, Any]
 
 
 def vdot(a_p: np.ndarray, b_p: np.ndarray) -> np.ndarray:
-    """``a . b`` over the last axis: one number per agent of a stack, rounded the same way for one agent alone."""
-    return (a_p * b_p).sum(axis=-1)
+    """``a . b`` over the last axis: one number per agent of a stack, rounded the same way for one agent alone (a
+    ``(1, p) @ (p, 1)`` product per agent: one BLAS call each, stacked or not)."""
+    return (a_p[..., None, :] @ b_p[..., :, None])[..., 0, 0]
 
 
 def conjugate_gradient(Avp: Callable[[np.ndarray], np.ndarray], b_p: ArrayLike, iters: int = 10,
@@ -164,7 +165,8 @@ def clip_grad_norm(grad_p: np.ndarray, max_norm: PerAgent | None) -> tuple[np.nd
     clip = (max_norm < norm) & (norm < np.inf)
     if not clip.any():
         return grad_p, norm
-    return np.where(clip[..., None], grad_p * (max_norm / (norm + 1e-12))[..., None], grad_p), norm
+    clipped_p = grad_p * (max_norm / (norm + 1e-12))[..., None]
+    return (clipped_p if clip.all() else np.where(clip[..., None], clipped_p, grad_p)), norm
 
 
 class SGD:
@@ -225,15 +227,15 @@ class Adam:
         """
         grad_p, norm = clip_grad_norm(grad_p, self.max_grad_norm)
         ok = np.isfinite(norm) & active
-        t = self.t + ok
+        t, every = self.t + ok, bool(ok.all())
         if self.lr_schedule is not None:
             self.lr = self.lr_schedule(int(t))
         info = {"grad_norm": norm, "lr": self.lr}
-        if not ok.any():
+        if not (every or ok.any()):
             return np.where(np.asarray(active)[..., None], np.nan, theta_p), info
         b1, b2 = self.betas
         scratch = self._scratch(grad_p)
-        if ok.all():  # in place, through one scratch array: no temporary the size of theta per operation
+        if every:  # in place, through one scratch array: no temporary the size of theta per operation
             self.m_p += np.multiply(np.subtract(grad_p, self.m_p, out=scratch), 1 - b1, out=scratch)  # m <- b1 m + (1 - b1) g
             step = np.multiply(grad_p, grad_p, out=scratch)
             self.v_p += np.multiply(np.subtract(step, self.v_p, out=scratch), 1 - b2, out=scratch)  # v <- b2 v + (1 - b2) g^2
@@ -250,7 +252,7 @@ class Adam:
         step_p = np.multiply((self.lr * correction / (1 - b1**t))[..., None], self.m_p)
         step_p /= denom_p
         new_theta_p = np.subtract(theta_p, step_p, out=step_p)
-        if ok.all():
+        if every:
             return new_theta_p, info
         return np.where(ok[..., None], new_theta_p, np.where(np.asarray(active)[..., None], np.nan, theta_p)), info
 
@@ -289,7 +291,7 @@ class RMSprop:
         with np.errstate(invalid="ignore", over="ignore"):
             v_p = self.alpha * self.v_p + (1 - self.alpha) * grad_p * grad_p
             new_theta_p = theta_p - np.asarray(self.lr)[..., None] * grad_p / (np.sqrt(v_p) + self.eps)
-        ok = np.all(np.isfinite(new_theta_p), axis=-1) & active
+        ok = np.isfinite(new_theta_p).all(axis=-1) & active
         self.v_p, self.t = np.where(ok[..., None], v_p, self.v_p), self.t + ok
         return np.where(np.asarray(active)[..., None], new_theta_p, theta_p), {"grad_norm": norm, "lr": self.lr}
 

@@ -84,9 +84,12 @@ def estimate(traj, value, gamma, lam):
     stack of agents (``(T, S, E)`` arrays) evaluates each agent's ``V`` on its own rows, with its own ``gamma``
     and ``lam`` (one per agent or one for all)."""
     T, *lead, E = traj.rew_te.shape
-    obs_no = np.moveaxis(traj.obs_teo, 0, len(lead)).reshape(*lead, (T + 1) * E, -1)  # each agent's rows together
-    val_te = np.moveaxis(value(obs_no).reshape(*lead, T + 1, E), len(lead), 0)
-    gamma, lam = np.asarray(gamma)[..., None], np.asarray(lam)[..., None]  # per agent, against (S, E)
+    if not lead:
+        val_te = value(traj.obs_teo.reshape((T + 1) * E, -1)).reshape(T + 1, E)
+    else:
+        obs_no = np.moveaxis(traj.obs_teo, 0, 1).reshape(*lead, (T + 1) * E, -1)  # each agent's rows together
+        val_te = np.moveaxis(value(obs_no).reshape(*lead, T + 1, E), 1, 0)
+        gamma, lam = np.asarray(gamma)[..., None], np.asarray(lam)[..., None]  # per agent, against (S, E)
     adv_te, ret_te = gae(traj.rew_te, val_te[:-1], val_te[1:], traj.term_te, traj.trunc_te, gamma, lam)
     return traj.flatten(val_te[:-1], adv_te, ret_te)
 

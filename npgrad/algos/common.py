@@ -97,12 +97,12 @@ def commit(owner, theta_p, info, why="non-finite parameters", active=True):
     """``owner.theta = theta_p`` (projected into the policy's range) for every agent whose new parameters are all
     finite (and that is ``active``); the others keep their last good parameters, which ``info`` says. Returns the
     mask of agents that took ``theta_p``."""
-    finite = np.all(np.isfinite(theta_p), axis=-1)
-    fail(info, why, active & ~finite)
-    take = finite & active
+    take = np.isfinite(theta_p).all(axis=-1) & active
     if take.all():
         owner.theta = owner.project(theta_p)
-    elif take.any():
+        return take
+    fail(info, why, active & ~take)
+    if take.any():
         owner.theta = np.where(take[..., None], owner.project(np.where(take[..., None], theta_p, owner.theta)),
                                owner.theta)
     return take

@@ -93,7 +93,7 @@ class PPOUpdate(UpdateRule):
             value, cot = surrogate(dist, act, adv_n, logp_old, u_n)
             kl, kl_cot = mean_kl(old_all[idx], dist, u_n)  # the objective's only use of pi_old beyond logp_old
             value, cot, clip_frac = value - self.beta * kl, add(cot, scale_agents(kl_cot, -self.beta)), 0.0 * kl
-        if np.all(np.asarray(cfg.ent_coef) == 0):
+        if (np.asarray(cfg.ent_coef) == 0).all():
             return value, cot, clip_frac
         entropy, ent_cot = mean_entropy(dist, u_n)
         return value + cfg.ent_coef * entropy, add(cot, scale_agents(ent_cot, cfg.ent_coef)), clip_frac
