@@ -1,5 +1,5 @@
 """How fast can pure NumPy be? The least PPO on CartPole can cost per environment step, and the fraction
-of the environment's own speed that leaves (issue 6's target: training at 30% or more of the raw speed).
+of the environment's own speed that leaves (the former target: training at 30% or more of the raw speed).
 
     python benchmarks/floor.py      # a few seconds
 
@@ -42,7 +42,7 @@ from npgrad.envs import make_vec_env  # noqa: E402
 
 from common import best_time, machine_info, vector_env_speed, write_results  # noqa: E402
 
-TARGET = 0.30  # issue 6: training steps/s at least 30% of the raw environment steps/s
+TARGET = 0.30  # the former target: training steps/s at least 30% of the raw environment steps/s
 
 
 # --- the floor: the fewest NumPy calls for the same arithmetic ------------------------------------------

@@ -42,7 +42,7 @@ ONE_AT_A_TIME = ("Trained on a vector env that steps its environments one at a t
 # label -> (algorithm, overrides); PPO-KL is PPO with the adaptive KL-penalty objective
 VARIANTS = {"ppo": ("ppo", {}), "trpo": ("trpo", {}), "ppo-kl": ("ppo", {"objective": "kl_penalty"}),
             "a2c": ("a2c", {}), "npg": ("npg", {}), "vpg": ("vpg", {})}
-# the budgets of issue 4 (steps within which the median must reach the threshold)
+# the budgets of the first version (steps within which the median must reach the threshold)
 BUDGETS = {
     "CartPole-v1": {"ppo": 100_000, "trpo": 100_000, "ppo-kl": 100_000, "a2c": 500_000, "npg": 200_000,
                     "vpg": 200_000},

@@ -156,13 +156,14 @@ def begin(agents, steps):
         agent.progress.begin(steps)
 
 
-def train_stack(agents, callbacks):
+def train_stack(agents, callbacks, monitor=None):
     """Train ``agents`` (one algorithm and environment id, the same structural settings, the same progress) to the end
     of their ``learn`` call as one stack: parameters ``(S, p)``, one policy forward per step for all of them, one
     update of all (``npgrad.train.train``). Each agent keeps its own environments, filters and generator, and ends
     exactly as ``agent.resume()`` would leave it. ``callbacks[k]`` (or None) is member ``k``'s ``learn`` callback;
     it sees member ``k`` up to date whenever it is ``due(num_steps)`` (always, if it has no ``due``), and any
-    callback returning False stops the whole stack."""
+    callback returning False stops the whole stack. ``monitor(num_steps, latest_returns)``, if given, hears after
+    every update each member's latest mean episode return (NaN until one ended)."""
     first = agents[0]
     if any(a.progress.state() != {**first.progress.state(), "failed_updates": a.progress.failed_updates}
            for a in agents):
@@ -180,7 +181,13 @@ def train_stack(agents, callbacks):
         agents[k].model.load_state(row(model.state(), k))
         agents[k].rule.load_state(row(rule.state(), k))
 
+    latest = np.full(len(agents), np.nan)
+
     def after_update(info):
+        ended = np.isfinite(info["ep_return_mean"])
+        latest[ended] = info["ep_return_mean"][ended]
+        if monitor is not None:
+            monitor(progress.num_steps, latest)
         go_on = True
         for k, (agent, callback) in enumerate(zip(agents, callbacks)):
             agent.progress.load_state({**progress.state(), "failed_updates": progress.failed_updates[k]})
@@ -267,6 +274,21 @@ def chunked(items, n_chunks):
     return [items[i:i + size] for i in range(0, len(items), size)]
 
 
+def reporter(feed, chunk, every=0.5):
+    """A ``train_stack`` monitor that puts ``(chunk, num_steps, latest returns)`` on the queue ``feed`` at most every
+    ``every`` seconds (None without a queue): how a worker's stack shows in the parent's progress display."""
+    if feed is None:
+        return None
+    last = [-np.inf]
+
+    def report(num_steps, latest):
+        if time.monotonic() - last[0] >= every:
+            last[0] = time.monotonic()
+            feed.put((chunk, num_steps, latest.tolist()))
+
+    return report
+
+
 class MemberFailed(NpgradError):
     """A member's training raised in a worker; the message is the worker's ``Type: message``."""
 
@@ -286,10 +308,10 @@ class Task(NamedTuple):
     evaluation: dict
 
 
-def learn_chunk(tasks):
+def learn_chunk(tasks, feed=None, chunk=0):
     """A worker's job: rebuild the members of ``tasks`` (``Task``), train them as one stack (``train_stack``) and
     return, per member, ``("ok", (arrays, meta, evaluation))``, or ``("error", message)`` for every member of the
-    chunk if training raised."""
+    chunk if training raised. Progress goes to the queue ``feed``, if given (``reporter``)."""
     agents, evaluators = [], []
     for task in tasks:
         cls = ALGOS[task.algo]
@@ -299,7 +321,7 @@ def learn_chunk(tasks):
         evaluators.append(make_evaluator(task.eval_every, task.eval_episodes, task.evaluation))
     try:
         begin(agents, tasks[0].steps)
-        train_stack(agents, evaluators)
+        train_stack(agents, evaluators, reporter(feed, chunk))
     except Exception as e:  # noqa: BLE001 - reported for these members; other chunks go on
         return [("error", f"{type(e).__name__}: {e}")] * len(tasks)
     return [("ok", (*a.state(), evaluator_state(e, t.evaluation))) for a, e, t in zip(agents, evaluators, tasks)]
@@ -340,6 +362,8 @@ class Population:
     Built by an algorithm's class when its ``seed`` is a list or range, or a setting is a list of numbers:
     ``npgrad.TRPO("Pendulum-v1", seed=range(20))``.
     """
+
+    display = None  # the progress bar of a learn call, if it asked for one
 
     def __init__(self, Algo, env, seed=0, config=None, **overrides):
         if not isinstance(env, str):
@@ -395,16 +419,16 @@ class Population:
         workers = default_workers(workers, len(self))
         if backend not in ("local", "ray"):
             raise ConfigError(f"backend must be 'local' or 'ray', got {shown(backend)}")
-        bar = PopulationBar(self, total_steps) if require_bool(progress_bar, "progress_bar") else None
+        self.display = PopulationBar(len(self), total_steps) if require_bool(progress_bar, "progress_bar") else None
         train = self.train_on_ray(address) if backend == "ray" else self.train
         failures = {}
-        for k, outcome in train(total_steps, eval_every, eval_episodes, workers):
-            if isinstance(outcome, Exception):
-                failures[k] = outcome
-            if bar is not None:
-                bar.member_done(k)
-        if bar is not None:
-            bar.close()
+        try:
+            for k, outcome in train(total_steps, eval_every, eval_episodes, workers):
+                if isinstance(outcome, Exception):
+                    failures[k] = outcome
+        finally:
+            if self.display is not None:
+                self.display.close()
         if failures:
             k, error = next(iter(sorted(failures.items())))
             why = str(error) if isinstance(error, MemberFailed) else f"{type(error).__name__}: {error}"
@@ -417,9 +441,10 @@ class Population:
         here; with more, one chunk of members per worker process, each chunk a stack."""
         if workers == 1:
             evaluators = [make_evaluator(eval_every, eval_episodes, e) for e in self.evaluations]
+            monitor = None if self.display is None else lambda n, latest: self.show(0, len(self), n, latest)
             try:
                 begin(self.members, total_steps)
-                train_stack(self.members, evaluators)
+                train_stack(self.members, evaluators, monitor)
             except Exception as e:  # noqa: BLE001 - reported per member, as from a worker
                 yield from ((k, e) for k in range(len(self)))
                 return
@@ -428,10 +453,14 @@ class Population:
             return
         tasks = self.tasks(total_steps, eval_every, eval_episodes)
         chunks = chunked(list(range(len(self))), workers)
-        with concurrent.futures.ProcessPoolExecutor(workers, mp_context=worker_context()) as pool:
-            futures = {pool.submit(learn_chunk, [tasks[k] for k in chunk]): chunk for chunk in chunks}
-            for future in concurrent.futures.as_completed(futures):
-                yield from self.take_chunk(futures[future], future.result())
+        context = worker_context()
+        with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool, context.Manager() as manager:
+            feed = manager.Queue() if self.display is not None else None
+            futures = {pool.submit(learn_chunk, [tasks[k] for k in chunk], feed, i): i for i, chunk in enumerate(chunks)}
+            for future in completed(futures, feed, lambda c, n, latest: self.show(c, len(chunks[c]), n, latest)):
+                i = futures[future]
+                yield from self.take_chunk(chunks[i], future.result())
+                self.show(i, len(chunks[i]), total_steps)
 
     def tasks(self, total_steps, eval_every, eval_episodes):
         """One ``Task`` per member: what a worker needs to rebuild and train it."""
@@ -458,8 +487,14 @@ class Population:
             jobs = [[tasks[k] for k in chunk] for chunk in chunks]
             for i, results in ray_backend.map_chunks(learn_chunk, jobs, ray):
                 yield from self.take_chunk(chunks[i], results)
+                self.show(i, len(chunks[i]), total_steps)
 
         return train_chunks
+
+    def show(self, chunk, size, num_steps, latest=None):
+        """Tell the progress bar (if any) that a chunk of ``size`` members reached ``num_steps``."""
+        if self.display is not None:
+            self.display.update(chunk, size, num_steps, latest)
 
     def aggregate(self):
         """``{label: Curve}``: the members with the same settings (all but their seed) pooled at each evaluation step:
@@ -532,25 +567,39 @@ def saved_evaluation(path):
     return evaluation
 
 
-class PopulationBar:
-    """A tqdm bar of members done, with the IQM of their latest evaluation (or episode) returns and the
-    population's member-steps per second."""
+def completed(futures, feed=None, show=None, every=0.5):
+    """The ``futures`` as they complete; meanwhile, every ``every`` seconds, each report waiting on the queue ``feed``
+    is shown (``show(chunk, num_steps, latest returns)``)."""
+    pending = set(futures)
+    while pending:
+        done, pending = concurrent.futures.wait(pending, timeout=every if feed is not None else None,
+                                                return_when=concurrent.futures.FIRST_COMPLETED)
+        while feed is not None and not feed.empty():
+            show(*feed.get())
+        yield from done
 
-    def __init__(self, population, steps):
+
+class PopulationBar:
+    """A tqdm bar of the population's member-steps (its rate: member-steps/s), with the interquartile mean of the
+    members' latest mean episode returns and how many members have finished."""
+
+    def __init__(self, members, steps):
         from tqdm.auto import tqdm
 
-        self.population, self.steps, self.start = population, steps, time.perf_counter()
-        self.bar = tqdm(total=len(population), unit="members", dynamic_ncols=True)
+        self.members, self.steps, self.chunks = members, steps, {}
+        self.bar = tqdm(total=members * steps, unit="member-steps", unit_scale=True, dynamic_ncols=True)
 
-    def member_done(self, k):
-        done = self.bar.n + 1
-        returns = [e["history"][-1][2] for e in self.population.evaluations if e.get("history")]
-        rate = done * self.steps / max(time.perf_counter() - self.start, 1e-9)
-        postfix = {"member-steps/s": f"{rate:,.0f}"}
+    def update(self, chunk, size, num_steps, latest=None):
+        """Chunk ``chunk`` of ``size`` members has reached ``num_steps`` with these latest returns (if known)."""
+        latest = self.chunks.get(chunk, (0, 0, []))[2] if latest is None else list(latest)
+        self.chunks[chunk] = (size, min(num_steps, self.steps), latest)
+        returns = [r for _, _, latest in self.chunks.values() for r in latest if np.isfinite(r)]
+        done = sum(size for size, n, _ in self.chunks.values() if n >= self.steps)
+        postfix = {"members done": f"{done}/{self.members}"}
         if returns:
             postfix["IQM return"] = f"{float(iqm(returns)):.1f}"
         self.bar.set_postfix(postfix, refresh=False)
-        self.bar.update(1)
+        self.bar.update(sum(size * n for size, n, _ in self.chunks.values()) - self.bar.n)
 
     def close(self):
         self.bar.close()

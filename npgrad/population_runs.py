@@ -22,12 +22,11 @@ import json
 import os
 import re
 import sys
-import time
 
 from . import runs
 from .errors import ConfigError, FileFormatError, NpgradError, shown
-from .population import aggregate_curves, chunked, default_workers, per_member_fields, worker_context
-from .stats import iqm
+from .population import (PopulationBar, aggregate_curves, chunked, completed, default_workers, per_member_fields,
+                         worker_context)
 
 INDEX, AGGREGATE = "population.json", "aggregate.csv"
 FORMAT = "npgrad-population-run"
@@ -143,12 +142,13 @@ def finished(index, member, run_dir):
     return read_header(model)["progress"]["num_steps"] >= index["steps"]
 
 
-def run_stack(argvs):
+def run_stack(argvs, feed=None, chunk=0):
     """A worker's job: the members given by their ``npgrad train`` arguments, each set up as its solo run would be
     (a new run folder, or one resumed from its checkpoint), then trained as stacks of members at the same step
-    (``population.train_stack``), each with its run folder's logger. Returns ``[(exit status, message)]``."""
+    (``population.train_stack``), each with its run folder's logger; progress goes to the queue ``feed``, if given.
+    Returns ``[(exit status, message)]``."""
     from .cli import build_parser, finish_run, resume_run, start_run
-    from .population import train_stack
+    from .population import reporter, train_stack
 
     parser, results, members = build_parser(), [None] * len(argvs), []
     with runs.StopOnSignal() as stop:
@@ -165,9 +165,9 @@ def run_stack(argvs):
         for member in members:  # a stack trains members at the same step of the same budget
             groups.setdefault(tuple(sorted(member[1].progress.state().items() - {("failed_updates", 0)})), []).append(
                 member)
-        for group in groups.values():
+        for g, group in enumerate(groups.values()):
             try:
-                train_stack([m[1] for m in group], [m[4] for m in group])
+                train_stack([m[1] for m in group], [m[4] for m in group], reporter(feed, (chunk, g)))
                 for i, agent, run_dir, run_config, logger in group:
                     results[i] = (finish_run(agent, run_dir, run_config, logger, stop), "")
             except NpgradError as e:
@@ -186,17 +186,17 @@ def train_population(index, run_dir, workers, resume=False, show=True, backend="
         print(f"training {index['algo']} on {index['env_id']}: {len(index['members'])} members "
               f"({len(index['members']) - len(todo)} finished) for {index['steps']:,} steps each, {where} -> {run_dir}",
               file=sys.stderr)
-    failures, start = {}, time.perf_counter()
-    with runs.StopOnSignal() as stop:
-        outcomes = (train_on_ray(index, run_dir, todo, resume, address, stop) if backend == "ray" else
-                    train_here(index, run_dir, todo, resume, workers, stop))
-        for done, (member, status, message) in enumerate(outcomes, 1):
-            if status != 0:
-                failures[member["dir"]] = (status, message)
-            if show:
-                show_progress(index, run_dir, done, len(todo), time.perf_counter() - start)
-    if show:
-        print(file=sys.stderr)
+    failures, display = {}, PopulationBar(len(todo), index["steps"]) if show else None
+    try:
+        with runs.StopOnSignal() as stop:
+            outcomes = (train_on_ray(index, run_dir, todo, resume, address, stop, display) if backend == "ray" else
+                        train_here(index, run_dir, todo, resume, workers, stop, display))
+            for member, status, message in outcomes:
+                if status != 0:
+                    failures[member["dir"]] = (status, message)
+    finally:
+        if display is not None:
+            display.close()
     written = write_aggregate(index, run_dir)
     if stop.requested or any(status == 130 for status, _ in failures.values()):
         print(f"interrupted; continue with: npgrad train --resume {run_dir}", file=sys.stderr)
@@ -208,21 +208,28 @@ def train_population(index, run_dir, workers, resume=False, show=True, backend="
     return 1 if failures else 0
 
 
-def train_here(index, run_dir, todo, resume, workers, stop):
-    """Yield ``(member, exit status, message)`` as each worker process finishes its chunk of members (a stack)."""
-    chunks = chunked(todo, workers)
-    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=worker_context()) as pool:
-        futures = {pool.submit(run_stack, [member_argv(index, m, run_dir, resume) for m in chunk]): chunk
-                   for chunk in chunks}
-        for future in concurrent.futures.as_completed(futures):
+def train_here(index, run_dir, todo, resume, workers, stop, display=None):
+    """Yield ``(member, exit status, message)`` as each worker process finishes its chunk of members (stacks), showing
+    their progress on ``display`` meanwhile."""
+    chunks, context = chunked(todo, workers), worker_context()
+    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool, context.Manager() as manager:
+        feed = manager.Queue() if display is not None else None
+        futures = {pool.submit(run_stack, [member_argv(index, m, run_dir, resume) for m in chunk], feed, i): i
+                   for i, chunk in enumerate(chunks)}
+        sizes = {}  # the size of each stack a chunk trains, learned from its first report
+        show = lambda key, n, latest: display.update(key, sizes.setdefault(key, len(latest)), n, latest)  # noqa: E731
+        for future in completed(futures, feed, show):
             if stop.requested:
                 for f in futures:
                     f.cancel()
-            for member, (status, message) in zip(futures[future], future.result()):
+            i = futures[future]
+            for member, (status, message) in zip(chunks[i], future.result()):
                 yield member, status, message
+            for key in [key for key in sizes if key[0] == i]:
+                display.update(key, sizes[key], index["steps"])
 
 
-def train_on_ray(index, run_dir, todo, resume, address, stop):
+def train_on_ray(index, run_dir, todo, resume, address, stop, display=None):
     """Yield ``(member, exit status, message)`` as each chunk of members comes back from its Ray task; their files are
     written into ``run_dir`` as they arrive (``npgrad/ray_backend.py``)."""
     from . import ray_backend
@@ -244,17 +251,10 @@ def train_on_ray(index, run_dir, todo, resume, address, stop):
             with runs.writing(run_dir, job["dir"]):
                 ray_backend.write_files(job["dir"], files)
             yield job["member"], status, message
+        if display is not None:
+            display.update(i, len(chunks[i]), index["steps"])
         if stop.requested:
             return
-
-
-def show_progress(index, run_dir, done, total, seconds):
-    returns = [curve[1][-1] for curve in member_curves(index, run_dir).values() if len(curve[0])]
-    steps = done * index["steps"]
-    line = f"{done}/{total} members done  {steps / max(seconds, 1e-9):,.0f} member-steps/s"
-    if returns:
-        line += f"  IQM of the latest evaluations {float(iqm(returns)):8.1f}"
-    print(f"\r{line}", end="" if sys.stderr.isatty() else "\n", file=sys.stderr, flush=True)
 
 
 def member_curves(index, run_dir):

@@ -1,5 +1,5 @@
 """Fuzzing the public surface: crafted model files and generated arguments are either accepted or refused with
-an ``NpgradError`` that has a message, quickly and without a warning (issue 35).
+an ``NpgradError`` that has a message, quickly and without a warning.
 
 Run with ``python -W error -m pytest tests/test_fuzz.py``. About 2,000 examples run by default (under 20 s);
 ``NPGRAD_FUZZ=slow`` runs ten times as many.
