@@ -6,7 +6,10 @@ reward filters, and the loop's ``Progress``. ``learn`` hands them to ``npgrad.tr
 """
 from __future__ import annotations
 
-from typing import ClassVar
+import warnings
+import os
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
@@ -14,11 +17,11 @@ from threadpoolctl import threadpool_limits
 
 from . import io
 from .algos import A2CUpdate, NPGUpdate, PPOUpdate, TRPOUpdate, VPGUpdate
-from .algos.common import UpdateRule
 from .callbacks import ProgressBar
 from .config import require_bool, require_integer, require_memory
-from .envs import check_env_id, env_id_of, fit_to_env_instance, make_vec_env, run_episodes, spaces_of
-from .errors import ConfigError, ShapeError, shown
+from .envs import (NO_ENV, EnvLike, EnvSpec, EvalResult, check_env_id, env_id_of, fit_to_env_instance, make_vec_env,
+                   rebuilt_spec, recorded_spec, run_episodes, spaces_of, spec_to_json)
+from .errors import ConfigError, NpgradError, NpgradWarning, ShapeError, shown
 from .heads import make_head
 from .io import refuse
 from .nn import count_params
@@ -70,13 +73,18 @@ def agent_config(Config, env, config, overrides):
 class Agent:
     """``Agent(env, seed=0, config=None, **hyperparameters)``; use a subclass such as ``npgrad.PPO``.
 
-    ``env`` is a gymnasium id (``"CartPole-v1"``), an ``Env`` or a ``VectorEnv``. Hyperparameters
+    ``env`` is a gymnasium id (``"CartPole-v1"``), an ``EnvSpec``, an ``Env`` or a ``VectorEnv``. Hyperparameters
     start from the algorithm's tuned defaults for that id (``npgrad/tuned.py``); any field of its
     ``Config`` can be overridden. An instance brings its own number of environments.
+
+    ``env_id`` is the environment's id; ``env_spec`` the gymnasium spec of an instance (its ``gym.make`` arguments
+    and the wrappers applied after it), from which ``evaluate`` and ``npgrad.load`` rebuild it, or None (built from
+    an id, or ``env_problem`` says why the instance cannot be rebuilt).
     """
 
     name: ClassVar[str] = ""
-    Update: ClassVar[type[UpdateRule] | None] = None  # each algorithm's class sets its update rule
+    Update: ClassVar[Any] = None  # each algorithm's class sets its update rule (an algos.common.UpdateRule)
+    Config: ClassVar[Any] = None  # and its Update's config class
 
     def __init_subclass__(cls):
         cls.Config = cls.Update.Config
@@ -90,8 +98,9 @@ class Agent:
             return Population(cls, env, seed, config, **overrides)
         return super().__new__(cls)
 
-    def __init__(self, env, seed=0, config=None, **overrides):
+    def __init__(self, env: EnvLike, seed: int = 0, config: Any = None, **overrides: Any) -> None:
         self.env_id = env_id_of(env)
+        self.env_spec, self.env_problem = recorded_spec(env)
         self.config, self.seed = agent_config(self.Config, env, config, overrides), require_integer(seed, "seed")
         config = self.config
         self.envs = make_vec_env(env, config.n_envs)
@@ -112,7 +121,8 @@ class Agent:
     num_steps = property(lambda self: self.progress.num_steps, doc="Environment steps trained so far.")
     num_updates = property(lambda self: self.progress.num_updates, doc="Updates so far.")
 
-    def learn(self, total_steps, callback=None, progress_bar=False):
+    def learn(self, total_steps: int, callback: Callback | Sequence[Callback] | None = None,
+              progress_bar: bool = False) -> Agent:
         """Train for ``total_steps`` more environment steps (with a tqdm bar if ``progress_bar``, as SB3).
 
         After every update ``callback(agent, info)`` is called (each in turn, for a list of callbacks);
@@ -124,7 +134,7 @@ class Agent:
             callbacks.append(ProgressBar(self.progress))
         return self.resume(callbacks)
 
-    def resume(self, callback=None):
+    def resume(self, callback: Callback | Sequence[Callback] | None = None) -> Agent:
         """Continue the last ``learn`` call (also one restored from a checkpoint) up to its ``total_steps``."""
         callbacks = callback_list(callback)
         for cb in callbacks:
@@ -139,7 +149,7 @@ class Agent:
                   after_update)
         return self
 
-    def restart_envs(self):
+    def restart_envs(self) -> None:
         """Reset every environment with a seed drawn from ``(seed, num_steps)``; unfinished episodes are dropped.
 
         Checkpointed training calls this right after each checkpoint, and a resumed run right after
@@ -147,7 +157,8 @@ class Agent:
         """
         self.rollout.restart(int(np.random.SeedSequence([self.seed, self.num_steps]).generate_state(1)[0]))
 
-    def predict(self, obs, state=None, episode_start=None, deterministic=False, rng=None):
+    def predict(self, obs: Any, state: Any = None, episode_start: Any = None, deterministic: bool = False,
+                rng: np.random.Generator | None = None) -> tuple[np.ndarray, Any]:
         """``(actions, state)`` for raw observations, one or a batch, as SB3's ``predict``: sampled unless
         ``deterministic``, filtered as in training, clipped to a Box; ``state`` comes back as given (npgrad's policies
         are not recurrent). ``rng``: a ``np.random.Generator`` (default: the agent's). What is not an observation, or
@@ -164,27 +175,46 @@ class Agent:
         act = self.policy.to_env(act)
         return (act[0] if single else act), state
 
-    def evaluate(self, episodes=10, deterministic=True, seed=None, env=None):
+    def evaluate(self, episodes: int = 10, deterministic: bool = True, seed: int | None = None,
+                 env: EnvLike | None = None) -> EvalResult:
         """``EvalResult(mean, std, returns)`` of ``episodes`` episodes seeded ``seed`` (default ``self.seed + 10000``),
         one per copy of the agent's environment (at most ``MAX_EVAL_ENVS`` copies, which share the episodes as SB3's
-        ``evaluate_policy`` does), or on ``env`` (an id or an instance, which is not closed and whose
-        environments share the episodes likewise); at most ``MAX_EPISODES``. The agent's own training environments
-        are restarted afterwards, so the next rollout does not continue from where the evaluation left them."""
+        ``evaluate_policy`` does), or on ``env`` (an id, a spec or an instance, which is not closed and whose
+        environments share the episodes likewise); at most ``MAX_EPISODES``. The agent's environment is rebuilt
+        from its id, or for an instance from its gymnasium spec, wrappers included (``rebuilt_env``). The agent's own
+        training environments are restarted afterwards, so the next rollout does not continue from where the
+        evaluation left them."""
         episodes = require_integer(episodes, "episodes", positive=True, most=MAX_EPISODES)
         deterministic = require_bool(deterministic, "deterministic")
-        env = env if env is not None else self.env_id
-        if env is None:
-            raise ConfigError("this agent was built from an environment without an id: pass env= to evaluate")
-        envs = make_vec_env(env, min(episodes, MAX_EVAL_ENVS))  # more episodes are shared by these copies
+        own = env is None
+        env = self.rebuilt_env() if env is None else env
+        try:
+            envs = make_vec_env(env, min(episodes, MAX_EVAL_ENVS))  # more episodes are shared by these copies
+        except NpgradError:
+            raise
+        except Exception as e:  # gymnasium could not make the environment the agent's spec names
+            if not own or self.env_spec is None:
+                raise
+            raise ConfigError(f"evaluate: gymnasium could not rebuild the agent's environment from its spec "
+                              f"({type(e).__name__}: {shown(str(e), 120)}); {NO_ENV}") from e
         seed = self.seed + 10000 if seed is None else require_integer(seed, "seed")
         rng = np.random.default_rng(seed)
         result = run_episodes(lambda obs: self.predict(obs, deterministic=deterministic, rng=rng)[0], envs, episodes,
                               seed)
-        if isinstance(env, str):
+        if isinstance(env, (str, EnvSpec)):
             envs.close()
         if env is self.envs or env in getattr(self.envs, "envs", ()):
             self.restart_envs()
         return result
+
+    def rebuilt_env(self) -> EnvLike:
+        """What ``evaluate()`` builds the agent's environment from: the spec of the instance it was built on (wrappers
+        included), or its id. An instance gymnasium cannot rebuild is a ``ConfigError`` saying why, and to pass env=."""
+        if self.env_problem is not None:
+            raise ConfigError(f"evaluate: the agent's environment cannot be rebuilt: {self.env_problem}; {NO_ENV}")
+        if self.env_spec is None and self.env_id is None:
+            raise ConfigError(f"evaluate: the agent was built from an environment without an id; {NO_ENV}")
+        return self.env_spec if self.env_spec is not None else str(self.env_id)
 
     def state(self):
         """``(arrays, meta)``: every array that makes up the agent (by part) and the JSON the file's header keeps."""
@@ -193,6 +223,9 @@ class Agent:
         arrays = io.flatten({name: part.state() for name, part in parts.items() if part is not None})
         meta = {"algo": self.name, "env_id": self.env_id, "seed": self.seed, "config": self.config.to_dict(),
                 "progress": self.progress.state(), "rng_state": self.rng.bit_generator.state}
+        env_spec = spec_to_json(self.env_spec) if self.env_spec is not None else self.env_problem
+        if env_spec is not None:  # an agent built from an id keeps the id alone, as files did before env_spec
+            meta["env_spec"] = env_spec
         return arrays, meta
 
     def load_state(self, arrays, meta, path="file"):
@@ -210,10 +243,17 @@ class Agent:
         self.progress.load_state(meta["progress"])
         self.rng.bit_generator.state = meta["rng_state"]
 
-    def save(self, path, user=None):
+    def save(self, path: str | os.PathLike, user: dict | None = None) -> str:
         """Write ``path``: an ``.npz`` of arrays with a JSON header (``npgrad.io``); ``user`` is any JSON dict
-        stored with it (a run folder keeps its own state there)."""
+        stored with it (a run folder keeps its own state there). The header keeps the environment's id and, for an
+        instance, its gymnasium spec, wrappers included; an instance gymnasium cannot rebuild is saved with the
+        reason instead, and a ``NpgradWarning`` (once per agent, not at every checkpoint) says that loading it
+        will need ``env=``."""
         arrays, meta = self.state()
+        if self.env_problem is not None and not getattr(self, "warned_env_problem", False):
+            self.warned_env_problem = True
+            warnings.warn(f"{path}: saved without its environment, which cannot be rebuilt: {self.env_problem}; "
+                          "npgrad.load and evaluate will need env=", NpgradWarning, stacklevel=2)
         return io.write(path, arrays, {**meta, "user": user or {}})
 
 
@@ -247,6 +287,8 @@ class A2C(Agent):
     name, Update = "a2c", A2CUpdate
 
 
+Callback = Callable[["Agent", dict], Any]
+"""``callback(agent, info)`` after every update; returning ``False`` stops training."""
 ALGOS = {cls.name: cls for cls in (VPG, NPG, TRPO, PPO, A2C)}
 MAX_EVAL_ENVS = 64
 """``evaluate`` runs at most this many copies of an environment at once; more episodes share them."""
@@ -254,25 +296,34 @@ MAX_EPISODES = 10**6
 """The most episodes one ``evaluate`` call runs (days of CPU for most environments)."""
 
 
-def load(path, env=None, trust_env_spec=False):
-    """Rebuild a saved agent (``Agent.save``) on ``env`` (default: the saved environment id).
+def load(path: str | os.PathLike, env: EnvLike | None = None, trust_env_spec: bool = False) -> Agent:
+    """Rebuild a saved agent (``Agent.save``) on ``env`` (default: the saved environment, rebuilt from its gymnasium
+    spec with its wrappers, or from its id).
 
     A file is untrusted input (``npgrad.io``): every header field is checked before anything is built, the
     members' declared shapes and dtypes before anything is decompressed, and their numbers before the agent
     takes them; each violation is a ``FileFormatError`` naming the file and the field. A saved id must be
     registered with gymnasium: the ``module:Env`` form, which would import ``module``, is refused unless you
     pass the environment yourself as ``env`` or say ``trust_env_spec=True`` (the file's module is then imported).
+    Likewise a saved spec may only name the entry points gymnasium registers for its id and gymnasium's own
+    wrappers (``npgrad.envs.rebuilt_spec``), unless ``trust_env_spec=True``. A file saved without its environment
+    (an instance gymnasium cannot rebuild) needs ``env``.
     """
     with io.Archive(path) as archive:
         meta, path = archive.meta, archive.path
         cls, config = saved_config(meta, path)
         check_saved_counters(meta, path)
-        env = env if env is not None else registered_env(meta["env_id"], path, trust_env_spec)
-        archive.check(network_shapes(config, *spaces_of(env)), exact=False)  # before building the networks
+        saved_spec = checked_env_spec(meta, path)
+        if env is None:
+            env = saved_env(meta, saved_spec, path, trust_env_spec)
+            spaces = rebuilt_spaces(env, path)
+        else:
+            spaces = spaces_of(env)
+        archive.check(network_shapes(config, *spaces), exact=False)  # before building the networks
         try:
             agent = cls(env, seed=meta["seed"], config=config)
         except ConfigError as e:  # e.g. the memory the config needs for this environment's sizes
-            refuse(path, "config", e)
+            refuse(path, "config", str(e))
         expected, _ = agent.state()
         archive.check(expected)  # every member, before decompressing any
         arrays = archive.read(expected)
@@ -300,6 +351,51 @@ def check_saved_counters(meta, path):
         if progress[part] > progress[whole]:
             refuse(path, f"progress: {part}", f"is {progress[part]}, more than {whole} ({progress[whole]})")
     io.check_rng_state(meta["rng_state"], path)
+
+
+MAX_ENV_PROBLEM = 2000
+"""The longest reason a file may give for saving no environment spec (npgrad writes one sentence)."""
+
+
+def checked_env_spec(meta, path):
+    """The header's ``env_spec``: a spec (JSON object) checked for its fields, types and sizes, the reason the
+    environment was not saved (a string), or None (an agent built from an id, or a file saved before the field)."""
+    saved = meta.get("env_spec")
+    if isinstance(saved, str) and len(saved) > MAX_ENV_PROBLEM:
+        refuse(path, "env_spec", f"a reason of {len(saved):,} characters; npgrad writes at most {MAX_ENV_PROBLEM:,}")
+    if isinstance(saved, dict):
+        io.check_env_spec(saved, path)
+        if saved["id"] != meta["env_id"]:
+            refuse(path, "env_spec: id", f"is {shown(saved['id'])}, but env_id is {shown(meta['env_id'])}")
+    return saved
+
+
+def saved_env(meta, saved_spec, path, trust_env_spec=False):
+    """The environment a file describes: its spec (``rebuilt_spec``: without ``trust_env_spec`` nothing but the
+    entry points gymnasium registers for the id and gymnasium's own wrappers is imported), or its id."""
+    if isinstance(saved_spec, str):
+        reason = repr(saved_spec[:300])[1:-1]  # one line, whatever the file holds
+        refuse(path, "env_spec", f"the agent was saved without its environment, which cannot be rebuilt: {reason}; "
+                                 f"{NO_ENV} to load it")
+    if saved_spec is None:
+        return registered_env(meta["env_id"], path, trust_env_spec)
+    try:
+        return rebuilt_spec(saved_spec, trust_env_spec)
+    except ConfigError as e:
+        refuse(path, "env_spec", e)
+
+
+def rebuilt_spaces(env, path):
+    """``spaces_of`` the environment a file describes, gymnasium's failure to make it a ``FileFormatError``."""
+    try:
+        return spaces_of(env)
+    except NpgradError:
+        raise
+    except Exception as e:  # noqa: BLE001 - the saved arguments or wrappers do not make an environment here
+        if not isinstance(env, EnvSpec):
+            raise
+        refuse(path, "env_spec", f"gymnasium could not rebuild the environment from it ({type(e).__name__}: "
+                                 f"{shown(str(e), 120)}); {NO_ENV} to load it")
 
 
 def registered_env(env_id, path, trust_env_spec=False):

@@ -54,7 +54,7 @@ class Evaluator:
 
 class EvalCallback(Evaluator):
     """Every ``eval_freq`` environment steps, evaluate on ``n_eval_episodes`` episodes of ``eval_env`` (default: the
-    agent's environment id) and keep ``best_mean_reward``; a new best is saved as ``best_model.npz`` in
+    agent's environment, rebuilt as ``Agent.evaluate`` rebuilds it) and keep ``best_mean_reward``; a new best is saved as ``best_model.npz`` in
     ``best_model_save_path`` (if given) and reported to ``callback_on_new_best``; every evaluation is reported to
     ``callback_after_eval``. A child returning ``False`` stops training. ``history`` holds every evaluation."""
 

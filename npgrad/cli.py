@@ -383,7 +383,7 @@ def play_episode(agent, args, render_mode):
     import gymnasium as gym
 
     try:
-        env = gym.make(agent.env_id, render_mode=render_mode)
+        env = gym.make(agent.rebuilt_env(), render_mode=render_mode)  # its wrappers too
         obs, _ = env.reset(seed=args.seed if args.seed is not None else agent.seed + 10000)
         frames = [env.render()] if render_mode == "rgb_array" else []
     except gym.error.DependencyNotInstalled as e:

@@ -1,27 +1,34 @@
-"""Environments: building a gymnasium vector env from an id or an instance, and running evaluation episodes."""
+"""Environments: building a gymnasium vector env from an id, a spec or an instance, recording an instance's gymnasium
+spec (its wrappers included) so it can be rebuilt, rebuilding a saved one safely, and running evaluation episodes."""
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import importlib
+import json
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple, Union
 
 import gymnasium as gym
 import numpy as np
+from gymnasium.envs.registration import EnvSpec, WrapperSpec
 
+from . import io
 from .errors import ConfigError, shown
 from .rollout import independent_seeds
 
 if TYPE_CHECKING:
     from .config import Config
 
-EnvLike = Union[str, gym.Env, gym.vector.VectorEnv]
-"""What ``env`` may be: a gymnasium id, an ``Env`` or a ``VectorEnv``."""
+EnvLike = Union[str, EnvSpec, gym.Env, gym.vector.VectorEnv]
+"""What ``env`` may be: a gymnasium id, an ``EnvSpec`` (as ``env.spec`` gives it, wrappers included), an ``Env`` or a
+``VectorEnv``."""
 
 
 def make_vec_env(env: EnvLike, n_envs: int) -> gym.vector.VectorEnv:
-    """A gymnasium vector env: ``n_envs`` copies of an id (its NumPy-vectorised entry point if it has one),
-    or an instance as it is (an ``Env`` as a vector env of one). Rollouts need NEXT_STEP autoreset."""
+    """A gymnasium vector env: ``n_envs`` copies of an id or a spec (its NumPy-vectorised entry point if it has one,
+    and for a spec no wrappers), or an instance as it is (an ``Env`` as a vector env of one). Rollouts need
+    NEXT_STEP autoreset."""
     if isinstance(env, gym.vector.VectorEnv):
         mode = env.metadata.get("autoreset_mode")  # gymnasium >= 1.1; 1.0 always steps then resets
         mode = getattr(mode, "value", mode)  # an AutoresetMode or its string
@@ -31,8 +38,12 @@ def make_vec_env(env: EnvLike, n_envs: int) -> gym.vector.VectorEnv:
         return env
     if isinstance(env, gym.Env):
         return CallersEnv([lambda: env])
+    if isinstance(env, EnvSpec):  # gym.make_vec would take these out of its kwargs as its own arguments
+        spec = dataclasses.replace(env, kwargs={k: v for k, v in env.kwargs.items() if k not in io.MAKE_VEC_KWARGS})
+        vectorised = spec.vector_entry_point is not None and not spec.additional_wrappers
+        return gym.make_vec(spec, num_envs=n_envs, vectorization_mode="vector_entry_point" if vectorised else "sync")
     if not isinstance(env, str):
-        raise ConfigError(f"env must be a gymnasium id, Env or VectorEnv, got {type(env).__name__}")
+        raise ConfigError(f"env must be a gymnasium id, EnvSpec, Env or VectorEnv, got {type(env).__name__}")
     spec = env_spec(env)
     mode = "vector_entry_point" if spec.vector_entry_point is not None else "sync"
     return gym.make_vec(spec.id, num_envs=n_envs, vectorization_mode=mode)
@@ -84,7 +95,7 @@ def fit_to_env_instance(env: EnvLike, values: dict[str, Any], overrides: Mapping
     CartPole 16 x 16 becomes 1 x 256. An explicit ``n_envs`` that disagrees with the instance is an error.
     ``values`` are not validated yet (``defaults`` fills what they leave out), so the config is built, and
     its warnings given, once, for the batch the agent really collects."""
-    if isinstance(env, str):
+    if isinstance(env, (str, EnvSpec)):
         return values
     n_envs = env.num_envs if isinstance(env, gym.vector.VectorEnv) else 1
     n_envs_before = values.get("n_envs", defaults.n_envs)
@@ -100,7 +111,7 @@ def fit_to_env_instance(env: EnvLike, values: dict[str, Any], overrides: Mapping
 
 
 def spaces_of(env: EnvLike) -> tuple[gym.Space, gym.Space]:
-    """``(observation_space, action_space)`` of one environment of ``env``: an id (one copy is built, then
+    """``(observation_space, action_space)`` of one environment of ``env``: an id or a spec (one copy is built, then
     closed), an ``Env`` or a ``VectorEnv``."""
     if isinstance(env, gym.vector.VectorEnv):
         return env.single_observation_space, env.single_action_space
@@ -114,8 +125,182 @@ def spaces_of(env: EnvLike) -> tuple[gym.Space, gym.Space]:
 
 
 def env_id_of(env: EnvLike) -> str | None:
-    spec = getattr(env, "spec", None)
-    return env if isinstance(env, str) else getattr(spec, "id", None)
+    if isinstance(env, (str, EnvSpec)):
+        return env if isinstance(env, str) else env.id
+    return getattr(getattr(env, "spec", None), "id", None)
+
+
+# --- recording an instance's spec, and rebuilding a saved one ------------------------------------------------
+
+NO_ENV = "pass env= (the environment itself, wrapped as in training)"
+"""How every message about an environment npgrad cannot rebuild ends."""
+
+
+def recorded_spec(env: EnvLike) -> tuple[EnvSpec | None, str | None]:
+    """``(spec, None)`` if gymnasium can rebuild the instance ``env`` from its spec (``env.spec``: the id, its
+    ``gym.make`` arguments and the wrappers applied after it, ``additional_wrappers``), and the spec can be saved as
+    JSON; ``(None, why)`` if not, said so that it can end a sentence; ``(None, None)`` for an id, which is its own
+    record."""
+    if isinstance(env, str):
+        return None, None
+    try:
+        spec, problem = (env, None) if isinstance(env, EnvSpec) else instance_spec(env)
+        if spec is not None:
+            spec_to_json(spec)  # raises ConfigError if it cannot be saved (or loaded back)
+    except ConfigError as e:
+        return None, str(e)
+    except Exception as e:  # noqa: BLE001 - a wrapper's own spec property raised: the instance cannot be recorded
+        return None, f"gymnasium could not give the environment's spec ({type(e).__name__}: {shown(str(e), 120)})"
+    return spec, problem
+
+
+def instance_spec(env: gym.Env | gym.vector.VectorEnv) -> tuple[EnvSpec | None, str | None]:
+    """``(spec, None)`` or ``(None, why)`` for an ``Env``, or for a ``VectorEnv``: the spec its environments share
+    (``SyncVectorEnv``, ``AsyncVectorEnv``), or gymnasium's spec of a NumPy-vectorised one without its vector
+    arguments."""
+    name = type(env).__name__
+    if isinstance(env, gym.Env):
+        spec = env.spec
+        if spec is None:
+            return None, (f"the environment {type(env.unwrapped).__name__} has no gymnasium spec (it was not made by "
+                          "gym.make from a registered id, so gymnasium cannot rebuild it)")
+        return spec, None
+    if isinstance(env, gym.vector.VectorWrapper):
+        return None, f"gymnasium does not record vector wrappers such as {name} in a spec"
+    spec = env.spec
+    if spec is not None and spec.kwargs.get("vectorization_mode") == "vector_entry_point":
+        kwargs = {k: v for k, v in spec.kwargs.items() if k not in io.MAKE_VEC_KWARGS}
+        steps = kwargs.pop("max_episode_steps", spec.max_episode_steps)  # gym.make_vec moved it there
+        return dataclasses.replace(spec, kwargs=kwargs, max_episode_steps=steps), None
+    try:
+        specs = env.get_attr("spec")  # type: ignore[attr-defined]  # Sync and AsyncVectorEnv have it
+    except Exception:  # noqa: BLE001 - a VectorEnv of its own making: it need not have get_attr
+        return None, f"the vector env {name} is not one of gymnasium's, so npgrad cannot tell how it was made"
+    if any(spec is None for spec in specs):
+        return None, (f"the environments of the vector env {name} have no gymnasium spec (they were not made by "
+                      "gym.make from a registered id)")
+    if len({spec_key(spec) for spec in specs}) > 1:
+        return None, f"the environments of the vector env {name} were made from different specs"
+    return specs[0], None
+
+
+def spec_key(spec: EnvSpec) -> str:
+    try:
+        return json.dumps(spec_to_json(spec), sort_keys=True)
+    except ConfigError:
+        return repr(spec)
+
+
+def spec_to_json(spec: EnvSpec) -> dict[str, Any]:
+    """The JSON object the file keeps for ``spec``: ``EnvSpec.to_json``'s, with a registered class or function as its
+    ``module:Name`` entry point. A ``ConfigError`` says why it cannot be saved: a wrapper that does not record its
+    arguments, or whose arguments are not JSON (a function, an array), an entry point without an importable name."""
+    for wrapper in spec.additional_wrappers:
+        if wrapper.kwargs is None:
+            raise ConfigError(f"gymnasium cannot record the wrapper {wrapper.name} of {spec.id}: it does not inherit "
+                              "gymnasium.utils.RecordConstructorArgs, so its arguments are unknown")
+        for key, value in wrapper.kwargs.items():
+            if not is_json(value):
+                raise ConfigError(f"gymnasium cannot record the wrapper {wrapper.name} of {spec.id}: its argument "
+                                  f"{key}={shown(value, 50)} is not JSON (a function, an array, an object)")
+    for key, value in spec.kwargs.items():
+        if not is_json(value):
+            raise ConfigError(f"gymnasium cannot record {spec.id}'s argument {key}={shown(value, 50)}: it is not JSON")
+    for field in ("entry_point", "vector_entry_point"):
+        value = getattr(spec, field)
+        if value is not None and entry_point_name(value) is None:
+            raise ConfigError(f"{spec.id}'s {field} {shown(value, 50)} has no module:Name that gymnasium could import")
+    named = dataclasses.replace(spec, entry_point=entry_point_name(spec.entry_point),
+                                vector_entry_point=entry_point_name(spec.vector_entry_point))
+    saved = json.loads(named.to_json())
+    problem = io.env_spec_problem(saved)
+    if problem:
+        raise ConfigError(f"{spec.id}'s spec cannot be saved: {problem[0]} {problem[1]}")
+    return saved
+
+
+def is_json(value: object) -> bool:
+    """Whether ``value`` is made of JSON's types only (tuples as lists), as gymnasium's ``to_json`` needs."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return True
+    if isinstance(value, (list, tuple)):
+        return all(is_json(item) for item in value)
+    return isinstance(value, dict) and all(isinstance(k, str) and is_json(v) for k, v in value.items())
+
+
+def entry_point_name(entry_point: object) -> str | None:
+    """A ``module:Name`` string as it is; a class or function (as ``gym.register(entry_point=Env)`` takes it) as its
+    ``module:Name``, if it has one an import would find (not a lambda, nor one defined inside a function)."""
+    if entry_point is None or isinstance(entry_point, str):
+        return entry_point
+    module, name = getattr(entry_point, "__module__", None), getattr(entry_point, "__qualname__", "")
+    name_ok = all(part.isidentifier() for part in name.split("."))
+    return f"{module}:{name}" if isinstance(module, str) and name_ok else None
+
+
+GYMNASIUM_WRAPPERS = "gymnasium.wrappers"
+UNSAFE_WRAPPERS = {gym.wrappers.RecordVideo: "it writes video files into a folder the file names"}
+"""gymnasium's own wrappers (and their subclasses) a file may not apply on its own: they act outside the
+environment."""
+IMPORTING_IDS = {"GymV21Environment-v0", "GymV26Environment-v0"}
+"""Registered ids whose constructors import an environment by a name in their arguments (shimmy's old-gym
+compatibility): a file's arguments would choose the module."""
+
+
+def rebuilt_spec(saved: Mapping[str, Any], trust: bool = False) -> EnvSpec:
+    """The ``EnvSpec`` a file's ``env_spec`` describes (already checked by ``npgrad.io.check_env_spec``), to pass to
+    ``gym.make``/``gym.make_vec``, which import its entry points. Unless ``trust`` (the caller's
+    ``trust_env_spec=True``), nothing the file names is imported but the entry points gymnasium registers for its
+    id and gymnasium's own wrappers; anything else is a ``ConfigError`` naming the field and saying how to proceed."""
+    fields = {**saved, "additional_wrappers": tuple(WrapperSpec(**wrapper) for wrapper in saved["additional_wrappers"])}
+    if not trust:
+        fields.update(registered_entry_points(saved))
+        for i, wrapper in enumerate(fields["additional_wrappers"]):
+            check_gymnasium_wrapper(wrapper, f"additional_wrappers[{i}]")
+    try:
+        return EnvSpec(**fields)
+    except Exception as e:  # noqa: BLE001 - gymnasium's own checks of the fields (its id's form, ...)
+        raise ConfigError(f"not a gymnasium spec: {type(e).__name__}: {shown(str(e), 120)}") from None
+
+
+def registered_entry_points(saved: Mapping[str, Any]) -> dict[str, Any]:
+    """The entry points gymnasium registers for the saved id, if the saved ones are exactly these."""
+    env_id, entry_point = saved["id"], saved["entry_point"]
+    trust = f"or trust_env_spec=True (--trust-env-spec) to let gymnasium import {shown(entry_point.split(':')[0])}"
+    if env_id not in gym.registry:
+        raise ConfigError(f"id: {shown(env_id)} is not registered with gymnasium in this process: import the package "
+                          f"that registers it before loading, {NO_ENV}, {trust}")
+    if env_id in IMPORTING_IDS:
+        raise ConfigError(f"id: {env_id} imports the environment its arguments name; {NO_ENV}, {trust}")
+    registered = gym.registry[env_id]
+    for field in ("entry_point", "vector_entry_point"):
+        if saved[field] is not None and saved[field] != entry_point_name(getattr(registered, field)):
+            raise ConfigError(f"{field}: {shown(saved[field])} is not the one gymnasium registers for {env_id} "
+                              f"({shown(entry_point_name(getattr(registered, field)))}): the file names other code; "
+                              f"{NO_ENV}, {trust}")
+    return {"entry_point": registered.entry_point,
+            "vector_entry_point": registered.vector_entry_point if saved["vector_entry_point"] is not None else None}
+
+
+def check_gymnasium_wrapper(wrapper: WrapperSpec, field: str) -> None:
+    """Refuse (``ConfigError``) a wrapper that is not one of gymnasium's own ``gym.Wrapper`` classes, before anything
+    but a ``gymnasium.wrappers`` module is imported."""
+    module, _, name = wrapper.entry_point.partition(":")
+    if module != GYMNASIUM_WRAPPERS and not module.startswith(GYMNASIUM_WRAPPERS + "."):
+        raise ConfigError(f"{field}: entry_point {shown(wrapper.entry_point)} is not one of gymnasium's wrappers, and "
+                          f"loading it would import {shown(module)}; {NO_ENV}, or trust_env_spec=True "
+                          "(--trust-env-spec) if you trust the file")
+    try:
+        cls = getattr(importlib.import_module(module), name)
+    except Exception as e:  # noqa: BLE001 - no such wrapper in this gymnasium, or its dependency is missing
+        raise ConfigError(f"{field}: gymnasium has no wrapper {shown(wrapper.entry_point)} here "
+                          f"({type(e).__name__}: {shown(str(e), 80)}); {NO_ENV}") from None
+    if not (isinstance(cls, type) and issubclass(cls, gym.Wrapper)):
+        raise ConfigError(f"{field}: entry_point {shown(wrapper.entry_point)} is not a gymnasium wrapper class; {NO_ENV}")
+    for unsafe, why in UNSAFE_WRAPPERS.items():
+        if issubclass(cls, unsafe):
+            raise ConfigError(f"{field}: npgrad does not apply {cls.__name__} from a file ({why}); {NO_ENV}, or "
+                              "trust_env_spec=True (--trust-env-spec) if you trust the file")
 
 
 class EvalResult(NamedTuple):

@@ -43,7 +43,7 @@ def gradcheck(algo: str = "ppo", env_id: str = "CartPole-v1", batch: int = 32, s
               hidden: tuple[int, ...] | None = None, **overrides: Any) -> list[Check]:
     """Build the algorithm's networks for ``env_id`` (config ``overrides`` allowed) and return one ``Check``
     per derivative. Each finite difference is a plain function of ``theta``: the networks take it as an argument."""
-    config = ALGOS[algo].Config.for_env(env_id, **overrides)  # type: ignore[union-attr]  # set by __init_subclass__
+    config = ALGOS[algo].Config.for_env(env_id, **overrides)
     hidden = config.hidden if hidden is None else hidden
     envs = make_vec_env(env_id, 1)
     rng = np.random.default_rng(seed)

@@ -2,8 +2,9 @@
 
 An agent's arrays are named ``part/key`` (``model/policy_theta``, ``rule/pi_optim/m``, ...), from
 the ``state()`` of each part that owns state. The header (``__meta__``, a JSON string stored as a
-NumPy unicode scalar) records the format, the npgrad version, the algorithm, the environment id,
-the seed, the loop's progress, the RNG state and the config. Writes are atomic: the file is written
+NumPy unicode scalar) records the format, the npgrad version, the algorithm, the environment id (and,
+for an agent built on an ``Env`` or ``VectorEnv`` instance, its gymnasium spec with the wrappers it records,
+or why it has none), the seed, the loop's progress, the RNG state and the config. Writes are atomic: the file is written
 beside the target and renamed over it, so a crash never leaves half a file.
 
 A file is untrusted input, read in an order that bounds what a crafted one can cost:
@@ -11,8 +12,9 @@ A file is untrusted input, read in an order that bounds what a crafted one can c
 1. the zip's directory: at most ``MAX_MEMBERS`` members, each named ``part/key.npy``, stored or deflated;
 2. each member's ``.npy`` header only (a few hundred bytes): its dtype, shape and byte order, and that
    the member's uncompressed size is exactly that header plus ``prod(shape) * itemsize`` bytes;
-3. the JSON header, at most ``MAX_HEADER_BYTES``: a dict with exactly the fields of ``HEADER``, each
-   of its JSON type (``Archive``); the agent then checks the values (``npgrad.agent.load``);
+3. the JSON header, at most ``MAX_HEADER_BYTES``: a dict with exactly the fields of ``HEADER`` (and those of
+   ``OPTIONAL`` it has), each of its JSON type (``Archive``); the agent then checks the values
+   (``npgrad.agent.load``; a saved environment spec with ``check_env_spec``, before gymnasium sees it);
 4. the members' declared shapes and dtypes against the ones the saved config builds (``Archive.check``);
 5. only then the data (``Archive.read``), whose numbers must be finite, and non-negative where they
    are variances or counts (``check_numbers``).
@@ -48,7 +50,11 @@ MAX_HEADER_BYTES = 1 << 20
 HEADER = {"format": (str,), "format_version": (int,), "npgrad_version": (str,), "algo": (str,),
           "env_id": (str, type(None)), "seed": (int,), "config": (dict,), "progress": (dict,), "rng_state": (dict,),
           "user": (dict,)}
-"""Every field of the header and its JSON type(s): exactly these, no more and no fewer."""
+"""Every field of the header and its JSON type(s): exactly these, no more and no fewer (but ``OPTIONAL``'s)."""
+OPTIONAL = {"env_spec": (dict, str)}
+"""Fields a header of this format version may leave out, as files saved before them do: ``env_spec``, the
+environment's gymnasium spec (``EnvSpec.to_json``, a JSON object) or why it could not be saved (a string). A
+header without it names its environment by ``env_id`` alone."""
 MEMBER_NAME = re.compile(r"[A-Za-z_]\w*(/[A-Za-z_]\w*)*\.npy")
 NON_NEGATIVE = {"var", "v", "count", "t", "beta"}
 """Arrays (by their last name) that are variances, second moments, counts or a penalty weight."""
@@ -297,15 +303,16 @@ def check_envelope(meta: object, path: str) -> None:
         raise FileFormatError(f"{path}: format {shown(meta.get('format'))} version {shown(meta.get('format_version'))} "
                               f"is not {FORMAT!r} version {FORMAT_VERSION} (saved by npgrad "
                               f"{shown(meta.get('npgrad_version'))}, this is {__version__})")
-    missing, extra = sorted(set(HEADER) - set(meta)), sorted(set(meta) - set(HEADER))
+    missing, extra = sorted(set(HEADER) - set(meta)), sorted(set(meta) - set(HEADER) - set(OPTIONAL))
     if missing or extra:
         refuse(path, "header", f"missing fields {listed(missing)}; unexpected fields {listed(extra)}")
-    for field, types in HEADER.items():
-        if type(meta[field]) not in types:
+    for field, types in {**HEADER, **OPTIONAL}.items():
+        if field in meta and type(meta[field]) not in types:
             refuse(path, field, f"must be {' or '.join(JSON_NAMES[t] for t in types)}, got {shown(meta[field])}")
 
 
-JSON_NAMES = {str: "a string", int: "an integer", dict: "a JSON object", type(None): "null"}
+JSON_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "true or false", dict: "a JSON object",
+              list: "a list", type(None): "null"}
 
 
 def read_array(zf: zipfile.ZipFile, name: str, member: Member, path: str) -> np.ndarray:
@@ -356,3 +363,115 @@ def check_counters(counters: Mapping[str, Any], names: Iterable[str], path: File
     for name, value in counters.items():
         if not is_integer(value):
             refuse(path, f"{field}: {name}", f"must be a non-negative integer, got {shown(value)}")
+
+
+# --- a saved environment spec ------------------------------------------------------------------------------
+
+ENV_SPEC = {"id": (str,), "entry_point": (str,), "reward_threshold": (int, float, type(None)), "nondeterministic": (bool,),
+            "max_episode_steps": (int, type(None)), "order_enforce": (bool,), "disable_env_checker": (bool,),
+            "kwargs": (dict,), "additional_wrappers": (list,), "vector_entry_point": (str, type(None))}
+"""The fields of gymnasium's ``EnvSpec.to_json`` and their JSON types: exactly these."""
+WRAPPER_SPEC = {"name": (str,), "entry_point": (str,), "kwargs": (dict,)}
+"""The fields of one of its ``additional_wrappers`` (a ``WrapperSpec``) and their JSON types."""
+ENTRY_POINT = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
+"""``module.sub:Name``, as gymnasium writes an entry point (``load_env_creator`` imports ``module.sub``)."""
+ENV_ID = re.compile(r"[\w.\-/]{1,200}")
+MAX_WRAPPERS = 32
+MAX_KWARGS = 64
+MAX_SPEC_DEPTH = 8
+"""Nesting of lists and objects in an argument: gymnasium deep-copies them, and npgrad never needs more."""
+MAX_STEPS = 2**31
+MAKE_VEC_KWARGS = ("num_envs", "vectorization_mode", "vector_kwargs", "wrappers")
+"""Keys ``gym.make_vec`` takes out of a spec's ``kwargs`` as its own arguments (``wrappers`` would be called):
+never an environment's argument, and npgrad records specs without them."""
+
+
+def env_spec_problem(spec: Mapping[str, Any]) -> tuple[str, str] | None:
+    """``(field, problem)`` for the first thing wrong with a saved environment spec (its JSON types and sizes), or
+    None. What it may import is not judged here: ``npgrad.envs.rebuilt_spec`` does that."""
+    problem = fields_problem(spec, ENV_SPEC)
+    if problem:
+        return problem
+    if not ENV_ID.fullmatch(spec["id"]):
+        return "id", f"must be a gymnasium id (letters, digits, -_./, at most 200), got {shown(spec['id'])}"
+    for field in ("entry_point", "vector_entry_point"):
+        if spec[field] is not None and not ENTRY_POINT.fullmatch(spec[field]):
+            return field, f"must be a module:Name entry point, got {shown(spec[field])}"
+    steps = spec["max_episode_steps"]
+    if steps is not None and not is_integer(steps, 1, MAX_STEPS):
+        return "max_episode_steps", f"must be an integer from 1 to 2**31 or null, got {shown(steps)}"
+    problem = kwargs_problem(spec["kwargs"])
+    if problem:
+        return joined("kwargs", problem[0]), problem[1]
+    vector_keys = [key for key in MAKE_VEC_KWARGS if key in spec["kwargs"]]
+    if vector_keys:
+        return f"kwargs: {vector_keys[0]}", "is an argument of gym.make_vec, not of the environment; npgrad never saves it"
+    wrappers = spec["additional_wrappers"]
+    if len(wrappers) > MAX_WRAPPERS:
+        return "additional_wrappers", f"{len(wrappers)} wrappers; npgrad saves at most {MAX_WRAPPERS}"
+    for i, wrapper in enumerate(wrappers):
+        problem = wrapper_problem(wrapper)
+        if problem:
+            return joined(f"additional_wrappers[{i}]", problem[0]), problem[1]
+    return None
+
+
+def wrapper_problem(wrapper: object) -> tuple[str, str] | None:
+    """``(field, problem)`` for the first thing wrong with one saved ``WrapperSpec``, or None."""
+    if not isinstance(wrapper, dict):
+        return "", f"must be a JSON object (name, entry_point, kwargs), got {shown(wrapper)}"
+    problem = fields_problem(wrapper, WRAPPER_SPEC)
+    if problem:
+        return problem
+    if not (wrapper["name"].isidentifier() and len(wrapper["name"]) <= 100):
+        return "name", f"must be a class name, got {shown(wrapper['name'])}"
+    if not ENTRY_POINT.fullmatch(wrapper["entry_point"]):
+        return "entry_point", f"must be a module:Name entry point, got {shown(wrapper['entry_point'])}"
+    problem = kwargs_problem(wrapper["kwargs"])
+    return problem and (joined("kwargs", problem[0]), problem[1])
+
+
+def check_env_spec(spec: Mapping[str, Any], path: FilePath) -> None:
+    """Refuse a saved environment spec whose fields are not exactly gymnasium's, of their JSON types and sizes
+    (``env_spec_problem``); the ``FileFormatError`` names the field, e.g. ``env_spec: kwargs: wrappers``."""
+    problem = env_spec_problem(spec)
+    if problem:
+        field, text = problem
+        refuse(path, joined("env_spec", field), text)
+
+
+def joined(field: str, part: str) -> str:
+    """``field: part``, or ``field`` if ``part`` is empty (the problem is with the whole of ``field``)."""
+    return f"{field}: {part}" if part else field
+
+
+def fields_problem(value: Mapping[str, Any], types: Mapping[str, tuple]) -> tuple[str, str] | None:
+    """``(field, problem)`` if ``value`` has not exactly the fields of ``types``, each of its JSON type(s)."""
+    missing, extra = sorted(set(types) - set(value)), sorted(set(value) - set(types))
+    if missing or extra:
+        return "", f"missing fields {listed(missing)}; unexpected fields {listed(extra)}"
+    for field, allowed in types.items():
+        if type(value[field]) not in allowed:
+            return field, f"must be {' or '.join(JSON_NAMES[t] for t in allowed)}, got {shown(value[field])}"
+    return None
+
+
+def kwargs_problem(kwargs: Mapping[str, Any]) -> tuple[str, str] | None:
+    """``(key, problem)`` unless ``kwargs`` are Python keyword arguments (identifiers, at most ``MAX_KWARGS``) whose
+    values are JSON nested at most ``MAX_SPEC_DEPTH`` deep."""
+    if len(kwargs) > MAX_KWARGS:
+        return "", f"{len(kwargs)} arguments; npgrad saves at most {MAX_KWARGS}"
+    for key, value in kwargs.items():
+        if not key.isidentifier() or len(key) > 100:
+            return shown(key), "is not a keyword argument's name"
+        if too_deep(value):
+            return key, f"nests lists or objects more than {MAX_SPEC_DEPTH} deep"
+    return None
+
+
+def too_deep(value: object, levels: int = MAX_SPEC_DEPTH) -> bool:
+    """Whether JSON ``value`` nests lists and objects more than ``levels`` deep (it recurses at most that far)."""
+    children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else None
+    if children is None:
+        return False
+    return levels == 0 or any(too_deep(child, levels - 1) for child in children)
