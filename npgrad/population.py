@@ -406,8 +406,8 @@ class Population:
         config = self.members[k].config.to_dict()
         return {name: config[name] for name in self.varied()}
 
-    def learn(self, total_steps, eval_every=0, eval_episodes=10, workers=None, progress_bar=False, backend="local",
-              address=None):
+    def learn(self, total_steps: int, eval_every: int = 0, eval_episodes: int = 10, workers: int | None = None,
+              progress_bar: bool = False, backend: str = "local", address: str | None = None) -> Population:
         """Train every member for ``total_steps`` more environment steps, evaluating each every ``eval_every``
         steps (0: never) on ``eval_episodes`` episodes. ``workers`` processes train members side by side (default:
         one per core); with ``workers=1`` they train here, one after another, with identical results. With
@@ -496,10 +496,10 @@ class Population:
         if self.display is not None:
             self.display.update(chunk, size, num_steps, latest)
 
-    def aggregate(self):
+    def aggregate(self) -> dict[str, Curve]:
         """``{label: Curve}``: the members with the same settings (all but their seed) pooled at each evaluation step:
         the IQM of their returns with its 95% bootstrap interval, and the median."""
-        groups = {}
+        groups: dict[str, list] = {}
         for k in range(len(self)):
             history = self.evaluations[k].get("history", [])
             if history:
@@ -511,11 +511,11 @@ class Population:
             curves[label] = aggregate_curves([row[0] for row in histories[0][:n]], returns_rk)
         return curves
 
-    def evaluate(self, episodes=10, deterministic=True):
+    def evaluate(self, episodes: int = 10, deterministic: bool = True) -> list:
         """Each member's ``EvalResult`` (``Agent.evaluate``), in member order."""
         return [member.evaluate(episodes, deterministic=deterministic) for member in self.members]
 
-    def save(self, folder):
+    def save(self, folder: str | os.PathLike) -> str | os.PathLike:
         """Write ``folder/population.json`` and one agent file per member, ``folder/member-000.npz`` ... (each
         loads alone with ``npgrad.load``; its evaluation history is kept in its header). Returns ``folder``."""
         os.makedirs(folder, exist_ok=True)
@@ -528,7 +528,7 @@ class Population:
         return folder
 
 
-def load_population(folder, trust_env_spec=False):
+def load_population(folder: str | os.PathLike, trust_env_spec: bool = False) -> Population:
     """The ``Population`` saved in ``folder``. ``population.json`` is untrusted input: it may only name member files
     ``member-NNN.npz`` in that folder, each loaded and checked by ``npgrad.load``, all of one algorithm and id."""
     path = os.path.join(folder, INDEX)
@@ -538,7 +538,8 @@ def load_population(folder, trust_env_spec=False):
     except (OSError, ValueError) as e:
         raise FileFormatError(f"{path}: not a population index ({e})") from None
     if not (isinstance(index, dict) and index.get("format") == FORMAT):
-        raise FileFormatError(f"{path}: format must be {FORMAT!r}, got {shown(getattr(index, 'get', dict)('format'))}")
+        got = index.get("format") if isinstance(index, dict) else index
+        raise FileFormatError(f"{path}: must be a population index with format {FORMAT!r}, got {shown(got)}")
     files = index.get("members")
     if not (isinstance(files, list) and files and all(isinstance(n, str) and MEMBER_FILE.fullmatch(n) for n in files)):
         raise FileFormatError(f"{path}: members must be a non-empty list of names member-NNN.npz, got {shown(files)}")

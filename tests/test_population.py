@@ -143,6 +143,12 @@ def test_save_and_load_round_trip(tmp_path):
     assert all(same_state(a, b) for a, b in zip(pop, back))
 
 
+def test_a_population_index_that_is_not_one_is_refused(tmp_path):
+    (tmp_path / "population.json").write_text("[1, 2]")
+    with pytest.raises(FileFormatError, match="must be a population index with format 'npgrad-population', got"):
+        load_population(tmp_path)
+
+
 @pytest.mark.parametrize("members, problem", [
     (["../../elsewhere.npz"], "member-NNN.npz"), ([], "non-empty list"), ("member-000.npz", "non-empty list")])
 def test_a_population_index_names_only_its_own_member_files(tmp_path, members, problem):
