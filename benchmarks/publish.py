@@ -44,6 +44,7 @@ def blocks_from_results():
         "learning-npgrad": npgrad_only(learning[1]),  # [0] is the "Measured ..." line
         "full": "\n\n".join([*ours, *derivatives]),  # the runs and their ceilings, then the derivative costs
         "floor": "\n\n".join(read_sections("floor")),
+        "seeds": read_sections("seeds")[1],  # [0] is the "Measured ..." line
     }
     if SIDE_BY_SIDE in learning:
         blocks["learning-vs-sb3"] = learning[learning.index(SIDE_BY_SIDE) + 1]

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -24,16 +26,18 @@ class Evaluator:
     is called after each evaluation, e.g. to print a line.
     """
 
-    def __init__(self, every=5000, episodes=10, on_eval=None, env=None, deterministic=True):
+    def __init__(self, every: int = 5000, episodes: int = 10, on_eval: Callable[..., Any] | None = None,
+                 env: Any = None, deterministic: bool = True) -> None:
         self.every, self.episodes = require_integer(every, "every", True), require_integer(episodes, "episodes", True)
         self.on_eval, self.env, self.deterministic = on_eval, env, deterministic
-        self.history, self.next_eval, self.train_seconds = [], every, 0.0
-        self._last = None
+        self.history: list[tuple] = []
+        self.next_eval, self.train_seconds = every, 0.0
+        self._last: float | None = None
 
-    def start_clock(self):
+    def start_clock(self) -> None:
         self._last = time.perf_counter()
 
-    def due(self, num_steps):
+    def due(self, num_steps: int) -> bool:
         """Whether the call after an update at ``num_steps`` evaluates (and so needs the agent's current state)."""
         return num_steps >= self.next_eval
 
@@ -54,12 +58,15 @@ class Evaluator:
 
 class EvalCallback(Evaluator):
     """Every ``eval_freq`` environment steps, evaluate on ``n_eval_episodes`` episodes of ``eval_env`` (default: the
-    agent's environment, rebuilt as ``Agent.evaluate`` rebuilds it) and keep ``best_mean_reward``; a new best is saved as ``best_model.npz`` in
+    agent's environment, rebuilt as ``Agent.evaluate`` rebuilds it) and keep ``best_mean_reward``; a new best is
+    saved as ``best_model.npz`` in
     ``best_model_save_path`` (if given) and reported to ``callback_on_new_best``; every evaluation is reported to
     ``callback_after_eval``. A child returning ``False`` stops training. ``history`` holds every evaluation."""
 
-    def __init__(self, eval_env=None, callback_on_new_best=None, callback_after_eval=None, n_eval_episodes=5,
-                 eval_freq=10_000, best_model_save_path=None, deterministic=True):
+    def __init__(self, eval_env: Any = None, callback_on_new_best: Callable[..., Any] | None = None,
+                 callback_after_eval: Callable[..., Any] | None = None, n_eval_episodes: int = 5,
+                 eval_freq: int = 10_000, best_model_save_path: str | os.PathLike | None = None,
+                 deterministic: bool = True) -> None:
         super().__init__(eval_freq, n_eval_episodes, self._after_eval, eval_env, deterministic)
         self.on_new_best, self.after_eval = callback_on_new_best, callback_after_eval
         self.save_path = best_model_save_path
@@ -80,7 +87,7 @@ class EvalCallback(Evaluator):
 class StopTrainingOnRewardThreshold:
     """An ``EvalCallback``'s ``callback_on_new_best``: stop once the best mean return reaches ``reward_threshold``."""
 
-    def __init__(self, reward_threshold):
+    def __init__(self, reward_threshold: float) -> None:
         self.reward_threshold = float(reward_threshold)
 
     def __call__(self, agent, evaluation):
@@ -91,7 +98,7 @@ class StopTrainingOnNoModelImprovement:
     """An ``EvalCallback``'s ``callback_after_eval``: stop after ``max_no_improvement_evals`` evaluations in a row
     without a new best, counting only after the first ``min_evals`` evaluations."""
 
-    def __init__(self, max_no_improvement_evals, min_evals=0):
+    def __init__(self, max_no_improvement_evals: int, min_evals: int = 0) -> None:
         self.max_no_improvement_evals = require_integer(max_no_improvement_evals, "max_no_improvement_evals")
         self.min_evals = require_integer(min_evals, "min_evals")
         self.best, self.evals, self.without_improvement = -np.inf, 0, 0
@@ -126,7 +133,7 @@ class ProgressBar:
 class CheckpointCallback:
     """Every ``save_freq`` environment steps, save the agent as ``save_path/<name_prefix>_<steps>_steps.npz``."""
 
-    def __init__(self, save_freq, save_path, name_prefix="npgrad_model"):
+    def __init__(self, save_freq: int, save_path: str | os.PathLike, name_prefix: str = "npgrad_model") -> None:
         self.save_freq = require_integer(save_freq, "save_freq", True)
         self.save_path, self.name_prefix = save_path, name_prefix
         self.next_save = self.save_freq
