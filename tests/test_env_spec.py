@@ -2,6 +2,7 @@
 with gymnasium's spec of it and rebuilt from that spec by ``npgrad.load`` and ``evaluate``, in a fresh process too.
 A file's spec imports nothing but the entry points gymnasium registers for its id and gymnasium's own wrappers unless
 the caller trusts it, and an environment gymnasium cannot record says so, and asks for ``env=``."""
+import inspect
 import json
 import os
 import subprocess
@@ -73,30 +74,9 @@ def test_an_observation_wrapper_and_make_arguments_come_back_in_a_fresh_process(
     np.testing.assert_array_equal(out["returns"], returns)
 
 
-PROBE_ENV = """
-import gymnasium as gym
-import numpy as np
-
-
-class Counter(gym.Env):  # reward 1 a step, for term_at steps
-    observation_space = gym.spaces.Box(-np.inf, np.inf, (1,))
-    action_space = gym.spaces.Discrete(2)
-
-    def __init__(self, term_at):
-        self.term_at, self.t = term_at, 0
-
-    def reset(self, seed=None, options=None):
-        super().reset(seed=seed)
-        self.t = 0
-        return np.array([0.0], dtype=np.float32), {}
-
-    def step(self, action):
-        self.t += 1
-        return np.array([self.t], dtype=np.float32), 1.0, self.t >= self.term_at, False, {}
-
-
-gym.register("NpgradProbe/Counter-v0", entry_point="npgrad_probe_env:Counter", kwargs={"term_at": 3})
-"""
+PROBE_ENV = "\n".join([  # a module of its own, importable by a fresh process: tests/helpers.py's Counter, registered
+    "import gymnasium as gym", "import numpy as np", "", "", inspect.getsource(Counter), "",
+    'gym.register("NpgradProbe/Counter-v0", entry_point="npgrad_probe_env:Counter", kwargs={"term_at": 3})', ""])
 
 
 def test_a_custom_environment_comes_back_in_a_fresh_process(tmp_path, monkeypatch):
