@@ -14,7 +14,7 @@ observation and reward filters and random generator (``npgrad.rngs.Generators``)
 
 **Exact.** Member ``k`` is the agent ``npgrad.PPO(env, seed=seeds[k], **settings[k])`` would train
 alone, bit for bit: parameters, optimiser state, generator, evaluations (``tests/test_population.py``,
-every algorithm). A stacked product rounds exactly as the same product alone, and every batch of a
+every algorithm; with NumPy 1.x a member's value network can differ in its last bit). A stacked product rounds exactly as the same product alone, and every batch of a
 configuration has one shape (reset steps weigh 0 rather than being dropped). So results do not
 depend on which worker ran a member, or on how many workers there were.
 
