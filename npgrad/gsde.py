@@ -38,12 +38,14 @@ def log_sigma(phi_nf, log_std_fa):
 def log_sigma_jacobian(phi_nf, log_std_fa, log_sigma_na):
     """``w_nfa = d log sigma_na / d Lambda_fa = phi_nf^2 exp(2 Lambda_fa) / sigma_na^2``, shape ``(n, f, a)``
     (per-sample scores need it whole; the vjp and jvp below never form it)."""
-    return phi_nf[..., :, :, None] ** 2 * np.exp(2.0 * log_std_fa[..., None, :, :] - 2.0 * log_sigma_na[..., :, None, :])
+    exponent_nfa = 2.0 * log_std_fa[..., None, :, :] - 2.0 * log_sigma_na[..., :, None, :]
+    return phi_nf[..., :, :, None] ** 2 * np.exp(exponent_nfa)
 
 
 def log_sigma_vjp(phi_nf, log_std_fa, log_sigma_na, log_sigma_bar_na):
     """``Lambda_bar_fa = sum_n w_nfa log_sigma_bar_na = exp(2 Lambda) * ((phi^2)^T (log_sigma_bar / sigma^2))``."""
-    return np.exp(2.0 * log_std_fa) * (np.swapaxes(phi_nf, -1, -2)**2 @ (log_sigma_bar_na * np.exp(-2.0 * log_sigma_na)))
+    phi2_fn = np.swapaxes(phi_nf, -1, -2) ** 2
+    return np.exp(2.0 * log_std_fa) * (phi2_fn @ (log_sigma_bar_na * np.exp(-2.0 * log_sigma_na)))
 
 
 def log_sigma_jvp(phi_nf, log_std_fa, log_sigma_na, log_std_dot_fa):

@@ -110,7 +110,8 @@ class Policy:
         one backward pass through the MLP."""
         out_bar, head_bar = self.head.vjp(fwd, cotangent)
         if self.value_output:
-            v_bar_n1 = np.zeros(out_bar.shape[:-1] + (1,)) if value_bar_n is None else np.asarray(value_bar_n)[..., None]
+            v_bar_n1 = (np.zeros(out_bar.shape[:-1] + (1,)) if value_bar_n is None else
+                        np.asarray(value_bar_n)[..., None])
             out_bar = np.concatenate([out_bar, v_bar_n1], axis=-1)
         return np.concatenate([self.net.vjp(fwd.cache, out_bar), head_bar], axis=-1)
 

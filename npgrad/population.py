@@ -14,9 +14,10 @@ observation and reward filters and random generator (``npgrad.rngs.Generators``)
 
 **Exact.** Member ``k`` is the agent ``npgrad.PPO(env, seed=seeds[k], **settings[k])`` would train
 alone, bit for bit: parameters, optimiser state, generator, evaluations (``tests/test_population.py``,
-every algorithm; with NumPy 1.x a member's value network can differ in its last bit). A stacked product rounds exactly as the same product alone, and every batch of a
-configuration has one shape (reset steps weigh 0 rather than being dropped). So results do not
-depend on which worker ran a member, or on how many workers there were.
+every algorithm; with NumPy 1.x a member's value network can differ in its last bit). A stacked
+product rounds exactly as the same product alone, and every batch of a configuration has one shape
+(reset steps weigh 0 rather than being dropped). So results do not depend on which worker ran a
+member, or on how many workers there were.
 
 **Workers.** A worker process receives its members' algorithm, environment id, seeds,
 configurations and arrays (plain data, no agent object), trains them as a stack, and sends back
@@ -131,9 +132,9 @@ def require_population_memory(config, env, size, workers):
     obs_space, act_space = spaces_of(env)
     need = population_memory(config, encoded_dim(obs_space), gym.spaces.flatdim(act_space), size, workers)
     if need > MEMORY_LIMIT:
-        raise ConfigError(f"a population of {size:,} members (seed) would need about {need / 2**30:,.1f} GiB of memory, "
-                          f"more than npgrad's limit of {MEMORY_LIMIT / 2**30:.1f} GiB (half this machine's memory): "
-                          "train fewer members at once, or smaller networks")
+        raise ConfigError(f"a population of {size:,} members (seed) would need about {need / 2**30:,.1f} GiB of "
+                          f"memory, more than npgrad's limit of {MEMORY_LIMIT / 2**30:.1f} GiB (half this machine's "
+                          "memory): train fewer members at once, or smaller networks")
 
 
 def default_workers(workers, size):
@@ -456,7 +457,8 @@ class Population:
         context = worker_context()
         with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool, context.Manager() as manager:
             feed = manager.Queue() if self.display is not None else None
-            futures = {pool.submit(learn_chunk, [tasks[k] for k in chunk], feed, i): i for i, chunk in enumerate(chunks)}
+            futures = {pool.submit(learn_chunk, [tasks[k] for k in chunk], feed, i): i
+                       for i, chunk in enumerate(chunks)}
             for future in completed(futures, feed, lambda c, n, latest: self.show(c, len(chunks[c]), n, latest)):
                 i = futures[future]
                 yield from self.take_chunk(chunks[i], future.result())

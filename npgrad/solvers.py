@@ -216,7 +216,8 @@ class Adam:
         self._work: np.ndarray | None = None
         self.t = np.zeros(self.m_p.shape[:-1], dtype=np.int64)
 
-    def step(self, theta_p: np.ndarray, grad_p: np.ndarray, active: bool | np.ndarray = True) -> tuple[np.ndarray, Info]:
+    def step(self, theta_p: np.ndarray, grad_p: np.ndarray,
+             active: bool | np.ndarray = True) -> tuple[np.ndarray, Info]:
         """Returns ``(new_theta_p, info)``; ``theta_p`` itself is not modified. Agents not ``active`` (a mask, for a
         stack) keep their parameters and moments.
 
@@ -236,9 +237,10 @@ class Adam:
         b1, b2 = self.betas
         scratch = self._scratch(grad_p)
         if every:  # in place, through one scratch array: no temporary the size of theta per operation
-            self.m_p += np.multiply(np.subtract(grad_p, self.m_p, out=scratch), 1 - b1, out=scratch)  # m <- b1 m + (1 - b1) g
+            # m <- b1 m + (1 - b1) g;  v <- b2 v + (1 - b2) g^2
+            self.m_p += np.multiply(np.subtract(grad_p, self.m_p, out=scratch), 1 - b1, out=scratch)
             step = np.multiply(grad_p, grad_p, out=scratch)
-            self.v_p += np.multiply(np.subtract(step, self.v_p, out=scratch), 1 - b2, out=scratch)  # v <- b2 v + (1 - b2) g^2
+            self.v_p += np.multiply(np.subtract(step, self.v_p, out=scratch), 1 - b2, out=scratch)
         else:
             with np.errstate(invalid="ignore", over="ignore"):  # rows not taken: a refused gradient's NaN
                 self.m_p = np.where(ok[..., None], self.m_p + (1 - b1) * (grad_p - self.m_p), self.m_p)
@@ -284,7 +286,8 @@ class RMSprop:
         self.v_p = np.zeros(num_params)
         self.t = np.zeros(self.v_p.shape[:-1], dtype=np.int64)
 
-    def step(self, theta_p: np.ndarray, grad_p: np.ndarray, active: bool | np.ndarray = True) -> tuple[np.ndarray, Info]:
+    def step(self, theta_p: np.ndarray, grad_p: np.ndarray,
+             active: bool | np.ndarray = True) -> tuple[np.ndarray, Info]:
         """Returns ``(new_theta_p, info)``; the square average is only stored where the result is finite (and the
         agent ``active``)."""
         grad_p, norm = clip_grad_norm(grad_p, self.max_grad_norm)

@@ -90,7 +90,8 @@ class TRPOUpdate(UpdateRule):
                 "cg_residual": cg["residual_norm"], "cg_breakdown": cg["breakdown"]}
         searchable = ~cg["breakdown"] & kkt["ok"]
         fail(info, "CG breakdown", ~searchable)
-        ls = {"accepted": np.zeros(searchable.shape, bool), "backtracks": 0 * searchable, "step_fraction": 0.0 * searchable}
+        ls = {"accepted": np.zeros(searchable.shape, bool), "backtracks": 0 * searchable,
+              "step_fraction": 0.0 * searchable}
         if searchable.any():
             theta_new_p, found = backtracking_line_search(
                 lambda th: surrogate_and_kl(th)[0], theta_old_p, step_p, expected_improve=vdot(g_p, step_p),
