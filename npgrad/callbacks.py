@@ -37,6 +37,17 @@ class Evaluator:
     def start_clock(self) -> None:
         self._last = time.perf_counter()
 
+    def state(self) -> dict:
+        """Its evaluations so far and its schedule, as JSON (a checkpoint or a population keeps them)."""
+        return {"history": [list(r) for r in self.history], "next_eval": self.next_eval,
+                "train_seconds": self.train_seconds}
+
+    def load_state(self, state: dict) -> None:
+        """Continue from ``state()`` (an empty dict: from the start)."""
+        self.history = [tuple(r) for r in state.get("history", [])]
+        self.next_eval = state.get("next_eval", self.every)
+        self.train_seconds = state.get("train_seconds", 0.0)
+
     def due(self, num_steps: int) -> bool:
         """Whether the call after an update at ``num_steps`` evaluates (and so needs the agent's current state)."""
         return num_steps >= self.next_eval

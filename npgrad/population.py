@@ -244,20 +244,17 @@ def row(state, k):
 
 
 def make_evaluator(every, episodes, state):
+    """A member's ``Evaluator`` continuing from ``state`` (None if it does not evaluate)."""
     if not every:
         return None
     evaluator = Evaluator(every=every, episodes=episodes)
-    evaluator.history = [tuple(r) for r in state.get("history", [])]
-    evaluator.next_eval = state.get("next_eval", every)
-    evaluator.train_seconds = state.get("train_seconds", 0.0)
+    evaluator.load_state(state)
     return evaluator
 
 
 def evaluator_state(evaluator, state):
-    if evaluator is None:
-        return state
-    return {"history": [list(r) for r in evaluator.history], "next_eval": evaluator.next_eval,
-            "train_seconds": evaluator.train_seconds}
+    """The member's evaluation state after training: its evaluator's, or ``state`` as it was."""
+    return state if evaluator is None else evaluator.state()
 
 
 def worker_context():

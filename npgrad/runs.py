@@ -401,9 +401,7 @@ class RunLogger:
         self.every = check_count("checkpoint_every", run_config["checkpoint_every"])
         state = state or {}
         self.evaluator = Evaluator(every=run_config["eval_every"] or NEVER, episodes=run_config["eval_episodes"])
-        self.evaluator.history = [tuple(r) for r in state.get("history", [])]
-        self.evaluator.next_eval = state.get("next_eval", self.evaluator.every)
-        self.evaluator.train_seconds = state.get("train_seconds", 0.0)
+        self.evaluator.load_state(state)
         self.next_checkpoint = state.get("next_checkpoint", self.every)
         self.progress = CsvLog(run_file(run_dir, PROGRESS), PROGRESS_FIRST, PROGRESS_OPTIONAL)
         self.timing = CsvLog(run_file(run_dir, TIMING), ["num_updates", "num_steps"])
@@ -420,9 +418,7 @@ class RunLogger:
 
     def state(self):
         """What a checkpoint stores about this run besides the agent (JSON)."""
-        e = self.evaluator
-        return {"history": [list(r) for r in e.history], "next_eval": e.next_eval, "train_seconds": e.train_seconds,
-                "next_checkpoint": self.next_checkpoint}
+        return {**self.evaluator.state(), "next_checkpoint": self.next_checkpoint}
 
     def save_checkpoint(self, agent):
         path = checkpoint_path(self.run_dir, agent.num_steps)
