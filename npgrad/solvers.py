@@ -236,15 +236,14 @@ class Adam:
             return np.where(np.asarray(active)[..., None], np.nan, theta_p), info
         b1, b2 = self.betas
         scratch = self._scratch(grad_p)
-        if every:  # in place, through one scratch array: no temporary the size of theta per operation
-            # m <- b1 m + (1 - b1) g;  v <- b2 v + (1 - b2) g^2
+        kept = None if every else (self.m_p[~ok], self.v_p[~ok])  # rows not taken keep their moments
+        # m <- b1 m + (1 - b1) g;  v <- b2 v + (1 - b2) g^2: in place, through one scratch array
+        with np.errstate(invalid="ignore", over="ignore"):  # a refused gradient's NaN, in rows put back below
             self.m_p += np.multiply(np.subtract(grad_p, self.m_p, out=scratch), 1 - b1, out=scratch)
             step = np.multiply(grad_p, grad_p, out=scratch)
             self.v_p += np.multiply(np.subtract(step, self.v_p, out=scratch), 1 - b2, out=scratch)
-        else:
-            with np.errstate(invalid="ignore", over="ignore"):  # rows not taken: a refused gradient's NaN
-                self.m_p = np.where(ok[..., None], self.m_p + (1 - b1) * (grad_p - self.m_p), self.m_p)
-                self.v_p = np.where(ok[..., None], self.v_p + (1 - b2) * (grad_p * grad_p - self.v_p), self.v_p)
+        if kept is not None:
+            self.m_p[~ok], self.v_p[~ok] = kept
         self.t = t
         # m_hat / (sqrt(v_hat) + eps) with both bias corrections folded into two scalars (Algorithm 1,
         # the "more efficient" order of section 2): two vector operations fewer per step
