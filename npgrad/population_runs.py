@@ -163,8 +163,8 @@ def run_stack(argvs, feed=None, chunk=0):
                                                                             show=False)))
         groups = {}
         for member in members:  # a stack trains members at the same step of the same budget
-            groups.setdefault(tuple(sorted(member[1].progress.state().items() - {("failed_updates", 0)})), []).append(
-                member)
+            at = {name: n for name, n in member[1].progress.state().items() if name != "failed_updates"}
+            groups.setdefault(tuple(sorted(at.items())), []).append(member)
         for g, group in enumerate(groups.values()):
             try:
                 train_stack([m[1] for m in group], [m[4] for m in group], reporter(feed, (chunk, g)))
