@@ -1,5 +1,6 @@
 """Callbacks for ``Agent.learn``: each is called as ``callback(agent, info)`` after every update; returning
-``False`` stops training. A callback with a ``start_clock()`` method is told when training (re)starts.
+``False`` stops training. A callback with a ``start_clock()`` method is told when training (re)starts, and one
+with ``stop_clock()`` when a population's stack stops training to call its members' callbacks.
 
 SB3's names and meanings: ``EvalCallback`` (periodic evaluation, the best model saved),
 ``CheckpointCallback``, and, as an ``EvalCallback``'s children, ``StopTrainingOnRewardThreshold`` and
@@ -36,6 +37,13 @@ class Evaluator:
 
     def start_clock(self) -> None:
         self._last = time.perf_counter()
+
+    def stop_clock(self) -> None:
+        """Count the training time up to now, and none until ``start_clock``: a stack's members are evaluated one
+        after another, and none may count the others' evaluations as its training time."""
+        if self._last is not None:
+            self.train_seconds += time.perf_counter() - self._last
+        self._last = None
 
     def state(self) -> dict:
         """Its evaluations so far and its schedule, as JSON (a checkpoint or a population keeps them)."""

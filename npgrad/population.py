@@ -177,6 +177,7 @@ def train_stack(agents, callbacks, monitor=None):
     for callback in callbacks:
         if hasattr(callback, "start_clock"):
             callback.start_clock()
+    timed = [callback for callback in callbacks if hasattr(callback, "stop_clock")]
 
     def sync(k):
         agents[k].model.load_state(row(model.state(), k))
@@ -190,12 +191,16 @@ def train_stack(agents, callbacks, monitor=None):
         if monitor is not None:
             monitor(progress.num_steps, latest)
         go_on = True
+        for callback in timed:  # each member's training seconds are the stack's, none of the members' evaluations
+            callback.stop_clock()
         for k, (agent, callback) in enumerate(zip(agents, callbacks)):
             agent.progress.load_state({**progress.state(), "failed_updates": progress.failed_updates[k]})
             if callback is not None:
                 if getattr(callback, "due", lambda n: True)(progress.num_steps):
                     sync(k)
                 go_on &= callback(agent, plain(row(info, k))) is not False
+        for callback in timed:
+            callback.start_clock()
         return go_on
 
     with threadpool_limits(limits=1, user_api="blas"):  # products this small gain nothing from threads

@@ -412,6 +412,9 @@ class RunLogger:
     def start_clock(self):
         self.evaluator.start_clock()
 
+    def stop_clock(self):
+        self.evaluator.stop_clock()
+
     def due(self, num_steps):
         """Whether the call after an update at ``num_steps`` evaluates or checkpoints (needs the agent's state)."""
         return self.evaluator.due(num_steps) or num_steps >= self.next_checkpoint

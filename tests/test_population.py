@@ -4,6 +4,7 @@ the command line writes a population run folder and resumes it."""
 import csv
 import json
 import os
+import time
 import warnings
 
 import numpy as np
@@ -91,6 +92,24 @@ def test_workers_do_not_change_the_result_and_a_second_learn_call_restarts_the_e
     agent.restart_envs()
     agent.learn(EVERY)
     assert same_state(agent, here[2])
+
+
+def test_members_training_seconds_are_the_stacks_and_leave_out_every_evaluation(monkeypatch):
+    evaluate = npgrad.agent.Agent.evaluate
+
+    def slow_evaluate(agent, *args, **kwargs):
+        time.sleep(0.02)
+        return evaluate(agent, *args, **kwargs)
+
+    monkeypatch.setattr(npgrad.agent.Agent, "evaluate", slow_evaluate)
+    pop = npgrad.PPO("CartPole-v1", seed=range(4))
+    start = time.perf_counter()
+    pop.learn(2048, eval_every=512, eval_episodes=1, workers=1)
+    wall = time.perf_counter() - start
+    seconds = [e["history"][-1][1] for e in pop.evaluations]
+    evaluations = sum(len(e["history"]) for e in pop.evaluations)
+    assert evaluations == 16 and max(seconds) - min(seconds) < 0.01, f"{evaluations} evaluations; seconds {seconds}"
+    assert max(seconds) < wall - 0.02 * evaluations, f"training seconds {seconds} count evaluations (wall {wall:.2f} s)"
 
 
 def test_per_member_settings_reach_their_member():
