@@ -29,7 +29,7 @@ from .observations import encoded_dim, observation_batch, representable
 from .policy import ActorCritic, Policy, TrunkValue, ValueFunction, policy_sizes
 from .rollout import Rollout, RunningMeanStd
 from .train import Progress, train
-from .tuned import tuned_overrides
+from .tuned import defaults_for
 
 
 def build_model(obs_space, act_space, config, seed):
@@ -57,25 +57,27 @@ def network_shapes(config, obs_space, act_space):
 
 
 def agent_config(Config, env, config, overrides):
-    """``config`` (default: the tuned defaults for ``env``'s id) with ``overrides``, fitted to an env instance."""
+    """``(config, source)``: ``config`` (default: ``env``'s tuned or family defaults) with ``overrides``, fitted to
+    an env instance, and one line saying where its defaults came from."""
     if config is not None and not isinstance(config, Config):
         raise ConfigError(f"config must be a {Config.__name__} (e.g. {Config.__name__}.for_env(env_id)), "
                           f"got {type(config).__name__}")
     overrides = Config.canonical(overrides)
-    values = config.to_dict() if config is not None else tuned_overrides(Config.algo, env_id_of(env))
+    values, source = (config.to_dict(), "the config given") if config is not None else defaults_for(Config.algo, env)
     fitted = fit_to_env_instance(env, {**values, **overrides}, overrides, Config)
     if config is None or fitted != values:  # a config that nothing changes is not built (or warned of) again
         config = Config.from_dict(fitted)
     config.refuse_ignored(overrides)
-    return config
+    return config, source
 
 
 class Agent:
     """``Agent(env, seed=0, config=None, **hyperparameters)``; use a subclass such as ``npgrad.PPO``.
 
     ``env`` is a gymnasium id (``"CartPole-v1"``), an ``EnvSpec``, an ``Env`` or a ``VectorEnv``. Hyperparameters
-    start from the algorithm's tuned defaults for that id (``npgrad/tuned.py``); any field of its
-    ``Config`` can be overridden. An instance brings its own number of environments.
+    start from the algorithm's tuned defaults for that id, or for an id without an entry from its family's
+    (discrete or continuous actions; ``npgrad/tuned.py``); ``defaults_source`` says which, in one line. Any field
+    of its ``Config`` can be overridden. An instance brings its own number of environments.
 
     ``env_id`` is the environment's id; ``env_spec`` the gymnasium spec of an instance (its ``gym.make`` arguments
     and the wrappers applied after it), from which ``evaluate`` and ``npgrad.load`` rebuild it, or None (built from
@@ -101,7 +103,8 @@ class Agent:
     def __init__(self, env: EnvLike, seed: int = 0, config: Any = None, **overrides: Any) -> None:
         self.env_id = env_id_of(env)
         self.env_spec, self.env_problem = recorded_spec(env)
-        self.config, self.seed = agent_config(self.Config, env, config, overrides), require_integer(seed, "seed")
+        self.config, self.defaults_source = agent_config(self.Config, env, config, overrides)
+        self.seed = require_integer(seed, "seed")
         config = self.config
         self.envs = make_vec_env(env, config.n_envs)
         obs_space, act_space = self.envs.single_observation_space, self.envs.single_action_space

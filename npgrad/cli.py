@@ -35,7 +35,7 @@ from .observations import encoded_dim
 from .runs import check_algo
 from .plotting import have_matplotlib, plot_curves
 from .population import aggregate_curves
-from .tuned import TUNED, tuned_overrides
+from .tuned import defaults_for
 from .version import __version__
 
 
@@ -195,9 +195,9 @@ def cmd_train(args):
     if show:
         print(f"training {run_config['algo']} on {run_config['env_id']} (seed {run_config['seed']}) for "
               f"{run_config['steps']:,} steps -> {run_dir}", file=sys.stderr)
-        if not tuned_overrides(run_config["algo"], run_config["env_id"]):
-            print(f"no tuned defaults for {run_config['env_id']}: {type(agent.config).__name__}'s own "
-                  f"(npgrad defaults {run_config['algo']} {run_config['env_id']} prints them)", file=sys.stderr)
+        if "defaults" in run_config:
+            print(f"defaults: {run_config['defaults']} (npgrad defaults {run_config['algo']} {run_config['env_id']} "
+                  "prints them)", file=sys.stderr)
     with runs.StopOnSignal() as stop:
         logger = runs.RunLogger(run_dir, run_config, state, stop=stop, show=show)
         agent.resume(logger)
@@ -236,7 +236,7 @@ def start_run(args):
     if os.path.lexists(os.path.join(run_dir, runs.CONFIG)):
         raise ConfigError(f"{run_dir} already holds a run; continue it with --resume {run_dir} or choose --out")
     run_config = runs.new_run_config(args.algo, env_id, args.seed, steps, overrides, config, args.checkpoint_every,
-                                     args.eval_every, args.eval_episodes)
+                                     args.eval_every, args.eval_episodes, defaults_for(args.algo, env_id)[1])
     agent = fresh_agent(run_config)  # before anything is written: a run that cannot start leaves no folder
     with runs.writing(run_dir, run_dir):
         os.makedirs(run_dir, exist_ok=True)
@@ -512,8 +512,7 @@ def cmd_defaults(args):
     cls = check_algo(args.algo)
     env_id = check_env_id(args.env_id, trust=True)
     config = cls.Config.for_env(env_id)
-    overrides, why = TUNED.get(args.algo, {}).get(env_id.rpartition(":")[2], ({}, ""))
-    source = f"tuned for {env_id}: {why}" if overrides else f"no tuned defaults for {env_id}: {cls.Config.__name__}'s own"
+    source = defaults_for(args.algo, env_id)[1]
     print(f"# {args.algo} on {env_id}, {source}\n" + yaml.safe_dump(config.to_dict(), sort_keys=False), end="")
     return 0
 

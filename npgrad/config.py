@@ -23,7 +23,6 @@ import numpy as np
 
 from .errors import ConfigError, NpgradWarning
 from .nn import count_params
-from .tuned import tuned_overrides
 
 C = TypeVar("C", bound="Config")
 """A ``Config`` subclass: ``for_env``, ``build`` and ``from_dict`` return the class they are called on."""
@@ -96,9 +95,12 @@ class Config:
 
     @classmethod
     def for_env(cls: type[C], env_id: str | None = None, **overrides: Any) -> C:
-        """The tuned defaults for ``env_id`` (none for an unknown id) with the user's ``overrides``."""
+        """The defaults for ``env_id`` (its tuned entry, else its family's: ``npgrad/tuned.py``) with the user's
+        ``overrides``."""
+        from .tuned import defaults_for  # reads the environment's spaces: the envs module builds on this one
+
         overrides = cls.canonical(overrides)
-        config = cls.build({**tuned_overrides(cls.algo, env_id), **overrides})
+        config = cls.build({**defaults_for(cls.algo, env_id)[0], **overrides})
         config.refuse_ignored(overrides)
         return config
 

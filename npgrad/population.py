@@ -373,7 +373,7 @@ class Population:
             raise ConfigError(f"a population needs a gymnasium environment id (every member builds its own "
                               f"environments, also in worker processes), got {type(env).__name__}")
         members = member_settings(Algo.Config, seed, overrides)
-        require_population_memory(agent_config(Algo.Config, env, config, members[0][1]), env, len(members),
+        require_population_memory(agent_config(Algo.Config, env, config, members[0][1])[0], env, len(members),
                                   default_workers(None, len(members)))
         self.members = [Algo(env, seed=s, config=config, **member_overrides) for s, member_overrides in members]
         self.evaluations = [{} for _ in self.members]  # each member's evaluation history and schedule
@@ -398,6 +398,8 @@ class Population:
     seeds = property(lambda self: [m.seed for m in self.members], doc="Each member's seed.")
     algo = property(lambda self: self.members[0].name, doc="The algorithm's name.")
     env_id = property(lambda self: self.members[0].env_id, doc="The environment id every member trains on.")
+    defaults_source = property(lambda self: self.members[0].defaults_source,
+                               doc="Where the members' defaults come from: a tuned entry or a family's.")
 
     def varied(self):
         """The names of the settings whose values differ between members."""

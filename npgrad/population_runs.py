@@ -27,6 +27,7 @@ from . import runs
 from .errors import ConfigError, FileFormatError, NpgradError, shown
 from .population import (PopulationBar, aggregate_curves, chunked, completed, default_workers, per_member_fields,
                          worker_context)
+from .tuned import defaults_for
 
 INDEX, AGGREGATE = "population.json", "aggregate.csv"
 FORMAT = "npgrad-population-run"
@@ -186,6 +187,7 @@ def train_population(index, run_dir, workers, resume=False, show=True, backend="
         print(f"training {index['algo']} on {index['env_id']}: {len(index['members'])} members "
               f"({len(index['members']) - len(todo)} finished) for {index['steps']:,} steps each, {where} -> {run_dir}",
               file=sys.stderr)
+        print(f"defaults: {defaults_for(index['algo'], index['env_id'])[1]}", file=sys.stderr)
     failures, display = {}, PopulationBar(len(todo), index["steps"]) if show else None
     try:
         with runs.StopOnSignal() as stop:

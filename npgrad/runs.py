@@ -99,9 +99,9 @@ def require_object(name, value):
     return value
 
 
-def check_fields(record, names, prefix=""):
-    """``record`` holds exactly the fields ``names``."""
-    missing, unexpected = sorted(set(names) - set(record)), sorted(set(record) - set(names))
+def check_fields(record, names, prefix="", optional=()):
+    """``record`` holds exactly the fields ``names``, and perhaps some of ``optional``."""
+    missing, unexpected = sorted(set(names) - set(record)), sorted(set(record) - set(names) - set(optional))
     if missing or unexpected:
         raise ConfigError(prefix + "; ".join(f"{kind} field(s) {shown(fields)}" for kind, fields in (
             ("missing", missing), ("unexpected", unexpected)) if fields))
@@ -124,13 +124,13 @@ def check_hyperparameters(Config, values, overrides):
 
 def check_run_config(config, trust_env_spec=False):
     """Every field of a run's ``config.json`` as ``new_run_config`` writes it; ``ConfigError`` names the first bad."""
-    check_fields(config, RUN_FIELDS)
+    check_fields(config, RUN_FIELDS, optional=["defaults"])  # folders from before it was recorded lack it
     for name in ("seed", "steps", "checkpoint_every", "eval_every", "eval_episodes"):
         check_count(name, config[name])
     check_env_id(config["env_id"], trust_env_spec)
     check_hyperparameters(check_algo(config["algo"]).Config, config["config"], config["overrides"])
     texts = {f"versions[{k!r}]": v for k, v in require_object("versions", config["versions"]).items()}
-    for name, value in {**texts, "created": config["created"]}.items():
+    for name, value in {**texts, "created": config["created"], "defaults": config.get("defaults", "")}.items():
         if not isinstance(value, str):
             raise ConfigError(f"{name} must be a string, got {shown(value)}")
     return config
@@ -469,8 +469,9 @@ class RunLogger:
             print(f"\r{line}", end="", file=sys.stderr, flush=True)
 
 
-def new_run_config(algo, env_id, seed, steps, overrides, config, checkpoint_every, eval_every, eval_episodes):
-    return {"format": "npgrad-run", "algo": algo, "env_id": env_id, "seed": seed, "steps": steps,
+def new_run_config(algo, env_id, seed, steps, overrides, config, checkpoint_every, eval_every, eval_episodes, defaults):
+    """``config.json`` of a new run; ``defaults`` says where its defaults came from (``tuned.defaults_for``)."""
+    return {"format": "npgrad-run", "algo": algo, "env_id": env_id, "seed": seed, "steps": steps, "defaults": defaults,
             "overrides": {k: list(v) if isinstance(v, tuple) else v for k, v in overrides.items()},
             "config": config.to_dict(), "checkpoint_every": checkpoint_every, "eval_every": eval_every,
             "eval_episodes": eval_episodes, "versions": versions(), "created": time.strftime("%Y-%m-%d %H:%M:%S")}

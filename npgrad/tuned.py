@@ -2,11 +2,19 @@
 
 Each entry says in one line why it is what it is; how each was measured, and what was tried and
 not kept, is in benchmarks/README.md ("How the defaults were chosen"). An environment without an
-entry trains with the config's field defaults.
+entry starts from its family's defaults (``FAMILIES``): discrete or continuous actions.
 """
 from __future__ import annotations
 
-TUNED = {
+from typing import Any
+
+import gymnasium as gym
+
+from .envs import EnvLike, env_id_of, spaces_of
+
+Entry = tuple[dict[str, Any], str]  # (fields, one line on why)
+
+TUNED: dict[str, dict[str, Entry]] = {
     "vpg": {
         "CartPole-v1": (dict(n_envs=8, n_steps=256, gamma=0.99, lam=0.97, pi_lr=5e-3, vf_epochs=10,
                              vf_minibatch_size=128),
@@ -65,7 +73,52 @@ TUNED = {
 }
 
 
-def tuned_overrides(algo, env_id):
-    """The tuned fields of ``algo`` on ``env_id`` (``{}`` where there is no entry; ``module:Env`` reads ``Env``'s)."""
-    name = env_id.rpartition(":")[2] if isinstance(env_id, str) else env_id
-    return dict(TUNED.get(algo, {}).get(name, ({}, ""))[0])
+# Continuous control without a tuned entry: observations and rewards normalised (MuJoCo's observations span
+# orders of magnitude, its rewards reach thousands), and sigma = exp(-0.5) = 0.61, so a mean-zero Gaussian keeps
+# 90% of its samples inside the usual [-1, 1] action box instead of 68% with sigma = 1 (the rest are clipped).
+CONTINUOUS = dict(normalize_obs=True, normalize_reward=True, log_std_init=-0.5)
+VALUE_REGRESSION = dict(vf_epochs=10, vf_minibatch_size=128, vf_lr=1e-3)  # as every tuned TRPO, NPG and VPG entry
+
+FAMILIES: dict[str, dict[str, Entry]] = {
+    "discrete": {
+        "a2c": (dict(n_steps=5, lam=1.0, normalize_advantages=False),
+                "5-step returns as the A3C paper (256 steps per env would be one gradient step per 2,048)"),
+        "trpo": (dict(VALUE_REGRESSION), "the config's own, value function fitted as in the tuned entries"),
+        "npg": (dict(VALUE_REGRESSION), "the config's own, value function fitted as in the tuned entries"),
+        "vpg": (dict(VALUE_REGRESSION), "the config's own, value function fitted as in the tuned entries"),
+        "ppo": ({}, "the config's own: 8 x 256 transitions per update, 10 epochs of 64-row minibatches"),
+    },
+    "continuous": {
+        "a2c": (dict(CONTINUOUS, n_steps=8, lam=0.9, normalize_advantages=False),
+                "observations and rewards normalised, sigma 0.61, 8-step batches as the RL-Zoo's"),
+        "trpo": (dict(CONTINUOUS, **VALUE_REGRESSION), "observations and rewards normalised, sigma 0.61"),
+        "npg": (dict(CONTINUOUS, **VALUE_REGRESSION, max_kl=0.005),
+                "observations and rewards normalised, sigma 0.61, half the KL step (NPG has no line search)"),
+        "vpg": (dict(CONTINUOUS, **VALUE_REGRESSION), "observations and rewards normalised, sigma 0.61"),
+        "ppo": (dict(CONTINUOUS), "observations and rewards normalised, sigma 0.61 (as CleanRL's MuJoCo PPO)"),
+    },
+}
+"""family -> algorithm -> (fields, why): the defaults of an environment without a tuned entry."""
+
+
+def family_of(action_space: gym.Space) -> str:
+    """``"continuous"`` for a ``Box`` of actions, ``"discrete"`` for the rest (Discrete, MultiDiscrete,
+    MultiBinary)."""
+    return "continuous" if isinstance(action_space, gym.spaces.Box) else "discrete"
+
+
+def defaults_for(algo: str, env: EnvLike | None) -> tuple[dict, str]:
+    """``(fields, source)``: the defaults ``algo`` starts from on ``env`` (an id, spec or instance) and where they
+    come from, said in one line: the tuned entry of its id, else its family's (its action space is read from a
+    copy of the environment, or from the instance)."""
+    name = env_id_of(env) if env is not None else None
+    name = name.rpartition(":")[2] if name else name
+    if name in TUNED.get(algo, {}):
+        values, why = TUNED[algo][name]
+        return dict(values), f"tuned for {name}: {why}"
+    if env is None:
+        return {}, "the config's own (no environment given)"
+    family = family_of(spaces_of(env)[1])
+    values, why = FAMILIES[family][algo]
+    return dict(values), f"{family}-control family, no tuned entry for {name}: {why}"
+

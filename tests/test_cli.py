@@ -1,6 +1,7 @@
 """The ``npgrad`` command through ``main(argv)``: files written, eval, plot, resume, Ctrl-C, errors."""
 import errno
 import filecmp
+import json
 import os
 import signal
 import subprocess
@@ -11,6 +12,7 @@ import pytest
 
 import npgrad
 from npgrad import cli, runs
+from npgrad.errors import FileFormatError
 from npgrad.io import flatten
 from npgrad.plotting import have_matplotlib
 from test_runs import within
@@ -44,12 +46,33 @@ def test_train_writes_every_file_and_eval_reads_them(tmp_path, capsys):
         "step_0000001024.npz", "step_0000002048.npz", "step_0000003072.npz"]
     config = runs.read_config(tmp_path / "run")
     assert config["algo"] == "ppo" and config["config"]["n_envs"] == 16 and config["versions"]["npgrad"]
+    assert config["defaults"].startswith("tuned for CartPole-v1: ")
     header, rows = runs.read_csv(tmp_path / "run" / "progress.csv")
     assert len(rows) == 12 and {"kl", "entropy", "clip_fraction", "explained_variance", "eval_return"} <= set(header)
     assert [int(r["num_steps"]) for r in rows if r["eval_return"]] == [1024, 2048, 3072]
     assert cli.main(["eval", str(tmp_path / "run"), "--episodes", "3"]) == 0
     out = capsys.readouterr().out
     assert "mean return" in out and "over 3 deterministic episodes" in out
+
+
+def test_a_run_without_a_tuned_entry_records_and_prints_its_family_defaults(tmp_path, capsys):
+    assert cli.main(["train", "a2c", "Acrobot-v1", "--out", str(tmp_path / "run"), "--steps", "200"]) == 0
+    source = runs.read_config(tmp_path / "run")["defaults"]
+    assert source.startswith("discrete-control family, no tuned entry for Acrobot-v1: "), source
+    assert f"defaults: {source}" in capsys.readouterr().err
+
+
+def test_a_run_folder_from_before_the_defaults_were_recorded_still_reads(tmp_path):
+    assert train(tmp_path / "run") == 0
+    path = tmp_path / "run" / "config.json"
+    config = json.loads(path.read_text())
+    del config["defaults"]
+    path.write_text(json.dumps(config))
+    assert "defaults" not in runs.read_config(tmp_path / "run")
+    config["defaults"] = 3
+    path.write_text(json.dumps(config))
+    with pytest.raises(FileFormatError, match="defaults must be a string"):
+        runs.read_config(tmp_path / "run")
 
 
 def test_set_overrides_are_typed_and_saved(tmp_path):

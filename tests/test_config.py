@@ -6,11 +6,12 @@ import warnings
 import gymnasium as gym
 import numpy as np
 import pytest
+from scipy import stats as sp_stats
 
 import npgrad
 from npgrad.errors import ConfigError, NpgradWarning
 from npgrad.rollout import Rollout, RunningMeanStd
-from npgrad.tuned import TUNED
+from npgrad.tuned import FAMILIES, TUNED, defaults_for
 
 from helpers import Counter
 
@@ -125,6 +126,39 @@ def test_every_tuned_entry_is_a_valid_config_with_a_one_line_why(algo, env_id, r
     assert {name: getattr(config, name) for name in values} == values, f"{algo} {env_id}: {config}"
     assert len(recwarn) == 0, f"{algo} {env_id} warns: {[str(w.message) for w in recwarn]}"
     assert isinstance(why, str) and why.strip() and "\n" not in why, f"{algo} {env_id}: why = {why!r}"
+
+
+@pytest.mark.parametrize("algo", sorted(npgrad.ALGOS))
+@pytest.mark.parametrize("env_id, family", [("Acrobot-v1", "discrete"), ("MountainCarContinuous-v0", "continuous")])
+def test_an_id_without_a_tuned_entry_starts_from_its_familys_defaults_and_says_so(algo, env_id, family, recwarn):
+    agent = npgrad.ALGOS[algo](env_id)
+    values, why = FAMILIES[family][algo]
+    assert {name: getattr(agent.config, name) for name in values} == values, f"{algo} {env_id}: {agent.config}"
+    assert agent.defaults_source == f"{family}-control family, no tuned entry for {env_id}: {why}"
+    assert npgrad.ALGOS[algo].Config.for_env(env_id) == agent.config
+    assert len(recwarn) == 0, f"{algo} {env_id} warns: {[str(w.message) for w in recwarn]}"
+
+
+@pytest.mark.parametrize("algo", sorted(npgrad.ALGOS))
+def test_continuous_control_defaults_normalise_and_start_with_a_sigma_that_clips_few_samples(algo):
+    config = npgrad.ALGOS[algo]("MountainCarContinuous-v0").config
+    assert config.normalize_obs and config.normalize_reward, f"{algo}: {config}"
+    sigma = np.exp(config.log_std_init)
+    inside = 2 * sp_stats.norm.cdf(1 / sigma) - 1  # P(|a| <= 1) for a ~ N(0, sigma^2): the rest are clipped
+    assert inside >= 0.85, f"{algo}: sigma {sigma:.2f} keeps only {inside:.0%} of the actions inside [-1, 1]"
+
+
+def test_a2c_takes_short_n_step_batches_on_any_discrete_id():
+    config = npgrad.A2C("Acrobot-v1").config
+    assert (config.n_steps, config.lam) == (5, 1.0), f"A2C on an untuned id: {config.n_steps} steps, lam {config.lam}"
+
+
+def test_the_source_of_the_defaults_names_a_tuned_entry_or_a_given_config():
+    assert npgrad.PPO("CartPole-v1").defaults_source == "tuned for CartPole-v1: " + TUNED["ppo"]["CartPole-v1"][1]
+    config = npgrad.PPO.Config.for_env("Acrobot-v1", lr=1e-3)
+    assert npgrad.PPO("Acrobot-v1", config=config).defaults_source == "the config given"
+    assert defaults_for("ppo", gym.make("MountainCarContinuous-v0"))[1].startswith("continuous-control family")
+    assert npgrad.PPO(gym.make("Acrobot-v1")).defaults_source.startswith("discrete-control family")
 
 
 def test_clip_obs_reaches_the_observation_filter():

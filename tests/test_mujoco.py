@@ -13,3 +13,11 @@ def test_learns_inverted_pendulum_far_above_its_initial_policy(algo):
     agent.learn(16_384)
     after = agent.evaluate(10).mean
     assert after >= max(100.0, 4 * before), f"{algo}: mean return {before:.1f} before, {after:.1f} after 16k steps"
+
+
+@pytest.mark.parametrize("algo", sorted(npgrad.ALGOS))
+def test_an_untuned_mujoco_id_gets_the_continuous_family_with_observation_normalisation(algo):
+    agent = npgrad.ALGOS[algo]("Walker2d-v5")  # no tuned entry: the continuous-control family's defaults
+    assert agent.defaults_source.startswith("continuous-control family, no tuned entry for Walker2d-v5: ")
+    assert agent.config.normalize_obs and agent.config.normalize_reward, f"{algo}: {agent.config}"
+    assert agent.obs_filter is not None, f"{algo}: observations are not normalised"
