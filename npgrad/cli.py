@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import itertools
 import os
 import re
 import sys
@@ -364,39 +365,52 @@ def cmd_eval(args):
     check_flags(args, "episodes", "seed")
     if args.video:
         video_writer(args.video)  # a missing plugin is reported before, not after, the evaluation
+        render_offscreen()
     path = model_path(args.run, args.trust_env_spec)
     agent = load(path, trust_env_spec=args.trust_env_spec)
     result = agent.evaluate(args.episodes, deterministic=args.deterministic, seed=args.seed)
     mode = "deterministic" if args.deterministic else "stochastic"
     print(f"{agent.name} on {agent.env_id} ({path}, {agent.num_steps:,} steps): mean return "
           f"{result.mean:.1f} +- {result.std:.1f} over {args.episodes} {mode} episodes")
+    seed = args.seed if args.seed is not None else agent.seed + 10000
     if args.render:
-        play_episode(agent, args, "human")
+        play_episode(agent, seed, args.deterministic, "human")
     if args.video:
-        write_video(args.video, play_episode(agent, args, "rgb_array"))
+        write_video(args.video, *play_episode(agent, seed, args.deterministic, "rgb_array"))
         print(f"wrote {args.video}")
     return 0
 
 
-def play_episode(agent, args, render_mode):
-    """One episode on a rendering env; returns the frames for ``rgb_array``."""
+def render_offscreen():
+    """Let MuJoCo render frames on Linux without a display (through EGL; its default, GLFW, needs a window).
+    Read when ``mujoco`` is imported, so this comes first; a ``MUJOCO_GL`` the user set is kept."""
+    if sys.platform.startswith("linux") and not os.environ.get("DISPLAY"):
+        os.environ.setdefault("MUJOCO_GL", "egl")
+
+
+def play_episode(agent, seed, deterministic, render_mode, seconds=None):
+    """One episode of ``agent`` on a rendering copy of its environment: ``(frames, fps)``. For ``rgb_array``,
+    about 30 frames per second of simulated time (an environment step lasts ``1 / render_fps`` s), and ``fps``
+    plays them in real time; at most ``seconds`` of simulated time if given."""
     import gymnasium as gym
 
     try:
         env = gym.make(agent.rebuilt_env(), render_mode=render_mode)  # its wrappers too
-        obs, _ = env.reset(seed=args.seed if args.seed is not None else agent.seed + 10000)
+        obs, _ = env.reset(seed=seed)
         frames = [env.render()] if render_mode == "rgb_array" else []
     except gym.error.DependencyNotInstalled as e:
-        raise ConfigError(f"rendering needs pygame: pip install 'npgrad[video]' ({e})") from None
-    rng = np.random.default_rng(args.seed)
-    done = False
-    while not done:
-        obs, _, term, trunc, _ = env.step(agent.predict(obs, deterministic=args.deterministic, rng=rng)[0])
-        done = term or trunc
-        if render_mode == "rgb_array":
+        raise ConfigError(f"rendering {agent.env_id} needs a dependency: pip install 'npgrad[video]' ({e})") from None
+    fps = env.metadata.get("render_fps") or 30
+    skip = max(1, round(fps / 30))
+    rng = np.random.default_rng(seed)
+    for t in itertools.count(1):
+        obs, _, term, trunc, _ = env.step(agent.predict(obs, deterministic=deterministic, rng=rng)[0])
+        if render_mode == "rgb_array" and t % skip == 0:
             frames.append(env.render())
+        if term or trunc or (seconds is not None and t >= seconds * fps):
+            break
     env.close()
-    return frames
+    return frames, fps / skip
 
 
 def video_writer(path):
