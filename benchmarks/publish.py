@@ -1,4 +1,5 @@
-"""Copy the latest full results (``results/learning.md``, ``derivatives.md``, ``floor.md``) into the READMEs.
+"""Copy the latest full results (``results/learning.md``, ``derivatives.md``, ``floor.md``, ``seeds.md``,
+``mujoco.md``) into the READMEs.
 
 Each copy sits between ``<!-- results: NAME -->`` and ``<!-- /results -->``; the prose around it
 (what the numbers mean, which targets are met) is written by hand and must be reread after a run.
@@ -44,8 +45,10 @@ def blocks_from_results():
         "learning-npgrad": npgrad_only(learning[1]),  # [0] is the "Measured ..." line
         "full": "\n\n".join([*ours, *derivatives]),  # the runs and their ceilings, then the derivative costs
         "floor": "\n\n".join(read_sections("floor")),
-        "seeds": read_sections("seeds")[1],  # [0] is the "Measured ..." line
     }
+    seeds = read_sections("seeds")  # the "Measured ..." line, the steps table, a caption, the seconds table
+    blocks["seeds"], blocks["seeds-seconds"] = seeds[1], seeds[3]
+    blocks["mujoco"] = "\n\n".join(read_sections("mujoco"))
     if SIDE_BY_SIDE in learning:
         blocks["learning-vs-sb3"] = learning[learning.index(SIDE_BY_SIDE) + 1]
     return blocks

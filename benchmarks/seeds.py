@@ -1,20 +1,23 @@
 """Twenty seeds at once: npgrad's configurations trained as populations, against SB3's twenty runs.
 
-    python benchmarks/seeds.py            # PPO and TRPO on CartPole-v1 and Pendulum-v1, A2C on CartPole (~10 min)
+    python benchmarks/seeds.py --sb3      # first: SB3's 20 runs of PPO, TRPO and A2C here, one after another (~70 min)
+    python benchmarks/seeds.py            # every configuration as a 20-seed population (about an hour)
+    python benchmarks/seeds.py --only ppo:CartPole-v1,trpo:Pendulum-v1    # some of them; the others are kept
 
-Each configuration trains seeds 0-19 as one population (``npgrad.PPO(env, seed=range(20))``, two worker
-processes, each a stack; every member is exactly its solo run) under the protocol of ``learning.py``:
-deterministic evaluation on 10 episodes every 5,000 steps, the budgets of the first version. Per seed:
-steps to the threshold, first and sustained ("never" counts as infinitely late), and the final
-evaluation's return. Reported with ``npgrad.stats``: the interquartile mean with its 95% percentile
-bootstrap interval, the median, and the probability that an npgrad seed reaches the threshold in fewer
-steps than an SB3 seed (ties count one half).
+Each configuration trains seeds 0-19 as one population (``npgrad.PPO(env, seed=range(20))``) in one process
+(``workers=1``: one core, as each SB3 run), under the protocol of ``learning.py``: deterministic evaluation on
+10 episodes every 5,000 steps, the budgets of the first version. Per seed: steps to the threshold, first and
+sustained ("never" counts as infinitely late), and the return of the evaluation at the budget (the same 10
+episodes for both libraries). Seconds to the threshold are
+training seconds (evaluation excluded) on one core: for an npgrad member, the population's training seconds at
+that evaluation divided by 20 (one process trains all twenty, so each seed costs a twentieth of it); for SB3, its
+own run's. Reported with ``npgrad.stats``: the interquartile mean with its 95% percentile bootstrap interval,
+the median, and the probability that an npgrad seed reaches the threshold sooner than an SB3 seed (ties count
+one half).
 
-SB3's twenty runs per configuration (SB3 2.9.2 / sb3-contrib 2.9.2, RL-Zoo settings, seeds 0-19, the
-same protocol and evaluation code) are read from ``results/cartpole-20-seeds.json`` and
-``results/pendulum-20-seeds.json``. Steps do not depend on the machine; seconds do, and those runs were
-timed on another machine, so only npgrad's wall-clock is reported here: the whole population's, 20
-seeds with their evaluations, on this machine.
+SB3's runs (SB3 2.9.2 / sb3-contrib 2.9.2, RL-Zoo settings, seeds 0-19, the same evaluation code) come from
+``results/sb3-seeds.json`` (``--sb3``, this machine). A configuration it lacks takes steps from the earlier
+runs on another machine (``results/cartpole-20-seeds.json``, ``pendulum-20-seeds.json``) and no seconds.
 
 Writes results/seeds.json (every evaluation of every seed, the machine) and results/seeds.md.
 """
@@ -25,6 +28,7 @@ import os
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")  # before numpy is imported: the protocol is single-threaded
 
+import argparse  # noqa: E402
 import json  # noqa: E402
 import time  # noqa: E402
 
@@ -37,10 +41,14 @@ from common import machine_info, write_results  # noqa: E402
 from learning import BUDGETS, THRESHOLDS, VARIANTS, first_reach, sustained_reach  # noqa: E402
 
 SEEDS = range(20)
-CASES = [("ppo", "CartPole-v1"), ("trpo", "CartPole-v1"), ("a2c", "CartPole-v1"), ("ppo", "Pendulum-v1"),
-         ("trpo", "Pendulum-v1")]
-SB3_RUNS = {"CartPole-v1": "cartpole-20-seeds.json", "Pendulum-v1": "pendulum-20-seeds.json"}
+CASES = [(label, env_id) for env_id in ("CartPole-v1", "Pendulum-v1")
+         for label in ("ppo", "trpo", "a2c", "ppo-kl", "npg", "vpg")]
+SB3_CASES = [("ppo", "CartPole-v1"), ("trpo", "CartPole-v1"), ("ppo", "Pendulum-v1"), ("trpo", "Pendulum-v1"),
+             ("a2c", "CartPole-v1")]  # A2C, whose 500k-step runs are the longest, last
+SB3_ELSEWHERE = {"CartPole-v1": "cartpole-20-seeds.json", "Pendulum-v1": "pendulum-20-seeds.json"}
+SB3_HERE = "sb3-seeds.json"
 HERE = os.path.dirname(os.path.abspath(__file__))
+RESULTS = os.path.join(HERE, "results")
 
 
 def reach_steps(history, threshold):
@@ -49,23 +57,32 @@ def reach_steps(history, threshold):
                  for i in (first_reach(history, threshold), sustained_reach(history, threshold)))
 
 
-def sb3_runs(label, env_id):
-    """SB3's runs of seeds 0-19 for this configuration, if a results file has them."""
-    with open(os.path.join(HERE, "results", SB3_RUNS[env_id])) as f:
+def read_runs(name, label, env_id):
+    """SB3's runs of seeds 0-19 for this configuration in ``results/name``, or None if it lacks any."""
+    path = os.path.join(RESULTS, name)
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
         runs = json.load(f)["runs"]
     mine = {r["seed"]: r for r in runs if (r["library"], r["algo"], r["env"]) == ("sb3", label, env_id)}
     return [mine[s] for s in SEEDS] if all(s in mine for s in SEEDS) else None
 
 
+def sb3_runs(label, env_id):
+    """``(runs, timed_here)``: SB3's 20 runs measured on this machine, else the earlier ones (steps only)."""
+    here = read_runs(SB3_HERE, label, env_id)
+    return (here, True) if here is not None else (read_runs(SB3_ELSEWHERE[env_id], label, env_id), False)
+
+
 def population(label, env_id):
-    """Seeds 0-19 of one configuration as one population; each member's record, and the wall-clock."""
+    """Seeds 0-19 of one configuration as one population in one process: each member's record, and the
+    population's wall-clock (evaluations included)."""
     algo, variant = VARIANTS[label]
     pop = npgrad.ALGOS[algo](env_id, seed=SEEDS, **variant)
     start = time.perf_counter()
-    pop.learn(BUDGETS[env_id][label], eval_every=5_000, eval_episodes=10, workers=2)
+    pop.learn(BUDGETS[env_id][label], eval_every=5_000, eval_episodes=10, workers=1)
     seconds = time.perf_counter() - start
-    runs = [{"seed": m.seed, "history": e["history"], "final_return": e["history"][-1][2]}
-            for m, e in zip(pop, pop.evaluations)]
+    runs = [{"seed": m.seed, "history": e["history"]} for m, e in zip(pop, pop.evaluations)]
     return runs, seconds
 
 
@@ -76,46 +93,97 @@ def summary(values, statistic=stats.iqm_to_threshold):
             "median": float(stats.median(values))}
 
 
-def compare(label, env_id):
-    runs, seconds = population(label, env_id)
-    threshold, rows = THRESHOLDS[env_id], {}
-    for library, library_runs in (("npgrad", runs), ("sb3", sb3_runs(label, env_id))):
-        if library_runs is None:
-            continue
-        first, sustained = np.array([reach_steps(r["history"], threshold) for r in library_runs]).T
-        finals = np.array([r["final_return"] for r in library_runs], dtype=np.float64)
-        rows[library] = {"first": summary(first), "sustained": summary(sustained), "final": summary(finals, stats.iqm),
-                         "first_steps": first.tolist(), "sustained_steps": sustained.tolist()}
-    if "sb3" in rows:
-        for reach in ("first", "sustained"):
-            rows[f"p_sooner_{reach}"] = float(stats.probability_of_improvement(
-                rows["npgrad"][f"{reach}_steps"], rows["sb3"][f"{reach}_steps"], lower_is_better=True))
-    print(f"{label} {env_id}: {rows['npgrad']['first']['iqm']:.0f} / {rows['npgrad']['sustained']['iqm']:.0f} "
-          f"steps (IQM), {seconds:.0f} s", flush=True)
-    return {"algo": label, "env": env_id, "budget": BUDGETS[env_id][label], "threshold": threshold,
-            "population_seconds": seconds, "runs": runs, **rows}
+def reach(runs, threshold, per_seed):
+    """``{first, sustained}``: steps and seconds to ``threshold`` of each run (``inf``: never); seconds are
+    ``per_seed`` times a run's training seconds."""
+    out = {}
+    for name, find in (("first", first_reach), ("sustained", sustained_reach)):
+        at = [find(r["history"], threshold) for r in runs]
+        out[name + "_steps"] = np.array([r["history"][i][0] if i is not None else np.inf for r, i in zip(runs, at)])
+        out[name + "_seconds"] = np.array([r["history"][i][1] * per_seed if i is not None else np.inf
+                                           for r, i in zip(runs, at)])
+    return out
 
 
-def steps(s):
-    """``"12k [10k, 15k]"``: an IQM of steps with its interval (never: "never")."""
-    fmt = lambda v: "never" if np.isinf(v) else f"{v / 1000:.0f}k"  # noqa: E731
-    return f"{fmt(s['iqm'])} [{fmt(s['low'])}, {fmt(s['high'])}]"
+def library_summary(runs, threshold, per_seed, timed):
+    reached = reach(runs, threshold, per_seed)
+    finals = np.array([r["history"][-1][2] for r in runs], dtype=np.float64)  # the evaluation at the budget
+    quantities = [f"{k}_steps" for k in ("first", "sustained")] + ([f"{k}_seconds" for k in ("first", "sustained")]
+                                                                    if timed else [])
+    return {**{q: summary(reached[q]) for q in quantities}, "final": summary(finals, stats.iqm),
+            "per_run": {q: reached[q].tolist() for q in quantities},
+            "train_seconds": sum(r["history"][-1][1] for r in runs) * per_seed if timed else None}
 
 
-def markdown(rows):
-    lines = ["| algorithm, env | budget | steps to threshold, first / sustained: npgrad IQM [95% CI] | SB3 IQM [95% CI] "
-             "| P(npgrad sooner): first / sustained | final return IQM [95% CI]: npgrad / SB3 | npgrad: 20 seeds, "
-             "wall-clock |", "|---|---|---|---|---|---|---|"]
+def compare(label, env_id, runs, seconds):
+    """One configuration's statistics: npgrad's population against SB3's runs, where there are some."""
+    threshold = THRESHOLDS[env_id]
+    row = {"algo": label, "env": env_id, "budget": BUDGETS[env_id][label], "threshold": threshold,
+           "population_seconds": seconds, "runs": runs,
+           "npgrad": library_summary(runs, threshold, 1 / len(runs), True)}
+    theirs, timed_here = sb3_runs(label, env_id)
+    if theirs is not None:
+        row["sb3_runs"] = [{k: r[k] for k in ("seed", "history")} for r in theirs]
+        row["sb3"] = library_summary(theirs, threshold, 1.0, timed_here)
+        row["sb3_timed_here"] = timed_here
+        for q in row["sb3"]["per_run"]:
+            row[f"p_sooner_{q}"] = float(stats.probability_of_improvement(
+                row["npgrad"]["per_run"][q], row["sb3"]["per_run"][q], lower_is_better=True))
+    return row
+
+
+def never(value):
+    """Whether a stored steps or seconds value means "never" (``inf``, or None once written to JSON)."""
+    return value is None or np.isinf(value)
+
+
+def fmt(value, unit):
+    """``"12k"`` steps or ``"3.4 s"``; never: "never"."""
+    if never(value):
+        return "never"
+    return f"{value / 1000:.0f}k" if unit == "steps" else f"{value:.1f} s" if value < 10 else f"{value:.0f} s"
+
+
+def with_interval(s, unit):
+    return f"{fmt(s['iqm'], unit)} [{fmt(s['low'], unit)}, {fmt(s['high'], unit)}]"
+
+
+def pair(r, quantity, unit):
+    """``first / sustained`` of one library's ``quantity`` ("steps" or "seconds"), IQM [95% CI] each."""
+    return " / ".join(with_interval(r[f"{k}_{quantity}"], unit) for k in ("first", "sustained"))
+
+
+def steps_table(rows):
+    lines = ["| algorithm, env | budget | steps to threshold, first / sustained: npgrad IQM [95% CI] "
+             "| SB3 IQM [95% CI] | P(npgrad sooner): first / sustained | return at the budget, IQM [95% CI]: npgrad / SB3 |",
+             "|---|---|---|---|---|---|"]
     for r in rows:
         n, b = r["npgrad"], r.get("sb3")
         final = lambda s: f"{s['iqm']:.0f} [{s['low']:.0f}, {s['high']:.0f}]"  # noqa: E731
-        lines.append(
-            f"| {r['algo'].upper()} {r['env']} | {r['budget'] // 1000}k | {steps(n['first'])} / {steps(n['sustained'])} | "
-            + (f"{steps(b['first'])} / {steps(b['sustained'])} | {r['p_sooner_first']:.2f} / "
-               f"{r['p_sooner_sustained']:.2f} | {final(n['final'])} / {final(b['final'])}" if b else
-               f"- | - | {final(n['final'])} / -")
-            + f" | {r['population_seconds']:.0f} s |")
+        theirs = (f"{pair(b, 'steps', 'steps')} | {r['p_sooner_first_steps']:.2f} / {r['p_sooner_sustained_steps']:.2f}"
+                  f" | {final(n['final'])} / {final(b['final'])}") if b else f"- | - | {final(n['final'])} / -"
+        lines.append(f"| {r['algo'].upper()} {r['env']} | {r['budget'] // 1000}k | {pair(n, 'steps', 'steps')} | "
+                     f"{theirs} |")
     return "\n".join(lines)
+
+
+def seconds_table(rows):
+    lines = ["| algorithm, env | seconds per seed to threshold, first / sustained: npgrad IQM [95% CI] "
+             "| SB3 IQM [95% CI] | SB3 / npgrad, IQMs: first / sustained | training seconds, all 20 seeds: "
+             "npgrad / SB3 |", "|---|---|---|---|---|"]
+    for r in (r for r in rows if r.get("sb3_timed_here")):
+        n, b = r["npgrad"], r["sb3"]
+        ratio = " / ".join(fmt(b[f"{k}_seconds"]["iqm"] / n[f"{k}_seconds"]["iqm"], "s").replace(" s", "x")
+                           if not (never(n[f"{k}_seconds"]["iqm"]) or never(b[f"{k}_seconds"]["iqm"]))
+                           else "-" for k in ("first", "sustained"))
+        lines.append(f"| {r['algo'].upper()} {r['env']} | {pair(n, 'seconds', 's')} | {pair(b, 'seconds', 's')} | "
+                     f"{ratio} | {n['train_seconds']:.0f} s / {b['train_seconds']:.0f} s |")
+    return "\n".join(lines)
+
+
+def markdown(rows):
+    return (steps_table(rows) + "\n\nSeconds on one core, training only (for an npgrad seed, a twentieth of its "
+            "population's), where SB3 ran on this machine:\n\n" + seconds_table(rows))
 
 
 def finite(value):
@@ -127,12 +195,54 @@ def finite(value):
     return None if isinstance(value, float) and np.isinf(value) else value
 
 
-def main():
-    rows = [compare(label, env_id) for label, env_id in CASES]
-    table = markdown(rows)
-    write_results(os.path.join(HERE, "results", "seeds.json"), finite({"machine": machine_info(), "seeds": list(SEEDS),
-                                                                   "results": rows}), table)
-    print(table)
+def run_sb3_seeds(cases, path):
+    """SB3's 20 runs of each configuration, one after another, into ``path`` (rewritten after every run, so a
+    stopped run keeps what it measured; a run already there is not run again)."""
+    import sb3
+    from learning import make_row
+
+    done = json.load(open(path))["runs"] if os.path.exists(path) else []
+    for label, env_id in cases:
+        have = {r["seed"] for r in done if (r["algo"], r["env"]) == (label, env_id)}
+        for seed in (s for s in SEEDS if s not in have):
+            budget = BUDGETS[env_id][label]
+            done.append(make_row("sb3", label, env_id, seed, budget, *sb3.run_sb3(label, env_id, seed, budget)))
+            print(f"sb3 {label} {env_id} seed {seed}: {done[-1]['train_seconds']:.1f} s", flush=True)
+            write_results(path, {"machine": machine_info(), "runs": done}, "")
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--sb3", action="store_true", help="run SB3's 20 runs of each configuration it has")
+    p.add_argument("--only", default=None, help="comma-separated label:env pairs (default: every configuration)")
+    return p.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.sb3:
+        return run_sb3_seeds(SB3_CASES, os.path.join(RESULTS, SB3_HERE))
+    cases = CASES if args.only is None else [tuple(case.split(":")) for case in args.only.split(",")]
+    unknown = [case for case in cases if case not in CASES]
+    if unknown:
+        raise SystemExit(f"unknown configurations {unknown}; choose among {CASES}")
+    path, mine = os.path.join(RESULTS, "seeds.json"), {}
+    for label, env_id in cases:
+        runs, seconds = population(label, env_id)
+        mine[label, env_id] = {**compare(label, env_id, runs, seconds), "machine": machine_info()}
+        stored = {**stored_results(path), **mine}  # read again: another run of this script may have written to it
+        print(f"{label} {env_id}: {seconds:.0f} s", flush=True)
+        rows = [stored[case] for case in CASES if case in stored]
+        write_results(path, finite({"machine": machine_info(), "seeds": list(SEEDS), "results": rows}), markdown(rows))
+    print(markdown(rows))
+
+
+def stored_results(path):
+    """``{(label, env): result}`` of ``path``, the results in this script's present form."""
+    if not os.path.exists(path):
+        return {}
+    with open(path) as f:
+        return {(r["algo"], r["env"]): r for r in json.load(f)["results"] if "per_run" in r["npgrad"]}
 
 
 if __name__ == "__main__":

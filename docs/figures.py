@@ -1,50 +1,25 @@
-"""Regenerate every figure in docs/figures/ (needs matplotlib):  python docs/figures.py
+"""Regenerate the explanatory figures in docs/figures/ (needs matplotlib):  python docs/figures.py
 
-- learning_curves.png  from the last full learning benchmark (benchmarks/results/learning.json)
 - clip_objective.png   PPO's clipped objective against the ratio r (docs/07-ppo-and-a2c.md)
 - cg_convergence.png   CG's relative residual on a real policy's Fisher (docs/05-trpo.md)
+
+The learning curves and performance profiles are drawn by benchmarks/figures.py.
 """
-import json
 import os
 
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-import npgrad  # noqa: E402
-from npgrad.objectives import surrogate  # noqa: E402
-from npgrad.solvers import conjugate_gradient  # noqa: E402
-from npgrad.train import estimate  # noqa: E402
+import npgrad
+from npgrad.objectives import surrogate
+from npgrad.solvers import conjugate_gradient
+from npgrad.train import estimate
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 OUT = os.path.join(HERE, "figures")
-LEARNING = os.path.join(HERE, "..", "benchmarks", "results", "learning.json")
-THRESHOLDS = {"CartPole-v1": 475, "Pendulum-v1": -200}
-
-
-def learning_curves(path=LEARNING):
-    with open(path) as f:
-        runs = json.load(f)["runs"]
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for ax, env_id in zip(axes, THRESHOLDS):
-        groups = {}
-        for run in runs:  # the side-by-side run also holds SB3's rows: dashed lines, labelled "SB3 ..."
-            if run["env"] == env_id:
-                groups.setdefault((run.get("library", "npgrad"), run["algo"]), []).append(np.array(run["history"]))
-        for (library, algo), histories in groups.items():
-            n = min(len(h) for h in histories)
-            steps, returns_sn = histories[0][:n, 0], np.array([h[:n, 2] for h in histories])
-            name = algo.upper() if library == "npgrad" else f"SB3 {algo.upper()}"
-            line, = ax.plot(steps, returns_sn.mean(axis=0), ls="-" if library == "npgrad" else "--",
-                            label=f"{name} ({len(histories)} seeds)")
-            ax.fill_between(steps, returns_sn.min(axis=0), returns_sn.max(axis=0), color=line.get_color(), alpha=0.15)
-        ax.axhline(THRESHOLDS[env_id], color="grey", ls="--", lw=1)
-        ax.set(xscale="log", xlabel="environment steps (log scale)", ylabel="deterministic evaluation return",
-               title=f"{env_id}: mean and min-max over seeds")
-        ax.legend(fontsize=8)
-    return save(fig, "learning_curves.png")
 
 
 def clip_objective(eps=0.2):
@@ -94,4 +69,3 @@ def save(fig, name):
 if __name__ == "__main__":
     clip_objective()
     cg_convergence()
-    learning_curves()

@@ -1,0 +1,128 @@
+"""Past classic control: MuJoCo and LunarLander with npgrad's defaults, seeds trained as populations.
+
+    python benchmarks/mujoco_runs.py --envs InvertedPendulum-v5 --algos ppo,trpo            # 10 seeds, 1M steps each
+    python benchmarks/mujoco_runs.py --envs Hopper-v5 --algos ppo --seeds 1000-1009         # tuning seeds, kept apart
+    python benchmarks/mujoco_runs.py --envs Hopper-v5 --budget 200000 --seeds 0-3           # a shorter look
+
+The protocol of the MuJoCo targets: 1M environment steps (500k for LunarLander-v3), at least 10 seeds, the
+deterministic policy evaluated on 10 episodes every 10,000 steps. Each (algorithm, environment) trains its seeds
+as one population in one process (one core). Reported per configuration: where its defaults came from (a tuned
+entry or a family's, ``agent.defaults_source``), the return at the budget (its last evaluation) as an
+interquartile mean over seeds with its 95% bootstrap interval, the target and whether the IQM meets it, steps to
+the target (first and sustained; "never" counts as infinitely late) and training seconds per seed (the
+population's, evaluation excluded, divided by the number of seeds).
+
+Results accumulate in results/mujoco.json (a configuration run again with the same seeds replaces its entry;
+tuning seeds 1000 and up go to results/mujoco-tuning.json) and the table in the matching .md.
+"""
+from __future__ import annotations
+
+import os
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")  # before numpy is imported: the protocol is single-threaded
+
+import argparse  # noqa: E402
+import contextlib  # noqa: E402
+import json  # noqa: E402
+import time  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+import npgrad  # noqa: E402
+from npgrad import stats  # noqa: E402
+from npgrad.population_runs import parse_seeds  # noqa: E402
+
+from common import machine_info, write_results  # noqa: E402
+from learning import first_reach, sustained_reach  # noqa: E402
+
+# environment -> (target return, held?): the issue's table; LunarLander's 200 must hold to the end
+TARGETS = {"Hopper-v5": {"ppo": 3000, "trpo": 3000}, "HalfCheetah-v5": {"ppo": 3000, "trpo": 2000},
+           "Swimmer-v5": {"ppo": 120, "trpo": 120}, "InvertedPendulum-v5": {"ppo": 1000, "trpo": 1000},
+           "InvertedDoublePendulum-v5": {"ppo": 8000, "trpo": 8000}, "Reacher-v5": {"ppo": -6, "trpo": -6},
+           "LunarLander-v3": {"ppo": 200, "trpo": 200}}
+BUDGET = {"LunarLander-v3": 500_000}
+EVERY = 10_000
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def train(algo, env_id, seeds, budget):
+    """One population of ``seeds``: each member's evaluations, where the defaults came from, the wall-clock."""
+    pop = npgrad.ALGOS[algo](env_id, seed=seeds)
+    start = time.perf_counter()
+    pop.learn(budget, eval_every=EVERY, eval_episodes=10, workers=1)
+    return [e["history"] for e in pop.evaluations], pop.defaults_source, time.perf_counter() - start
+
+
+def to_target(histories, target):
+    """``(first, sustained)`` steps to ``target`` of each run (``inf``: never)."""
+    steps = lambda h, i: h[i][0] if i is not None else np.inf  # noqa: E731
+    return ([steps(h, first_reach(h, target)) for h in histories],
+            [steps(h, sustained_reach(h, target)) for h in histories])
+
+
+def summarise(algo, env_id, seeds, budget, histories, source, seconds):
+    target = TARGETS.get(env_id, {}).get(algo)
+    final_r = np.array([h[-1][2] for h in histories])
+    low, high = stats.interval(final_r, stats.iqm)
+    row = {"algo": algo, "env": env_id, "seeds": list(seeds), "budget": budget, "defaults": source,
+           "population_seconds": seconds, "train_seconds_per_seed": histories[0][-1][1] / len(seeds),
+           "final": {"iqm": float(stats.iqm(final_r)), "low": float(low), "high": float(high),
+                     "median": float(np.median(final_r))}, "target": target, "histories": histories}
+    if target is not None:
+        first, sustained = to_target(histories, target)
+        row.update(first_steps=first, sustained_steps=sustained,
+                   first_iqm=float(stats.iqm_to_threshold(first)),
+                   sustained_iqm=float(stats.iqm_to_threshold(sustained)), met=bool(row["final"]["iqm"] >= target))
+    return row
+
+
+def markdown(rows):
+    k = lambda v: "never" if v is None or np.isinf(v) else f"{v / 1000:.0f}k"  # noqa: E731
+    lines = ["| env | algorithm | seeds | budget | defaults | return at the budget, IQM [95% CI] | target | met "
+             "| steps to target, first / sustained (IQM) | training s per seed |", "|---" * 10 + "|"]
+    for r in rows:
+        f, target = r["final"], r["target"]
+        source = r["defaults"].split(":")[0].split(",")[0]  # "tuned for Hopper-v5" or "continuous-control family"
+        reach = f"{k(r['first_iqm'])} / {k(r['sustained_iqm'])}" if target is not None else "-"
+        met = "-" if target is None else "yes" if r["met"] else "no"
+        lines.append(f"| {r['env']} | {r['algo'].upper()} | {r['seeds'][0]}-{r['seeds'][-1]} | {r['budget'] // 1000}k "
+                     f"| {source} | {f['iqm']:.0f} [{f['low']:.0f}, {f['high']:.0f}] | "
+                     f"{target if target is not None else '-'} | {met} | {reach} | {r['train_seconds_per_seed']:.0f} |")
+    return "\n".join(lines)
+
+
+def finite(value):
+    """JSON has no infinity: "never" is stored as None."""
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite(v) for v in value]
+    return None if isinstance(value, float) and np.isinf(value) else value
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--envs", default="InvertedPendulum-v5")
+    p.add_argument("--algos", default="ppo,trpo")
+    p.add_argument("--seeds", default="0-9", help="e.g. 0-9 (reported) or 1000-1009 (tuning)")
+    p.add_argument("--budget", type=int, default=None, help="steps per seed (default: 1M, LunarLander 500k)")
+    args = p.parse_args(argv)
+    seeds = parse_seeds(args.seeds)
+    name = "mujoco-tuning" if min(seeds) >= 1000 else "mujoco"
+    path = os.path.join(HERE, "results", name + ".json")
+    for env_id in args.envs.split(","):
+        for algo in args.algos.split(","):
+            budget = args.budget or BUDGET.get(env_id, 1_000_000)
+            row = summarise(algo, env_id, seeds, budget, *train(algo, env_id, seeds, budget))
+            key = (algo, env_id, seeds, budget)
+            with open(path) if os.path.exists(path) else contextlib.nullcontext() as f:
+                stored = json.load(f)["results"] if f is not None else []  # read now: other runs may have written
+            stored = [r for r in stored if (r["algo"], r["env"], r["seeds"], r["budget"]) != key]
+            stored.append({**row, "machine": machine_info()})
+            print(markdown([row]).splitlines()[-1], flush=True)
+            write_results(path, finite({"machine": machine_info(), "results": stored}), markdown(stored))
+
+
+if __name__ == "__main__":
+    main()
