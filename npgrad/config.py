@@ -1,7 +1,8 @@
 """Hyperparameters: one dataclass per algorithm, every field documented with its symbol and range.
 
 ``Config.for_env(env_id, **overrides)`` starts from the field defaults, applies the algorithm's
-tuned defaults for that environment (``npgrad/tuned.py``), then the user's overrides, and validates.
+tuned defaults for that environment or, without an entry, its family's (``npgrad/tuned.py``), then the
+user's overrides, and validates.
 Unknown names, invalid values and settings that would have no effect (``REQUIRES``) raise
 ``ConfigError`` naming the field and the valid choices.
 """
