@@ -76,3 +76,12 @@ def vector_env_speed(envs, seed=0):
     speed = random_action_speed(envs.step, envs.single_action_space, envs.num_envs, seed=seed)
     envs.close()
     return speed, f"{type(envs).__name__} x{envs.num_envs}"
+
+
+def finite(value):
+    """``value`` with every infinity ("never") as None: plain JSON has no infinity."""
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite(v) for v in value]
+    return None if isinstance(value, float) and np.isinf(value) else value

@@ -33,7 +33,7 @@ import npgrad  # noqa: E402
 from npgrad import stats  # noqa: E402
 from npgrad.population_runs import parse_seeds  # noqa: E402
 
-from common import machine_info, write_results  # noqa: E402
+from common import finite, machine_info, write_results  # noqa: E402
 from learning import first_reach, sustained_reach  # noqa: E402
 
 # environment -> (target return, held?): the issue's table; LunarLander's 200 must hold to the end
@@ -90,15 +90,6 @@ def markdown(rows):
                      f"| {source} | {f['iqm']:.0f} [{f['low']:.0f}, {f['high']:.0f}] | "
                      f"{target if target is not None else '-'} | {met} | {reach} | {r['train_seconds_per_seed']:.0f} |")
     return "\n".join(lines)
-
-
-def finite(value):
-    """JSON has no infinity: "never" is stored as None."""
-    if isinstance(value, dict):
-        return {k: finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [finite(v) for v in value]
-    return None if isinstance(value, float) and np.isinf(value) else value
 
 
 def main(argv=None):

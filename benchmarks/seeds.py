@@ -37,7 +37,7 @@ import numpy as np  # noqa: E402
 import npgrad  # noqa: E402
 from npgrad import stats  # noqa: E402
 
-from common import machine_info, write_results  # noqa: E402
+from common import finite, machine_info, write_results  # noqa: E402
 from learning import BUDGETS, THRESHOLDS, VARIANTS, first_reach, sustained_reach  # noqa: E402
 
 SEEDS = range(20)
@@ -184,15 +184,6 @@ def seconds_table(rows):
 def markdown(rows):
     return (steps_table(rows) + "\n\nSeconds on one core, training only (for an npgrad seed, a twentieth of its "
             "population's), where SB3 ran on this machine:\n\n" + seconds_table(rows))
-
-
-def finite(value):
-    """``value`` with every infinity ("never") as None: plain JSON has no infinity."""
-    if isinstance(value, dict):
-        return {k: finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [finite(v) for v in value]
-    return None if isinstance(value, float) and np.isinf(value) else value
 
 
 def run_sb3_seeds(cases, path):
