@@ -1,6 +1,6 @@
 """Twenty seeds at once: npgrad's configurations trained as populations, against SB3's twenty runs.
 
-    python benchmarks/seeds.py --sb3      # first: SB3's 20 runs of PPO, TRPO and A2C here, one after another (~70 min)
+    python benchmarks/seeds.py --sb3      # first: SB3's 20 runs of PPO, TRPO and A2C here, one after another (~2 h)
     python benchmarks/seeds.py            # every configuration as a 20-seed population (about an hour)
     python benchmarks/seeds.py --only ppo:CartPole-v1,trpo:Pendulum-v1    # some of them; the others are kept
 
@@ -44,7 +44,7 @@ SEEDS = range(20)
 CASES = [(label, env_id) for env_id in ("CartPole-v1", "Pendulum-v1")
          for label in ("ppo", "trpo", "a2c", "ppo-kl", "npg", "vpg")]
 SB3_CASES = [("ppo", "CartPole-v1"), ("trpo", "CartPole-v1"), ("ppo", "Pendulum-v1"), ("trpo", "Pendulum-v1"),
-             ("a2c", "CartPole-v1")]  # A2C, whose 500k-step runs are the longest, last
+             ("a2c", "CartPole-v1"), ("a2c", "Pendulum-v1")]  # A2C, whose runs are the longest, last
 SB3_ELSEWHERE = {"CartPole-v1": "cartpole-20-seeds.json", "Pendulum-v1": "pendulum-20-seeds.json"}
 SB3_HERE = "sb3-seeds.json"
 HERE = os.path.dirname(os.path.abspath(__file__))
