@@ -3,6 +3,7 @@
     python benchmarks/seeds.py --sb3      # first: SB3's 20 runs of PPO, TRPO and A2C here, one after another (~2 h)
     python benchmarks/seeds.py            # every configuration as a 20-seed population (about an hour)
     python benchmarks/seeds.py --only ppo:CartPole-v1,trpo:Pendulum-v1    # some of them; the others are kept
+    python benchmarks/seeds.py --restate  # train nothing: compare the stored runs again with SB3's runs there are
 
 Each configuration trains seeds 0-19 as one population (``npgrad.PPO(env, seed=range(20))``) in one process
 (``workers=1``: one core, as each SB3 run), under the protocol of ``learning.py``: deterministic evaluation on
@@ -36,6 +37,7 @@ import numpy as np  # noqa: E402
 
 import npgrad  # noqa: E402
 from npgrad import stats  # noqa: E402
+from npgrad.population_runs import parse_seeds  # noqa: E402
 
 from common import finite, machine_info, write_results  # noqa: E402
 from learning import BUDGETS, THRESHOLDS, VARIANTS, first_reach, sustained_reach  # noqa: E402
@@ -186,38 +188,48 @@ def markdown(rows):
             "population's), where SB3 ran on this machine:\n\n" + seconds_table(rows))
 
 
-def run_sb3_seeds(cases, path):
-    """SB3's 20 runs of each configuration, one after another, into ``path`` (rewritten after every run, so a
-    stopped run keeps what it measured; a run already there is not run again)."""
+def run_sb3_seeds(cases, path, seeds=SEEDS):
+    """SB3's runs of ``seeds`` for each configuration, one after another, into ``path`` (rewritten after every run,
+    so a stopped run keeps what it measured; a run already there is not run again, and two processes given
+    different seeds can share the file)."""
     import sb3
     from learning import make_row
 
-    done = json.load(open(path))["runs"] if os.path.exists(path) else []
+    def stored():
+        return json.load(open(path))["runs"] if os.path.exists(path) else []
+
     for label, env_id in cases:
-        have = {r["seed"] for r in done if (r["algo"], r["env"]) == (label, env_id)}
-        for seed in (s for s in SEEDS if s not in have):
+        have = {r["seed"] for r in stored() if (r["algo"], r["env"]) == (label, env_id)}
+        for seed in (s for s in seeds if s not in have):
             budget = BUDGETS[env_id][label]
-            done.append(make_row("sb3", label, env_id, seed, budget, *sb3.run_sb3(label, env_id, seed, budget)))
-            print(f"sb3 {label} {env_id} seed {seed}: {done[-1]['train_seconds']:.1f} s", flush=True)
-            write_results(path, {"machine": machine_info(), "runs": done}, "")
+            row = make_row("sb3", label, env_id, seed, budget, *sb3.run_sb3(label, env_id, seed, budget))
+            print(f"sb3 {label} {env_id} seed {seed}: {row['train_seconds']:.1f} s", flush=True)
+            write_results(path, {"machine": machine_info(), "runs": stored() + [row]}, "")
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sb3", action="store_true", help="run SB3's 20 runs of each configuration it has")
     p.add_argument("--only", default=None, help="comma-separated label:env pairs (default: every configuration)")
+    p.add_argument("--restate", action="store_true", help="train nothing: recompute every stored configuration's "
+                   "statistics, e.g. after more SB3 runs arrived")
+    p.add_argument("--seeds", default="0-19", help="with --sb3: which of the seeds to run (e.g. 0-9, one process per "
+                   "core)")
     return p.parse_args(argv)
 
 
 def main(argv=None):
     args = parse_args(argv)
     if args.sb3:
-        return run_sb3_seeds(SB3_CASES, os.path.join(RESULTS, SB3_HERE))
+        cases = SB3_CASES if args.only is None else [tuple(case.split(":")) for case in args.only.split(",")]
+        return run_sb3_seeds(cases, os.path.join(RESULTS, SB3_HERE), parse_seeds(args.seeds))
     cases = CASES if args.only is None else [tuple(case.split(":")) for case in args.only.split(",")]
     unknown = [case for case in cases if case not in CASES]
     if unknown:
         raise SystemExit(f"unknown configurations {unknown}; choose among {CASES}")
     path, mine = os.path.join(RESULTS, "seeds.json"), {}
+    if args.restate:
+        return restate(path)
     for label, env_id in cases:
         runs, seconds = population(label, env_id)
         mine[label, env_id] = {**compare(label, env_id, runs, seconds), "machine": machine_info()}
@@ -226,6 +238,17 @@ def main(argv=None):
         rows = [stored[case] for case in CASES if case in stored]
         write_results(path, finite({"machine": machine_info(), "seeds": list(SEEDS), "results": rows}), markdown(rows))
     print(markdown(rows))
+
+
+def restate(path):
+    """Every stored configuration compared again (its npgrad runs as they were) against the SB3 runs there are now."""
+    stored = stored_results(path)
+    rows = [{**compare(label, env_id, r["runs"], r["population_seconds"]), "machine": r["machine"]}
+            for (label, env_id), r in stored.items()]
+    rows = sorted(rows, key=lambda r: CASES.index((r["algo"], r["env"])))
+    with open(path) as f:
+        data = json.load(f)
+    write_results(path, finite({**data, "results": rows}), markdown(rows))
 
 
 def stored_results(path):
