@@ -73,6 +73,17 @@ def sustained_reach(history, threshold):
     return i if i < len(history) else None
 
 
+def reach(histories, threshold):
+    """``{first_steps, first_seconds, sustained_steps, sustained_seconds}``: each run's steps and training seconds at
+    its first and sustained evaluation at or above ``threshold`` (``inf``: never), as arrays over runs."""
+    out = {}
+    for name, find in (("first", first_reach), ("sustained", sustained_reach)):
+        rows = [h[i] if i is not None else (np.inf, np.inf) for h, i in ((h, find(h, threshold)) for h in histories)]
+        out[name + "_steps"] = np.array([row[0] for row in rows])  # ints, unless a run never reaches it
+        out[name + "_seconds"] = np.array([row[1] for row in rows])
+    return out
+
+
 def run_one(label, env_id, seed, budget, env=None):
     """One npgrad run on ``env_id``'s own vector env, or on ``env`` (an instance of ``env_id``) if given."""
     algo, variant = VARIANTS[label]

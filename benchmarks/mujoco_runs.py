@@ -34,7 +34,7 @@ from npgrad import stats  # noqa: E402
 from npgrad.population_runs import parse_seeds  # noqa: E402
 
 from common import finite, machine_info, write_results  # noqa: E402
-from learning import first_reach, sustained_reach  # noqa: E402
+from learning import reach  # noqa: E402
 
 # environment -> (target return, held?): the issue's table; LunarLander's 200 must hold to the end
 TARGETS = {"Hopper-v5": {"ppo": 3000, "trpo": 3000}, "HalfCheetah-v5": {"ppo": 3000, "trpo": 2000},
@@ -54,13 +54,6 @@ def train(algo, env_id, seeds, budget):
     return [e["history"] for e in pop.evaluations], pop.defaults_source, time.perf_counter() - start
 
 
-def to_target(histories, target):
-    """``(first, sustained)`` steps to ``target`` of each run (``inf``: never)."""
-    steps = lambda h, i: h[i][0] if i is not None else np.inf  # noqa: E731
-    return ([steps(h, first_reach(h, target)) for h in histories],
-            [steps(h, sustained_reach(h, target)) for h in histories])
-
-
 def summarise(algo, env_id, seeds, budget, histories, source, seconds):
     target = TARGETS.get(env_id, {}).get(algo)
     final_r = np.array([h[-1][2] for h in histories])
@@ -70,7 +63,8 @@ def summarise(algo, env_id, seeds, budget, histories, source, seconds):
            "final": {"iqm": float(stats.iqm(final_r)), "low": float(low), "high": float(high),
                      "median": float(np.median(final_r))}, "target": target, "histories": histories}
     if target is not None:
-        first, sustained = to_target(histories, target)
+        reached = reach(histories, target)
+        first, sustained = reached["first_steps"].tolist(), reached["sustained_steps"].tolist()
         row.update(first_steps=first, sustained_steps=sustained,
                    first_iqm=float(stats.iqm_to_threshold(first)),
                    sustained_iqm=float(stats.iqm_to_threshold(sustained)), met=bool(row["final"]["iqm"] >= target))

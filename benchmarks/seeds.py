@@ -40,7 +40,7 @@ from npgrad import stats  # noqa: E402
 from npgrad.population_runs import parse_seeds  # noqa: E402
 
 from common import finite, machine_info, write_results  # noqa: E402
-from learning import BUDGETS, THRESHOLDS, VARIANTS, first_reach, sustained_reach  # noqa: E402
+from learning import BUDGETS, THRESHOLDS, VARIANTS, reach  # noqa: E402
 
 SEEDS = range(20)
 CASES = [(label, env_id) for env_id in ("CartPole-v1", "Pendulum-v1")
@@ -51,12 +51,6 @@ SB3_ELSEWHERE = {"CartPole-v1": "cartpole-20-seeds.json", "Pendulum-v1": "pendul
 SB3_HERE = "sb3-seeds.json"
 HERE = os.path.dirname(os.path.abspath(__file__))
 RESULTS = os.path.join(HERE, "results")
-
-
-def reach_steps(history, threshold):
-    """``(first, sustained)`` steps to ``threshold`` of one run's evaluations, ``inf`` for never."""
-    return tuple(history[i][0] if i is not None else np.inf
-                 for i in (first_reach(history, threshold), sustained_reach(history, threshold)))
 
 
 def read_runs(name, label, env_id):
@@ -95,20 +89,10 @@ def summary(values, statistic=stats.iqm_to_threshold):
             "median": float(stats.median(values))}
 
 
-def reach(runs, threshold, per_seed):
-    """``{first, sustained}``: steps and seconds to ``threshold`` of each run (``inf``: never); seconds are
-    ``per_seed`` times a run's training seconds."""
-    out = {}
-    for name, find in (("first", first_reach), ("sustained", sustained_reach)):
-        at = [find(r["history"], threshold) for r in runs]
-        out[name + "_steps"] = np.array([r["history"][i][0] if i is not None else np.inf for r, i in zip(runs, at)])
-        out[name + "_seconds"] = np.array([r["history"][i][1] * per_seed if i is not None else np.inf
-                                           for r, i in zip(runs, at)])
-    return out
-
-
 def library_summary(runs, threshold, per_seed, timed):
-    reached = reach(runs, threshold, per_seed)
+    reached = reach([r["history"] for r in runs], threshold)
+    for k in ("first", "sustained"):  # a population member's seconds are its stack's: its share is per_seed of them
+        reached[k + "_seconds"] *= per_seed
     finals = np.array([r["history"][-1][2] for r in runs], dtype=np.float64)  # the evaluation at the budget
     quantities = [f"{k}_steps" for k in ("first", "sustained")] + ([f"{k}_seconds" for k in ("first", "sustained")]
                                                                     if timed else [])
