@@ -154,10 +154,14 @@ def learning_panel(ax, env_id, groups, algos):
     ax.grid(alpha=0.3)
 
 
+def handle(g, algos):
+    """The legend's line for a group: its colour and style at the normal width, whatever width its curve needed."""
+    return Line2D([], [], color=color(g["algo"], algos), ls=LINESTYLES[g["library"]], lw=LINE_WIDTH)
+
+
 def legend(fig, groups, algos):
     """One legend for the figure, under the panels: every curve in it, and the threshold."""
-    handles = {label(g): Line2D([], [], color=color(g["algo"], algos), ls=LINESTYLES[g["library"]], lw=LINE_WIDTH)
-               for g in groups}
+    handles = {label(g): handle(g, algos) for g in groups}
     handles["threshold"] = Line2D([], [], **THRESHOLD)
     fig.legend(handles.values(), handles.keys(), loc="outside lower center", ncol=min(len(handles), 5),
                frameon=False)
@@ -193,10 +197,12 @@ def profile_panel(ax, env_id, groups, taus_m, algos):
     profiles = [profile(final_returns(g["runs"]), taus_m) for g in mine]
     for g, (fraction_m, low_m, high_m), lw in zip(mine, profiles, widths([p[0] for p in profiles])):
         c = color(g["algo"], algos)
-        ax.plot(taus_m, fraction_m, color=c, ls=LINESTYLES[g["library"]], lw=lw,
-                label=f"{label(g)} ({g['budget'] // 1000}k steps)")
+        ax.plot(taus_m, fraction_m, color=c, ls=LINESTYLES[g["library"]], lw=lw)
         ax.fill_between(taus_m, low_m, high_m, color=c, alpha=0.12, lw=0)
-    ax.axvline(mine[0]["threshold"], **THRESHOLD, label=f"threshold {mine[0]['threshold']:g}")
+    ax.axvline(mine[0]["threshold"], **THRESHOLD)
+    ax.legend([handle(g, algos) for g in mine] + [Line2D([], [], **THRESHOLD)],
+              [f"{label(g)} ({g['budget'] // 1000}k steps)" for g in mine] + [f"threshold {mine[0]['threshold']:g}"],
+              fontsize=8, loc="lower left")  # normal-width lines: a widened dashed curve would look solid
     ax.set(xlabel="tau: return at the budget", ylabel="fraction of runs with return ≥ tau", ylim=(-0.03, 1.05))
     ax.grid(alpha=0.3)
 
@@ -212,7 +218,6 @@ def profile_figure(rows, all_groups, envs, algos, name="performance_profiles.png
                 continue
             profile_panel(ax, env_id, groups, taus(all_groups, env_id), algos)
             ax.set_title(f"{env_id}: {title}")
-            ax.legend(fontsize=8, loc="lower left")
     fig.suptitle(f"Performance profiles of the return at the budget over {seeds_text(all_groups)}, "
                  "95% bootstrap bands (shaded)")
     return save(fig, name)
