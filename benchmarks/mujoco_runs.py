@@ -3,6 +3,7 @@
     python benchmarks/mujoco_runs.py --envs InvertedPendulum-v5 --algos ppo,trpo            # 10 seeds, 1M steps each
     python benchmarks/mujoco_runs.py --envs Hopper-v5 --algos ppo --seeds 1000-1009         # tuning seeds, kept apart
     python benchmarks/mujoco_runs.py --envs Hopper-v5 --budget 200000 --seeds 0-3           # a shorter look
+    python benchmarks/mujoco_runs.py --envs Hopper-v5 --seeds 1000-1004 --set anneal_lr=True  # a candidate entry
 
 The protocol of the MuJoCo targets: 1M environment steps (500k for LunarLander-v3), at least 10 seeds, the
 deterministic policy evaluated on 10 episodes every 10,000 steps. Each (algorithm, environment) trains its seeds
@@ -13,7 +14,9 @@ the target (first and sustained; "never" counts as infinitely late) and training
 population's, evaluation excluded, divided by the number of seeds).
 
 Results accumulate in results/mujoco.json (a configuration run again with the same seeds replaces its entry;
-tuning seeds 1000 and up go to results/mujoco-tuning.json) and the table in the matching .md.
+tuning seeds 1000 and up go to results/mujoco-tuning.json) and the table in the matching .md. ``--set`` tries
+fields on top of the defaults, and only on tuning seeds: a candidate for npgrad/tuned.py is judged on seeds that
+are not reported.
 """
 from __future__ import annotations
 
@@ -23,6 +26,7 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")  # before numpy is imported: the protocol is single-threaded
 
 import argparse  # noqa: E402
+import ast  # noqa: E402
 import contextlib  # noqa: E402
 import json  # noqa: E402
 import time  # noqa: E402
@@ -46,19 +50,20 @@ EVERY = 10_000
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def train(algo, env_id, seeds, budget):
+def train(algo, env_id, seeds, budget, overrides):
     """One population of ``seeds``: each member's evaluations, where the defaults came from, the wall-clock."""
-    pop = npgrad.ALGOS[algo](env_id, seed=seeds)
+    pop = npgrad.ALGOS[algo](env_id, seed=seeds, **overrides)
     start = time.perf_counter()
     pop.learn(budget, eval_every=EVERY, eval_episodes=10, workers=1)
     return [e["history"] for e in pop.evaluations], pop.defaults_source, time.perf_counter() - start
 
 
-def summarise(algo, env_id, seeds, budget, histories, source, seconds):
+def summarise(algo, env_id, seeds, budget, overrides, histories, source, seconds):
     target = TARGETS.get(env_id, {}).get(algo)
     final_r = np.array([h[-1][2] for h in histories])
     low, high = stats.interval(final_r, stats.iqm)
     row = {"algo": algo, "env": env_id, "seeds": list(seeds), "budget": budget, "defaults": source,
+           "overrides": overrides,
            "population_seconds": seconds, "train_seconds_per_seed": histories[0][-1][1] / len(seeds),
            "final": {"iqm": float(stats.iqm(final_r)), "low": float(low), "high": float(high),
                      "median": float(np.median(final_r))}, "target": target, "histories": histories}
@@ -78,6 +83,7 @@ def markdown(rows):
     for r in rows:
         f, target = r["final"], r["target"]
         source = r["defaults"].split(":")[0].split(",")[0]  # "tuned for Hopper-v5" or "continuous-control family"
+        source += "".join(f", {name}={value}" for name, value in r.get("overrides", {}).items())
         reach = f"{k(r['first_iqm'])} / {k(r['sustained_iqm'])}" if target is not None else "-"
         met = "-" if target is None else "yes" if r["met"] else "no"
         lines.append(f"| {r['env']} | {r['algo'].upper()} | {r['seeds'][0]}-{r['seeds'][-1]} | {r['budget'] // 1000}k "
@@ -92,18 +98,23 @@ def main(argv=None):
     p.add_argument("--algos", default="ppo,trpo")
     p.add_argument("--seeds", default="0-9", help="e.g. 0-9 (reported) or 1000-1009 (tuning)")
     p.add_argument("--budget", type=int, default=None, help="steps per seed (default: 1M, LunarLander 500k)")
+    p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                   help="a field on top of the defaults (tuning seeds only), e.g. anneal_lr=True")
     args = p.parse_args(argv)
     seeds = parse_seeds(args.seeds)
+    overrides = {name: ast.literal_eval(value) for name, value in (s.split("=", 1) for s in args.set)}
+    if overrides and min(seeds) < 1000:
+        p.error("--set is for tuning: use seeds 1000 and up, and report a tuned entry on seeds 0-999")
     name = "mujoco-tuning" if min(seeds) >= 1000 else "mujoco"
     path = os.path.join(HERE, "results", name + ".json")
     for env_id in args.envs.split(","):
         for algo in args.algos.split(","):
             budget = args.budget or BUDGET.get(env_id, 1_000_000)
-            row = summarise(algo, env_id, seeds, budget, *train(algo, env_id, seeds, budget))
-            key = (algo, env_id, seeds, budget)
+            row = summarise(algo, env_id, seeds, budget, overrides, *train(algo, env_id, seeds, budget, overrides))
+            key = (algo, env_id, seeds, budget, overrides)
             with open(path) if os.path.exists(path) else contextlib.nullcontext() as f:
                 stored = json.load(f)["results"] if f is not None else []  # read now: other runs may have written
-            stored = [r for r in stored if (r["algo"], r["env"], r["seeds"], r["budget"]) != key]
+            stored = [r for r in stored if (r["algo"], r["env"], r["seeds"], r["budget"], r.get("overrides", {})) != key]
             stored.append({**row, "machine": machine_info()})
             print(markdown([row]).splitlines()[-1], flush=True)
             write_results(path, finite({"machine": machine_info(), "results": stored}), markdown(stored))
