@@ -53,6 +53,9 @@ TUNED: dict[str, dict[str, Entry]] = {
                         "gSDE as the RL-Zoo, 8 x 256 transitions per update"),
         "FrozenLake-v1": (dict(n_envs=8, n_steps=128, gamma=0.99, ent_coef=0.01),
                           "a small entropy bonus keeps exploring until the sparse goal is found"),
+        "LunarLander-v3": (dict(n_envs=16, n_steps=1024, minibatch_size=64, n_epochs=4, gamma=0.999, lam=0.98,
+                                ent_coef=0.01),
+                           "the RL-Zoo's: a long horizon (gamma 0.999) for a landing that pays at the end"),
         "Taxi-v4": (dict(n_envs=16, n_steps=128, minibatch_size=256, n_epochs=4, gamma=0.99, lam=1.0, lr=1e-3,
                          anneal_lr=True, ent_coef=0.2),
                     "ent_coef 0.2 tries pickup and dropoff until a delivery is found; lambda 1 carries the +20 back; "
