@@ -4,8 +4,8 @@
     python benchmarks/spaces.py --only ppo:taxi,a2c:taxi      # report these two again, keep the others' runs
     python benchmarks/spaces.py --first-seed 1000 --only ppo:taxi --set lr=1e-3   # a tuning run (writes spaces-subset)
 
-Measures, per algorithm x environment, how far the tuned settings (``SETTINGS``, the fields to put in
-npgrad/tuned.py) get in a modest budget: the deterministic policy is evaluated every ``EVERY`` steps
+Measures, per algorithm x environment, how far the tuned entries of npgrad/tuned.py (``SETTINGS``) get in a
+modest budget: the deterministic policy is evaluated every ``EVERY`` steps
 (seed ``seed + 10000``) and once more after the budget (seed ``seed + 20000``), on the episode count
 of the threshold (below). Reported: IQM of the final return over seeds with a 95% bootstrap interval
 (npgrad.stats), how many seeds reach the threshold (at any evaluation, and in the final one), and the
@@ -45,6 +45,7 @@ import numpy as np  # noqa: E402
 
 import npgrad  # noqa: E402
 from npgrad import stats  # noqa: E402
+from npgrad.tuned import TUNED  # noqa: E402
 
 from common import machine_info, write_results  # noqa: E402
 
@@ -57,17 +58,9 @@ ENVS = {
 }
 LABELS = {"lake": "FrozenLake-v1 (is_slippery=False)", "slippery": "FrozenLake-v1 (slippery)", "taxi": TAXI}
 
-# The tuned settings: algorithm -> env id -> fields (the entries for npgrad/tuned.py). Both lakes share the id.
-# Taxi: ent_coef 0.2 keeps pickup/dropoff (-10 when illegal) tried until a delivery is found, and lam 1 (Monte-Carlo
-# returns) carries the +20 back to the pickup; with lam 0.95 or ent_coef <= 0.1 policies settle on moving only.
-SETTINGS = {
-    "ppo": {"FrozenLake-v1": dict(n_envs=8, n_steps=128, gamma=0.99, ent_coef=0.01),
-            TAXI: dict(n_envs=16, n_steps=128, minibatch_size=256, n_epochs=4, gamma=0.99, lam=1.0, lr=1e-3,
-                       anneal_lr=True, ent_coef=0.2)},
-    "a2c": {"FrozenLake-v1": dict(n_envs=8, n_steps=16, gamma=0.99, ent_coef=0.01),
-            TAXI: dict(n_envs=16, n_steps=128, gamma=0.99, lam=1.0, lr=1e-2, anneal_lr=True, ent_coef=0.2,
-                       normalize_advantages=True)},
-}
+# The settings measured: each algorithm's tuned entry in npgrad/tuned.py (both lakes share the id; why each field
+# is what it is: the entry's own line there). ``--set`` tries fields on top of them.
+SETTINGS = {algo: {env_id: TUNED[algo][env_id][0] for env_id in ("FrozenLake-v1", TAXI)} for algo in ("ppo", "a2c")}
 # A2C takes one gradient step per 2,048 transitions on Taxi: it needs more of them than PPO's 500k steps give
 BUDGETS = {("a2c", "taxi"): 3_000_000}
 # the default run, longest first so two workers end together
