@@ -43,6 +43,20 @@ def build_model(obs_space, act_space, config, seed):
     return ActorCritic(policy, value), np.random.default_rng(seeds[2])
 
 
+def act_on(x_no, policy, obs_filter, dtype, deterministic, rng):
+    """The actions ``predict`` gives for encoded observations ``x_no``: normalised as in training, the mode or a sample,
+    as the environment takes them. A stack of policies (parameters ``(S, p)``), filters (``(S, 1, o)``) and
+    generators (``npgrad.rngs.Generators``) acts on ``(S, n, o)``. Outputs that overflow are a ``ShapeError``."""
+    z_no = obs_filter.normalize(x_no) if obs_filter is not None else x_no
+    with np.errstate(all="ignore"):  # an overflow is not a warning here: it is refused just below
+        fwd = policy.forward(representable(z_no, dtype))
+        act = fwd.dist.mode() if deterministic else policy.sample(fwd, rng)
+    if not np.all(np.isfinite(fwd.out_no)):
+        raise ShapeError(f"predict: the {dtype} network's outputs overflow for observations up to "
+                         f"{np.max(np.abs(x_no)):.3g}; use dtype='float64' or normalize_obs=True")
+    return policy.to_env(act)
+
+
 def network_shapes(config, obs_space, act_space):
     """``{"model/policy_theta": (P,), "model/value_theta": (V,)}`` for the networks ``build_model`` builds, counted
     without building them (a file's members are checked against these before anything is allocated)."""
@@ -168,14 +182,7 @@ class Agent:
         one the network cannot represent (beyond 3.4e38 in float32) or whose outputs overflow, is a ``ShapeError``."""
         deterministic, rng = require_bool(deterministic, "deterministic"), generator(rng, self.rng)
         obs_no, single = observation_batch(obs, self.envs.single_observation_space)
-        x_no = self.obs_filter.normalize(obs_no) if self.obs_filter is not None else obs_no
-        with np.errstate(all="ignore"):  # an overflow is not a warning here: it is refused just below
-            fwd = self.policy.forward(representable(x_no, self.config.dtype))
-            act = fwd.dist.mode() if deterministic else self.policy.sample(fwd, rng)
-        if not np.all(np.isfinite(fwd.out_no)):
-            raise ShapeError(f"predict: the {self.config.dtype} network's outputs overflow for observations up to "
-                             f"{np.max(np.abs(obs_no)):.3g}; use dtype='float64' or normalize_obs=True")
-        act = self.policy.to_env(act)
+        act = act_on(obs_no, self.policy, self.obs_filter, self.config.dtype, deterministic, rng)
         return (act[0] if single else act), state
 
     def evaluate(self, episodes: int = 10, deterministic: bool = True, seed: int | None = None,
@@ -189,10 +196,23 @@ class Agent:
         evaluation left them."""
         episodes = require_integer(episodes, "episodes", positive=True, most=MAX_EPISODES)
         deterministic = require_bool(deterministic, "deterministic")
+        envs = self.eval_envs(env, episodes)
+        seed = self.seed + EVAL_SEED_OFFSET if seed is None else require_integer(seed, "seed")
+        rng = np.random.default_rng(seed)
+        result = run_episodes(lambda obs: self.predict(obs, deterministic=deterministic, rng=rng)[0], envs, episodes,
+                              seed)
+        if env is None or isinstance(env, (str, EnvSpec)):  # built here
+            envs.close()
+        if env is self.envs or env in getattr(self.envs, "envs", ()):
+            self.restart_envs()
+        return result
+
+    def eval_envs(self, env: EnvLike | None, episodes: int) -> gym.vector.VectorEnv:
+        """The vector env ``evaluate`` runs ``episodes`` on: ``env``, or the agent's own rebuilt (``rebuilt_env``)."""
         own = env is None
         env = self.rebuilt_env() if env is None else env
         try:
-            envs = make_vec_env(env, min(episodes, MAX_EVAL_ENVS))  # more episodes are shared by these copies
+            return make_vec_env(env, min(episodes, MAX_EVAL_ENVS))  # more episodes are shared by these copies
         except NpgradError:
             raise
         except Exception as e:  # gymnasium could not make the environment the agent's spec names
@@ -200,15 +220,6 @@ class Agent:
                 raise
             raise ConfigError(f"evaluate: gymnasium could not rebuild the agent's environment from its spec "
                               f"({type(e).__name__}: {shown(str(e), 120)}); {NO_ENV}") from e
-        seed = self.seed + 10000 if seed is None else require_integer(seed, "seed")
-        rng = np.random.default_rng(seed)
-        result = run_episodes(lambda obs: self.predict(obs, deterministic=deterministic, rng=rng)[0], envs, episodes,
-                              seed)
-        if isinstance(env, (str, EnvSpec)):
-            envs.close()
-        if env is self.envs or env in getattr(self.envs, "envs", ()):
-            self.restart_envs()
-        return result
 
     def rebuilt_env(self) -> EnvLike:
         """What ``evaluate()`` builds the agent's environment from: the spec of the instance it was built on (wrappers
@@ -293,6 +304,8 @@ class A2C(Agent):
 Callback = Callable[["Agent", dict], Any]
 """``callback(agent, info)`` after every update; returning ``False`` stops training."""
 ALGOS = {cls.name: cls for cls in (VPG, NPG, TRPO, PPO, A2C)}
+EVAL_SEED_OFFSET = 10000
+"""``evaluate`` seeds its environments and generator with the agent's seed plus this: episodes it never trained on."""
 MAX_EVAL_ENVS = 64
 """``evaluate`` runs at most this many copies of an environment at once; more episodes share them."""
 MAX_EPISODES = 10**6

@@ -24,7 +24,9 @@ class Evaluator:
 
     Records ``(env_steps, training_seconds, mean_return)`` in ``self.history``; training seconds
     exclude evaluation time (the protocol of the benchmarks). ``on_eval(agent, diagnostics, row)``
-    is called after each evaluation, e.g. to print a line.
+    is called after each evaluation, e.g. to print a line. A population's stack evaluates the members it trains
+    together, one forward for all per step, and hands each member's ``Evaluator`` its result as ``given``
+    (exactly what ``agent.evaluate`` would return) before calling it.
     """
 
     def __init__(self, every: int = 5000, episodes: int = 10, on_eval: Callable[..., Any] | None = None,
@@ -32,6 +34,7 @@ class Evaluator:
         self.every, self.episodes = require_integer(every, "every", True), require_integer(episodes, "episodes", True)
         self.on_eval, self.env, self.deterministic = on_eval, env, deterministic
         self.history: list[tuple] = []
+        self.given: Any = None  # this evaluation's EvalResult, if computed elsewhere (class docstring)
         self.next_eval, self.train_seconds = every, 0.0
         self._last: float | None = None
 
@@ -65,7 +68,10 @@ class Evaluator:
         self.train_seconds += now - (self._last if self._last is not None else now)
         if agent.num_steps >= self.next_eval:
             self.next_eval = next_due(self.next_eval, self.every, agent.num_steps)
-            mean = agent.evaluate(self.episodes, deterministic=self.deterministic, env=self.env).mean
+            given, self.given = self.given, None
+            if given is None:
+                given = agent.evaluate(self.episodes, deterministic=self.deterministic, env=self.env)
+            mean = given.mean
             row = (agent.num_steps, self.train_seconds, mean)
             self.history.append(row)
             if self.on_eval is not None and self.on_eval(agent, diagnostics, row) is False:

@@ -6,7 +6,7 @@ import dataclasses
 import difflib
 import importlib
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple, Union
 
 import gymnasium as gym
@@ -317,17 +317,33 @@ def run_episodes(act: Callable[[np.ndarray], np.ndarray], envs: gym.vector.Vecto
     The environments share the episodes as SB3's ``evaluate_policy`` does: environment ``e`` runs
     ``(episodes + e) // n_envs`` of them, so short episodes are not favoured.
     """
-    obs, _ = envs.reset(seed=independent_seeds(envs, seed))
-    E = envs.num_envs
-    quota_e = (episodes + np.arange(E)) // E
-    return_so_far_e = np.zeros(E)
-    finished_e: list[list[float]] = [[] for _ in range(E)]  # finished_e[e]: env e's returns
-    while any(len(finished) < quota for finished, quota in zip(finished_e, quota_e)):
-        obs, rew, term, trunc, _ = envs.step(act(obs))
-        return_so_far_e += rew
-        for e in np.flatnonzero(term | trunc):
-            if len(finished_e[e]) < quota_e[e]:
-                finished_e[e].append(return_so_far_e[e])
-            return_so_far_e[e] = 0.0  # the next step only resets it (NEXT_STEP autoreset): reward 0
-    returns = np.array([ret for finished in finished_e for ret in finished])
-    return EvalResult(float(returns.mean()), float(returns.std()), returns)
+    return run_episodes_side_by_side(lambda live, obs: [act(obs[0])], [envs], episodes, [seed])[0]
+
+
+def run_episodes_side_by_side(act: Callable[[list, list], Sequence[np.ndarray]], envs_s: Sequence[gym.vector.VectorEnv],
+                              episodes: int, seeds_s: Sequence[int | None]) -> list[EvalResult]:
+    """``run_episodes`` for ``S`` agents at once: agent ``s`` runs on ``envs_s[s]`` reset with ``seeds_s[s]``, and
+    ``act(live, [obs_eo of each live agent]) -> [actions of each]`` acts for the agents whose episodes are not all
+    done yet (indices ``live``), so a stack of agents can act with one forward per step. Each agent's episodes
+    are the ones ``run_episodes`` would give it alone."""
+    obs_s = [envs.reset(seed=independent_seeds(envs, seed))[0] for envs, seed in zip(envs_s, seeds_s)]
+    quota_se = [(episodes + np.arange(envs.num_envs)) // envs.num_envs for envs in envs_s]
+    return_so_far_se = [np.zeros(envs.num_envs) for envs in envs_s]
+    finished_se: list[list[list[float]]] = [[[] for _ in range(envs.num_envs)] for envs in envs_s]
+    left_s = [episodes] * len(envs_s)
+    live = list(range(len(envs_s)))
+    while live:
+        for s, act_s in zip(live, act(live, [obs_s[s] for s in live])):
+            obs_s[s], rew, term, trunc, _ = envs_s[s].step(act_s)
+            return_so_far_se[s] += rew
+            for e in np.flatnonzero(term | trunc):
+                if len(finished_se[s][e]) < quota_se[s][e]:
+                    finished_se[s][e].append(return_so_far_se[s][e])
+                    left_s[s] -= 1
+                return_so_far_se[s][e] = 0.0  # the next step only resets it (NEXT_STEP autoreset): reward 0
+        live = [s for s in live if left_s[s] > 0]
+    results = []
+    for finished_e in finished_se:
+        returns = np.array([ret for finished in finished_e for ret in finished])
+        results.append(EvalResult(float(returns.mean()), float(returns.std()), returns))
+    return results

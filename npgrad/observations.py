@@ -138,6 +138,11 @@ def observation_batch(obs, space):
         raise ShapeError(f"predict expects an observation of {what} or a batch of them: {e}") from None
     if obs_no.ndim != 2 or obs_no.shape[1] != dim:
         raise ShapeError(f"predict expects an observation of {what} or a batch of them, got shape {np.shape(obs)}")
-    if not np.all(np.isfinite(obs_no)):
+    return require_finite(obs_no), single
+
+
+def require_finite(x_no):
+    """``x_no``, if finite: a policy cannot act on inf or NaN observations."""
+    if not np.all(np.isfinite(x_no)):
         raise ShapeError("predict got non-finite observations")
-    return obs_no, single
+    return x_no

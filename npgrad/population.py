@@ -8,7 +8,8 @@
 **Stacked.** The members of a worker train as one stack (``train_stack``): their parameters are one
 ``(S, p)`` array, every step is one policy forward for all of them (``np.matmul`` on ``(S, n, i) @
 (S, i, o)``), and every update is one call of the algorithm's update rule on ``(S, n, ...)`` batches,
-whose control flow differs per member through masks (``npgrad/algos/common.py``). This removes
+whose control flow differs per member through masks (``npgrad/algos/common.py``); members due
+for an evaluation play their episodes side by side, one forward per step (``evaluate_stack``). This removes
 NumPy's per-call overhead, which dominates small networks. Each member keeps its own environments,
 observation and reward filters and random generator (``npgrad.rngs.Generators``).
 
@@ -48,12 +49,12 @@ import numpy as np
 
 from threadpoolctl import threadpool_limits
 
-from .agent import ALGOS, agent_config, load
+from .agent import ALGOS, EVAL_SEED_OFFSET, act_on, agent_config, load
 from .callbacks import Evaluator
 from .config import MEMORY_LIMIT, require_bool, require_integer, training_memory
-from .envs import spaces_of
+from .envs import run_episodes_side_by_side, spaces_of
 from .errors import ConfigError, FileFormatError, NpgradError, shown
-from .observations import encoded_dim
+from .observations import encode, encoded_dim, require_finite
 from .policy import ActorCritic, TrunkValue
 from .rngs import Generators
 from .rollout import StackedRollout
@@ -193,8 +194,10 @@ def train_stack(agents, callbacks, monitor=None):
         go_on = True
         for callback in timed:  # each member's training seconds are the stack's, none of the members' evaluations
             callback.stop_clock()
-        for k, (agent, callback) in enumerate(zip(agents, callbacks)):
+        for k, agent in enumerate(agents):
             agent.progress.load_state({**progress.state(), "failed_updates": progress.failed_updates[k]})
+        evaluate_due(agents, callbacks, model.policy, progress.num_steps)
+        for k, (agent, callback) in enumerate(zip(agents, callbacks)):
             if callback is not None:
                 if getattr(callback, "due", lambda n: True)(progress.num_steps):
                     sync(k)
@@ -246,6 +249,63 @@ def row(state, k):
     if isinstance(state, dict):
         return {name: row(value, k) for name, value in state.items()}
     return state[k] if isinstance(state, np.ndarray) and state.ndim >= 1 else state
+
+
+def evaluate_due(agents, callbacks, policy, num_steps):
+    """Evaluate together every member whose evaluation is due at ``num_steps`` (an ``Evaluator`` on the member's own
+    environment: its callback, or its callback's ``evaluator``), and give each its result (``Evaluator.given``).
+    ``policy`` holds the members' current parameters ``(S, p)``."""
+    due = {}
+    for k, callback in enumerate(callbacks):
+        evaluator = getattr(callback, "evaluator", callback)
+        if isinstance(evaluator, Evaluator) and evaluator.env is None and evaluator.due(num_steps):
+            due.setdefault((evaluator.episodes, evaluator.deterministic), []).append((k, evaluator))
+    for (episodes, deterministic), members in due.items():
+        ks = [k for k, _ in members]
+        results = evaluate_stack([agents[k] for k in ks], subset(policy, ks), episodes, deterministic)
+        for (_, evaluator), result in zip(members, results):
+            evaluator.given = result
+
+
+def evaluate_stack(agents, policy, episodes, deterministic):
+    """Each agent's ``evaluate(episodes, deterministic)``, bit for bit, run side by side: one forward of the stacked
+    ``policy`` (the agents' parameters, ``(S, p)``) per step for every agent whose episodes are not all done."""
+    envs_s = [agent.eval_envs(None, episodes) for agent in agents]
+    seeds = [agent.seed + EVAL_SEED_OFFSET for agent in agents]
+    rngs = [np.random.default_rng(seed) for seed in seeds]
+    space, dtype = agents[0].envs.single_observation_space, agents[0].config.dtype
+    acting = {}  # the policy and filter of the agents still running, built once per set of them
+
+    def act(live, obs_s):
+        if tuple(live) not in acting:
+            acting[tuple(live)] = (subset(policy, live), stacked_filter([agents[s].obs_filter for s in live]))
+        x_sno = require_finite(np.stack([encode(space, obs) for obs in obs_s]))
+        return act_on(x_sno, *acting[tuple(live)], dtype, deterministic, Generators([rngs[s] for s in live]))
+
+    try:
+        return run_episodes_side_by_side(act, envs_s, episodes, seeds)
+    finally:
+        for envs in envs_s:
+            envs.close()
+
+
+def subset(policy, ks):
+    """The stacked ``policy`` of members ``ks`` alone."""
+    if len(ks) == len(policy.theta):
+        return policy
+    part = copy.copy(policy)
+    part.theta = policy.theta[ks]
+    return part
+
+
+def stacked_filter(filters):
+    """The members' observation filters as one normalising ``(S, n, o)``: mean, variance and clip per member."""
+    if filters[0] is None:
+        return None
+    stack = copy.copy(filters[0])
+    stack.mean, stack.var = (np.stack([getattr(f, name) for f in filters])[:, None] for name in ("mean", "var"))
+    stack.clip = np.array([f.clip for f in filters])[:, None, None]
+    return stack
 
 
 def make_evaluator(every, episodes, state):

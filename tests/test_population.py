@@ -94,14 +94,30 @@ def test_workers_do_not_change_the_result_and_a_second_learn_call_restarts_the_e
     assert same_state(agent, here[2])
 
 
+@pytest.mark.parametrize("env, overrides", [("CartPole-v1", {"lr": [1e-2, 3e-3, 1e-3]}),
+                                             ("Pendulum-v1", {"clip_obs": [10.0, 0.5, 2.0]})])
+@pytest.mark.parametrize("deterministic", [True, False])
+def test_a_stack_evaluates_each_member_as_it_would_alone(env, overrides, deterministic):
+    """One forward for all members per step gives each member the episodes ``evaluate`` gives it alone: sampled
+    actions from its own generator, its own observation filter and clip, members leaving as their episodes end."""
+    pop = npgrad.PPO(env, seed=[0, 1, 2], **TINY, **overrides)
+    pop.learn(STEPS, workers=1)
+    policy = population.stacked_model(pop.members).policy
+    together = population.evaluate_stack(pop.members, policy, 3, deterministic)
+    alone = [agent.evaluate(3, deterministic=deterministic) for agent in pop.members]
+    assert all(same(a.returns, b.returns) for a, b in zip(together, alone)), (together, alone)
+    if env == "CartPole-v1":  # members whose episodes end at different steps: the stack shrinks as they finish
+        assert len({tuple(r.returns) for r in alone}) == 3, alone
+
+
 def test_members_training_seconds_are_the_stacks_and_leave_out_every_evaluation(monkeypatch):
-    evaluate = npgrad.agent.Agent.evaluate
+    evaluate_stack = npgrad.population.evaluate_stack
 
-    def slow_evaluate(agent, *args, **kwargs):
-        time.sleep(0.02)
-        return evaluate(agent, *args, **kwargs)
+    def slow_evaluate_stack(agents, *args, **kwargs):  # the stack evaluates its members together: 0.02 s each
+        time.sleep(0.02 * len(agents))
+        return evaluate_stack(agents, *args, **kwargs)
 
-    monkeypatch.setattr(npgrad.agent.Agent, "evaluate", slow_evaluate)
+    monkeypatch.setattr(npgrad.population, "evaluate_stack", slow_evaluate_stack)
     pop = npgrad.PPO("CartPole-v1", seed=range(4))
     start = time.perf_counter()
     pop.learn(2048, eval_every=512, eval_episodes=1, workers=1)
