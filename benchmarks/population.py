@@ -31,7 +31,9 @@ over the wall-clock): on a shared 2-core machine a second worker is only as fast
    ``ray.init(num_cpus=2)`` (timed on its own), a first Ray sweep (which also starts Ray's worker processes),
    a second, and ``ray.shutdown()``: the local workers never fork a process in which Ray runs.
 
-Writes results/population.json (every timing, the machine) and population.md; --quick writes population-quick.
+Writes results/population.json (every timing, the machine, when and at which commit each measurement was taken)
+and population.md; --quick writes population-quick. ``--only threshold`` (say) measures that again and keeps the
+others.
 """
 from __future__ import annotations
 
@@ -42,6 +44,7 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import argparse  # noqa: E402
 import glob  # noqa: E402
+import json  # noqa: E402
 import multiprocessing  # noqa: E402
 import resource  # noqa: E402
 import subprocess  # noqa: E402
@@ -338,8 +341,8 @@ def measured_code():
             "stacked": hasattr(npgrad.population, "train_stack")}
 
 
-def report(results, spec, n):
-    """The markdown of ``results``: one table per measurement, in ``MEASURES``' order."""
+def report(results, spec, n, measured):
+    """The markdown of ``results``: one table per measurement, in ``MEASURES``' order, with its date and commit."""
     headings = {
         "throughput": f"Aggregate training speed against the number of members S (no evaluation; best of {n}):",
         "threshold": f"Seeds 0-{spec['seeds'] - 1} to 475 sustained: wall-clock to the 100k cap (evaluations every 5k "
@@ -348,7 +351,11 @@ def report(results, spec, n):
         "ray": f"Ray against the local workers (best of {n}):"}
     tables = {"throughput": throughput_markdown, "threshold": threshold_markdown, "memory": memory_markdown,
               "ray": ray_markdown}
-    return "\n\n".join(f"{headings[k]}\n\n{tables[k](results[k])}" for k in MEASURES if k in results) + (
+    def when(k):
+        m = measured[k]
+        return f"Measured {m['date']}, commit {m['commit'][:7]}{' with changes' if m['npgrad_changed'] else ''}."
+
+    return "\n\n".join(f"{headings[k]} {when(k)}\n\n{tables[k](results[k])}" for k in MEASURES if k in results) + (
         "\n\nThe load columns give the cores other processes kept busy during each timing (this 2-core machine "
         "is shared); compare ratios within this run.")
 
@@ -358,6 +365,8 @@ def main(argv=None):
     p.add_argument("--quick", action="store_true", help="S <= 8, seeds 0-3 to threshold, a 16-member Ray sweep")
     p.add_argument("--sizes", default=None, help="comma-separated S for measurements 1 and 3 (default: 1,2,...,64)")
     p.add_argument("--repeats", type=int, default=2, help="timings of each configuration (the best is reported)")
+    p.add_argument("--only", default=None, help=f"comma-separated measurements to run again (of {', '.join(MEASURES)}); "
+                                                 "the others are kept from the results file")
     args = p.parse_args(argv)
     mode = "quick" if args.quick else "full"
     spec, n = dict(MODES[mode]), args.repeats
@@ -367,13 +376,30 @@ def main(argv=None):
     runs = {"memory": lambda: memory(spec["sizes"]), "ray": lambda: ray_overhead(spec["sweep"], n),  # cheap ones first
             "threshold": lambda: to_threshold(["ppo", "trpo"], spec["seeds"], n),
             "throughput": lambda: throughput(spec["sizes"], n)}
-    results, code = {}, measured_code()  # read before measuring: other people may change the files meanwhile
-    for name, run in runs.items():
-        results[name] = run()
+    only = args.only.split(",") if args.only else list(runs)
+    unknown = sorted(set(only) - set(runs))
+    if unknown:
+        p.error(f"--only: no measurement {', '.join(unknown)}; choose from {', '.join(MEASURES)}")
+    results, measured = kept_measurements(out, only)
+    code = measured_code()  # read before measuring: other people may change the files meanwhile
+    for name in (name for name in runs if name in only):
+        results[name] = runs[name]()
+        measured[name] = {"date": machine_info()["date"], **code}
         # written after every measurement, so a long run that is stopped keeps what it measured
-        write_results(out, {"machine": machine_info(), "code": code, "mode": mode, "args": vars(args), **results},
-                      report(results, spec, n))
-    print(report(results, spec, n))
+        write_results(out, {"machine": machine_info(), "measured": measured, "mode": mode, "args": vars(args),
+                            **results}, report(results, spec, n, measured))
+    print(report(results, spec, n, measured))
+
+
+def kept_measurements(path, only):
+    """``(results, measured)`` of the measurements in ``path`` not in ``only``: what a run of ``only`` keeps."""
+    if not os.path.exists(path):
+        return {}, {}
+    with open(path) as f:
+        stored = json.load(f)
+    kept = [name for name in MEASURES if name in stored and name not in only]
+    when = stored.get("measured") or {name: {"date": stored["machine"]["date"], **stored["code"]} for name in kept}
+    return {name: stored[name] for name in kept}, {name: when[name] for name in kept}
 
 
 if __name__ == "__main__":
