@@ -106,8 +106,8 @@ def test_a_stack_evaluates_each_member_as_it_would_alone(env, overrides, determi
     together = population.evaluate_stack(pop.members, policy, 3, deterministic)
     alone = [agent.evaluate(3, deterministic=deterministic) for agent in pop.members]
     assert all(same(a.returns, b.returns) for a, b in zip(together, alone)), (together, alone)
-    if env == "CartPole-v1":  # members whose episodes end at different steps: the stack shrinks as they finish
-        assert len({tuple(r.returns) for r in alone}) == 3, alone
+    if env == "CartPole-v1":  # a return is an episode's length: members finish at different steps, the stack shrinks
+        assert len({max(r.returns) for r in alone}) > 1, alone
 
 
 def test_members_training_seconds_are_the_stacks_and_leave_out_every_evaluation(monkeypatch):
