@@ -28,6 +28,15 @@ def machine_info():
             "threads": os.environ.get("OMP_NUM_THREADS")}
 
 
+def read_results(path):
+    """What ``write_results`` wrote at ``path``, or ``{}`` before the first write; read afresh each time, as runs
+    in other processes may have written since."""
+    if not os.path.exists(path):
+        return {}
+    with open(path) as f:
+        return json.load(f)
+
+
 def write_results(path, payload, table):
     """Write ``payload`` as JSON and ``table`` as markdown (same name, ``.md``)."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)

@@ -27,8 +27,6 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import argparse  # noqa: E402
 import ast  # noqa: E402
-import contextlib  # noqa: E402
-import json  # noqa: E402
 import time  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -37,7 +35,7 @@ import npgrad  # noqa: E402
 from npgrad import stats  # noqa: E402
 from npgrad.population_runs import parse_seeds  # noqa: E402
 
-from common import finite, machine_info, write_results  # noqa: E402
+from common import finite, machine_info, read_results, write_results  # noqa: E402
 from learning import reach  # noqa: E402
 
 # environment -> (target return, held?): the table; LunarLander's 200 must hold to the end
@@ -112,8 +110,7 @@ def main(argv=None):
             budget = args.budget or BUDGET.get(env_id, 1_000_000)
             row = summarise(algo, env_id, seeds, budget, overrides, *train(algo, env_id, seeds, budget, overrides))
             key = (algo, env_id, seeds, budget, overrides)
-            with open(path) if os.path.exists(path) else contextlib.nullcontext() as f:
-                stored = json.load(f)["results"] if f is not None else []  # read now: other runs may have written
+            stored = read_results(path).get("results", [])  # read now: other runs may have written
             stored = [r for r in stored if (r["algo"], r["env"], r["seeds"], r["budget"], r.get("overrides", {})) != key]
             stored.append({**row, "machine": machine_info()})
             print(markdown([row]).splitlines()[-1], flush=True)

@@ -44,7 +44,6 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import argparse  # noqa: E402
 import glob  # noqa: E402
-import json  # noqa: E402
 import multiprocessing  # noqa: E402
 import resource  # noqa: E402
 import subprocess  # noqa: E402
@@ -58,7 +57,7 @@ import numpy as np  # noqa: E402
 import npgrad  # noqa: E402
 import npgrad.population  # noqa: E402
 
-from common import machine_info, write_results  # noqa: E402
+from common import machine_info, read_results, write_results  # noqa: E402
 from learning import raw_env_speed, sustained_reach  # noqa: E402
 
 CASES = [("ppo", "CartPole-v1"), ("trpo", "CartPole-v1"), ("a2c", "CartPole-v1"), ("ppo", "Pendulum-v1")]
@@ -393,10 +392,9 @@ def main(argv=None):
 
 def kept_measurements(path, only):
     """``(results, measured)`` of the measurements in ``path`` not in ``only``: what a run of ``only`` keeps."""
-    if not os.path.exists(path):
+    stored = read_results(path)
+    if not stored:
         return {}, {}
-    with open(path) as f:
-        stored = json.load(f)
     kept = [name for name in MEASURES if name in stored and name not in only]
     when = stored.get("measured") or {name: {"date": stored["machine"]["date"], **stored["code"]} for name in kept}
     return {name: stored[name] for name in kept}, {name: when[name] for name in kept}

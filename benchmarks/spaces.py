@@ -36,7 +36,6 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import argparse  # noqa: E402
 import ast  # noqa: E402
-import json  # noqa: E402
 import multiprocessing  # noqa: E402
 import time  # noqa: E402
 
@@ -47,7 +46,7 @@ import npgrad  # noqa: E402
 from npgrad import stats  # noqa: E402
 from npgrad.tuned import TUNED  # noqa: E402
 
-from common import machine_info, write_results  # noqa: E402
+from common import machine_info, read_results, write_results  # noqa: E402
 
 TAXI = "Taxi-v4" if "Taxi-v4" in gym.registry else "Taxi-v3"
 # label -> (env id, make kwargs, threshold, evaluation episodes, budget, evaluate every)
@@ -182,15 +181,6 @@ def markdown(rows):
     return "\n".join(lines)
 
 
-def kept_runs(path):
-    """The runs already in ``path`` (none if it does not exist): a reported run of some configurations replaces
-    theirs and keeps the others'."""
-    if not os.path.exists(path):
-        return []
-    with open(path) as f:
-        return json.load(f)["runs"]
-
-
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--first-seed", type=int, default=0)
@@ -215,7 +205,7 @@ def main(argv=None):
         for run in pool.imap_unordered(run_task, tasks):
             runs.append(run)
             if reported:  # re-read before each write: another configuration's run may have written since
-                runs = [r for r in kept_runs(out) if (r["algo"], r["env"]) not in rerun] + [
+                runs = [r for r in read_results(out).get("runs", []) if (r["algo"], r["env"]) not in rerun] + [
                     r for r in runs if (r["algo"], r["env"]) in rerun]
             first = "never" if run["first_reach"] is None else f"{run['first_reach']:.0f}"
             print(f"{run['algo']} {run['env']} seed {run['seed']}: final {run['final_mean']:.2f} first "
