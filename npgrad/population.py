@@ -274,13 +274,16 @@ def evaluate_stack(agents, policy, episodes, deterministic):
     seeds = [agent.seed + EVAL_SEED_OFFSET for agent in agents]
     rngs = [np.random.default_rng(seed) for seed in seeds]
     space, dtype = agents[0].envs.single_observation_space, agents[0].config.dtype
-    acting = {}  # the policy and filter of the agents still running, built once per set of them
+    acting = {}  # the policy, filter and generators of the agents still running, built once per set of them
 
     def act(live, obs_s):
-        if tuple(live) not in acting:
-            acting[tuple(live)] = (subset(policy, live), stacked_filter([agents[s].obs_filter for s in live]))
+        key = tuple(live)
+        if key not in acting:
+            acting[key] = (subset(policy, live), stacked_filter([agents[s].obs_filter for s in live]),
+                           Generators([rngs[s] for s in live]))
+        part, obs_filter, rng = acting[key]
         x_sno = require_finite(np.stack([encode(space, obs) for obs in obs_s]))
-        return act_on(x_sno, *acting[tuple(live)], dtype, deterministic, Generators([rngs[s] for s in live]))
+        return act_on(x_sno, part, obs_filter, dtype, deterministic, rng)
 
     try:
         return run_episodes_side_by_side(act, envs_s, episodes, seeds)
