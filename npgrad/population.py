@@ -285,11 +285,7 @@ def evaluate_stack(agents, policy, episodes, deterministic):
         x_sno = require_finite(np.stack([encode(space, obs) for obs in obs_s]))
         return act_on(x_sno, part, obs_filter, dtype, deterministic, rng)
 
-    try:
-        return run_episodes_side_by_side(act, envs_s, episodes, seeds)
-    finally:
-        for envs in envs_s:
-            envs.close()
+    return run_episodes_side_by_side(act, envs_s, episodes, seeds)
 
 
 def subset(policy, ks):

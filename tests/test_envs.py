@@ -62,6 +62,20 @@ def test_evaluation_seeds_k_and_k_plus_1_share_no_episode():
     assert npgrad.rollout.independent_seeds(envs, 5) == 5
 
 
+def test_an_agent_builds_its_own_evaluation_environments_once_and_they_play_as_fresh_ones(monkeypatch):
+    agent = npgrad.PPO("Pendulum-v1", seed=0)
+    built = []
+    make = npgrad.agent.make_vec_env
+    monkeypatch.setattr(npgrad.agent, "make_vec_env", lambda env, n: built.append(n) or make(env, n))
+    first, again = (agent.evaluate(episodes=4).returns for _ in range(2))
+    fresh = agent.evaluate(episodes=4, env="Pendulum-v1").returns  # built for this call, and closed after it
+    np.testing.assert_array_equal(again, first)  # each evaluation resets them with its seeds
+    np.testing.assert_array_equal(fresh, first)
+    assert built == [4, 4]  # the agent's own once, then "Pendulum-v1"
+    agent.evaluate(episodes=2)  # another number of copies: rebuilt
+    assert built == [4, 4, 2] and agent.own_eval_envs.num_envs == 2
+
+
 def test_the_callers_env_stays_open_when_the_agent_is_done_with_it():
     single = Closable(Counter(3))
     agent = npgrad.PPO(single, n_steps=64)
