@@ -1,5 +1,5 @@
 """Copy the latest full results (``results/learning.md``, ``derivatives.md``, ``floor.md``, ``seeds.md``,
-``mujoco.md``, ``spaces.md``) into the READMEs.
+``mujoco.md``, ``mujoco-sb3.md``, ``spaces.md``) into the READMEs.
 
 Each copy sits between ``<!-- results: NAME -->`` and ``<!-- /results -->``; the prose around it
 (what the numbers mean, which targets are met) is written by hand and must be reread after a run.
@@ -49,6 +49,7 @@ def blocks_from_results():
     seeds = read_sections("seeds")  # the "Measured ..." line, the steps table, a caption, the seconds table
     blocks["seeds"], blocks["seeds-seconds"] = seeds[1], seeds[3]
     blocks["mujoco"] = "\n\n".join(read_sections("mujoco"))
+    blocks["mujoco-sb3"] = "\n\n".join(read_sections("mujoco-sb3"))
     blocks["spaces"] = "\n\n".join(read_sections("spaces"))
     if SIDE_BY_SIDE in learning:
         blocks["learning-vs-sb3"] = learning[learning.index(SIDE_BY_SIDE) + 1]

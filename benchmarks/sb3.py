@@ -43,6 +43,43 @@ ZOO = {
                                                   policy_kwargs=dict(log_std_init=-2, ortho_init=False))),
 }
 
+# MuJoCo, from the Zoo's entries for the -v4 (-v2) versions; "normalize: true" is VecNormalize on observations and
+# rewards; ZOO_NETWORK is the Zoo's policy_kwargs for its tuned PPO entries on Hopper and HalfCheetah
+ZOO_NETWORK = dict(log_std_init=-2, ortho_init=False, activation_fn="ReLU", net_arch=dict(pi=[256, 256], vf=[256, 256]))
+ZOO_TRPO_MUJOCO = dict(batch_size=128, n_steps=1024, gamma=0.99, gae_lambda=0.95, sub_sampling_factor=1,
+                       cg_max_steps=25, cg_damping=0.1, n_critic_updates=20, learning_rate=1e-3)
+ZOO.update({
+    ("ppo", "Hopper-v5"): ("PPO", 1, True, dict(batch_size=32, n_steps=512, gamma=0.999, learning_rate=9.80828e-05,
+                                                ent_coef=0.00229519, clip_range=0.2, n_epochs=5, gae_lambda=0.99,
+                                                max_grad_norm=0.7, vf_coef=0.835671, policy_kwargs=ZOO_NETWORK)),
+    ("ppo", "HalfCheetah-v5"): ("PPO", 1, True, dict(batch_size=64, n_steps=512, gamma=0.98, learning_rate=2.0633e-05,
+                                                     ent_coef=0.000401762, clip_range=0.1, n_epochs=20,
+                                                     gae_lambda=0.92, max_grad_norm=0.8, vf_coef=0.58096,
+                                                     policy_kwargs=ZOO_NETWORK)),
+    ("ppo", "Swimmer-v5"): ("PPO", 4, True, dict(gamma=0.9999, n_steps=1024, batch_size=256, learning_rate=6e-4,
+                                                 gae_lambda=0.98)),
+    ("ppo", "InvertedPendulum-v5"): ("PPO", 1, True, dict(batch_size=64, n_steps=32, gamma=0.999,
+                                                          learning_rate=0.000222425, ent_coef=1.37976e-07,
+                                                          clip_range=0.4, n_epochs=5, gae_lambda=0.9,
+                                                          max_grad_norm=0.3, vf_coef=0.19816)),
+    ("ppo", "Reacher-v5"): ("PPO", 1, True, dict(batch_size=32, n_steps=512, gamma=0.9, learning_rate=0.000104019,
+                                                 ent_coef=7.52585e-08, clip_range=0.3, n_epochs=5, gae_lambda=1.0,
+                                                 max_grad_norm=0.9, vf_coef=0.950368)),
+    ("trpo", "Hopper-v5"): ("TRPO", 2, True, ZOO_TRPO_MUJOCO),
+    ("trpo", "HalfCheetah-v5"): ("TRPO", 2, True, dict(ZOO_TRPO_MUJOCO, target_kl=0.04)),
+    ("trpo", "Swimmer-v5"): ("TRPO", 2, True, dict(ZOO_TRPO_MUJOCO, gamma=0.9999)),
+})
+
+
+def with_torch_activation(kwargs):
+    """``kwargs`` with a ``policy_kwargs`` activation named by string replaced by the ``torch.nn`` class."""
+    import torch
+
+    policy = kwargs.get("policy_kwargs")
+    if policy is None or not isinstance(policy.get("activation_fn"), str):
+        return kwargs
+    return dict(kwargs, policy_kwargs=dict(policy, activation_fn=getattr(torch.nn, policy["activation_fn"])))
+
 
 def available():
     """True when stable-baselines3 and sb3-contrib can be imported."""
@@ -81,9 +118,10 @@ def evaluate_sb3(model, env_id, episodes, seed, vecnorm=None):
     return float(returns_e.mean())
 
 
-def run_sb3(label, env_id, seed, budget, every=5_000, episodes=10):
-    """Train the Zoo configuration for ``budget`` steps; returns ``(steps, history, final_return, train_seconds,
-    n_envs)`` with ``history`` rows ``(env_steps, training_seconds, mean_return)`` as ``Evaluator`` records them."""
+def run_sb3(label, env_id, seed, budget, every=5_000, episodes=10, stop_at=None, final_episodes=20):
+    """Train the Zoo configuration for ``budget`` steps, or until an evaluation reaches ``stop_at``; returns
+    ``(steps, history, final_return, train_seconds, n_envs)`` with ``history`` rows ``(env_steps, training_seconds,
+    mean_return)`` as ``Evaluator`` records them (``final_return`` None without ``final_episodes``)."""
     import sb3_contrib
     import stable_baselines3
     import torch
@@ -105,7 +143,7 @@ def run_sb3(label, env_id, seed, budget, every=5_000, episodes=10):
     venv = sb3_make_vec_env(env_id, n_envs=n_envs, seed=seed, vec_env_cls=IndependentlySeeded)
     if normalize:
         venv = VecNormalize(venv, gamma=kwargs["gamma"])
-    model = cls("MlpPolicy", venv, seed=seed, device="cpu", verbose=0, **kwargs)
+    model = cls("MlpPolicy", venv, seed=seed, device="cpu", verbose=0, **with_torch_activation(kwargs))
 
     class Evaluate(BaseCallback):
         """At every update boundary (a rollout starts after each update, and training ends after the last)."""
@@ -128,9 +166,10 @@ def run_sb3(label, env_id, seed, budget, every=5_000, episodes=10):
             self._on_rollout_start()
 
         def _on_step(self):
-            return True
+            return stop_at is None or not self.history or self.history[-1][2] < stop_at
 
     callback = Evaluate()
     model.learn(budget, callback=callback)
-    final = evaluate_sb3(model, env_id, 20, seed + 20_000, venv if normalize else None)
+    final = evaluate_sb3(model, env_id, final_episodes, seed + 20_000, venv if normalize else None) \
+        if final_episodes else None
     return model.num_timesteps, callback.history, final, callback.seconds, n_envs

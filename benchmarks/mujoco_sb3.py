@@ -1,0 +1,150 @@
+"""MuJoCo side by side: npgrad's defaults against SB3/sb3-contrib with the RL-Zoo's settings, seed by seed.
+
+    pip install torch stable-baselines3==2.9.2 sb3-contrib==2.9.2     # never needed by npgrad or its tests
+    python benchmarks/mujoco_sb3.py --envs InvertedPendulum-v5,Reacher-v5 --algos ppo --seeds 0-4
+    python benchmarks/mujoco_sb3.py --envs Hopper-v5 --algos trpo --seeds 0-4 --target 2500
+
+Each seed trains once with each library, one run at a time on one core, under the protocol of
+``mujoco_runs.py`` (the deterministic policy evaluated on 10 episodes every 10,000 steps, evaluation
+time excluded) until an evaluation reaches the target return (the issue's, or ``--target``) or the
+budget runs out. Both libraries train solo runs, so a seed's seconds are its own (a population
+would share its stack's time between members). Reported per configuration: how many seeds reach
+the target, the interquartile mean of steps and of training seconds to it with its 95% bootstrap
+interval, as "IQM [low, high]" ("never" counts as infinitely late), and the median over seeds of SB3's seconds over
+npgrad's, each seed against itself. Results: ``results/mujoco-sb3.json`` and ``.md``.
+"""
+from __future__ import annotations
+
+import os
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")  # before numpy is imported: the protocol is single-threaded
+
+import argparse  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+import npgrad  # noqa: E402
+from npgrad import stats  # noqa: E402
+from npgrad.callbacks import Evaluator  # noqa: E402
+from npgrad.population_runs import parse_seeds  # noqa: E402
+
+from common import finite, machine_info, read_results, write_results  # noqa: E402
+from mujoco_runs import BUDGET, EVERY, HERE, TARGETS  # noqa: E402
+from sb3 import ZOO, run_sb3  # noqa: E402
+
+
+def run_npgrad(algo, env_id, seed, budget, target):
+    """One solo npgrad run with its defaults, stopped at the first evaluation at or above ``target``: its evaluations
+    and where its defaults came from."""
+    agent = npgrad.ALGOS[algo](env_id, seed=seed)
+    evaluator = Evaluator(every=EVERY, episodes=10, on_eval=lambda agent, info, row: row[2] < target)
+    agent.learn(budget, callback=evaluator)
+    return evaluator.history, agent.defaults_source
+
+
+def to_target(history, target):
+    """``(steps, training seconds)`` at the first evaluation at or above ``target``; ``(inf, inf)`` if none is."""
+    return next(((steps, seconds) for steps, seconds, mean in history if mean >= target), (np.inf, np.inf))
+
+
+def summary(values):
+    """IQM of steps or seconds to the target, and its 95% bootstrap interval ("never" is infinitely late)."""
+    low, high = stats.interval(values, stats.iqm_to_threshold)
+    return {"iqm": float(stats.iqm_to_threshold(values)), "low": float(low), "high": float(high)}
+
+
+def compare(algo, env_id, seeds, budget, target):
+    runs = {"npgrad": [], "sb3": []}
+    for seed in seeds:
+        history, source = run_npgrad(algo, env_id, seed, budget, target)
+        runs["npgrad"].append(history)
+        runs["sb3"].append(run_sb3(algo, env_id, seed, budget, every=EVERY, stop_at=target, final_episodes=0)[1])
+        print(f"{algo} {env_id} seed {seed}:", {lib: to_target(h[-1], target) for lib, h in runs.items()}, flush=True)
+    name, n_envs, normalize, kwargs = ZOO[(algo, env_id)]
+    row = {"algo": algo, "env": env_id, "seeds": list(seeds), "budget": budget, "target": target,
+           "npgrad_defaults": source, "sb3_settings": {"class": name, "n_envs": n_envs, "VecNormalize": normalize,
+                                                       **kwargs}, "histories": runs}
+    for lib, histories in runs.items():
+        steps_r, seconds_r = np.array([to_target(h, target) for h in histories]).T
+        row[lib] = {"reached": int(np.isfinite(steps_r).sum()), "steps": summary(steps_r),
+                    "seconds": summary(seconds_r), "seconds_per_seed": seconds_r.tolist()}
+    row["sb3_over_npgrad_median"] = median_ratio(row["sb3"]["seconds_per_seed"], row["npgrad"]["seconds_per_seed"])
+    return row
+
+
+def median_ratio(sb3_s, npgrad_s):
+    """Median over seeds of SB3's seconds over npgrad's: infinite where only npgrad reached the target, 0 where only
+    SB3 did; seeds neither reached are left out (NaN if that is every seed)."""
+    ratios = [b / n if np.isfinite(n) else 0.0 for b, n in zip(sb3_s, npgrad_s) if np.isfinite(b) or np.isfinite(n)]
+    return float(np.median(ratios)) if ratios else float("nan")
+
+
+def markdown(rows):
+    def never(v):  # infinite, or as the JSON keeps it
+        return v is None or np.isinf(v)
+
+    def k(v):
+        return "never" if never(v) else f"{v / 1000:.0f}k"
+
+    def s(v):
+        return "never" if never(v) else f"{v:.0f}"
+
+    def times(ratio):
+        return "-" if ratio is not None and np.isnan(ratio) else "SB3 never" if never(ratio) else f"{ratio:.1f}x"
+
+    lines = ["| env | algorithm | npgrad's defaults | seeds | budget | target | seeds reaching it, npgrad / SB3 "
+             "| npgrad steps to it | SB3 steps | npgrad training s to it | SB3 training s "
+             "| SB3 s / npgrad s, median per seed |", "|---" * 12 + "|"]
+    for r in rows:
+        n, b = r["npgrad"], r["sb3"]
+        cells = [f"{k(x['steps']['iqm'])} [{k(x['steps']['low'])}, {k(x['steps']['high'])}]" for x in (n, b)]
+        cells += [f"{s(x['seconds']['iqm'])} [{s(x['seconds']['low'])}, {s(x['seconds']['high'])}]" for x in (n, b)]
+        source = r["npgrad_defaults"].split(":")[0].split(",")[0]  # "tuned for Hopper-v5", "continuous-control family"
+        lines.append(f"| {r['env']} | {r['algo'].upper()} | {source} | {r['seeds'][0]}-{r['seeds'][-1]} "
+                     f"| {k(r['budget'])} "
+                     f"| {r['target']:g} "
+                     f"| {n['reached']} / {b['reached']} of {len(r['seeds'])} | " + " | ".join(cells)
+                     + f" | {times(r['sb3_over_npgrad_median'])} |")
+    return "\n".join(lines)
+
+
+def versions():
+    import mujoco
+    import sb3_contrib
+    import stable_baselines3
+    import torch
+
+    return {"mujoco": mujoco.__version__, "torch": torch.__version__, "stable_baselines3": stable_baselines3.__version__,
+            "sb3_contrib": sb3_contrib.__version__}
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--envs", default="InvertedPendulum-v5")
+    p.add_argument("--algos", default="ppo")
+    p.add_argument("--seeds", default="0-4")
+    p.add_argument("--budget", type=int, default=None, help="steps per run (default: 1M, LunarLander 500k)")
+    p.add_argument("--target", type=float, default=None, help="the return to reach (default: the issue's target)")
+    args = p.parse_args(argv)
+    path = os.path.join(HERE, "results", "mujoco-sb3.json")
+    for env_id in args.envs.split(","):
+        for algo in args.algos.split(","):
+            budget = args.budget or BUDGET.get(env_id, 1_000_000)
+            target = args.target if args.target is not None else TARGETS[env_id][algo]
+            row = compare(algo, env_id, parse_seeds(args.seeds), budget, target)
+            key = (algo, env_id, row["seeds"], budget, target)
+            stored = [r for r in read_results(path).get("results", [])
+                      if (r["algo"], r["env"], r["seeds"], r["budget"], r["target"]) != key]
+            stored.append({**row, "machine": {**machine_info(), **versions()}})  # this row's, as others may differ
+            print(markdown([row]).splitlines()[-1], flush=True)
+            machine = {**machine_info(), **versions()}
+            caption = ("Steps and training seconds to the target: interquartile mean over the seeds [95% bootstrap "
+                       "interval]; each run stops at its first evaluation at or above the target, or at the budget. "
+                       f"SB3 {machine['stable_baselines3']} and sb3-contrib {machine['sb3_contrib']} on torch "
+                       f"{machine['torch']} (one thread), MuJoCo {machine['mujoco']}.")
+            write_results(path, finite({"machine": machine, "results": stored}), markdown(stored) + "\n\n" + caption)
+
+
+if __name__ == "__main__":
+    main()
