@@ -65,9 +65,10 @@ TUNED: dict[str, dict[str, Entry]] = {
         "LunarLander-v3": (dict(n_envs=16, n_steps=1024, minibatch_size=64, n_epochs=4, gamma=0.999, lam=0.98,
                                 ent_coef=0.01),
                            "the RL-Zoo's: a long horizon (gamma 0.999) for a landing that pays at the end"),
-        "Swimmer-v5": (dict(CONTINUOUS, gamma=0.9999),
-                       "the continuous family with the RL-Zoo's gamma 0.9999: a small, steady forward reward needs "
-                       "a long horizon"),
+        "Swimmer-v5": (dict(CONTINUOUS, gamma=0.9999, n_envs=4, n_steps=1024, minibatch_size=256, lr=6e-4, lam=0.98),
+                       "the RL-Zoo's: a long horizon (gamma 0.9999) for a small, steady forward reward, and a quarter "
+                       "of the gradient steps per transition at twice the step, which gets there in a quarter of the "
+                       "steps"),
         "Taxi-v4": (dict(n_envs=16, n_steps=128, minibatch_size=256, n_epochs=4, gamma=0.99, lam=1.0, lr=1e-3,
                          anneal_lr=True, ent_coef=0.2),
                     "ent_coef 0.2 tries pickup and dropoff until a delivery is found; lambda 1 carries the +20 back; "
