@@ -1,8 +1,8 @@
 """MuJoCo side by side: npgrad's defaults against SB3/sb3-contrib with the RL-Zoo's settings, seed by seed.
 
-    pip install torch stable-baselines3==2.9.2 sb3-contrib==2.9.2     # never needed by npgrad or its tests
+    pip install -e ".[mujoco]" torch stable-baselines3==2.9.2 sb3-contrib==2.9.2   # SB3: never needed by npgrad
     python benchmarks/mujoco_sb3.py --envs InvertedPendulum-v5,Reacher-v5 --algos ppo --seeds 0-4
-    python benchmarks/mujoco_sb3.py --envs Hopper-v5 --algos trpo --seeds 0-4 --target 2500
+    python benchmarks/mujoco_sb3.py --envs Hopper-v5 --algos trpo --seeds 0-4 --budget 500000   # --target: another return
 
 Each seed trains once with each library, one run at a time on one core, under the protocol of
 ``mujoco_runs.py`` (the deterministic policy evaluated on 10 episodes every 10,000 steps, evaluation
