@@ -30,6 +30,7 @@ from npgrad.callbacks import Evaluator  # noqa: E402
 from npgrad.population_runs import parse_seeds  # noqa: E402
 
 from common import finite, machine_info, read_results, write_results  # noqa: E402
+from learning import reach  # noqa: E402
 from mujoco_runs import BUDGET, EVERY, HERE, TARGETS  # noqa: E402
 from sb3 import ZOO, run_sb3  # noqa: E402
 
@@ -41,11 +42,6 @@ def run_npgrad(algo, env_id, seed, budget, target):
     evaluator = Evaluator(every=EVERY, episodes=10, on_eval=lambda agent, info, row: row[2] < target)
     agent.learn(budget, callback=evaluator)
     return evaluator.history, agent.defaults_source
-
-
-def to_target(history, target):
-    """``(steps, training seconds)`` at the first evaluation at or above ``target``; ``(inf, inf)`` if none is."""
-    return next(((steps, seconds) for steps, seconds, mean in history if mean >= target), (np.inf, np.inf))
 
 
 def summary(values):
@@ -60,13 +56,16 @@ def compare(algo, env_id, seeds, budget, target):
         history, source = run_npgrad(algo, env_id, seed, budget, target)
         runs["npgrad"].append(history)
         runs["sb3"].append(run_sb3(algo, env_id, seed, budget, every=EVERY, stop_at=target, final_episodes=0)[1])
-        print(f"{algo} {env_id} seed {seed}:", {lib: to_target(h[-1], target) for lib, h in runs.items()}, flush=True)
+        last = {lib: reach(h[-1:], target) for lib, h in runs.items()}
+        print(f"{algo} {env_id} seed {seed}, steps and seconds to the target:",
+              {lib: (r["first_steps"][0], r["first_seconds"][0]) for lib, r in last.items()}, flush=True)
     name, n_envs, normalize, kwargs = ZOO[(algo, env_id)]
     row = {"algo": algo, "env": env_id, "seeds": list(seeds), "budget": budget, "target": target,
            "npgrad_defaults": source, "sb3_settings": {"class": name, "n_envs": n_envs, "VecNormalize": normalize,
                                                        **kwargs}, "histories": runs}
     for lib, histories in runs.items():
-        steps_r, seconds_r = np.array([to_target(h, target) for h in histories]).T
+        reached = reach(histories, target)
+        steps_r, seconds_r = reached["first_steps"].astype(float), reached["first_seconds"]
         row[lib] = {"reached": int(np.isfinite(steps_r).sum()), "steps": summary(steps_r),
                     "seconds": summary(seconds_r), "seconds_per_seed": seconds_r.tolist()}
     row["sb3_over_npgrad_median"] = median_ratio(row["sb3"]["seconds_per_seed"], row["npgrad"]["seconds_per_seed"])
@@ -136,9 +135,9 @@ def main(argv=None):
             key = (algo, env_id, row["seeds"], budget, target)
             stored = [r for r in read_results(path).get("results", [])
                       if (r["algo"], r["env"], r["seeds"], r["budget"], r["target"]) != key]
-            stored.append({**row, "machine": {**machine_info(), **versions()}})  # this row's, as others may differ
-            print(markdown([row]).splitlines()[-1], flush=True)
             machine = {**machine_info(), **versions()}
+            stored.append({**row, "machine": machine})  # this row's, as others may differ
+            print(markdown([row]).splitlines()[-1], flush=True)
             caption = ("Steps and training seconds to the target: interquartile mean over the seeds [95% bootstrap "
                        "interval]; each run stops at its first evaluation at or above the target, or at the budget. "
                        f"SB3 {machine['stable_baselines3']} and sb3-contrib {machine['sb3_contrib']} on torch "
