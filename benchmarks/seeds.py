@@ -30,7 +30,6 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")  # before numpy is imported: the protocol is single-threaded
 
 import argparse  # noqa: E402
-import json  # noqa: E402
 import time  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -39,7 +38,7 @@ import npgrad  # noqa: E402
 from npgrad import stats  # noqa: E402
 from npgrad.population_runs import parse_seeds  # noqa: E402
 
-from common import finite, machine_info, write_results  # noqa: E402
+from common import finite, machine_info, read_results, write_results  # noqa: E402
 from learning import BUDGETS, THRESHOLDS, VARIANTS, reach  # noqa: E402
 
 SEEDS = range(20)
@@ -55,12 +54,10 @@ RESULTS = os.path.join(HERE, "results")
 
 def read_runs(name, label, env_id):
     """SB3's runs of seeds 0-19 for this configuration in ``results/name``, or None if it lacks any."""
-    path = os.path.join(RESULTS, name)
-    if not os.path.exists(path):
+    stored = read_results(os.path.join(RESULTS, name))
+    if not stored:
         return None
-    with open(path) as f:
-        runs = json.load(f)["runs"]
-    mine = {r["seed"]: r for r in runs if (r["library"], r["algo"], r["env"]) == ("sb3", label, env_id)}
+    mine = {r["seed"]: r for r in stored["runs"] if (r["library"], r["algo"], r["env"]) == ("sb3", label, env_id)}
     return [mine[s] for s in SEEDS] if all(s in mine for s in SEEDS) else None
 
 
@@ -180,7 +177,7 @@ def run_sb3_seeds(cases, path, seeds=SEEDS):
     from learning import make_row
 
     def stored():
-        return json.load(open(path))["runs"] if os.path.exists(path) else []
+        return read_results(path).get("runs", [])
 
     for label, env_id in cases:
         have = {r["seed"] for r in stored() if (r["algo"], r["env"]) == (label, env_id)}
@@ -230,17 +227,12 @@ def restate(path):
     rows = [{**compare(label, env_id, r["runs"], r["population_seconds"]), "machine": r["machine"]}
             for (label, env_id), r in stored.items()]
     rows = sorted(rows, key=lambda r: CASES.index((r["algo"], r["env"])))
-    with open(path) as f:
-        data = json.load(f)
-    write_results(path, finite({**data, "results": rows}), markdown(rows))
+    write_results(path, finite({**read_results(path), "results": rows}), markdown(rows))
 
 
 def stored_results(path):
     """``{(label, env): result}`` of ``path``, the results in this script's present form."""
-    if not os.path.exists(path):
-        return {}
-    with open(path) as f:
-        return {(r["algo"], r["env"]): r for r in json.load(f)["results"] if "per_run" in r["npgrad"]}
+    return {(r["algo"], r["env"]): r for r in read_results(path).get("results", []) if "per_run" in r["npgrad"]}
 
 
 if __name__ == "__main__":
