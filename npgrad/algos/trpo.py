@@ -46,7 +46,11 @@ class TRPOConfig(ValueRegressionConfig):
                "n_critic_updates": "vf_epochs", "target_kl": "max_kl", "cg_max_steps": "cg_iters",
                "line_search_shrinking_factor": "backtrack_shrink", "line_search_max_iter": "max_backtracks",
                "sub_sampling_factor": "fvp_subsample"}
-    """sb3-contrib's TRPO names: its learning_rate and batch_size are the value function's."""
+    """sb3-contrib's TRPO names: its learning_rate and batch_size are the value function's. Its ``target_kl`` is
+    ``max_kl`` only for discrete or one-dimensional actions: for a Gaussian over ``a`` action dimensions,
+    sb3-contrib 2.9 averages the KL over the dimensions as well as the states, so its trust region is
+    ``a * target_kl`` in the mean KL of eq. (5.1) that ``max_kl`` bounds, and its damping acts on ``F / a``. Its
+    update equals ``max_kl = a * target_kl, cg_damping = a * cg_damping`` here."""
 
     def validate(self):
         super().validate()
