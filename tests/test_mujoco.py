@@ -23,15 +23,15 @@ def test_an_untuned_mujoco_id_gets_the_continuous_family_with_observation_normal
     assert agent.obs_filter is not None, f"{algo}: observations are not normalised"
 
 
-@pytest.mark.parametrize("algo, changed", [
-    ("ppo", {"gamma", "n_envs", "n_steps", "minibatch_size", "lr", "lam"}),  # the RL-Zoo's Swimmer entry
-    ("trpo", {"gamma"})])
-def test_swimmer_gets_its_tuned_horizon_on_top_of_the_continuous_family(algo, changed):
-    """The tuned entry is all the defaults an id gets, so Swimmer's must repeat the family's fields it keeps
+@pytest.mark.parametrize("algo, env_id, changed", [
+    ("ppo", "Swimmer-v5", {"gamma", "n_envs", "n_steps", "minibatch_size", "lr", "lam"}),  # the RL-Zoo's entry
+    ("trpo", "Swimmer-v5", {"gamma"}),
+    ("trpo", "Hopper-v5", {"max_kl"})])
+def test_a_tuned_mujoco_entry_is_the_continuous_family_with_only_its_own_changes(algo, env_id, changed):
+    """The tuned entry is all the defaults an id gets, so each must repeat the family's fields it keeps
     (normalised observations and rewards, sigma 0.61)."""
-    agent = npgrad.ALGOS[algo]("Swimmer-v5")
+    agent = npgrad.ALGOS[algo](env_id)
     family = npgrad.ALGOS[algo]("Walker2d-v5").config
-    assert agent.defaults_source.startswith("tuned for Swimmer-v5: "), agent.defaults_source
-    assert agent.config.gamma == 0.9999 and family.gamma == 0.99
+    assert agent.defaults_source.startswith(f"tuned for {env_id}: "), agent.defaults_source
     differs = {f for f in vars(family) if getattr(agent.config, f) != getattr(family, f)}
-    assert differs == changed, f"{algo}: Swimmer's entry differs from the family in {sorted(differs)}"
+    assert differs == changed, f"{algo}: {env_id}'s entry differs from the family in {sorted(differs)}"
