@@ -47,8 +47,8 @@ class TRPOConfig(ValueRegressionConfig):
                "line_search_shrinking_factor": "backtrack_shrink", "line_search_max_iter": "max_backtracks",
                "sub_sampling_factor": "fvp_subsample"}
     """sb3-contrib's TRPO names: its learning_rate and batch_size are the value function's. Its ``target_kl`` is
-    ``max_kl`` only for discrete or one-dimensional actions: for a Gaussian over ``a`` action dimensions,
-    sb3-contrib 2.9 averages the KL over the dimensions as well as the states, so its trust region is
+    ``max_kl`` for Discrete and MultiDiscrete actions, not for ``a`` independent dimensions (a Box, a MultiBinary):
+    sb3-contrib 2.9 averages their KL over the dimensions as well as the states, so its trust region is
     ``a * target_kl`` in the mean KL of eq. (5.1) that ``max_kl`` bounds, and its damping acts on ``F / a``. Its
     update equals ``max_kl = a * target_kl, cg_damping = a * cg_damping`` here."""
 
