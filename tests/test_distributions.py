@@ -184,6 +184,21 @@ def test_kl_is_zero_to_self_and_nonnegative(kind, strategy):
     run()
 
 
+@pytest.mark.parametrize("kind, strategy", [("gauss", gaussian_params()), ("bern", categorical_params())])
+def test_kl_over_independent_dimensions_is_their_sum(kind, strategy):
+    """The KL of ``a`` independent dimensions is the sum of theirs, which TRPO's ``max_kl`` bounds (eq. 5.1);
+    sb3-contrib's ``target_kl`` bounds their mean (docs/05-trpo.md)."""
+    @given(strategy)
+    def run(case):
+        p_params, q_params, _ = draw_case(kind, case)
+        whole_n = make(kind, p_params).kl(make(kind, q_params))
+        column_kls = [make(kind, [x[:, j:j + 1] for x in p_params]).kl(make(kind, [x[:, j:j + 1] for x in q_params]))
+                      for j in range(p_params[0].shape[1])]
+        np.testing.assert_allclose(whole_n, np.sum(column_kls, axis=0), rtol=1e-12, atol=1e-12,
+                                   err_msg=f"{kind}: KL over the dimensions")
+    run()
+
+
 def mc_check(samples_mk, expected_k, what, family_alpha=1e-5):
     """Assert Monte-Carlo means agree with ``expected`` within ``z`` standard errors (+ rounding).
 
