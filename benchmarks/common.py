@@ -11,6 +11,7 @@ import numpy as np
 import scipy
 
 import npgrad
+from npgrad import stats
 
 
 def cpu_model():
@@ -85,6 +86,19 @@ def vector_env_speed(envs, seed=0):
     speed = random_action_speed(envs.step, envs.single_action_space, envs.num_envs, seed=seed)
     envs.close()
     return speed, f"{type(envs).__name__} x{envs.num_envs}"
+
+
+def never(value):
+    """Whether a steps or seconds value means "never": ``inf``, or None once ``finite`` has written it to JSON."""
+    return value is None or np.isinf(value)
+
+
+def iqm_summary(values, statistic=stats.iqm_to_threshold):
+    """``{iqm, low, high, median}`` of one quantity over seeds: ``statistic`` (the IQM of steps or seconds to a
+    threshold, ``inf`` being never, unless told), its 95% bootstrap interval and the median."""
+    low, high = stats.interval(values, statistic)
+    return {"iqm": float(statistic(values)), "low": float(low), "high": float(high),
+            "median": float(stats.median(values))}
 
 
 def finite(value):

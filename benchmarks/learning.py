@@ -33,7 +33,7 @@ from npgrad.callbacks import Evaluator  # noqa: E402
 from npgrad.envs import make_vec_env  # noqa: E402
 
 import sb3  # noqa: E402
-from common import machine_info, vector_env_speed, write_results  # noqa: E402
+from common import machine_info, never, vector_env_speed, write_results  # noqa: E402
 
 THRESHOLDS = {"CartPole-v1": 475.0, "Pendulum-v1": -200.0}
 ONE_AT_A_TIME = ("Trained on a vector env that steps its environments one at a time (gymnasium's SyncVectorEnv, "
@@ -155,7 +155,7 @@ def one_at_a_time_fields(row, ceiling):
 
 
 def fmt(x, scale=1.0, digits=0, suffix=""):
-    return "never" if x is None or math.isinf(x) else f"{x / scale:.{digits}f}{suffix}"
+    return "never" if never(x) else f"{x / scale:.{digits}f}{suffix}"
 
 
 def markdown(summary):

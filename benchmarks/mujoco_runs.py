@@ -35,7 +35,7 @@ import npgrad  # noqa: E402
 from npgrad import stats  # noqa: E402
 from npgrad.population_runs import parse_seeds  # noqa: E402
 
-from common import finite, machine_info, read_results, write_results  # noqa: E402
+from common import finite, iqm_summary, machine_info, never, read_results, write_results  # noqa: E402
 from learning import reach  # noqa: E402
 
 # environment -> (target return, held?): the table; LunarLander's 200 must hold to the end
@@ -59,12 +59,10 @@ def train(algo, env_id, seeds, budget, overrides):
 def summarise(algo, env_id, seeds, budget, overrides, histories, source, seconds):
     target = TARGETS.get(env_id, {}).get(algo)
     final_r = np.array([h[-1][2] for h in histories])
-    low, high = stats.interval(final_r, stats.iqm)
     row = {"algo": algo, "env": env_id, "seeds": list(seeds), "budget": budget, "defaults": source,
            "overrides": overrides,
            "population_seconds": seconds, "train_seconds_per_seed": histories[0][-1][1] / len(seeds),
-           "final": {"iqm": float(stats.iqm(final_r)), "low": float(low), "high": float(high),
-                     "median": float(np.median(final_r))}, "target": target, "histories": histories}
+           "final": iqm_summary(final_r, stats.iqm), "target": target, "histories": histories}
     if target is not None:
         reached = reach(histories, target)
         first, sustained = reached["first_steps"].tolist(), reached["sustained_steps"].tolist()
@@ -75,7 +73,7 @@ def summarise(algo, env_id, seeds, budget, overrides, histories, source, seconds
 
 
 def markdown(rows):
-    k = lambda v: "never" if v is None or np.isinf(v) else f"{v / 1000:.0f}k"  # noqa: E731
+    k = lambda v: "never" if never(v) else f"{v / 1000:.0f}k"  # noqa: E731
     lines = ["| env | algorithm | seeds | budget | defaults | return at the budget, IQM [95% CI] | target | met "
              "| steps to target, first / sustained (IQM) | training s per seed |", "|---" * 10 + "|"]
     for r in rows:

@@ -25,11 +25,10 @@ import argparse  # noqa: E402
 import numpy as np  # noqa: E402
 
 import npgrad  # noqa: E402
-from npgrad import stats  # noqa: E402
 from npgrad.callbacks import Evaluator  # noqa: E402
 from npgrad.population_runs import parse_seeds  # noqa: E402
 
-from common import finite, machine_info, read_results, write_results  # noqa: E402
+from common import finite, iqm_summary, machine_info, never, read_results, write_results  # noqa: E402
 from learning import reach  # noqa: E402
 from mujoco_runs import BUDGET, EVERY, HERE, TARGETS  # noqa: E402
 from sb3 import ZOO, run_sb3  # noqa: E402
@@ -42,12 +41,6 @@ def run_npgrad(algo, env_id, seed, budget, target):
     evaluator = Evaluator(every=EVERY, episodes=10, on_eval=lambda agent, info, row: row[2] < target)
     agent.learn(budget, callback=evaluator)
     return evaluator.history, agent.defaults_source
-
-
-def summary(values):
-    """IQM of steps or seconds to the target, and its 95% bootstrap interval ("never" is infinitely late)."""
-    low, high = stats.interval(values, stats.iqm_to_threshold)
-    return {"iqm": float(stats.iqm_to_threshold(values)), "low": float(low), "high": float(high)}
 
 
 def compare(algo, env_id, seeds, budget, target):
@@ -66,8 +59,8 @@ def compare(algo, env_id, seeds, budget, target):
     for lib, histories in runs.items():
         reached = reach(histories, target)
         steps_r, seconds_r = reached["first_steps"].astype(float), reached["first_seconds"]
-        row[lib] = {"reached": int(np.isfinite(steps_r).sum()), "steps": summary(steps_r),
-                    "seconds": summary(seconds_r), "seconds_per_seed": seconds_r.tolist()}
+        row[lib] = {"reached": int(np.isfinite(steps_r).sum()), "steps": iqm_summary(steps_r),
+                    "seconds": iqm_summary(seconds_r), "seconds_per_seed": seconds_r.tolist()}
     row["sb3_over_npgrad_median"] = median_ratio(row["sb3"]["seconds_per_seed"], row["npgrad"]["seconds_per_seed"])
     return row
 
@@ -80,9 +73,6 @@ def median_ratio(sb3_s, npgrad_s):
 
 
 def markdown(rows):
-    def never(v):  # infinite, or as the JSON keeps it
-        return v is None or np.isinf(v)
-
     def k(v):
         return "never" if never(v) else f"{v / 1000:.0f}k"
 

@@ -38,7 +38,7 @@ import npgrad  # noqa: E402
 from npgrad import stats  # noqa: E402
 from npgrad.population_runs import parse_seeds  # noqa: E402
 
-from common import finite, machine_info, read_results, write_results  # noqa: E402
+from common import finite, iqm_summary, machine_info, never, read_results, write_results  # noqa: E402
 from learning import BUDGETS, THRESHOLDS, VARIANTS, reach  # noqa: E402
 
 SEEDS = range(20)
@@ -79,13 +79,6 @@ def population(label, env_id):
     return runs, seconds
 
 
-def summary(values, statistic=stats.iqm_to_threshold):
-    """``{iqm, low, high, median}`` of one quantity over seeds (steps: ``inf`` is never)."""
-    low, high = stats.interval(values, statistic)
-    return {"iqm": float(statistic(values)), "low": float(low), "high": float(high),
-            "median": float(stats.median(values))}
-
-
 def library_summary(runs, threshold, per_seed, timed):
     reached = reach([r["history"] for r in runs], threshold)
     for k in ("first", "sustained"):  # a population member's seconds are its stack's: its share is per_seed of them
@@ -93,7 +86,7 @@ def library_summary(runs, threshold, per_seed, timed):
     finals = np.array([r["history"][-1][2] for r in runs], dtype=np.float64)  # the evaluation at the budget
     quantities = [f"{k}_steps" for k in ("first", "sustained")] + ([f"{k}_seconds" for k in ("first", "sustained")]
                                                                     if timed else [])
-    return {**{q: summary(reached[q]) for q in quantities}, "final": summary(finals, stats.iqm),
+    return {**{q: iqm_summary(reached[q]) for q in quantities}, "final": iqm_summary(finals, stats.iqm),
             "per_run": {q: reached[q].tolist() for q in quantities},
             "train_seconds": sum(r["history"][-1][1] for r in runs) * per_seed if timed else None}
 
@@ -113,11 +106,6 @@ def compare(label, env_id, runs, seconds):
             row[f"p_sooner_{q}"] = float(stats.probability_of_improvement(
                 row["npgrad"]["per_run"][q], row["sb3"]["per_run"][q], lower_is_better=True))
     return row
-
-
-def never(value):
-    """Whether a stored steps or seconds value means "never" (``inf``, or None once written to JSON)."""
-    return value is None or np.isinf(value)
 
 
 def fmt(value, unit):
