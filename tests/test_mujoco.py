@@ -24,14 +24,15 @@ def test_an_untuned_mujoco_id_gets_the_continuous_family_with_observation_normal
 
 
 @pytest.mark.parametrize("algo, env_id, changed", [
-    ("ppo", "Swimmer-v5", {"gamma", "n_envs", "n_steps", "minibatch_size", "lr", "lam"}),  # the RL-Zoo's entry
-    ("trpo", "Swimmer-v5", {"gamma"}),
-    ("trpo", "Hopper-v5", {"max_kl"})])
+    ("ppo", "Swimmer-v5", dict(gamma=0.9999, n_envs=4, n_steps=1024, minibatch_size=256, lr=6e-4, lam=0.98)),
+    ("trpo", "Swimmer-v5", dict(gamma=0.9999)),
+    ("trpo", "Hopper-v5", dict(max_kl=0.03))])
 def test_a_tuned_mujoco_entry_is_the_continuous_family_with_only_its_own_changes(algo, env_id, changed):
     """The tuned entry is all the defaults an id gets, so each must repeat the family's fields it keeps
-    (normalised observations and rewards, sigma 0.61)."""
+    (normalised observations and rewards, sigma 0.61) and change only its own, to its values."""
     agent = npgrad.ALGOS[algo](env_id)
     family = npgrad.ALGOS[algo]("Walker2d-v5").config
     assert agent.defaults_source.startswith(f"tuned for {env_id}: "), agent.defaults_source
-    differs = {f for f in vars(family) if getattr(agent.config, f) != getattr(family, f)}
-    assert differs == changed, f"{algo}: {env_id}'s entry differs from the family in {sorted(differs)}"
+    assert family.gamma == 0.99, family.gamma
+    differs = {f: getattr(agent.config, f) for f in vars(family) if getattr(agent.config, f) != getattr(family, f)}
+    assert differs == changed, f"{algo}: {env_id}'s entry differs from the family in {differs}"
