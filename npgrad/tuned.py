@@ -53,6 +53,9 @@ TUNED: dict[str, dict[str, Entry]] = {
         "InvertedDoublePendulum-v5": (dict(CONTINUOUS, **VALUE_REGRESSION, n_steps=512),
                                       "twice the family's batch (8 x 512 transitions per update): once learned, the "
                                       "balance is lost less often"),
+        "LunarLander-v3": (dict(VALUE_REGRESSION, gamma=0.999, lam=0.98, n_steps=512),
+                           "PPO's long horizon (gamma 0.999, lambda 0.98) for a landing that pays at the end, on "
+                           "twice the family's batch (8 x 512 transitions per update)"),
         "Hopper-v5": (dict(CONTINUOUS, **VALUE_REGRESSION, max_kl=0.03),
                       "the continuous family in the RL-Zoo's trust region: sb3-contrib's target_kl 0.01 bounds the KL "
                       "averaged over Hopper's 3 action dimensions, 0.03 in the summed KL max_kl bounds"),
@@ -68,9 +71,12 @@ TUNED: dict[str, dict[str, Entry]] = {
                         "gSDE as the RL-Zoo, 8 x 256 transitions per update"),
         "FrozenLake-v1": (dict(n_envs=8, n_steps=128, gamma=0.99, ent_coef=0.01),
                           "a small entropy bonus keeps exploring until the sparse goal is found"),
+        "InvertedDoublePendulum-v5": (dict(CONTINUOUS, n_steps=512),
+                                      "twice the family's batch (8 x 512 transitions per update), as TRPO's"),
         "LunarLander-v3": (dict(n_envs=16, n_steps=1024, minibatch_size=64, n_epochs=4, gamma=0.999, lam=0.98,
-                                ent_coef=0.01),
-                           "the RL-Zoo's: a long horizon (gamma 0.999) for a landing that pays at the end"),
+                                ent_coef=0.01, lr=6e-4),
+                           "the RL-Zoo's long horizon (gamma 0.999) for a landing that pays at the end, at twice its "
+                           "step, which lands within 500k steps"),
         "Swimmer-v5": (dict(CONTINUOUS, gamma=0.9999, n_envs=4, n_steps=1024, minibatch_size=256, lr=6e-4, lam=0.98),
                        "the RL-Zoo's: a long horizon (gamma 0.9999) for a small, steady forward reward, and a quarter "
                        "of the gradient steps per transition at twice the step, which gets there in a quarter of the "

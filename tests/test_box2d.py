@@ -1,5 +1,5 @@
-"""Box2D environments (the ``box2d`` extra; skipped without it): LunarLander starts from its tuned entry (PPO on the
-discrete lander) or its family's defaults (the rest)."""
+"""Box2D environments (the ``box2d`` extra; skipped without it): LunarLander starts from its tuned entry (PPO and
+TRPO on the discrete lander) or its family's defaults (the rest)."""
 import pytest
 
 import npgrad
@@ -20,10 +20,11 @@ def test_lunar_lander_without_a_tuned_entry_starts_from_its_familys_defaults(alg
     assert agent.num_updates == 2 and agent.progress.failed_updates == 0
 
 
-def test_ppo_on_the_discrete_lander_starts_from_its_tuned_entry():
-    agent = npgrad.PPO("LunarLander-v3")
-    values = TUNED["ppo"]["LunarLander-v3"][0]
+@pytest.mark.parametrize("algo", ["ppo", "trpo"])
+def test_the_discrete_lander_starts_from_its_tuned_entry(algo):
+    agent = npgrad.ALGOS[algo]("LunarLander-v3")
+    values = TUNED[algo]["LunarLander-v3"][0]
     assert {name: getattr(agent.config, name) for name in values} == values, str(agent.config)
     assert agent.defaults_source.startswith("tuned for LunarLander-v3")
-    agent.learn(agent.config.n_envs * agent.config.n_steps)  # one update of 16 x 1024 on the real environment
+    agent.learn(agent.config.n_envs * agent.config.n_steps)  # one update (PPO 16 x 1024, TRPO 8 x 512) on the real env
     assert agent.num_updates == 1 and agent.progress.failed_updates == 0
