@@ -75,8 +75,8 @@ TUNED: dict[str, dict[str, Entry]] = {
                                       "twice the family's batch (8 x 512 transitions per update), as TRPO's"),
         "LunarLander-v3": (dict(n_envs=16, n_steps=1024, minibatch_size=64, n_epochs=4, gamma=0.999, lam=0.98,
                                 ent_coef=0.01, lr=6e-4),
-                           "the RL-Zoo's long horizon (gamma 0.999) for a landing that pays at the end, at twice its "
-                           "step, which lands within 500k steps"),
+                           "the RL-Zoo's, with a long horizon (gamma 0.999) for a landing that pays at the end, at "
+                           "twice its step: landed within 500k steps"),
         "Swimmer-v5": (dict(CONTINUOUS, gamma=0.9999, n_envs=4, n_steps=1024, minibatch_size=256, lr=6e-4, lam=0.98),
                        "the RL-Zoo's: a long horizon (gamma 0.9999) for a small, steady forward reward, and a quarter "
                        "of the gradient steps per transition at twice the step, which gets there in a quarter of the "
