@@ -93,6 +93,11 @@ def never(value):
     return value is None or np.isinf(value)
 
 
+def kilo_steps(value):
+    """``"12k"`` for 12,345 steps, or "never"."""
+    return "never" if never(value) else f"{value / 1000:.0f}k"
+
+
 def iqm_summary(values, statistic=stats.iqm_to_threshold):
     """``{iqm, low, high, median}`` of one quantity over seeds: ``statistic`` (the IQM of steps or seconds to a
     threshold, ``inf`` being never, unless told), its 95% bootstrap interval and the median."""

@@ -28,7 +28,7 @@ import npgrad  # noqa: E402
 from npgrad.callbacks import Evaluator  # noqa: E402
 from npgrad.population_runs import parse_seeds  # noqa: E402
 
-from common import finite, iqm_summary, machine_info, never, read_results, write_results  # noqa: E402
+from common import finite, iqm_summary, kilo_steps, machine_info, never, read_results, write_results  # noqa: E402
 from learning import reach  # noqa: E402
 from mujoco_runs import BUDGET, EVERY, HERE, TARGETS  # noqa: E402
 from sb3 import ZOO, run_sb3  # noqa: E402
@@ -73,9 +73,6 @@ def median_ratio(sb3_s, npgrad_s):
 
 
 def markdown(rows):
-    def k(v):
-        return "never" if never(v) else f"{v / 1000:.0f}k"
-
     def s(v):
         return "never" if never(v) else f"{v:.0f}"
 
@@ -87,11 +84,12 @@ def markdown(rows):
              "| SB3 s / npgrad s, median per seed |", "|---" * 12 + "|"]
     for r in rows:
         n, b = r["npgrad"], r["sb3"]
-        cells = [f"{k(x['steps']['iqm'])} [{k(x['steps']['low'])}, {k(x['steps']['high'])}]" for x in (n, b)]
+        cells = [f"{kilo_steps(x['steps']['iqm'])} [{kilo_steps(x['steps']['low'])}, {kilo_steps(x['steps']['high'])}]"
+                 for x in (n, b)]
         cells += [f"{s(x['seconds']['iqm'])} [{s(x['seconds']['low'])}, {s(x['seconds']['high'])}]" for x in (n, b)]
         source = r["npgrad_defaults"].split(":")[0].split(",")[0]  # "tuned for Hopper-v5", "continuous-control family"
         lines.append(f"| {r['env']} | {r['algo'].upper()} | {source} | {r['seeds'][0]}-{r['seeds'][-1]} "
-                     f"| {k(r['budget'])} "
+                     f"| {kilo_steps(r['budget'])} "
                      f"| {r['target']:g} "
                      f"| {n['reached']} / {b['reached']} of {len(r['seeds'])} | " + " | ".join(cells)
                      + f" | {times(r['sb3_over_npgrad_median'])} |")

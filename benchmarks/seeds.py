@@ -38,7 +38,7 @@ import npgrad  # noqa: E402
 from npgrad import stats  # noqa: E402
 from npgrad.population_runs import parse_seeds  # noqa: E402
 
-from common import finite, iqm_summary, machine_info, never, read_results, write_results  # noqa: E402
+from common import finite, iqm_summary, kilo_steps, machine_info, never, read_results, write_results  # noqa: E402
 from learning import BUDGETS, THRESHOLDS, VARIANTS, reach  # noqa: E402
 
 SEEDS = range(20)
@@ -112,7 +112,7 @@ def fmt(value, unit):
     """``"12k"`` steps or ``"3.4 s"``; never: "never"."""
     if never(value):
         return "never"
-    return f"{value / 1000:.0f}k" if unit == "steps" else f"{value:.1f} s" if value < 10 else f"{value:.0f} s"
+    return kilo_steps(value) if unit == "steps" else f"{value:.1f} s" if value < 10 else f"{value:.0f} s"
 
 
 def with_interval(s, unit):
