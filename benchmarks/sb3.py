@@ -43,8 +43,9 @@ ZOO = {
                                                   policy_kwargs=dict(log_std_init=-2, ortho_init=False))),
 }
 
-# MuJoCo, from the Zoo's entries for the -v4 (-v2) versions; "normalize: true" is VecNormalize on observations and
-# rewards; ZOO_NETWORK is the Zoo's policy_kwargs for its tuned PPO entries on Hopper and HalfCheetah
+# MuJoCo, from the Zoo's entries for the -v4 (-v2) versions, and LunarLander-v3; "normalize: true" is VecNormalize
+# on observations and rewards; ZOO_NETWORK is the Zoo's policy_kwargs for its tuned PPO entries on Hopper and
+# HalfCheetah
 ZOO_NETWORK = dict(log_std_init=-2, ortho_init=False, activation_fn="ReLU", net_arch=dict(pi=[256, 256], vf=[256, 256]))
 ZOO_TRPO_MUJOCO = dict(batch_size=128, n_steps=1024, gamma=0.99, gae_lambda=0.95, sub_sampling_factor=1,
                        cg_max_steps=25, cg_damping=0.1, n_critic_updates=20, learning_rate=1e-3)
@@ -68,6 +69,15 @@ ZOO.update({
     ("trpo", "Hopper-v5"): ("TRPO", 2, True, ZOO_TRPO_MUJOCO),
     ("trpo", "HalfCheetah-v5"): ("TRPO", 2, True, dict(ZOO_TRPO_MUJOCO, target_kl=0.04)),
     ("trpo", "Swimmer-v5"): ("TRPO", 2, True, dict(ZOO_TRPO_MUJOCO, gamma=0.9999)),
+    ("ppo", "InvertedDoublePendulum-v5"): ("PPO", 1, True, dict(batch_size=512, n_steps=128, gamma=0.98,
+                                                                learning_rate=0.000155454, ent_coef=1.05057e-06,
+                                                                clip_range=0.4, n_epochs=10, gae_lambda=0.8,
+                                                                max_grad_norm=0.5, vf_coef=0.695929)),
+    ("trpo", "InvertedDoublePendulum-v5"): ("TRPO", 2, True, ZOO_TRPO_MUJOCO),  # the Zoo's MuJoCo defaults
+    ("ppo", "LunarLander-v3"): ("PPO", 16, False, dict(n_steps=1024, batch_size=64, gae_lambda=0.98, gamma=0.999,
+                                                      n_epochs=4, ent_coef=0.01)),
+    ("trpo", "LunarLander-v3"): ("TRPO", 2, False, dict(n_steps=512, cg_damping=0.01, gae_lambda=0.98, gamma=0.99,
+                                                       learning_rate=1e-3, n_critic_updates=15)),
 })
 
 
