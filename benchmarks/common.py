@@ -98,6 +98,11 @@ def kilo_steps(value):
     return "never" if never(value) else f"{value / 1000:.0f}k"
 
 
+def with_interval(summary, fmt=lambda v: f"{v:.0f}"):
+    """``"IQM [low, high]"`` of an ``iqm_summary``, each number written by ``fmt``."""
+    return f"{fmt(summary['iqm'])} [{fmt(summary['low'])}, {fmt(summary['high'])}]"
+
+
 def iqm_summary(values, statistic=stats.iqm_to_threshold):
     """``{iqm, low, high, median}`` of one quantity over seeds: ``statistic`` (the IQM of steps or seconds to a
     threshold, ``inf`` being never, unless told), its 95% bootstrap interval and the median."""

@@ -35,7 +35,8 @@ import npgrad  # noqa: E402
 from npgrad import stats  # noqa: E402
 from npgrad.population_runs import parse_seeds  # noqa: E402
 
-from common import finite, iqm_summary, kilo_steps, machine_info, read_results, write_results  # noqa: E402
+from common import (finite, iqm_summary, kilo_steps, machine_info, read_results, with_interval,  # noqa: E402
+                    write_results)
 from learning import reach  # noqa: E402
 
 # environment -> algorithm -> target return (the MuJoCo table), met at the budget: LunarLander's 200 must hold
@@ -78,13 +79,13 @@ def markdown(rows):
     lines = ["| env | algorithm | seeds | budget | defaults | return at the budget, IQM [95% CI] | target | met "
              "| steps to target, first / sustained (IQM) | training s per seed |", "|---" * 10 + "|"]
     for r in rows:
-        f, target = r["final"], r["target"]
+        target = r["target"]
         source = r["defaults"].split(":")[0].split(",")[0]  # "tuned for Hopper-v5" or "continuous-control family"
         source += "".join(f", {name}={value}" for name, value in r.get("overrides", {}).items())
         reach = f"{kilo_steps(r['first_iqm'])} / {kilo_steps(r['sustained_iqm'])}" if target is not None else "-"
         met = "-" if target is None else "yes" if r["met"] else "no"
         lines.append(f"| {r['env']} | {r['algo'].upper()} | {r['seeds'][0]}-{r['seeds'][-1]} | {r['budget'] // 1000}k "
-                     f"| {source} | {f['iqm']:.0f} [{f['low']:.0f}, {f['high']:.0f}] | "
+                     f"| {source} | {with_interval(r['final'])} | "
                      f"{target if target is not None else '-'} | {met} | {reach} | {r['train_seconds_per_seed']:.0f} |")
     return "\n".join(lines)
 

@@ -28,7 +28,8 @@ import npgrad  # noqa: E402
 from npgrad.callbacks import Evaluator  # noqa: E402
 from npgrad.population_runs import parse_seeds  # noqa: E402
 
-from common import finite, iqm_summary, kilo_steps, machine_info, never, read_results, write_results  # noqa: E402
+from common import (finite, iqm_summary, kilo_steps, machine_info, never, read_results, with_interval,  # noqa: E402
+                    write_results)
 from learning import reach  # noqa: E402
 from mujoco_runs import BUDGET, EVERY, HERE, TARGETS  # noqa: E402
 from sb3 import ZOO, run_sb3  # noqa: E402
@@ -84,9 +85,8 @@ def markdown(rows):
              "| SB3 s / npgrad s, median per seed |", "|---" * 12 + "|"]
     for r in rows:
         n, b = r["npgrad"], r["sb3"]
-        cells = [f"{kilo_steps(x['steps']['iqm'])} [{kilo_steps(x['steps']['low'])}, {kilo_steps(x['steps']['high'])}]"
-                 for x in (n, b)]
-        cells += [f"{s(x['seconds']['iqm'])} [{s(x['seconds']['low'])}, {s(x['seconds']['high'])}]" for x in (n, b)]
+        cells = [with_interval(x["steps"], kilo_steps) for x in (n, b)]
+        cells += [with_interval(x["seconds"], s) for x in (n, b)]
         source = r["npgrad_defaults"].split(":")[0].split(",")[0]  # "tuned for Hopper-v5", "continuous-control family"
         lines.append(f"| {r['env']} | {r['algo'].upper()} | {source} | {r['seeds'][0]}-{r['seeds'][-1]} "
                      f"| {kilo_steps(r['budget'])} "

@@ -38,7 +38,8 @@ import npgrad  # noqa: E402
 from npgrad import stats  # noqa: E402
 from npgrad.population_runs import parse_seeds  # noqa: E402
 
-from common import finite, iqm_summary, kilo_steps, machine_info, never, read_results, write_results  # noqa: E402
+from common import (finite, iqm_summary, kilo_steps, machine_info, never, read_results, with_interval,  # noqa: E402
+                    write_results)
 from learning import BUDGETS, THRESHOLDS, VARIANTS, reach  # noqa: E402
 
 SEEDS = range(20)
@@ -115,13 +116,9 @@ def fmt(value, unit):
     return kilo_steps(value) if unit == "steps" else f"{value:.1f} s" if value < 10 else f"{value:.0f} s"
 
 
-def with_interval(s, unit):
-    return f"{fmt(s['iqm'], unit)} [{fmt(s['low'], unit)}, {fmt(s['high'], unit)}]"
-
-
 def pair(r, quantity, unit):
     """``first / sustained`` of one library's ``quantity`` ("steps" or "seconds"), IQM [95% CI] each."""
-    return " / ".join(with_interval(r[f"{k}_{quantity}"], unit) for k in ("first", "sustained"))
+    return " / ".join(with_interval(r[f"{k}_{quantity}"], lambda v: fmt(v, unit)) for k in ("first", "sustained"))
 
 
 def steps_table(rows):
@@ -130,9 +127,9 @@ def steps_table(rows):
              "|---|---|---|---|---|---|"]
     for r in rows:
         n, b = r["npgrad"], r.get("sb3")
-        final = lambda s: f"{s['iqm']:.0f} [{s['low']:.0f}, {s['high']:.0f}]"  # noqa: E731
+        ours = with_interval(n["final"])
         theirs = (f"{pair(b, 'steps', 'steps')} | {r['p_sooner_first_steps']:.2f} / {r['p_sooner_sustained_steps']:.2f}"
-                  f" | {final(n['final'])} / {final(b['final'])}") if b else f"- | - | {final(n['final'])} / -"
+                  f" | {ours} / {with_interval(b['final'])}") if b else f"- | - | {ours} / -"
         lines.append(f"| {r['algo'].upper()} {r['env']} | {r['budget'] // 1000}k | {pair(n, 'steps', 'steps')} | "
                      f"{theirs} |")
     return "\n".join(lines)
