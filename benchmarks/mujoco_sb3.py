@@ -3,6 +3,7 @@
     pip install -e ".[mujoco]" torch stable-baselines3==2.9.2 sb3-contrib==2.9.2   # SB3: never needed by npgrad
     python benchmarks/mujoco_sb3.py --envs InvertedPendulum-v5,Reacher-v5 --algos ppo --seeds 0-4
     python benchmarks/mujoco_sb3.py --envs Hopper-v5 --algos trpo --seeds 0-4 --budget 500000   # --target: another return
+    python benchmarks/mujoco_sb3.py --envs InvertedDoublePendulum-v5 --algos trpo --full   # does the return hold?
 
 Each seed trains once with each library, one run at a time on one core, under the protocol of
 ``mujoco_runs.py`` (the deterministic policy evaluated on 10 episodes every 10,000 steps, evaluation
@@ -11,7 +12,8 @@ budget runs out. Both libraries train solo runs, so a seed's seconds are its own
 would share its stack's time between members). Reported per configuration: how many seeds reach
 the target, the interquartile mean of steps and of training seconds to it with its 95% bootstrap
 interval, as "IQM [low, high]" ("never" counts as infinitely late), and the median over seeds of SB3's seconds over
-npgrad's, each seed against itself. Results: ``results/mujoco-sb3.json`` and ``.md``.
+npgrad's, each seed against itself. With ``--full`` every run trains to the budget, and the last evaluations'
+IQM says whether the return reached first also holds. Results: ``results/mujoco-sb3.json`` and ``.md``.
 """
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ import argparse  # noqa: E402
 import numpy as np  # noqa: E402
 
 import npgrad  # noqa: E402
+from npgrad import stats  # noqa: E402
 from npgrad.callbacks import Evaluator  # noqa: E402
 from npgrad.population_runs import parse_seeds  # noqa: E402
 
@@ -35,33 +38,38 @@ from mujoco_runs import BUDGET, EVERY, HERE, TARGETS  # noqa: E402
 from sb3 import ZOO, run_sb3  # noqa: E402
 
 
-def run_npgrad(algo, env_id, seed, budget, target):
-    """One solo npgrad run with its defaults, stopped at the first evaluation at or above ``target``: its evaluations
-    and where its defaults came from."""
+def run_npgrad(algo, env_id, seed, budget, stop_at):
+    """One solo npgrad run with its defaults, stopped at the first evaluation at or above ``stop_at`` (``inf``: never):
+    its evaluations and where its defaults came from."""
     agent = npgrad.ALGOS[algo](env_id, seed=seed)
-    evaluator = Evaluator(every=EVERY, episodes=10, on_eval=lambda agent, info, row: row[2] < target)
+    evaluator = Evaluator(every=EVERY, episodes=10, on_eval=lambda agent, info, row: row[2] < stop_at)
     agent.learn(budget, callback=evaluator)
     return evaluator.history, agent.defaults_source
 
 
-def compare(algo, env_id, seeds, budget, target):
+def compare(algo, env_id, seeds, budget, target, full=False):
+    """Both libraries on each seed, stopped at the target, or with ``full`` trained to the budget (to see whether
+    the return holds)."""
     runs = {"npgrad": [], "sb3": []}
     for seed in seeds:
-        history, source = run_npgrad(algo, env_id, seed, budget, target)
+        history, source = run_npgrad(algo, env_id, seed, budget, np.inf if full else target)
         runs["npgrad"].append(history)
-        runs["sb3"].append(run_sb3(algo, env_id, seed, budget, every=EVERY, stop_at=target, final_episodes=0)[1])
+        runs["sb3"].append(run_sb3(algo, env_id, seed, budget, every=EVERY, stop_at=None if full else target,
+                                   final_episodes=0)[1])
         last = {lib: reach(h[-1:], target) for lib, h in runs.items()}
         print(f"{algo} {env_id} seed {seed}, steps and seconds to the target:",
               {lib: (r["first_steps"][0], r["first_seconds"][0]) for lib, r in last.items()}, flush=True)
     name, n_envs, normalize, kwargs = ZOO[(algo, env_id)]
     row = {"algo": algo, "env": env_id, "seeds": list(seeds), "budget": budget, "target": target,
            "npgrad_defaults": source, "sb3_settings": {"class": name, "n_envs": n_envs, "VecNormalize": normalize,
-                                                       **kwargs}, "histories": runs}
+                                                       **kwargs}, "full": full, "histories": runs}
     for lib, histories in runs.items():
         reached = reach(histories, target)
         steps_r, seconds_r = reached["first_steps"].astype(float), reached["first_seconds"]
         row[lib] = {"reached": int(np.isfinite(steps_r).sum()), "steps": iqm_summary(steps_r),
                     "seconds": iqm_summary(seconds_r), "seconds_per_seed": seconds_r.tolist()}
+        if full:
+            row[lib]["final"] = iqm_summary([h[-1][2] for h in histories], stats.iqm)
     row["sb3_over_npgrad_median"] = median_ratio(row["sb3"]["seconds_per_seed"], row["npgrad"]["seconds_per_seed"])
     return row
 
@@ -77,12 +85,15 @@ def markdown(rows):
     def s(v):
         return "never" if never(v) else f"{v:.0f}"
 
+    def final(r):  # "-": the runs stopped at the target
+        return f"{r['npgrad']['final']['iqm']:.0f} / {r['sb3']['final']['iqm']:.0f}" if r.get("full") else "-"
+
     def times(ratio):
         return "-" if ratio is not None and np.isnan(ratio) else "SB3 never" if never(ratio) else f"{ratio:.1f}x"
 
     lines = ["| env | algorithm | npgrad's defaults | seeds | budget | target | seeds reaching it, npgrad / SB3 "
              "| npgrad steps to it | SB3 steps | npgrad training s to it | SB3 training s "
-             "| SB3 s / npgrad s, median per seed |", "|---" * 12 + "|"]
+             "| SB3 s / npgrad s, median per seed | return at the budget (IQM), npgrad / SB3 |", "|---" * 13 + "|"]
     for r in rows:
         n, b = r["npgrad"], r["sb3"]
         cells = [with_interval(x["steps"], kilo_steps) for x in (n, b)]
@@ -92,8 +103,16 @@ def markdown(rows):
                      f"| {kilo_steps(r['budget'])} "
                      f"| {r['target']:g} "
                      f"| {n['reached']} / {b['reached']} of {len(r['seeds'])} | " + " | ".join(cells)
-                     + f" | {times(r['sb3_over_npgrad_median'])} |")
+                     + f" | {times(r['sb3_over_npgrad_median'])} | {final(r)} |")
     return "\n".join(lines)
+
+
+def caption(machine):
+    return ("Steps and training seconds to the target: interquartile mean over the seeds [95% bootstrap interval]; "
+            "each run stops at its first evaluation at or above the target, or at the budget. A row with a return in "
+            "its last column trained every run to the budget (--full): the IQM of the last evaluations. "
+            f"SB3 {machine['stable_baselines3']} and sb3-contrib {machine['sb3_contrib']} on torch {machine['torch']} "
+            f"(one thread), MuJoCo {machine['mujoco']}.")
 
 
 def versions():
@@ -113,24 +132,22 @@ def main(argv=None):
     p.add_argument("--seeds", default="0-4")
     p.add_argument("--budget", type=int, default=None, help="steps per run (default: 1M, LunarLander 500k)")
     p.add_argument("--target", type=float, default=None, help="the return to reach (default: the issue's target)")
+    p.add_argument("--full", action="store_true", help="train to the budget instead of stopping at the target")
     args = p.parse_args(argv)
     path = os.path.join(HERE, "results", "mujoco-sb3.json")
     for env_id in args.envs.split(","):
         for algo in args.algos.split(","):
             budget = args.budget or BUDGET.get(env_id, 1_000_000)
             target = args.target if args.target is not None else TARGETS[env_id][algo]
-            row = compare(algo, env_id, parse_seeds(args.seeds), budget, target)
-            key = (algo, env_id, row["seeds"], budget, target)
+            row = compare(algo, env_id, parse_seeds(args.seeds), budget, target, args.full)
+            key = (algo, env_id, row["seeds"], budget, target, args.full)
             stored = [r for r in read_results(path).get("results", [])
-                      if (r["algo"], r["env"], r["seeds"], r["budget"], r["target"]) != key]
+                      if (r["algo"], r["env"], r["seeds"], r["budget"], r["target"], r.get("full", False)) != key]
             machine = {**machine_info(), **versions()}
             stored.append({**row, "machine": machine})  # this row's, as others may differ
             print(markdown([row]).splitlines()[-1], flush=True)
-            caption = ("Steps and training seconds to the target: interquartile mean over the seeds [95% bootstrap "
-                       "interval]; each run stops at its first evaluation at or above the target, or at the budget. "
-                       f"SB3 {machine['stable_baselines3']} and sb3-contrib {machine['sb3_contrib']} on torch "
-                       f"{machine['torch']} (one thread), MuJoCo {machine['mujoco']}.")
-            write_results(path, finite({"machine": machine, "results": stored}), markdown(stored) + "\n\n" + caption)
+            write_results(path, finite({"machine": machine, "results": stored}),
+                          markdown(stored) + "\n\n" + caption(machine))
 
 
 if __name__ == "__main__":
