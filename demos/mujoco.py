@@ -11,8 +11,8 @@ up, for at most 1000 steps, so 1000 is the maximum; a random policy drops the po
 and PPO holds it for all 1000 after 20-30k steps of training.
 Hopper-v5: a one-legged robot is rewarded for hopping forward without falling. A good return is about
 3000 after 1M steps; a random policy scores about 15 (it falls within 20 steps). PPO's evaluations swing
-from one to the next (over 10 seeds, a seed's lowest in its last 200k steps is 849 to 3462), hence
-best_model.npz below.
+from one to the next (over 10 seeds, a seed's lowest evaluation in its last 200k steps is between 849
+and 3462), hence best_model.npz below.
 
 The policy is a Gaussian N(mu(s), sigma^2) over the motor torques. The demo evaluates the deterministic
 policy (the mean mu(s)) on 10 fresh episodes about 20 times during training, printing one line each time.
