@@ -73,9 +73,10 @@ ZOO.update({
                                                                 learning_rate=0.000155454, ent_coef=1.05057e-06,
                                                                 clip_range=0.4, n_epochs=10, gae_lambda=0.8,
                                                                 max_grad_norm=0.5, vf_coef=0.695929)),
-    ("trpo", "InvertedDoublePendulum-v5"): ("TRPO", 2, True, ZOO_TRPO_MUJOCO),  # the Zoo's MuJoCo defaults
-    ("trpo", "InvertedPendulum-v5"): ("TRPO", 2, True, ZOO_TRPO_MUJOCO),  # no Zoo TRPO entry: its MuJoCo defaults
-    ("trpo", "Reacher-v5"): ("TRPO", 2, True, ZOO_TRPO_MUJOCO),  # no Zoo TRPO entry: its MuJoCo defaults
+    # the Zoo has no TRPO entry for these three: its MuJoCo defaults
+    ("trpo", "InvertedDoublePendulum-v5"): ("TRPO", 2, True, ZOO_TRPO_MUJOCO),
+    ("trpo", "InvertedPendulum-v5"): ("TRPO", 2, True, ZOO_TRPO_MUJOCO),
+    ("trpo", "Reacher-v5"): ("TRPO", 2, True, ZOO_TRPO_MUJOCO),
     ("ppo", "LunarLander-v3"): ("PPO", 16, False, dict(n_steps=1024, batch_size=64, gae_lambda=0.98, gamma=0.999,
                                                       n_epochs=4, ent_coef=0.01)),
     ("trpo", "LunarLander-v3"): ("TRPO", 2, False, dict(n_steps=512, cg_damping=0.01, gae_lambda=0.98, gamma=0.99,
