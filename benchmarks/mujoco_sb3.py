@@ -2,7 +2,7 @@
 
     pip install -e ".[mujoco]" torch stable-baselines3==2.9.2 sb3-contrib==2.9.2   # SB3: never needed by npgrad
     python benchmarks/mujoco_sb3.py --envs InvertedPendulum-v5,Reacher-v5 --algos ppo --seeds 0-4
-    python benchmarks/mujoco_sb3.py --envs Hopper-v5 --algos trpo --seeds 0-4 --budget 500000   # --target: another return
+    python benchmarks/mujoco_sb3.py --envs Hopper-v5 --algos trpo --seeds 0-4 --budget 500000   # a shorter budget
     python benchmarks/mujoco_sb3.py --envs InvertedDoublePendulum-v5 --algos trpo --full   # does the return hold?
 
 Each seed trains once with each library, one run at a time on one core, under the protocol of
