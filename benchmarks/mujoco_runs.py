@@ -86,7 +86,7 @@ def tail_means(histories, budget):
 
 def markdown(rows):
     lines = ["| env | algorithm | seeds | budget | defaults | return at the budget, IQM [95% CI] | target | met "
-             "| mean over the last 20% of the budget, IQM [95% CI] | steps to target, first / sustained (IQM) "
+             f"| mean over the last {TAIL:.0%} of the budget, IQM [95% CI] | steps to target, first / sustained (IQM) "
              "| training s per seed |",
              "|---" * 11 + "|"]
     for r in rows:
