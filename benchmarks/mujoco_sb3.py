@@ -14,6 +14,11 @@ the target, the interquartile mean of steps and of training seconds to it with i
 interval, as "IQM [low, high]" ("never" counts as infinitely late), and the median over seeds of SB3's seconds over
 npgrad's, each seed against itself. With ``--full`` every run trains to the budget, and the last evaluations'
 IQM says whether the return reached first also holds. Results: ``results/mujoco-sb3.json`` and ``.md``.
+
+SB3's runs are kept in ``results/mujoco-sb3-runs.json`` as each ends (the slowest take 40 minutes), and a
+run already there with the same settings and versions is not run again, so a stopped benchmark resumes
+and two processes given different seeds (``--seeds 0,2,4`` and ``--seeds 1,3``, one per core) share the
+work; the row for all five seeds then needs only npgrad's runs (``--seeds 0-4``), which are always run.
 """
 from __future__ import annotations
 
@@ -23,7 +28,9 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")  # before numpy is imported: the protocol is single-threaded
 
 import argparse  # noqa: E402
+import json  # noqa: E402
 
+import gymnasium  # noqa: E402
 import numpy as np  # noqa: E402
 
 import npgrad  # noqa: E402
@@ -31,11 +38,13 @@ from npgrad import stats  # noqa: E402
 from npgrad.callbacks import Evaluator  # noqa: E402
 from npgrad.population_runs import parse_seeds  # noqa: E402
 
-from common import (finite, iqm_summary, kilo_steps, machine_info, never, read_results, with_interval,  # noqa: E402
-                    write_results)
+from common import (cpu_model, finite, iqm_summary, kilo_steps, machine_info, never, read_results,  # noqa: E402
+                    with_interval, write_results)
 from learning import reach  # noqa: E402
 from mujoco_runs import BUDGET, EVERY, HERE, TARGETS  # noqa: E402
 from sb3 import ZOO, run_sb3  # noqa: E402
+
+RUNS = os.path.join(HERE, "results", "mujoco-sb3-runs.json")
 
 
 def run_npgrad(algo, env_id, seed, budget, stop_at):
@@ -47,6 +56,34 @@ def run_npgrad(algo, env_id, seed, budget, stop_at):
     return evaluator.history, agent.defaults_source
 
 
+def run_key(algo, env_id, seed, budget, stop_at):
+    """What makes two SB3 runs the same run: the configuration, the Zoo's settings, every version involved, and the
+    CPU, so that the seconds compared with npgrad's were measured on the same kind of machine."""
+    name, n_envs, normalize, kwargs = ZOO[(algo, env_id)]
+    key = {"algo": algo, "env": env_id, "seed": seed, "budget": budget, "stop_at": stop_at,
+           "sb3_settings": {"class": name, "n_envs": n_envs, "VecNormalize": normalize, **kwargs},
+           "versions": {**versions(), "gymnasium": gymnasium.__version__}, "cpu": cpu_model()}
+    return json.loads(json.dumps(key))  # as it reads back from the file: tuples as lists
+
+
+def sb3_history(algo, env_id, seed, budget, stop_at):
+    """SB3's evaluations for one seed: from ``RUNS`` if this run is there, else trained and added to it (the file is
+    read again just before the write, so another process's runs are kept)."""
+    key = run_key(algo, env_id, seed, budget, stop_at)
+
+    def stored():
+        return read_results(RUNS).get("runs", [])
+
+    for run in stored():
+        if {k: run[k] for k in key} == key:
+            return run["history"]
+    history = run_sb3(algo, env_id, seed, budget, every=EVERY, stop_at=stop_at, final_episodes=0)[1]
+    runs = stored() + [{**key, "date": machine_info()["date"], "history": history}]
+    with open(RUNS, "w") as f:
+        json.dump({"runs": runs}, f, indent=1)
+    return history
+
+
 def compare(algo, env_id, seeds, budget, target, full=False):
     """Both libraries on each seed, stopped at the target, or with ``full`` trained to the budget (to see whether
     the return holds)."""
@@ -54,8 +91,7 @@ def compare(algo, env_id, seeds, budget, target, full=False):
     for seed in seeds:
         history, source = run_npgrad(algo, env_id, seed, budget, np.inf if full else target)
         runs["npgrad"].append(history)
-        runs["sb3"].append(run_sb3(algo, env_id, seed, budget, every=EVERY, stop_at=None if full else target,
-                                   final_episodes=0)[1])
+        runs["sb3"].append(sb3_history(algo, env_id, seed, budget, None if full else target))
         last = {lib: reach(h[-1:], target) for lib, h in runs.items()}
         print(f"{algo} {env_id} seed {seed}, steps and seconds to the target:",
               {lib: (r["first_steps"][0], r["first_seconds"][0]) for lib, r in last.items()}, flush=True)
@@ -107,12 +143,20 @@ def markdown(rows):
     return "\n".join(lines)
 
 
-def caption(machine):
-    return ("Steps and training seconds to the target: interquartile mean over the seeds [95% bootstrap interval]; "
+def caption(machine, rows):
+    """The table's caption; ``machine`` is the latest row's, which the line above the table names."""
+    text = ("Steps and training seconds to the target: interquartile mean over the seeds [95% bootstrap interval]; "
             "each run stops at its first evaluation at or above the target, or at the budget. A row with a return in "
             "its last column trained every run to the budget (--full): the IQM of the last evaluations. "
             f"SB3 {machine['stable_baselines3']} and sb3-contrib {machine['sb3_contrib']} on torch {machine['torch']} "
             f"(one thread), MuJoCo {machine['mujoco']}.")
+    cpu_r = [r["machine"]["cpu"] for r in rows]
+    if len(set(cpu_r)) > 1:  # seconds compare within a row, where both libraries ran on one machine
+        most = max(sorted(set(cpu_r)), key=cpu_r.count)
+        for cpu in sorted(set(cpu_r) - {most}):
+            text += " Rows measured on " + cpu + ": " + ", ".join(
+                f"{r['env']} {r['algo'].upper()}" for r, c in zip(rows, cpu_r) if c == cpu) + f"; the others on {most}."
+    return text
 
 
 def versions():
@@ -147,7 +191,7 @@ def main(argv=None):
             stored.append({**row, "machine": machine})  # this row's, as others may differ
             print(markdown([row]).splitlines()[-1], flush=True)
             write_results(path, finite({"machine": machine, "results": stored}),
-                          markdown(stored) + "\n\n" + caption(machine))
+                          markdown(stored) + "\n\n" + caption(machine, stored))
 
 
 if __name__ == "__main__":
