@@ -75,7 +75,7 @@ def sb3_history(algo, env_id, seed, budget, stop_at):
         return read_results(RUNS).get("runs", [])
 
     for run in stored():
-        if {k: run[k] for k in key} == key:
+        if all(run.get(k) == value for k, value in key.items()):
             return run["history"]
     history = run_sb3(algo, env_id, seed, budget, every=EVERY, stop_at=stop_at, final_episodes=0)[1]
     runs = stored() + [{**key, "date": machine_info()["date"], "history": history}]
