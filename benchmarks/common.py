@@ -29,6 +29,15 @@ def machine_info():
             "threads": os.environ.get("OMP_NUM_THREADS")}
 
 
+def machines_note(rows, label):
+    """A sentence naming the rows measured on another CPU than most (``label(row)`` names a row), or "" when
+    every row ran on one: seconds compare across rows only on one kind of machine."""
+    cpu_r = [r["machine"]["cpu"] for r in rows]
+    most = max(sorted(set(cpu_r)), key=cpu_r.count)
+    return "".join(f" Rows measured on {cpu}: " + ", ".join(label(r) for r, c in zip(rows, cpu_r) if c == cpu)
+                   + f"; the others on {most}." for cpu in sorted(set(cpu_r) - {most})).strip()
+
+
 def read_results(path):
     """What ``write_results`` wrote at ``path``, or ``{}`` before the first write; read afresh each time, as runs
     in other processes may have written since."""

@@ -3,15 +3,17 @@
     python benchmarks/mujoco_runs.py --envs InvertedPendulum-v5 --algos ppo,trpo            # 10 seeds, 1M steps each
     python benchmarks/mujoco_runs.py --envs Hopper-v5 --algos ppo --seeds 1000-1009         # tuning seeds, kept apart
     python benchmarks/mujoco_runs.py --envs Hopper-v5 --budget 200000 --seeds 0-3           # a shorter look
+    python benchmarks/mujoco_runs.py --envs Hopper-v5 --algos ppo --workers 2               # both cores
     python benchmarks/mujoco_runs.py --envs Hopper-v5 --seeds 1000-1004 --set anneal_lr=True  # a candidate entry
 
 The protocol of the MuJoCo targets: 1M environment steps (500k for LunarLander-v3), at least 10 seeds, the
 deterministic policy evaluated on 10 episodes every 10,000 steps. Each (algorithm, environment) trains its seeds as
-one population in one process (one core). Reported per configuration: where its defaults came from (a tuned entry
+one population in one process (one core), or split into ``--workers`` stacks, one process each (the members are
+the same bit for bit). Reported per configuration: where its defaults came from (a tuned entry
 or a family's, ``agent.defaults_source``), the return at the budget (its last evaluation) as an interquartile mean
 over seeds with its 95% bootstrap interval, the target (A2C is held to PPO's) and whether the IQM meets it, each
 seed's mean over the last 20% of the budget (``tail_means``) as an IQM with its interval, steps to the target
-(first and sustained; "never" counts as infinitely late) and training seconds per seed (the population's,
+(first and sustained; "never" counts as infinitely late) and training seconds per seed (the stacks' together,
 evaluation excluded, divided by the number of seeds).
 
 Results accumulate in results/mujoco.json (a configuration run again with the same seeds replaces its entry;
@@ -34,10 +36,11 @@ import numpy as np  # noqa: E402
 
 import npgrad  # noqa: E402
 from npgrad import stats  # noqa: E402
+from npgrad.population import chunked  # noqa: E402
 from npgrad.population_runs import parse_seeds  # noqa: E402
 
-from common import (finite, iqm_summary, kilo_steps, machine_info, read_results, with_interval,  # noqa: E402
-                    write_results)
+from common import (finite, iqm_summary, kilo_steps, machine_info, machines_note, read_results,  # noqa: E402
+                    with_interval, write_results)
 from learning import reach  # noqa: E402
 
 # environment -> algorithm -> target return (the MuJoCo table), met at the budget: LunarLander's 200 must hold
@@ -53,20 +56,25 @@ TAIL = 0.2  # the last fifth of the budget: 20 evaluations of a 1M run
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def train(algo, env_id, seeds, budget, overrides):
-    """One population of ``seeds``: each member's evaluations, where the defaults came from, the wall-clock."""
+def train(algo, env_id, seeds, budget, overrides, workers=1):
+    """One population of ``seeds`` on ``workers`` processes: each member's evaluations, where the defaults came
+    from, the wall-clock, and the training seconds per seed (each stack's, shared by its members)."""
     pop = npgrad.ALGOS[algo](env_id, seed=seeds, **overrides)
     start = time.perf_counter()
-    pop.learn(budget, eval_every=EVERY, eval_episodes=10, workers=1)
-    return [e["history"] for e in pop.evaluations], pop.defaults_source, time.perf_counter() - start
+    pop.learn(budget, eval_every=EVERY, eval_episodes=10, workers=workers)
+    histories = [e["history"] for e in pop.evaluations]
+    # the members split as Population.learn splits them; a stack's clock is each of its members'
+    stacks = chunked(range(len(seeds)), min(workers, len(seeds)))
+    per_seed = sum(histories[stack[0]][-1][1] for stack in stacks) / len(seeds)
+    return histories, pop.defaults_source, time.perf_counter() - start, per_seed
 
 
-def summarise(algo, env_id, seeds, budget, overrides, histories, source, seconds):
+def summarise(algo, env_id, seeds, budget, overrides, histories, source, seconds, per_seed):
     target = TARGETS.get(env_id, {}).get(algo)
     final_r = np.array([h[-1][2] for h in histories])
     row = {"algo": algo, "env": env_id, "seeds": list(seeds), "budget": budget, "defaults": source,
            "overrides": overrides,
-           "population_seconds": seconds, "train_seconds_per_seed": histories[0][-1][1] / len(seeds),
+           "population_seconds": seconds, "train_seconds_per_seed": per_seed,
            "final": iqm_summary(final_r, stats.iqm), "target": target, "histories": histories}
     if target is not None:
         reached = reach(histories, target)
@@ -75,6 +83,12 @@ def summarise(algo, env_id, seeds, budget, overrides, histories, source, seconds
                    first_iqm=float(stats.iqm_to_threshold(first)),
                    sustained_iqm=float(stats.iqm_to_threshold(sustained)), met=bool(row["final"]["iqm"] >= target))
     return row
+
+
+def row_label(r):
+    """A row's name in prose: "HalfCheetah-v5 PPO (1000-1004, log_std_init=-1.0)"."""
+    overrides = "".join(f", {name}={value}" for name, value in r.get("overrides", {}).items())
+    return f"{r['env']} {r['algo'].upper()} ({r['seeds'][0]}-{r['seeds'][-1]}{overrides})"
 
 
 def tail_means(histories, budget):
@@ -111,6 +125,8 @@ def main(argv=None):
     p.add_argument("--budget", type=int, default=None, help="steps per seed (default: 1M, LunarLander 500k)")
     p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                    help="a field on top of the defaults (tuning seeds only), e.g. anneal_lr=True")
+    p.add_argument("--workers", type=int, default=1,
+                   help="processes, one stack of seeds each (the members are the same bit for bit)")
     args = p.parse_args(argv)
     seeds = parse_seeds(args.seeds)
     overrides = {name: ast.literal_eval(value) for name, value in (s.split("=", 1) for s in args.set)}
@@ -121,13 +137,16 @@ def main(argv=None):
     for env_id in args.envs.split(","):
         for algo in args.algos.split(","):
             budget = args.budget or BUDGET.get(env_id, 1_000_000)
-            row = summarise(algo, env_id, seeds, budget, overrides, *train(algo, env_id, seeds, budget, overrides))
+            row = summarise(algo, env_id, seeds, budget, overrides,
+                            *train(algo, env_id, seeds, budget, overrides, args.workers))
             key = (algo, env_id, seeds, budget, overrides)
             stored = read_results(path).get("results", [])  # read now: other runs may have written
             stored = [r for r in stored if (r["algo"], r["env"], r["seeds"], r["budget"], r.get("overrides", {})) != key]
             stored.append({**row, "machine": machine_info()})
             print(markdown([row]).splitlines()[-1], flush=True)
-            write_results(path, finite({"machine": machine_info(), "results": stored}), markdown(stored))
+            note = machines_note(stored, row_label)
+            write_results(path, finite({"machine": machine_info(), "results": stored}),
+                          markdown(stored) + (f"\n\n{note}" if note else ""))
 
 
 if __name__ == "__main__":

@@ -38,8 +38,8 @@ from npgrad import stats  # noqa: E402
 from npgrad.callbacks import Evaluator  # noqa: E402
 from npgrad.population_runs import parse_seeds  # noqa: E402
 
-from common import (cpu_model, finite, iqm_summary, kilo_steps, machine_info, never, read_results,  # noqa: E402
-                    with_interval, write_results)
+from common import (cpu_model, finite, iqm_summary, kilo_steps, machine_info, machines_note, never,  # noqa: E402
+                    read_results, with_interval, write_results)
 from learning import reach  # noqa: E402
 from mujoco_runs import BUDGET, EVERY, HERE, TARGETS  # noqa: E402
 from sb3 import ZOO, run_sb3  # noqa: E402
@@ -150,13 +150,7 @@ def caption(machine, rows):
             "its last column trained every run to the budget (--full): the IQM of the last evaluations. "
             f"SB3 {machine['stable_baselines3']} and sb3-contrib {machine['sb3_contrib']} on torch {machine['torch']} "
             f"(one thread), MuJoCo {machine['mujoco']}.")
-    cpu_r = [r["machine"]["cpu"] for r in rows]
-    if len(set(cpu_r)) > 1:  # seconds compare within a row, where both libraries ran on one machine
-        most = max(sorted(set(cpu_r)), key=cpu_r.count)
-        for cpu in sorted(set(cpu_r) - {most}):
-            text += " Rows measured on " + cpu + ": " + ", ".join(
-                f"{r['env']} {r['algo'].upper()}" for r, c in zip(rows, cpu_r) if c == cpu) + f"; the others on {most}."
-    return text
+    return (text + " " + machines_note(rows, lambda r: f"{r['env']} {r['algo'].upper()}")).strip()
 
 
 def versions():
