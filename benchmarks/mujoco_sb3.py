@@ -15,8 +15,8 @@ interval, as "IQM [low, high]" ("never" counts as infinitely late), and the medi
 npgrad's, each seed against itself. With ``--full`` every run trains to the budget, and the last evaluations'
 IQM says whether the return reached first also holds. Results: ``results/mujoco-sb3.json`` and ``.md``.
 
-SB3's runs are kept in ``results/mujoco-sb3-runs.json`` as each ends (the slowest take 40 minutes), and a
-run already there with the same settings and versions is not run again, so a stopped benchmark resumes
+SB3's runs are kept in ``results/mujoco-sb3-runs.json`` as each ends (the slowest take 40 minutes or more), and
+a run already there with the same settings, versions and CPU is not run again, so a stopped benchmark resumes
 and two processes given different seeds (``--seeds 0,2,4`` and ``--seeds 1,3``, one per core) share the
 work; the row for all five seeds then needs only npgrad's runs (``--seeds 0-4``), which are always run.
 """

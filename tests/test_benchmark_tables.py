@@ -1,0 +1,40 @@
+"""The MuJoCo benchmarks' bookkeeping: which rows ran on another CPU, and SB3's runs kept between runs."""
+import importlib
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+
+
+@pytest.fixture
+def benchmarks(monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCHMARKS))  # the scripts import their siblings
+    return importlib.import_module("common"), importlib.import_module("mujoco_sb3")
+
+
+def test_machines_note_names_the_rows_on_another_cpu_and_is_empty_on_one(benchmarks):
+    common, _ = benchmarks
+    rows = [{"name": name, "machine": {"cpu": cpu}} for name, cpu in [("a", "X"), ("b", "Y"), ("c", "X")]]
+    assert common.machines_note(rows, lambda r: r["name"]) == "Rows measured on Y: b; the others on X."
+    assert common.machines_note(rows[::2], lambda r: r["name"]) == ""
+
+
+def test_an_sb3_run_is_trained_once_and_then_read_back_unless_its_settings_differ(benchmarks, monkeypatch, tmp_path):
+    _, mujoco_sb3 = benchmarks
+    trained = []
+
+    def fake_run_sb3(algo, env_id, seed, budget, every, stop_at, final_episodes):
+        trained.append(seed)
+        return budget, [(10_000, 1.5, float(seed))], None, 1.5, 1
+
+    monkeypatch.setattr(mujoco_sb3, "RUNS", str(tmp_path / "runs.json"))
+    monkeypatch.setattr(mujoco_sb3, "run_sb3", fake_run_sb3)
+    monkeypatch.setattr(mujoco_sb3, "versions", lambda: {"stable_baselines3": "test"})
+    first = mujoco_sb3.sb3_history("ppo", "Hopper-v5", 3, 20_000, 3000)
+    again = mujoco_sb3.sb3_history("ppo", "Hopper-v5", 3, 20_000, 3000)
+    assert trained == [3] and again == [list(row) for row in first], (trained, first, again)
+    mujoco_sb3.sb3_history("ppo", "Hopper-v5", 3, 20_000, None)  # trained to the budget: another run
+    monkeypatch.setattr(mujoco_sb3, "versions", lambda: {"stable_baselines3": "other"})
+    mujoco_sb3.sb3_history("ppo", "Hopper-v5", 3, 20_000, 3000)  # another SB3: another run
+    assert trained == [3, 3, 3], trained
