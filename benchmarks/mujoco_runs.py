@@ -36,7 +36,7 @@ import numpy as np  # noqa: E402
 
 import npgrad  # noqa: E402
 from npgrad import stats  # noqa: E402
-from npgrad.population import chunked  # noqa: E402
+from npgrad.population import chunked, default_workers  # noqa: E402
 from npgrad.population_runs import parse_seeds  # noqa: E402
 
 from common import (finite, iqm_summary, kilo_steps, machine_info, machines_note, read_results,  # noqa: E402
@@ -64,7 +64,7 @@ def train(algo, env_id, seeds, budget, overrides, workers=1):
     pop.learn(budget, eval_every=EVERY, eval_episodes=10, workers=workers)
     histories = [e["history"] for e in pop.evaluations]
     # the members split as Population.learn splits them; a stack's clock is each of its members'
-    stacks = chunked(range(len(seeds)), min(workers, len(seeds)))
+    stacks = chunked(range(len(seeds)), default_workers(workers, len(seeds)))
     per_seed = sum(histories[stack[0]][-1][1] for stack in stacks) / len(seeds)
     return histories, pop.defaults_source, time.perf_counter() - start, per_seed
 
@@ -114,7 +114,8 @@ def markdown(rows):
                      f"| {source} | {with_interval(r['final'])} | "
                      f"{target if target is not None else '-'} | {met} | {with_interval(tail)} | {reach} "
                      f"| {r['train_seconds_per_seed']:.0f} |")
-    return "\n".join(lines)
+    note = machines_note(rows, row_label)
+    return "\n".join(lines) + (f"\n\n{note}" if note else "")
 
 
 def main(argv=None):
@@ -143,10 +144,8 @@ def main(argv=None):
             stored = read_results(path).get("results", [])  # read now: other runs may have written
             stored = [r for r in stored if (r["algo"], r["env"], r["seeds"], r["budget"], r.get("overrides", {})) != key]
             stored.append({**row, "machine": machine_info()})
-            print(markdown([row]).splitlines()[-1], flush=True)
-            note = machines_note(stored, row_label)
-            write_results(path, finite({"machine": machine_info(), "results": stored}),
-                          markdown(stored) + (f"\n\n{note}" if note else ""))
+            print(markdown(stored[-1:]).splitlines()[-1], flush=True)
+            write_results(path, finite({"machine": machine_info(), "results": stored}), markdown(stored))
 
 
 if __name__ == "__main__":
