@@ -30,7 +30,8 @@ def test_an_untuned_mujoco_id_gets_the_continuous_family_with_observation_normal
     ("ppo", "HalfCheetah-v5", dict(log_std_init=-1.0)),
     ("trpo", "Swimmer-v5", dict(gamma=0.9999)),
     ("trpo", "InvertedDoublePendulum-v5", dict(n_steps=2048)),
-    ("trpo", "Hopper-v5", dict(max_kl=0.03))])
+    ("trpo", "Hopper-v5", dict(max_kl=0.03)),
+    ("trpo", "HalfCheetah-v5", dict(log_std_init=-1.0))])
 def test_a_tuned_mujoco_entry_is_the_continuous_family_with_only_its_own_changes(algo, env_id, changed):
     """The tuned entry is all the defaults an id gets, so each must repeat the family's fields it keeps
     (normalised observations and rewards, sigma 0.61) and change only its own, to its values."""
