@@ -1,6 +1,6 @@
 """Learn to control a MuJoCo robot: PPO (or any npgrad algorithm) on a gymnasium MuJoCo environment.
 
-    python demos/mujoco.py                                             # PPO, InvertedPendulum-v5, 250k steps: 1 minute
+    python demos/mujoco.py                                             # PPO, InvertedPendulum-v5, 100k steps: 1 minute
     python demos/mujoco.py --env Hopper-v5 --algo ppo --steps 1000000  # a one-legged robot learns to hop
     python demos/mujoco.py --algo trpo --out my_run                    # also vpg, npg, a2c; files go to my_run/
 
@@ -8,7 +8,7 @@ Needs MuJoCo: pip install -e ".[mujoco]"; the video also needs pip install -e ".
 
 InvertedPendulum-v5: push a cart left and right so the pole on it stays upright. +1 per step while it is
 up, for at most 1000 steps, so 1000 is the maximum; a random policy drops the pole within about 10 steps,
-and PPO holds it for all 1000 after 20-30k steps of training.
+and PPO holds it for all 1000 after about 10k steps of training.
 Hopper-v5: a one-legged robot is rewarded for hopping forward without falling. A good return is about
 3000 after 1M steps; a random policy scores about 15 (it falls within 20 steps). PPO's evaluations swing
 from one to the next (over 10 seeds, a seed's lowest evaluation in its last 200k steps is between 849
@@ -45,7 +45,7 @@ render_offscreen()  # before MuJoCo is imported: a machine without a display ren
 class Args:
     env: str = "InvertedPendulum-v5"
     algo: str = "ppo"
-    steps: int = 250_000
+    steps: int = 100_000
     seed: int = 0
     out: str = ""  # default: <env>_<algo>
 

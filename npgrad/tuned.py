@@ -76,6 +76,9 @@ TUNED: dict[str, dict[str, Entry]] = {
                           "a small entropy bonus keeps exploring until the sparse goal is found"),
         "InvertedDoublePendulum-v5": (dict(CONTINUOUS, n_steps=512),
                                       "twice the family's batch (8 x 512 transitions per update), as TRPO's"),
+        "InvertedPendulum-v5": (dict(CONTINUOUS, n_steps=128),
+                                "half the family's batch (8 x 128 transitions per update): balanced at the first "
+                                "evaluation, 10k steps, where the family takes 20k"),
         "Hopper-v5": (dict(CONTINUOUS, lr=1e-4),
                       "a third of the family's step, near the RL-Zoo's 9.8e-5: fewer seeds fall in the last 200k "
                       "steps, where an evaluation may catch them"),

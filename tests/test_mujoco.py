@@ -25,6 +25,7 @@ def test_an_untuned_mujoco_id_gets_the_continuous_family_with_observation_normal
 
 @pytest.mark.parametrize("algo, env_id, changed", [
     ("ppo", "Swimmer-v5", dict(gamma=0.9999, n_envs=4, n_steps=1024, minibatch_size=256, lr=6e-4, lam=0.98)),
+    ("ppo", "InvertedPendulum-v5", dict(n_steps=128)),
     ("ppo", "InvertedDoublePendulum-v5", dict(n_steps=512)),
     ("ppo", "Hopper-v5", dict(lr=1e-4)),
     ("ppo", "HalfCheetah-v5", dict(log_std_init=-1.0)),
