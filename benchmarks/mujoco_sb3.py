@@ -150,7 +150,8 @@ def caption(machine, rows):
             "its last column trained every run to the budget (--full): the IQM of the last evaluations. "
             f"SB3 {machine['stable_baselines3']} and sb3-contrib {machine['sb3_contrib']} on torch {machine['torch']} "
             f"(one thread), MuJoCo {machine['mujoco']}.")
-    return (text + " " + machines_note(rows, lambda r: f"{r['env']} {r['algo'].upper()}")).strip()
+    label = lambda r: f"{r['env']} {r['algo'].upper()} ({r['seeds'][0]}-{r['seeds'][-1]})"  # noqa: E731
+    return (text + " " + machines_note(rows, label)).strip()
 
 
 def versions():
