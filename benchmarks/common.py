@@ -38,6 +38,13 @@ def machines_note(rows, label):
                    + f"; the others on {most}." for cpu in sorted(set(cpu_r) - {most})).strip()
 
 
+def row_label(r):
+    """A results row's name in prose: "HalfCheetah-v5 PPO (1000-1004, log_std_init=-1.0)" (an SB3 comparison's
+    row has no overrides)."""
+    overrides = "".join(f", {name}={value}" for name, value in r.get("overrides", {}).items())
+    return f"{r['env']} {r['algo'].upper()} ({r['seeds'][0]}-{r['seeds'][-1]}{overrides})"
+
+
 def read_results(path):
     """What ``write_results`` wrote at ``path``, or ``{}`` before the first write; read afresh each time, as runs
     in other processes may have written since."""

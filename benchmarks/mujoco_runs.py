@@ -40,7 +40,7 @@ from npgrad.population import chunked, default_workers  # noqa: E402
 from npgrad.population_runs import parse_seeds  # noqa: E402
 
 from common import (finite, iqm_summary, kilo_steps, machine_info, machines_note, read_results,  # noqa: E402
-                    with_interval, write_results)
+                    row_label, with_interval, write_results)
 from learning import reach  # noqa: E402
 
 # environment -> algorithm -> target return (the MuJoCo table), met at the budget: LunarLander's 200 must hold
@@ -83,12 +83,6 @@ def summarise(algo, env_id, seeds, budget, overrides, histories, source, seconds
                    first_iqm=float(stats.iqm_to_threshold(first)),
                    sustained_iqm=float(stats.iqm_to_threshold(sustained)), met=bool(row["final"]["iqm"] >= target))
     return row
-
-
-def row_label(r):
-    """A row's name in prose: "HalfCheetah-v5 PPO (1000-1004, log_std_init=-1.0)"."""
-    overrides = "".join(f", {name}={value}" for name, value in r.get("overrides", {}).items())
-    return f"{r['env']} {r['algo'].upper()} ({r['seeds'][0]}-{r['seeds'][-1]}{overrides})"
 
 
 def tail_means(histories, budget):

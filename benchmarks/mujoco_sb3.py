@@ -39,7 +39,7 @@ from npgrad.callbacks import Evaluator  # noqa: E402
 from npgrad.population_runs import parse_seeds  # noqa: E402
 
 from common import (cpu_model, finite, iqm_summary, kilo_steps, machine_info, machines_note, never,  # noqa: E402
-                    read_results, with_interval, write_results)
+                    read_results, row_label, with_interval, write_results)
 from learning import reach  # noqa: E402
 from mujoco_runs import BUDGET, EVERY, HERE, TARGETS  # noqa: E402
 from sb3 import ZOO, run_sb3  # noqa: E402
@@ -150,8 +150,7 @@ def caption(machine, rows):
             "its last column trained every run to the budget (--full): the IQM of the last evaluations. "
             f"SB3 {machine['stable_baselines3']} and sb3-contrib {machine['sb3_contrib']} on torch {machine['torch']} "
             f"(one thread), MuJoCo {machine['mujoco']}.")
-    label = lambda r: f"{r['env']} {r['algo'].upper()} ({r['seeds'][0]}-{r['seeds'][-1]})"  # noqa: E731
-    return (text + " " + machines_note(rows, label)).strip()
+    return (text + " " + machines_note(rows, row_label)).strip()
 
 
 def versions():
