@@ -38,11 +38,22 @@ def machines_note(rows, label):
                    + f"; the others on {most}." for cpu in sorted(set(cpu_r) - {most})).strip()
 
 
+def seeds_label(seeds):
+    """Seeds as ``--seeds`` takes them: ``[0, 1, 2, 3, 4]`` -> ``"0-4"``, ``[1, 3]`` -> ``"1,3"``, ``[4]`` -> ``"4"``."""
+    runs = []
+    for seed in seeds:
+        if runs and seed == runs[-1][1] + 1:
+            runs[-1][1] = seed
+        else:
+            runs.append([seed, seed])
+    return ",".join(f"{low}" if low == high else f"{low}-{high}" for low, high in runs)
+
+
 def row_label(r):
     """A results row's name in prose: "HalfCheetah-v5 PPO (1000-1004, log_std_init=-1.0)" (an SB3 comparison's
     row has no overrides)."""
     overrides = "".join(f", {name}={value}" for name, value in r.get("overrides", {}).items())
-    return f"{r['env']} {r['algo'].upper()} ({r['seeds'][0]}-{r['seeds'][-1]}{overrides})"
+    return f"{r['env']} {r['algo'].upper()} ({seeds_label(r['seeds'])}{overrides})"
 
 
 def read_results(path):

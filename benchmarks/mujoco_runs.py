@@ -40,7 +40,7 @@ from npgrad.population import chunked, default_workers  # noqa: E402
 from npgrad.population_runs import parse_seeds  # noqa: E402
 
 from common import (finite, iqm_summary, kilo_steps, machine_info, machines_note, read_results,  # noqa: E402
-                    row_label, with_interval, write_results)
+                    row_label, seeds_label, with_interval, write_results)
 from learning import reach  # noqa: E402
 
 # environment -> algorithm -> target return (the MuJoCo table), met at the budget: LunarLander's 200 must hold
@@ -104,7 +104,7 @@ def markdown(rows):
         reach = f"{kilo_steps(r['first_iqm'])} / {kilo_steps(r['sustained_iqm'])}" if target is not None else "-"
         met = "-" if target is None else "yes" if r["met"] else "no"
         tail = iqm_summary(tail_means(r["histories"], r["budget"]), stats.iqm)
-        lines.append(f"| {r['env']} | {r['algo'].upper()} | {r['seeds'][0]}-{r['seeds'][-1]} | {r['budget'] // 1000}k "
+        lines.append(f"| {r['env']} | {r['algo'].upper()} | {seeds_label(r['seeds'])} | {r['budget'] // 1000}k "
                      f"| {source} | {with_interval(r['final'])} | "
                      f"{target if target is not None else '-'} | {met} | {with_interval(tail)} | {reach} "
                      f"| {r['train_seconds_per_seed']:.0f} |")

@@ -39,7 +39,7 @@ from npgrad.callbacks import Evaluator  # noqa: E402
 from npgrad.population_runs import parse_seeds  # noqa: E402
 
 from common import (cpu_model, finite, iqm_summary, kilo_steps, machine_info, machines_note, never,  # noqa: E402
-                    read_results, row_label, with_interval, write_results)
+                    read_results, row_label, seeds_label, with_interval, write_results)
 from learning import reach  # noqa: E402
 from mujoco_runs import BUDGET, EVERY, HERE, TARGETS  # noqa: E402
 from sb3 import ZOO, run_sb3  # noqa: E402
@@ -135,7 +135,7 @@ def markdown(rows):
         cells = [with_interval(x["steps"], kilo_steps) for x in (n, b)]
         cells += [with_interval(x["seconds"], s) for x in (n, b)]
         source = r["npgrad_defaults"].split(":")[0].split(",")[0]  # "tuned for Hopper-v5", "continuous-control family"
-        lines.append(f"| {r['env']} | {r['algo'].upper()} | {source} | {r['seeds'][0]}-{r['seeds'][-1]} "
+        lines.append(f"| {r['env']} | {r['algo'].upper()} | {source} | {seeds_label(r['seeds'])} "
                      f"| {kilo_steps(r['budget'])} "
                      f"| {r['target']:g} "
                      f"| {n['reached']} / {b['reached']} of {len(r['seeds'])} | " + " | ".join(cells)

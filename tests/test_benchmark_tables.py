@@ -4,6 +4,8 @@ from pathlib import Path
 
 import pytest
 
+from npgrad.population_runs import parse_seeds
+
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 
 
@@ -18,6 +20,14 @@ def test_machines_note_names_the_rows_on_another_cpu_and_is_empty_on_one(benchma
     rows = [{"name": name, "machine": {"cpu": cpu}} for name, cpu in [("a", "X"), ("b", "Y"), ("c", "X")]]
     assert common.machines_note(rows, lambda r: r["name"]) == "Rows measured on Y: b; the others on X."
     assert common.machines_note(rows[::2], lambda r: r["name"]) == ""
+
+
+@pytest.mark.parametrize("seeds, label", [([0, 1, 2, 3, 4], "0-4"), ([1, 3], "1,3"), ([4], "4"),
+                                          ([0, 1, 2, 5, 8, 9], "0-2,5,8-9"), ([1000, 1001], "1000-1001")])
+def test_a_rows_seeds_are_named_as_seeds_takes_them(benchmarks, seeds, label):
+    common, _ = benchmarks
+    assert common.seeds_label(seeds) == label
+    assert parse_seeds(label) == seeds, f"{label} does not read back as {seeds}"
 
 
 def test_an_sb3_run_is_trained_once_and_then_read_back_unless_its_settings_differ(benchmarks, monkeypatch, tmp_path):
