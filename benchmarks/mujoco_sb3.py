@@ -150,7 +150,14 @@ def caption(machine, rows):
             "its last column trained every run to the budget (--full): the IQM of the last evaluations. "
             f"SB3 {machine['stable_baselines3']} and sb3-contrib {machine['sb3_contrib']} on torch {machine['torch']} "
             f"(one thread), MuJoCo {machine['mujoco']}.")
-    return (text + " " + machines_note(rows, row_label)).strip()
+    return (text + " " + machines_note(rows, sb3_row_label)).strip()
+
+
+def sb3_row_label(r):
+    """``row_label`` with what else sets a row apart from one on the same seeds: a target other than the issue's,
+    and ``--full``: "Hopper-v5 PPO (0-4, target=1000)"."""
+    differs = {} if r["target"] == TARGETS[r["env"]][r["algo"]] else {"target": f"{r['target']:g}"}
+    return row_label({**r, "overrides": {**differs, **({"full": True} if r.get("full") else {})}})
 
 
 def versions():

@@ -48,3 +48,10 @@ def test_an_sb3_run_is_trained_once_and_then_read_back_unless_its_settings_diffe
     monkeypatch.setattr(mujoco_sb3, "versions", lambda: {"stable_baselines3": "other"})
     mujoco_sb3.sb3_history("ppo", "Hopper-v5", 3, 20_000, 3000)  # another SB3: another run
     assert trained == [3, 3, 3], trained
+
+
+def test_sb3_rows_on_the_same_seeds_are_told_apart_by_their_target_and_full(benchmarks):
+    _, mujoco_sb3 = benchmarks
+    row = {"env": "Hopper-v5", "algo": "ppo", "seeds": [0, 1, 2, 3, 4], "target": 3000}
+    labels = [mujoco_sb3.sb3_row_label(r) for r in (row, {**row, "target": 1000.0}, {**row, "full": True})]
+    assert labels == ["Hopper-v5 PPO (0-4)", "Hopper-v5 PPO (0-4, target=1000)", "Hopper-v5 PPO (0-4, full=True)"]
