@@ -1,5 +1,5 @@
 """Copy the latest full results (``results/learning.md``, ``derivatives.md``, ``floor.md``, ``seeds.md``,
-``mujoco.md``, ``mujoco-sb3.md``, ``spaces.md``) into the READMEs.
+``mujoco.md``, ``mujoco-sb3.md``, ``spaces.md``) into the READMEs, and summarise the last two in one table.
 
 Each copy sits between ``<!-- results: NAME -->`` and ``<!-- /results -->``; the prose around it
 (what the numbers mean, which targets are met) is written by hand and must be reread after a run.
@@ -13,6 +13,7 @@ as they are, and the script says so.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import sys
@@ -37,6 +38,47 @@ def npgrad_only(table):
     return "\n".join([header.replace("| library, algorithm, env |", "| algorithm, env |", 1), rule, *kept])
 
 
+def most_seeds(rows):
+    """``{(env, algo): row}``, the row on the most seeds for each (the later on a tie)."""
+    best = {}
+    for row in rows:
+        key = (row["env"], row["algo"])
+        if key not in best or len(row["seeds"]) >= len(best[key]["seeds"]):
+            best[key] = row
+    return best
+
+
+def against_sb3(row):
+    """SB3's seconds to the target over npgrad's, the median per seed, and how many seeds of each get there."""
+    n, b, k = row["npgrad"]["reached"], row["sb3"]["reached"], len(row["seeds"])
+    ratio = row["sb3_over_npgrad_median"]
+    times = f"{ratio:.1f}x" if ratio is not None else "SB3 never" if n and not b else "-"
+    return f"{times} ({n} / {b} of {k})"
+
+
+def mujoco_summary():
+    """One table of ``mujoco.json`` and ``mujoco-sb3.json``: PPO's and TRPO's return at the budget, and how much
+    sooner than SB3 each gets to the target, environment by environment."""
+    def rows(name):
+        with open(os.path.join(HERE, "results", f"{name}.json")) as f:
+            return [r for r in json.load(f)["results"] if r["algo"] in ("ppo", "trpo")]
+
+    ours, theirs = most_seeds(rows("mujoco")), rows("mujoco-sb3")
+    theirs = most_seeds([r for r in theirs if (r["env"], r["algo"]) in ours
+                         and r["target"] == ours[r["env"], r["algo"]]["target"]])
+    lines = ["| environment | target (PPO / TRPO) | PPO, return at the budget | TRPO, return at the budget "
+             "| PPO against SB3 | TRPO against SB3 |", "|---" * 6 + "|"]
+    for env in sorted({env for env, _ in ours}):
+        targets = [f"{ours[env, algo]['target']:,}" for algo in ("ppo", "trpo") if (env, algo) in ours]
+        cells = [env, " / ".join(dict.fromkeys(targets))]  # one number where PPO's and TRPO's are the same
+        for algo in ("ppo", "trpo"):
+            final = ours[env, algo]["final"] if (env, algo) in ours else None
+            cells.append(f"{final['iqm']:,.0f} [{final['low']:,.0f}, {final['high']:,.0f}]" if final else "-")
+        cells += [against_sb3(theirs[env, algo]) if (env, algo) in theirs else "-" for algo in ("ppo", "trpo")]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def blocks_from_results():
     """``{block name: markdown}`` for every block the READMEs may hold."""
     learning, derivatives = read_sections("learning"), read_sections("derivatives")
@@ -51,6 +93,7 @@ def blocks_from_results():
     blocks["mujoco"] = "\n\n".join(read_sections("mujoco"))
     blocks["mujoco-sb3"] = "\n\n".join(read_sections("mujoco-sb3"))
     blocks["spaces"] = "\n\n".join(read_sections("spaces"))
+    blocks["mujoco-summary"] = mujoco_summary()
     if SIDE_BY_SIDE in learning:
         blocks["learning-vs-sb3"] = learning[learning.index(SIDE_BY_SIDE) + 1]
     return blocks

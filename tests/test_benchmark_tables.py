@@ -55,3 +55,13 @@ def test_sb3_rows_on_the_same_seeds_are_told_apart_by_their_target_and_full(benc
     row = {"env": "Hopper-v5", "algo": "ppo", "seeds": [0, 1, 2, 3, 4], "target": 3000}
     labels = [mujoco_sb3.sb3_row_label(r) for r in (row, {**row, "target": 1000.0}, {**row, "full": True})]
     assert labels == ["Hopper-v5 PPO (0-4)", "Hopper-v5 PPO (0-4, target=1000)", "Hopper-v5 PPO (0-4, full=True)"]
+
+
+def test_the_readme_mujoco_summary_takes_the_row_on_most_seeds_and_says_when_sb3_never_gets_there(benchmarks):
+    publish = importlib.import_module("publish")
+    five, ten = ({"env": "E", "algo": "ppo", "seeds": list(range(n))} for n in (5, 10))
+    assert publish.most_seeds([five, ten, five])[("E", "ppo")] is ten
+    row = {"seeds": [0, 1, 2], "npgrad": {"reached": 2}, "sb3": {"reached": 0}, "sb3_over_npgrad_median": None}
+    assert publish.against_sb3(row) == "SB3 never (2 / 0 of 3)"
+    assert publish.against_sb3({**row, "sb3": {"reached": 3}, "sb3_over_npgrad_median": 4.56}) == "4.6x (2 / 3 of 3)"
+    assert publish.against_sb3({**row, "npgrad": {"reached": 0}}) == "- (0 / 0 of 3)"
