@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import re
 import sys
@@ -52,7 +53,7 @@ def against_sb3(row):
     """SB3's seconds to the target over npgrad's, the median per seed, and how many seeds of each get there."""
     n, b, k = row["npgrad"]["reached"], row["sb3"]["reached"], len(row["seeds"])
     ratio = row["sb3_over_npgrad_median"]
-    times = f"{ratio:.1f}x" if ratio is not None else "SB3 never" if n and not b else "-"
+    times = f"{ratio:.1f}x" if ratio is not None and math.isfinite(ratio) else "SB3 never" if n and not b else "-"
     return f"{times} ({n} / {b} of {k})"
 
 
