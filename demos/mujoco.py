@@ -90,7 +90,7 @@ def main(args):
     if training:
         curves["training episodes (policy with its exploration noise)"] = tuple(zip(*training))
     if not plot_curves(curves, paths["curve.png"], f"{args.algo.upper()} on {args.env}",
-                       threshold=gym.spec(args.env).reward_threshold):
+                       threshold=gym.spec(args.env).reward_threshold, ylabel="mean episode return"):
         print("no learning curve: pip install matplotlib")
         del paths["curve.png"]
     if "video.mp4" in paths:
