@@ -50,10 +50,12 @@ def most_seeds(rows):
 
 
 def against_sb3(row):
-    """SB3's seconds to the target over npgrad's, the median per seed, and how many seeds of each get there."""
+    """SB3's seconds to the target over npgrad's, the median per seed, and how many seeds of each get there. As
+    ``mujoco_sb3.markdown`` reads the ratio, from JSON: infinite (stored as null) is "SB3 never", NaN (no seed of
+    either got there) is "-"."""
     n, b, k = row["npgrad"]["reached"], row["sb3"]["reached"], len(row["seeds"])
     ratio = row["sb3_over_npgrad_median"]
-    times = f"{ratio:.1f}x" if ratio is not None and math.isfinite(ratio) else "SB3 never" if n and not b else "-"
+    times = "SB3 never" if ratio is None else "-" if math.isnan(ratio) else f"{ratio:.1f}x"
     return f"{times} ({n} / {b} of {k})"
 
 

@@ -63,6 +63,7 @@ def test_the_readme_mujoco_summary_takes_the_row_on_most_seeds_and_says_when_sb3
     assert publish.most_seeds([five, ten, five])[("E", "ppo")] is ten
     row = {"seeds": [0, 1, 2], "npgrad": {"reached": 2}, "sb3": {"reached": 0}, "sb3_over_npgrad_median": None}
     assert publish.against_sb3(row) == "SB3 never (2 / 0 of 3)"
+    assert publish.against_sb3({**row, "sb3": {"reached": 1}}) == "SB3 never (2 / 1 of 3)"  # a median past SB3's few
     assert publish.against_sb3({**row, "sb3": {"reached": 3}, "sb3_over_npgrad_median": 4.56}) == "4.6x (2 / 3 of 3)"
     assert publish.against_sb3({**row, "npgrad": {"reached": 0}, "sb3_over_npgrad_median": float("nan")}) \
         == "- (0 / 0 of 3)"
