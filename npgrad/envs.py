@@ -16,6 +16,7 @@ from gymnasium.envs.registration import EnvSpec, WrapperSpec
 from . import io
 from .errors import ConfigError, shown
 from .rollout import independent_seeds
+from .stacked_envs import stepped_together
 
 if TYPE_CHECKING:
     from .config import Config
@@ -332,9 +333,11 @@ def run_episodes_side_by_side(act: Callable[[list, list], Sequence[np.ndarray]],
     finished_se: list[list[list[float]]] = [[[] for _ in range(envs.num_envs)] for envs in envs_s]
     left_s = [episodes] * len(envs_s)
     live = list(range(len(envs_s)))
+    together = stepped_together(envs_s)
+    together.gather()
     while live:
-        for s, act_s in zip(live, act(live, [obs_s[s] for s in live])):
-            obs_s[s], rew, term, trunc, _ = envs_s[s].step(act_s)
+        for s, (obs, rew, term, trunc) in zip(live, together.step(act(live, [obs_s[s] for s in live]), live)):
+            obs_s[s] = obs
             return_so_far_se[s] += rew
             for e in np.flatnonzero(term | trunc):
                 if len(finished_se[s][e]) < quota_se[s][e]:
@@ -342,6 +345,7 @@ def run_episodes_side_by_side(act: Callable[[list, list], Sequence[np.ndarray]],
                     left_s[s] -= 1
                 return_so_far_se[s][e] = 0.0  # the next step only resets it (NEXT_STEP autoreset): reward 0
         live = [s for s in live if left_s[s] > 0]
+    together.scatter()
     results = []
     for finished_e in finished_se:
         returns = np.array([ret for finished in finished_e for ret in finished])

@@ -11,7 +11,9 @@
 whose control flow differs per member through masks (``npgrad/algos/common.py``); members due
 for an evaluation play their episodes side by side, one forward per step (``evaluate_stack``). This removes
 NumPy's per-call overhead, which dominates small networks. Each member keeps its own environments,
-observation and reward filters and random generator (``npgrad.rngs.Generators``).
+observation and reward filters and random generator (``npgrad.rngs.Generators``); the members'
+copies of a NumPy-vectorised environment (CartPole) are stepped as one vector env of ``S * n_envs``,
+each member's resets drawn from its own generator (``npgrad/stacked_envs.py``).
 
 **Exact.** Member ``k`` is the agent ``npgrad.PPO(env, seed=seeds[k], **settings[k])`` would train
 alone, bit for bit: parameters, optimiser state, generator, evaluations (``tests/test_population.py``,
@@ -161,11 +163,12 @@ def begin(agents, steps):
 def train_stack(agents, callbacks, monitor=None):
     """Train ``agents`` (one algorithm and environment id, the same structural settings, the same progress) to the end
     of their ``learn`` call as one stack: parameters ``(S, p)``, one policy forward per step for all of them, one
-    update of all (``npgrad.train.train``). Each agent keeps its own environments, filters and generator, and ends
-    exactly as ``agent.resume()`` would leave it. ``callbacks[k]`` (or None) is member ``k``'s ``learn`` callback;
-    it sees member ``k`` up to date whenever it is ``due(num_steps)`` (always, if it has no ``due``), and any
-    callback returning False stops the whole stack. ``monitor(num_steps, latest_returns)``, if given, hears after
-    every update each member's latest mean episode return (NaN until one ended)."""
+    update of all (``npgrad.train.train``). Each agent keeps its own environments (stepped together:
+    ``npgrad.stacked_envs``), filters and generator, and ends exactly as ``agent.resume()`` would leave it.
+    ``callbacks[k]`` (or None) is member ``k``'s ``learn`` callback; it sees member ``k`` up to date whenever it is
+    ``due(num_steps)`` (always, if it has no ``due``), and any callback returning False stops the whole stack.
+    ``monitor(num_steps, latest_returns)``, if given, hears after every update each member's latest mean episode
+    return (NaN until one ended)."""
     first = agents[0]
     if any(a.progress.state() != {**first.progress.state(), "failed_updates": a.progress.failed_updates}
            for a in agents):

@@ -21,6 +21,7 @@ import numpy as np
 from .errors import EnvError
 from .objectives import row_weights
 from .observations import encode
+from .stacked_envs import stepped_together
 
 
 def seed_per_env(seed, n_envs):
@@ -184,6 +185,9 @@ class Rollout:
         """Start a rollout: the episodes it finishes are listed afresh."""
         self.finished = ([], [])
 
+    def end(self):
+        """End a rollout (a stack gives each agent's environments back)."""
+
     def observe(self):
         """The observations the policy acts on now, ``(E, o)``: encoded, normalised (the filter learns them)."""
         return self._normalize(self.x_eo, update=True)
@@ -194,13 +198,18 @@ class Rollout:
 
     def step(self, act_env, t):
         """Step every environment with ``act_env``; ``(reward, terminated, truncated, valid)`` of this step."""
-        valid_e = ~self.resetting_e
         try:
-            self.obs_eo, rew_e, term_e, trunc_e, _ = self.envs.step(act_env)
+            outcome = self.envs.step(act_env)[:4]
         except Exception as e:  # the agent is untouched: it only changes after a complete rollout
-            raise EnvError(f"the environment raised at rollout step {t} (of {self.n_steps}): "
-                           f"{type(e).__name__}: {e}") from e
-        self.x_eo = encode(self.envs.single_observation_space, self.obs_eo)  # once per step: checked, then used
+            raise env_error(e, t, self.n_steps) from e
+        return self.record(*outcome, t)
+
+    def record(self, obs_eo, rew_e, term_e, trunc_e, t):
+        """Take in the outcome of step ``t``: observations, episode sums, scaled rewards. Returns
+        ``(reward, terminated, truncated, valid)`` of this step."""
+        valid_e = ~self.resetting_e
+        self.obs_eo = obs_eo
+        self.x_eo = encode(self.envs.single_observation_space, obs_eo)  # once per step: checked, then used
         check_finite(self.x_eo, rew_e, t)
         done_e = term_e | trunc_e
         scaled_e = self._scale(rew_e, done_e, valid_e)
@@ -220,18 +229,23 @@ class Rollout:
 
 class StackedRollout:
     """The rollouts of ``S`` agents (each its own ``Rollout``: environments, filters, episodes) taken as one: one
-    policy forward for all agents per step, then each agent's environments stepped with its actions. Arrays are
-    ``(T, S, E, ...)``; each agent's numbers are those its own rollout would give."""
+    policy forward for all agents per step, then their environments stepped together (``npgrad/stacked_envs.py``).
+    Arrays are ``(T, S, E, ...)``; each agent's numbers are those its own rollout would give."""
 
     def __init__(self, rollouts):
         self.rollouts = list(rollouts)
         first = self.rollouts[0]
         self.n_steps, self.num_envs, self.sde_sample_freq = first.n_steps, first.num_envs, first.sde_sample_freq
         self.lead = (len(self.rollouts),)
+        self.envs, self.everyone = stepped_together([r.envs for r in self.rollouts]), list(range(len(self.rollouts)))
 
     def begin(self):
         for r in self.rollouts:
             r.begin()
+        self.envs.gather()
+
+    def end(self):
+        self.envs.scatter()
 
     def observe(self):
         return np.stack([r.observe() for r in self.rollouts])
@@ -240,7 +254,12 @@ class StackedRollout:
         return np.stack([r.bootstrap() for r in self.rollouts])
 
     def step(self, act_env, t):
-        return tuple(np.stack(parts) for parts in zip(*(r.step(a, t) for r, a in zip(self.rollouts, act_env))))
+        try:
+            outcomes = self.envs.step(act_env, self.everyone)
+        except Exception as e:
+            raise env_error(e, t, self.n_steps) from e
+        return tuple(np.stack(parts) for parts in zip(*(r.record(*outcome, t)
+                                                         for r, outcome in zip(self.rollouts, outcomes))))
 
     @property
     def finished(self):
@@ -262,16 +281,23 @@ def collect(rollout, policy, rng):
     term_te, trunc_te, valid_te = (np.empty((T, *lead, E), bool) for _ in range(3))
     rollout.begin()
     explore = None
-    for t in range(T):
-        if t % rollout.sde_sample_freq == 0:
-            explore = policy.exploration(E, rng)  # gSDE's noise matrices; None for other heads
-        obs_teo[t] = rollout.observe()
-        fwd = policy.forward(obs_teo[t])
-        act = policy.sample(fwd, rng, explore)
-        act_te[t], logp_te[t] = act, fwd.dist.log_prob(act)
-        rew_te[t], term_te[t], trunc_te[t], valid_te[t] = rollout.step(policy.to_env(act), t)
+    try:
+        for t in range(T):
+            if t % rollout.sde_sample_freq == 0:
+                explore = policy.exploration(E, rng)  # gSDE's noise matrices; None for other heads
+            obs_teo[t] = rollout.observe()
+            fwd = policy.forward(obs_teo[t])
+            act = policy.sample(fwd, rng, explore)
+            act_te[t], logp_te[t] = act, fwd.dist.log_prob(act)
+            rew_te[t], term_te[t], trunc_te[t], valid_te[t] = rollout.step(policy.to_env(act), t)
+    finally:
+        rollout.end()
     obs_teo[T] = rollout.bootstrap()
     return Trajectory(obs_teo, act_te, logp_te, rew_te, term_te, trunc_te, valid_te, *rollout.finished)
+
+
+def env_error(e, t, n_steps):
+    return EnvError(f"the environment raised at rollout step {t} (of {n_steps}): {type(e).__name__}: {e}")
 
 
 def check_finite(obs_eo, rew_e, t):
