@@ -352,7 +352,8 @@ def report(results, spec, n, measured):
               "ray": ray_markdown}
     def when(k):
         m = measured[k]
-        return f"Measured {m['date']}, commit {m['commit'][:7]}{' with changes' if m['npgrad_changed'] else ''}."
+        return (f"Measured {m['date']} on {m['cpu']}, commit {m['commit'][:7]}"
+                f"{' with changes' if m['npgrad_changed'] else ''}.")
 
     return "\n\n".join(f"{headings[k]} {when(k)}\n\n{tables[k](results[k])}" for k in MEASURES if k in results) + (
         "\n\nThe load columns give the cores other processes kept busy during each timing (this 2-core machine "
@@ -383,7 +384,7 @@ def main(argv=None):
     code = measured_code()  # read before measuring: other people may change the files meanwhile
     for name in (name for name in runs if name in only):
         results[name] = runs[name]()
-        measured[name] = {"date": machine_info()["date"], **code}
+        measured[name] = {"date": machine_info()["date"], "cpu": machine_info()["cpu"], **code}
         # written after every measurement, so a long run that is stopped keeps what it measured
         write_results(out, {"machine": machine_info(), "measured": measured, "mode": mode, "args": vars(args),
                             **results}, report(results, spec, n, measured))
@@ -397,7 +398,9 @@ def kept_measurements(path, only):
         return {}, {}
     kept = [name for name in MEASURES if name in stored and name not in only]
     when = stored.get("measured") or {name: {"date": stored["machine"]["date"], **stored["code"]} for name in kept}
-    return {name: stored[name] for name in kept}, {name: when[name] for name in kept}
+    # files from before each measurement named its CPU: every measurement in them ran on the file's machine
+    return {name: stored[name] for name in kept}, {name: {"cpu": stored["machine"]["cpu"], **when[name]}
+                                                    for name in kept}
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """The MuJoCo benchmarks' bookkeeping: which rows ran on another CPU, and SB3's runs kept between runs."""
 import importlib
+import json
 from pathlib import Path
 
 import pytest
@@ -67,3 +68,16 @@ def test_the_readme_mujoco_summary_takes_the_row_on_most_seeds_and_says_when_sb3
     assert publish.against_sb3({**row, "sb3": {"reached": 3}, "sb3_over_npgrad_median": 4.56}) == "4.6x (2 / 3 of 3)"
     assert publish.against_sb3({**row, "npgrad": {"reached": 0}, "sb3_over_npgrad_median": float("nan")}) \
         == "- (0 / 0 of 3)"
+
+
+def test_a_kept_population_measurement_keeps_the_cpu_it_ran_on(benchmarks, monkeypatch, tmp_path):
+    """population.py --only measures some tables again and keeps the others: each heading names its own CPU."""
+    population = importlib.import_module("population")  # the fixture put benchmarks/ on the path
+    code = {"commit": "0123456789", "npgrad_changed": False, "stacked": True}
+    old = {"machine": {"date": "then", "cpu": "Old CPU"}, "measured": {"ray": {"date": "then", **code}},
+           "ray": {"rows": []}}
+    (tmp_path / "population.json").write_text(json.dumps(old))
+    results, measured = population.kept_measurements(tmp_path / "population.json", ["threshold"])
+    assert measured == {"ray": {"date": "then", "cpu": "Old CPU", **code}} and results == {"ray": {"rows": []}}
+    monkeypatch.setattr(population, "ray_markdown", lambda rows: "")
+    assert "Measured then on Old CPU, commit 0123456." in population.report(results, {"seeds": 16}, 2, measured)
