@@ -1,7 +1,8 @@
-"""The ``npgrad`` command (also ``python -m npgrad``): train, eval, plot, gradcheck, defaults, check-env.
+"""The npgrad command (also python -m npgrad): train, eval, plot, gradcheck, defaults, check-env.
 
     npgrad train ppo CartPole-v1 --steps 100000 --out runs/ppo-cartpole
     npgrad train --resume runs/ppo-cartpole
+    npgrad train ppo CartPole-v1 --seeds 0-15 --set lr=1e-3,3e-3 --out runs/sweep   # 32 members
     npgrad eval runs/ppo-cartpole --episodes 20
     npgrad plot runs/ppo-cartpole-s0 runs/ppo-cartpole-s1 --out curves.png
     npgrad gradcheck --algo trpo --env Pendulum-v1
@@ -9,7 +10,7 @@
     npgrad check-env FrozenLake-v1
 
 Errors in what you typed (an unknown algorithm, environment or hyperparameter, a bad value, a
-folder that is not a run or whose files fail their checks) print one line, ``npgrad: error: ...``,
+folder that is not a run or whose files fail their checks) print one line, 'npgrad: error: ...',
 and exit with status 2; a write that fails (disk full, read-only) prints one line and exits with 1.
 """
 from __future__ import annotations
@@ -94,7 +95,7 @@ def build_parser():
 
     p = sub.add_parser("plot", help="overlay learning curves of runs", description="Plot evaluation return "
                        "against steps; runs that differ only in their seed (a population run folder's members, or "
-                       "run folders named one by one) are drawn as their interquartile mean with a 95%% bootstrap "
+                       "run folders named one by one) are drawn as their interquartile mean with a 95% bootstrap "
                        "confidence band.")
     p.add_argument("runs", nargs="+", metavar="RUN_DIR")
     p.add_argument("--trust-env-spec", action="store_true",
@@ -140,11 +141,12 @@ class TrainHelp(argparse.Action):
 
 
 def hyperparameter_help(config_cls):
-    """One paragraph per field of ``config_cls``: ``name = default``, then its docstring, indented."""
+    """One paragraph per field of ``config_cls``: ``name = default``, then its docstring, indented, without the
+    docstring's reStructuredText quotes (the documentation site renders them; a terminal would show them)."""
     docs, lines = field_docs(config_cls), [f"hyperparameters of {config_cls.__name__} (--set NAME=VALUE):"]
     for f in dataclasses.fields(config_cls):
         lines.append(f"  {f.name} = {f.default!r}")
-        lines.extend(textwrap.wrap(docs.get(f.name, ""), 96, initial_indent=" " * 6, subsequent_indent=" " * 6))
+        lines.extend(textwrap.wrap(docs.get(f.name, "").replace("``", ""), 96, initial_indent=" " * 6, subsequent_indent=" " * 6))
     return "\n".join(lines)
 
 

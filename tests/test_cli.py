@@ -227,6 +227,18 @@ def test_python_dash_m_npgrad_prints_help():
     assert all(cmd in out for cmd in ("train", "eval", "plot", "gradcheck"))
 
 
+@pytest.mark.parametrize("command", [[], ["train"], ["train", "ppo"], ["eval"], ["plot"], ["gradcheck"],
+                                     ["check-env"], ["defaults"]])
+def test_every_help_text_reads_as_written(command, capsys):
+    # argparse %-formats help strings but prints descriptions verbatim (an escaped %% shows as written), and
+    # a docstring's reStructuredText quotes would show as typed
+    with pytest.raises(SystemExit) as stop:
+        cli.main([*command, "--help"])
+    out = capsys.readouterr().out
+    assert stop.value.code == 0 and out.startswith("usage: npgrad")
+    assert "%%" not in out and "%(" not in out and "``" not in out, out
+
+
 def test_progress_log_widens_its_header_when_a_new_diagnostic_appears(tmp_path):
     log = runs.CsvLog(tmp_path / "p.csv", ["num_updates"])
     log.write({"num_updates": 1, "kl": 0.5})
