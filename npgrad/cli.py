@@ -35,7 +35,7 @@ from .envs import check_env_id, env_spec, make_vec_env
 from .heads import make_head
 from .observations import encoded_dim
 from .runs import check_algo
-from .plotting import have_matplotlib, plot_curves
+from .plotting import have_matplotlib, iqm_band, plot_curves, seed_lines
 from .population import aggregate_curves
 from .tuned import defaults_for
 from .version import __version__
@@ -468,10 +468,9 @@ def cmd_plot(args):
         if len(members) == 1:
             curves[f"{label}, 1 seed"] = (steps, returns_rk[0])
         else:
-            c = aggregate_curves(steps, returns_rk)
-            curves[f"{label}: IQM of {len(members)} seeds (band: 95% CI)"] = (steps, c.iqm, c.low, c.high)
+            curves.update(iqm_band(label, aggregate_curves(steps, returns_rk)))
             if args.members:
-                curves.update({f"_{label} {k}": (steps, r, "member") for k, r in enumerate(returns_rk)})
+                curves.update(seed_lines(label, steps, returns_rk))
         env_ids.add(label.split()[1])
         last = curves[next(k for k in curves if k.startswith(label))][1]
         print(f"{label}: {len(members)} run(s), last evaluation {last[-1]:.1f} at {int(steps[-1]):,} steps, "

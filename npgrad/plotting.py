@@ -43,6 +43,17 @@ def plot_curves(curves, path, title="", threshold=None, ylabel="mean evaluation 
     return path
 
 
+def iqm_band(label, curve):
+    """The ``plot_curves`` entry of a population ``Curve`` (runs that differ only in their seed): its interquartile
+    mean with the 95% bootstrap band, labelled so."""
+    return {f"{label}: IQM of {curve.members} seeds (band: 95% CI)": (curve.num_steps, curve.iqm, curve.low, curve.high)}
+
+
+def seed_lines(label, steps_k, returns_rk):
+    """``plot_curves`` entries that draw each seed's own curve thinly, in the colour of ``label``'s band."""
+    return {f"_{label} {k}": (steps_k, returns_k, "member") for k, returns_k in enumerate(returns_rk)}
+
+
 def literal(text):
     """``text`` drawn as it is: every ``$`` escaped, so an env id such as ``$\\frac{$`` is not parsed as mathtext."""
     return str(text).replace("$", r"\$")

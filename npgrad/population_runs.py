@@ -286,7 +286,7 @@ def population_curves(index, run_dir):
 
 def write_aggregate(index, run_dir):
     """Write ``aggregate.csv`` and ``curve.png`` (with matplotlib); returns the paths written."""
-    from .plotting import plot_curves
+    from .plotting import iqm_band, plot_curves
 
     curves = population_curves(index, run_dir)
     if not curves:
@@ -300,8 +300,7 @@ def write_aggregate(index, run_dir):
     path = runs.run_file(run_dir, AGGREGATE)
     with runs.writing(run_dir, path):
         runs.atomic_write_text(path, out.getvalue())
-    band = {f"{label}: IQM of {c.members} seeds (band: 95% CI)": (c.num_steps, c.iqm, c.low, c.high)
-            for label, c in curves.items()}
+    band = {entry: line for label, c in curves.items() for entry, line in iqm_band(label, c).items()}
     curve = runs.run_file(run_dir, runs.CURVE)
     with runs.writing(run_dir, curve):
         curve = plot_curves(band, curve, index["env_id"])

@@ -2,9 +2,11 @@
 import importlib.util
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import npgrad
+from npgrad.plotting import have_matplotlib
 
 DEMOS = Path(__file__).resolve().parent.parent / "demos"
 
@@ -43,3 +45,18 @@ def test_mujoco_demo_saves_a_loadable_model_a_curve_and_a_video(tmp_path, monkey
     agent, best = npgrad.load(paths["model.npz"]), npgrad.load(paths["best_model.npz"])
     assert agent.name == best.name == "ppo" and agent.env_id == best.env_id == "InvertedPendulum-v5"
     assert agent.num_steps == history[-1][0] >= 4_000 and best.num_steps in [row[0] for row in history]
+
+
+def test_seeds_demo_compares_two_settings_over_seeds_and_saves_the_population(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    module = load_demo("seeds")
+    curves = module.main(module.Args(seeds=3, steps=5_000))  # PPO on CartPole-v1, lr 1e-3 against 5e-3
+    assert list(curves) == ["lr=0.001", "lr=0.005"] and all(c.members == 3 for c in curves.values())
+    printed = capsys.readouterr().out
+    assert "P(lr=0.005 learns more than lr=0.001) = " in printed and "seed by seed: " in printed
+    pop = npgrad.load_population(tmp_path / "seeds_ppo")
+    assert [m.seed for m in pop] == [0, 1, 2] * 2 and [pop.settings(k)["lr"] for k in (0, 3)] == [1e-3, 5e-3]
+    mean_return_at_first_evaluation = [pop.evaluations[k]["history"][0][2] for k in range(6)]
+    assert curves["lr=0.001"].median[0] == np.median(mean_return_at_first_evaluation[:3])
+    if have_matplotlib():
+        assert (tmp_path / "seeds_ppo.png").stat().st_size > 0 and "saved seeds_ppo.png" in printed
