@@ -2,6 +2,7 @@
 import ast
 import dataclasses
 import warnings
+from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
@@ -126,6 +127,19 @@ def test_every_tuned_entry_is_a_valid_config_with_a_one_line_why(algo, env_id, r
     assert {name: getattr(config, name) for name in values} == values, f"{algo} {env_id}: {config}"
     assert len(recwarn) == 0, f"{algo} {env_id} warns: {[str(w.message) for w in recwarn]}"
     assert isinstance(why, str) and why.strip() and "\n" not in why, f"{algo} {env_id}: why = {why!r}"
+
+
+def test_the_readme_lists_every_tuned_entry():
+    """The README's "Tuned defaults" bullet names each environment with a tuned entry, followed by its algorithms."""
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    bullet = " ".join(readme.split("- **Tuned defaults**")[1].split("\n- **")[0].split())
+    for algo in TUNED:
+        for env_id in TUNED[algo]:
+            name = env_id.split("-v")[0] if env_id.startswith("Taxi") else env_id  # Taxi-v3 and -v4: "Taxi"
+            assert name in bullet, f"the README's tuned defaults leave out {env_id}"
+            algos = bullet[bullet.index(name):].split("(", 1)[1].split(")")[0]
+            assert algo.upper() in algos or algos == "all five algorithms", \
+                f"the README's tuned defaults list {env_id} with ({algos}), not {algo.upper()}"
 
 
 @pytest.mark.parametrize("algo", sorted(npgrad.ALGOS))
