@@ -181,7 +181,11 @@ def train_population(index, run_dir, workers, resume=False, show=True, backend="
     """Train every unfinished member, ``workers`` at a time here or in chunks on a Ray cluster (``backend="ray"``);
     write the aggregate; return the exit status."""
     todo = [m for m in index["members"] if not (resume and finished(index, m, run_dir))]
-    workers = default_workers(workers, max(len(todo), 1))
+    if not todo:
+        raise ConfigError(f"{run_dir} has finished: all {len(index['members'])} members have their "
+                          f"{index['steps']:,} steps; plot them with npgrad plot {run_dir}, or train further with "
+                          f"--resume {run_dir} --steps N (N > {index['steps']:,})")
+    workers = default_workers(workers, len(todo))
     if show:
         where = f"{workers} at a time" if backend == "local" else "on Ray"
         print(f"training {index['algo']} on {index['env_id']}: {len(index['members'])} members "

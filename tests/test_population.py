@@ -300,6 +300,11 @@ def test_cli_population_resume_skips_finished_members_and_finishes_the_rest(tmp_
     assert same_state(npgrad.load(out / "member-001" / "model.npz"), npgrad.load(tmp_path / "solo" / "model.npz"))
     assert main(["train", "--resume", str(out), "--steps", "384", "--quiet"]) == 0
     assert all(npgrad.load(out / f"member-00{k}" / "model.npz").num_steps == 384 for k in (0, 1))
+    capsys.readouterr()
+    assert main(["train", "--resume", str(out), "--quiet"]) == 2  # nothing left to train: refused, as a solo run
+    assert capsys.readouterr().err.strip() == (f"npgrad: error: {out} has finished: all 2 members have their 384 "
+                                               f"steps; plot them with npgrad plot {out}, or train further with "
+                                               f"--resume {out} --steps N (N > 384)")
 
 
 @pytest.mark.parametrize("argv, problem", [
