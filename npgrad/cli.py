@@ -16,6 +16,7 @@ and exit with status 2; a write that fails (disk full, read-only) prints one lin
 from __future__ import annotations
 
 import argparse
+import collections
 import dataclasses
 import itertools
 import os
@@ -183,7 +184,7 @@ def check_flags(args, *names):
 
 
 def cmd_train(args):
-    check_flags(args, "steps", "seed", "checkpoint_every", "eval_every", "eval_episodes")
+    check_flags(args, "steps", "seed", "checkpoint_every", "eval_every", "eval_episodes", "workers")
     if args.resume and population_runs.is_population_run(args.resume):
         return resume_population(args)
     if args.seeds is not None or (args.algo in ALGOS and population_runs.split_settings(ALGOS[args.algo].Config,
@@ -213,10 +214,13 @@ def finish_run(agent, run_dir, run_config, logger, stop):
     """After training: the Ctrl-C checkpoint of an interrupted run (exit status 130), or the model and curve."""
     if stop.requested and agent.num_steps < agent.progress.total_steps:
         path = logger.save_checkpoint(agent)
-        print(f"interrupted at {agent.num_steps:,} steps; saved {path}. Continue with: "
-              f"npgrad train --resume {run_dir}", file=sys.stderr)
+        if logger.show:  # a population's member is quiet: its parent says how to continue them all
+            print(f"interrupted at {agent.num_steps:,} steps; saved {path}. Continue with: "
+                  f"npgrad train --resume {run_dir}", file=sys.stderr)
         return 130
     model, curve = runs.run_file(run_dir, runs.MODEL), runs.run_file(run_dir, runs.CURVE)
+    if not os.path.isfile(runs.checkpoint_path(run_dir, agent.num_steps)):
+        logger.save_checkpoint(agent)  # where --resume --steps N trains further from, rather than an earlier one
     with runs.writing(run_dir, model):
         agent.save(model)
     steps, _, returns = zip(*logger.evaluator.history) if logger.evaluator.history else ((), (), ())
@@ -260,6 +264,7 @@ def start_population(args):
     cls = check_algo(args.algo)
     args.env_id = check_env_id(args.env_id, trust=True)
     shared, swept = population_runs.split_settings(cls.Config, args.set)
+    population_runs.refuse_listed_structure(cls.Config, shared)
     seeds = population_runs.parse_seeds(args.seeds) if args.seeds is not None else [args.seed]
     for seed in seeds:
         runs.check_count("seed", seed, "--seeds")
@@ -356,6 +361,9 @@ def restore(path, run_config, trust_env_spec=False):
 def model_path(run, trust_env_spec=False):
     if os.path.isfile(run):  # a file the user named: followed wherever it is
         return run
+    if population_runs.is_population_run(run):
+        first = (population_runs.member_dirs(run) or [os.path.join(run, "member-000")])[0]
+        raise ConfigError(f"{run} is a population: evaluate one of its members, e.g. npgrad eval {first}")
     runs.read_config(run, trust_env_spec)  # a clear error if this is not a run folder
     for path in (runs.run_file(run, runs.MODEL), runs.latest_checkpoint(run)):
         if path and os.path.isfile(path):
@@ -378,7 +386,10 @@ def cmd_eval(args):
     if args.render:
         play_episode(agent, seed, args.deterministic, "human")
     if args.video:
-        write_video(args.video, *play_episode(agent, seed, args.deterministic, "rgb_array"))
+        try:
+            write_video(args.video, *play_episode(agent, seed, args.deterministic, "rgb_array"))
+        except OSError as e:
+            raise runs.WriteError(f"cannot write {args.video}: {e.strerror or e}") from None
         print(f"wrote {args.video}")
     return 0
 
@@ -423,6 +434,9 @@ def video_writer(path):
             import imageio_ffmpeg  # noqa: F401  (the plugin imageio needs for .mp4 and other videos)
     except ImportError as e:
         raise ConfigError(f"--video {path} needs {e.name}: pip install 'npgrad[video]'") from None
+    folder = os.path.dirname(path) or "."
+    if not os.path.isdir(folder):
+        raise ConfigError(f"--video {path}: the folder {folder} does not exist")
     return imageio
 
 
@@ -445,40 +459,71 @@ def pad_to_16(frame_hwc):
 
 
 def group_runs(run_dirs, trust_env_spec=False):
-    """``{label: [(steps, returns), ...]}``: runs equal but for their seed share a label."""
-    groups = {}
+    """``{label: [(steps, returns), ...]}``: runs equal but for their seed share a label, which names the settings
+    that differ from the defaults of their algorithm and environment (however they were given: --set, --config)."""
+    groups, defaults = {}, {}
     for run_dir in run_dirs:
         config = runs.read_config(run_dir, trust_env_spec)
         steps, returns = runs.eval_curve(run_dir)
         if len(steps) == 0:
             raise FileFormatError(f"{run_dir} has no evaluations in {runs.PROGRESS} yet")
-        overrides = ",".join(f"{k}={v}" for k, v in sorted(config["overrides"].items()))
+        cls, key = check_algo(config["algo"]), (config["algo"], config["env_id"])
+        if key not in defaults:
+            defaults[key] = dataclasses.asdict(cls.Config.for_env(config["env_id"]))
+        changed = {k: v for k, v in dataclasses.asdict(cls.Config.from_dict(config["config"])).items()
+                   if v != defaults[key][k]}
+        overrides = ",".join(f"{k}={v}" for k, v in sorted(changed.items()))
         label = f"{config['algo']} {config['env_id']}" + (f" ({overrides})" if overrides else "")
         groups.setdefault(label, []).append((steps, returns))
     return groups
 
 
 def cmd_plot(args):
+    if not have_matplotlib():
+        raise ConfigError("npgrad plot needs matplotlib: pip install 'npgrad[plot]'")
+    out = image_path(args.out, "--out")
     run_dirs = [d for run in args.runs for d in (population_runs.member_dirs(run) if
                                                  population_runs.is_population_run(run) else [run])]
+    counts = collections.Counter(os.path.realpath(d) for d in run_dirs)
+    for run_dir in run_dirs:
+        if counts[os.path.realpath(run_dir)] > 1:
+            raise ConfigError(f"{run_dir} is listed {counts[os.path.realpath(run_dir)]} times: each run counts once "
+                              "in a curve")
     curves, env_ids = {}, set()
     for label, members in group_runs(run_dirs, args.trust_env_spec).items():
         n = min(len(s) for s, _ in members)  # seeds of one config evaluate at the same steps
         steps, returns_rk = members[0][0][:n], [r[:n] for _, r in members]
-        if len(members) == 1:
-            curves[f"{label}, 1 seed"] = (steps, returns_rk[0])
-        else:
-            curves.update(iqm_band(label, aggregate_curves(steps, returns_rk)))
-            if args.members:
-                curves.update(seed_lines(label, steps, returns_rk))
+        curve = ({f"{label}, 1 seed": (steps, returns_rk[0])} if len(members) == 1 else
+                 iqm_band(label, aggregate_curves(steps, returns_rk)))
+        curves.update(curve)
+        if len(members) > 1 and args.members:
+            curves.update(seed_lines(label, steps, returns_rk))
         env_ids.add(label.split()[1])
-        last = curves[next(k for k in curves if k.startswith(label))][1]
+        last = next(iter(curve.values()))[1]
         print(f"{label}: {len(members)} run(s), last evaluation {last[-1]:.1f} at {int(steps[-1]):,} steps, "
               f"best {np.max(last):.1f}" + (" (IQM over seeds)" if len(members) > 1 else ""))
-    if not have_matplotlib():
-        raise ConfigError("npgrad plot needs matplotlib: pip install 'npgrad[plot]'")
-    print(f"wrote {plot_curves(curves, args.out, ', '.join(sorted(env_ids)))}")
+    try:
+        print(f"wrote {plot_curves(curves, out, ', '.join(sorted(env_ids)))}")
+    except OSError as e:
+        raise runs.WriteError(f"cannot write {out}: {e.strerror or e}") from None
     return 0
+
+
+def image_path(path, flag):
+    """``path`` for a figure, ``.png`` added if it has no extension; ``ConfigError`` if its folder does not exist
+    or matplotlib cannot write its format (checked before any work)."""
+    from matplotlib.figure import Figure
+
+    ext = os.path.splitext(path)[1]
+    path = path if ext else path + ".png"
+    formats = Figure().canvas.get_supported_filetypes()
+    if ext and ext[1:].lower() not in formats:
+        raise ConfigError(f"{flag} {path}: matplotlib cannot write .{ext[1:]} files; use one of "
+                          f"{', '.join('.' + f for f in sorted(formats))}")
+    folder = os.path.dirname(path) or "."
+    if not os.path.isdir(folder):
+        raise ConfigError(f"{flag} {path}: the folder {folder} does not exist")
+    return path
 
 
 # --- check-env ------------------------------------------------------------------------------------------

@@ -636,15 +636,17 @@ def saved_evaluation(path):
     return evaluation
 
 
-def completed(futures, feed=None, show=None, every=0.5):
+def completed(futures, feed=None, show=None, every=0.5, tick=None):
     """The ``futures`` as they complete; meanwhile, every ``every`` seconds, each report waiting on the queue ``feed``
-    is shown (``show(chunk, num_steps, latest returns)``)."""
+    is shown (``show(chunk, num_steps, latest returns)``) and ``tick()`` is called, if given."""
     pending = set(futures)
     while pending:
-        done, pending = concurrent.futures.wait(pending, timeout=every if feed is not None else None,
+        done, pending = concurrent.futures.wait(pending, timeout=every if feed is not None or tick else None,
                                                 return_when=concurrent.futures.FIRST_COMPLETED)
         while feed is not None and not feed.empty():
             show(*feed.get())
+        if tick is not None:
+            tick()
         yield from done
 
 

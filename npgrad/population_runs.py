@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import csv
+import dataclasses
 import io as text_io
 import itertools
 import json
@@ -63,9 +64,23 @@ def split_settings(config_cls, pairs):
         name = config_cls.ALIASES.get(name.strip(), name.strip())
         if sep and "," in text and name in per_member_fields(config_cls):
             swept[name] = [t.strip() for t in text.split(",")]
+            if len({runs.parse_value(config_cls, name, t) for t in swept[name]}) < len(swept[name]):
+                raise ConfigError(f"--set {pair}: a value is listed twice")
         else:
             shared.append(pair)
     return shared, swept
+
+
+def refuse_listed_structure(config_cls, shared):
+    """A population's shared ``--set`` pairs may not list values of a structural setting (``n_steps=64,128``)."""
+    defaults = {f.name: f.default for f in dataclasses.fields(config_cls)}
+    for pair in shared:
+        name, _, text = pair.partition("=")
+        name = config_cls.ALIASES.get(name.strip(), name.strip())
+        if "," in text and name in defaults and not isinstance(defaults[name], tuple):
+            raise ConfigError(f"--set {pair}: {name} is shared by every member of a population (a structural "
+                              f"setting): give one value. Only numbers of the update may differ per member: "
+                              f"{', '.join(sorted(per_member_fields(config_cls)))}")
 
 
 def member_specs(seeds, swept):
@@ -143,16 +158,17 @@ def finished(index, member, run_dir):
     return read_header(model)["progress"]["num_steps"] >= index["steps"]
 
 
-def run_stack(argvs, feed=None, chunk=0):
+def run_stack(argvs, feed=None, chunk=0, halt=None):
     """A worker's job: the members given by their ``npgrad train`` arguments, each set up as its solo run would be
     (a new run folder, or one resumed from its checkpoint), then trained as stacks of members at the same step
     (``population.train_stack``), each with its run folder's logger; progress goes to the queue ``feed``, if given.
+    Ctrl-C here, or the event ``halt`` set by the parent, stops every member at its next update with a checkpoint.
     Returns ``[(exit status, message)]``."""
     from .cli import build_parser, finish_run, resume_run, start_run
     from .population import reporter, train_stack
 
     parser, results, members = build_parser(), [None] * len(argvs), []
-    with runs.StopOnSignal() as stop:
+    with runs.StopOnSignal(halt) as stop:
         for i, argv in enumerate(argvs):
             args = parser.parse_args(argv)
             try:
@@ -219,19 +235,23 @@ def train_here(index, run_dir, todo, resume, workers, stop, display=None):
     their progress on ``display`` meanwhile."""
     chunks, context = chunked(todo, workers), worker_context()
     with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool, context.Manager() as manager:
-        feed = manager.Queue() if display is not None else None
-        futures = {pool.submit(run_stack, [member_argv(index, m, run_dir, resume) for m in chunk], feed, i): i
+        feed, halt = (manager.Queue() if display is not None else None), manager.Event()
+        futures = {pool.submit(run_stack, [member_argv(index, m, run_dir, resume) for m in chunk], feed, i, halt): i
                    for i, chunk in enumerate(chunks)}
         sizes = {}  # the size of each stack a chunk trains, learned from its first report
         show = lambda key, n, latest: display.update(key, sizes.setdefault(key, len(latest)), n, latest)  # noqa: E731
-        for future in completed(futures, feed, show):
+
+        def pass_on_ctrl_c():  # a Ctrl-C that reached only this process stops the workers too
+            if stop.requested:
+                halt.set()
+        for future in completed(futures, feed, show, tick=pass_on_ctrl_c):
             if stop.requested:
                 for f in futures:
                     f.cancel()
             i = futures[future]
             for member, (status, message) in zip(chunks[i], future.result()):
                 yield member, status, message
-            for key in [key for key in sizes if key[0] == i]:
+            for key in [key for key in sizes if key[0] == i and not stop.requested]:
                 display.update(key, sizes[key], index["steps"])
 
 

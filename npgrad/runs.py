@@ -63,7 +63,8 @@ NEVER = 10**18  # the interval of an evaluation that is switched off (eval_every
 COUNTS = {  # every count and interval the command or a run folder takes: (smallest, largest)
     "seed": (0, 2**63 - 1), "steps": (1, MAX_STEPS), "checkpoint_every": (1, MAX_STEPS),
     "eval_every": (0, MAX_STEPS), "eval_episodes": (1, MAX_EPISODES), "episodes": (1, MAX_EPISODES),
-    "batch": (1, 4096), "num_updates": (0, MAX_STEPS), "next_eval": (1, NEVER), "next_checkpoint": (1, NEVER)}
+    "batch": (1, 4096), "workers": (1, 1024), "num_updates": (0, MAX_STEPS), "next_eval": (1, NEVER),
+    "next_checkpoint": (1, NEVER)}
 
 
 class WriteError(NpgradError):
@@ -136,8 +137,9 @@ def check_run_config(config, trust_env_spec=False):
     return config
 
 
-def parse_value(config_cls, name, text):
-    """Turn the text of ``--set name=text`` into the type of the config field ``name``."""
+def parse_value(config_cls, name, text, where=None):
+    """Turn the text of ``--set name=text`` into the type of the config field ``name``; an error names ``where`` the
+    text came from (default: that ``--set``)."""
     fields = {f.name: f for f in dataclasses.fields(config_cls)}
     if name not in fields:
         raise config_cls.unknown([name])
@@ -156,7 +158,7 @@ def parse_value(config_cls, name, text):
     except ValueError:
         kind = {bool: "true or false", int: "an integer", float: "a number",
                 tuple: "comma-separated integers such as 64,64"}[type(default)]
-        raise ConfigError(f"--set {name}={text}: {name} expects {kind}") from None
+        raise ConfigError(f"{where or f'--set {name}={text}'}: {name} expects {kind}") from None
     return text
 
 
@@ -185,15 +187,24 @@ def read_overrides(config_cls, path):
             raise ConfigError(f"--config {path}: larger than {MAX_CONFIG_BYTES:,} bytes, so not a hyperparameter file")
         values = yaml.safe_load(text)
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
-        raise ConfigError(f"--config {path}: {e}") from None
+        raise ConfigError(f"--config {path}: {one_line_yaml_error(e)}") from None
     if not isinstance(values, dict):
         raise ConfigError(f"--config {path}: must hold a mapping of hyperparameter names to values, got {shown(values)}")
     overrides = {}
     for name, value in values.items():
         name = config_cls.ALIASES.get(str(name), str(name))
-        overrides[name] = (parse_value(config_cls, name, value) if isinstance(value, str)
+        overrides[name] = (parse_value(config_cls, name, value, f"--config {path}: {name}: {value}")
+                           if isinstance(value, str)
                            else tuple(value) if isinstance(value, list) else value)
     return overrides
+
+
+def one_line_yaml_error(e):
+    """PyYAML's multi-line report of where a file stops being YAML, as one line; any other error as it is."""
+    mark = getattr(e, "problem_mark", None)
+    if isinstance(e, yaml.MarkedYAMLError) and mark is not None:
+        return f"not valid YAML at line {mark.line + 1}, column {mark.column + 1}: {e.problem}"
+    return str(e)
 
 
 def versions():
@@ -243,7 +254,8 @@ def read_json_object(path):
 def read_config(run_dir, trust_env_spec=False):
     """A run's ``config.json``, every field checked (``check_run_config``)."""
     if not os.path.isdir(run_dir):
-        raise FileFormatError(f"run folder {os.fspath(run_dir)!r} does not exist")
+        raise FileFormatError(f"{os.fspath(run_dir)!r} is a file, not a run folder" if os.path.exists(run_dir) else
+                              f"run folder {os.fspath(run_dir)!r} does not exist")
     for name in (PROGRESS, TIMING, MODEL, CURVE, CHECKPOINTS):
         run_file(run_dir, name)  # a link out of the folder is refused before anything is read or written
     path = run_file(run_dir, CONFIG)
@@ -295,6 +307,18 @@ def writing(run_dir, path):
         state = (f"the last checkpoint, {last}, is intact; continue from it with: npgrad train --resume {run_dir}"
                  if last else "no checkpoint was written yet")
         raise WriteError(f"cannot write {path}: {e.strerror or e}; {state}") from None
+
+
+def last_return(progress_csv):
+    """The last finite mean episode return a run logged (NaN if none): what a resumed run shows until its restarted
+    environments finish an episode."""
+    returns = []
+    for row in read_csv(progress_csv)[1]:
+        try:
+            returns.append(float(row.get("ep_return_mean") or "nan"))
+        except ValueError:
+            continue
+    return next((r for r in reversed(returns) if math.isfinite(r)), float("nan"))
 
 
 def read_csv(path):
@@ -376,17 +400,22 @@ def format_cell(value):
 
 
 class StopOnSignal:
-    """Turn Ctrl-C (SIGINT) into a request to stop at the next update boundary."""
+    """Turn Ctrl-C (SIGINT) into a request to stop at the next update boundary; so does setting ``halt`` (an event
+    another process may set: how a population's parent stops its workers)."""
 
-    def __init__(self):
-        self.requested = False
+    def __init__(self, halt=None):
+        self.signalled, self.halt = False, halt
+
+    @property
+    def requested(self):
+        return self.signalled or (self.halt is not None and self.halt.is_set())
 
     def __enter__(self):
         self.previous = signal.signal(signal.SIGINT, self._handler)
         return self
 
     def _handler(self, signum, frame):
-        self.requested = True
+        self.signalled = True
 
     def __exit__(self, *exc):
         signal.signal(signal.SIGINT, self.previous)
@@ -405,7 +434,7 @@ class RunLogger:
         self.next_checkpoint = state.get("next_checkpoint", self.every)
         self.progress = CsvLog(run_file(run_dir, PROGRESS), PROGRESS_FIRST, PROGRESS_OPTIONAL)
         self.timing = CsvLog(run_file(run_dir, TIMING), ["num_updates", "num_steps"])
-        self.last_return = float("nan")
+        self.last_return = last_return(run_file(run_dir, PROGRESS))
         with writing(run_dir, run_file(run_dir, CHECKPOINTS)):
             os.makedirs(run_file(run_dir, CHECKPOINTS), exist_ok=True)
 

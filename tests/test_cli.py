@@ -15,6 +15,7 @@ from npgrad import cli, runs
 from npgrad.errors import FileFormatError
 from npgrad.io import flatten
 from npgrad.plotting import have_matplotlib
+from npgrad.population import aggregate_curves
 from test_runs import within
 
 TINY = ["--steps", "3000", "--checkpoint-every", "1024", "--eval-every", "1024", "--eval-episodes", "2", "--quiet"]
@@ -207,12 +208,35 @@ def test_gradcheck_prints_a_passing_table(capsys):
 
 @pytest.mark.skipif(not have_matplotlib(), reason="needs matplotlib (test extra)")
 def test_plot_overlays_seeds_as_mean_and_band(tmp_path, capsys):
-    for seed in (0, 1):
-        assert train(tmp_path / f"s{seed}", "ppo", "CartPole-v1", "--seed", str(seed)) == 0
+    assert cli.main(["defaults", "ppo", "CartPole-v1"]) == 0
+    (tmp_path / "ppo.yaml").write_text(capsys.readouterr().out)  # the defaults, given as a file: the same config
+    assert train(tmp_path / "lr", "ppo", "CartPole-v1", "--set", "lr=2e-3") == 0
+    assert train(tmp_path / "s0", "ppo", "CartPole-v1", "--seed", "0") == 0
+    assert train(tmp_path / "s1", "ppo", "CartPole-v1", "--seed", "1", "--config", str(tmp_path / "ppo.yaml")) == 0
     out_png = tmp_path / "curves.png"
-    assert cli.main(["plot", str(tmp_path / "s0"), str(tmp_path / "s1"), "--out", str(out_png)]) == 0
-    assert "ppo CartPole-v1: 2 run(s)" in capsys.readouterr().out
+    assert cli.main(["plot", *(str(tmp_path / r) for r in ("lr", "s0", "s1")), "--out", str(out_png)]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    steps, returns_rk = zip(*(runs.eval_curve(tmp_path / r) for r in ("s0", "s1")))
+    iqm = aggregate_curves(steps[0], list(returns_rk)).iqm
+    assert printed[1].startswith(f"ppo CartPole-v1: 2 run(s), last evaluation {iqm[-1]:.1f} at 3,072 steps")
+    assert printed[0].startswith(f"ppo CartPole-v1 (lr=0.002): 1 run(s), last evaluation "
+                                 f"{runs.eval_curve(tmp_path / 'lr')[1][-1]:.1f}")
     assert out_png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.skipif(not have_matplotlib(), reason="needs matplotlib (test extra)")
+def test_plot_checks_what_it_is_given_before_reading_any_run(tmp_path, capsys):
+    assert train(tmp_path / "run") == 0
+    run = str(tmp_path / "run")
+    for argv, message in ([[run, run], f"{run} is listed 2 times"],
+                          [[run, "--out", str(tmp_path / "c.txt")], "matplotlib cannot write .txt files; use one of"],
+                          [[run, "--out", str(tmp_path / "no" / "c.png")], f"the folder {tmp_path / 'no'} does not exist"],
+                          [[run + "/model.npz"], "model.npz' is a file, not a run folder"]):
+        assert cli.main(["plot", *argv]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("npgrad: error: ") and message in err and err.count("\n") == 1, err
+    assert cli.main(["plot", run, "--out", str(tmp_path / "c")]) == 0  # no extension: a PNG, and it says which
+    assert capsys.readouterr().out.endswith(f"wrote {tmp_path / 'c.png'}\n") and (tmp_path / "c.png").is_file()
 
 
 def test_video_is_recorded_when_imageio_is_installed(tmp_path):
@@ -220,6 +244,8 @@ def test_video_is_recorded_when_imageio_is_installed(tmp_path):
     assert train(tmp_path / "run") == 0
     assert cli.main(["eval", str(tmp_path / "run"), "--episodes", "1", "--video", str(tmp_path / "ep.gif")]) == 0
     assert (tmp_path / "ep.gif").read_bytes()[:6] == b"GIF89a"
+    missing = tmp_path / "no" / "ep.gif"
+    assert cli.main(["eval", str(tmp_path / "run"), "--video", str(missing)]) == 2  # said before evaluating
 
 
 def test_python_dash_m_npgrad_prints_help():
@@ -294,11 +320,14 @@ def test_defaults_print_a_yaml_file_that_config_reads_back(tmp_path, capsys):
     ("- 1\n", "must hold a mapping of hyperparameter names to values"),
     ("lr: !!python/object/apply:os.system ['echo unsafe']\n", "could not determine a constructor"),
     ("lrr: 1\n", "lrr: did you mean lr"),
+    ("lr: [1\n", "c.yaml: not valid YAML at line 2, column 1: expected ',' or ']'"),
+    ("lr: fast\n", "c.yaml: lr: fast: lr expects a number"),
 ])
 def test_a_config_file_that_is_not_hyperparameters_is_one_line(tmp_path, capsys, text, match):
     (tmp_path / "c.yaml").write_text(text)
     assert cli.main(["train", "ppo", "CartPole-v1", "--config", str(tmp_path / "c.yaml"), "--out", str(tmp_path / "r")]) == 2
-    assert match in capsys.readouterr().err and not (tmp_path / "r").exists()
+    err = capsys.readouterr().err
+    assert match in err and err.count("\n") == 1 and not (tmp_path / "r").exists(), err
 
 
 def test_check_env_reports_one_row_per_requirement(capsys):
@@ -341,11 +370,12 @@ def test_train_algo_help_lists_every_hyperparameter_with_its_default_and_text(ca
 def test_resuming_a_finished_run_says_so_instead_of_retraining(tmp_path, capsys):
     run = str(tmp_path / "run")
     assert cli.main(["train", "ppo", "CartPole-v1", "--steps", "2500", "--checkpoint-every", "1000",
-                     "--eval-every", "0", "--quiet", "--out", run]) == 0  # ends at 2,560; last checkpoint 2,048
+                     "--eval-every", "0", "--quiet", "--out", run]) == 0  # ends at 2,560, with a checkpoint there
     model = (tmp_path / "run" / "model.npz").read_bytes()
     for more in ([], ["--steps", "2000"]):
         assert cli.main(["train", "--resume", run, "--quiet", *more]) == 2
         assert "has finished: its model has 2,560 steps" in capsys.readouterr().err
     assert (tmp_path / "run" / "model.npz").read_bytes() == model, "the finished model is left as it was"
+    assert runs.latest_checkpoint(run).endswith("step_0000002560.npz")  # training further starts from the end
     assert cli.main(["train", "--resume", run, "--quiet", "--steps", "4000"]) == 0
     assert npgrad.load(tmp_path / "run" / "model.npz").num_steps == 4096

@@ -301,6 +301,9 @@ def test_cli_population_resume_skips_finished_members_and_finishes_the_rest(tmp_
     assert main(["train", "--resume", str(out), "--steps", "384", "--quiet"]) == 0
     assert all(npgrad.load(out / f"member-00{k}" / "model.npz").num_steps == 384 for k in (0, 1))
     capsys.readouterr()
+    assert main(["eval", str(out)]) == 2
+    assert f"is a population: evaluate one of its members, e.g. npgrad eval {out / 'member-000'}" in \
+        capsys.readouterr().err
     assert main(["train", "--resume", str(out), "--quiet"]) == 2  # nothing left to train: refused, as a solo run
     assert capsys.readouterr().err.strip() == (f"npgrad: error: {out} has finished: all 2 members have their 384 "
                                                f"steps; plot them with npgrad plot {out}, or train further with "
@@ -311,6 +314,9 @@ def test_cli_population_resume_skips_finished_members_and_finishes_the_rest(tmp_
     (["--seeds", "3-1"], "the range 3-1 is empty"), (["--seeds", "a"], "expected seeds such as 0-15"),
     (["--seeds", "0,0"], "a seed is listed twice"), (["--seeds", "0-1", "--set", "lr=1e-3,-1"], "lr=-1.0 is invalid"),
     (["--workers", "2"], "--workers is for populations"),
+    (["--seeds", "0-1", "--workers", "0"], "--workers must be a positive integer, got 0"),
+    (["--seeds", "0-1", "--set", "n_steps=64,128"], "n_steps is shared by every member of a population"),
+    (["--seeds", "0-1", "--set", "lr=1e-3,0.001"], "--set lr=1e-3,0.001: a value is listed twice"),
 ])
 def test_cli_population_bad_input(tmp_path, capsys, argv, problem):
     assert main(["train", "ppo", "CartPole-v1", "--out", str(tmp_path / "p"), *argv]) == 2
@@ -320,3 +326,29 @@ def test_cli_population_bad_input(tmp_path, capsys, argv, problem):
 def test_member_settings_pairs_seeds_with_values():
     assert member_settings(npgrad.PPO.Config, range(2), {"learning_rate": [1e-3, 2e-3]}) == [
         (0, {"lr": 1e-3}), (1, {"lr": 2e-3})]
+
+
+def test_ctrl_c_to_the_parent_alone_stops_every_worker_with_a_checkpoint(tmp_path):
+    """A SIGINT that reaches only the parent (``kill -INT PID``) is passed on: each member stops at its next update
+    with a checkpoint, the parent alone says how to continue, and the resumed population finishes."""
+    import signal
+    import subprocess
+    import sys
+
+    out = tmp_path / "pop"
+    cmd = [sys.executable, "-m", "npgrad", "train", "ppo", "CartPole-v1", "--seeds", "0-1", "--workers", "2",
+           "--steps", "1000000", "--checkpoint-every", "2048", "--eval-every", "0", "--quiet", "--out", str(out)]
+    parent = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, start_new_session=True)  # no shared Ctrl-C
+    deadline = time.monotonic() + 120
+    while not all((out / m / "checkpoints").is_dir() for m in ("member-000", "member-001")):
+        assert time.monotonic() < deadline and parent.poll() is None, "the population never wrote a checkpoint"
+        time.sleep(0.1)
+    parent.send_signal(signal.SIGINT)
+    _, err = parent.communicate(timeout=120)
+    assert parent.returncode == 130, err
+    assert err.strip().splitlines() == [f"interrupted; continue with: npgrad train --resume {out}"]
+    for member in ("member-000", "member-001"):
+        assert not (out / member / "model.npz").exists(), f"{member} trained on to the end"
+    steps = [npgrad.load(sorted((out / m / "checkpoints").iterdir())[-1]).num_steps for m in ("member-000", "member-001")]
+    assert max(steps) < 1_000_000
+    assert main(["train", "--resume", str(out), "--steps", str(max(steps) + 2048), "--quiet"]) == 0
