@@ -56,7 +56,7 @@ def build_parser():
     p.add_argument("algo", nargs="?", metavar="ALGO", help=f"one of: {', '.join(ALGOS)}")
     p.add_argument("env_id", nargs="?", metavar="ENV_ID", help="a gymnasium id such as CartPole-v1 or Pendulum-v1")
     p.add_argument("--steps", type=int, default=None, help="environment steps to train (default 100000)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=None, help="the seed of a single run (default 0)")
     p.add_argument("--seeds", metavar="SEEDS", help="train a population, one member per seed, e.g. 0-15 or 0,3,8-11; "
                    "--set lr=1e-3,3e-3 then sweeps a number of the update (every value with every seed)")
     p.add_argument("--workers", type=int, default=None, help="a population's members trained at once, one process "
@@ -187,6 +187,9 @@ def cmd_train(args):
     check_flags(args, "steps", "seed", "checkpoint_every", "eval_every", "eval_episodes", "workers")
     if args.resume and population_runs.is_population_run(args.resume):
         return resume_population(args)
+    if args.seeds is not None and args.seed is not None:
+        raise ConfigError("--seed and --seeds: give --seeds for a population, --seed for a single run")
+    args.seed = args.seed if args.seed is not None else 0
     if args.seeds is not None or (args.algo in ALGOS and population_runs.split_settings(ALGOS[args.algo].Config,
                                                                                         args.set)[1]):
         return start_population(args)

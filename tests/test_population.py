@@ -315,6 +315,7 @@ def test_cli_population_resume_skips_finished_members_and_finishes_the_rest(tmp_
     (["--seeds", "0,0"], "a seed is listed twice"), (["--seeds", "0-1", "--set", "lr=1e-3,-1"], "lr=-1.0 is invalid"),
     (["--workers", "2"], "--workers is for populations"),
     (["--seeds", "0-1", "--workers", "0"], "--workers must be a positive integer, got 0"),
+    (["--seeds", "0-1", "--seed", "7"], "--seed and --seeds: give --seeds for a population, --seed for a single run"),
     (["--seeds", "0-1", "--set", "n_steps=64,128"], "n_steps is shared by every member of a population"),
     (["--seeds", "0-1", "--set", "lr=1e-3,0.001"], "--set lr=1e-3,0.001: a value is listed twice"),
 ])
