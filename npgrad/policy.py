@@ -134,7 +134,8 @@ class Policy:
         with row weights ``u``).
 
         ``F`` is the Hessian of ``mean KL(pi_old || pi_theta)`` at ``theta = theta_old`` (the
-        first-order term vanishes there). One forward is shared by every product; each product
+        first-order term vanishes there); for gSDE, with its features held fixed, as its noise treats them
+        (docs/02). One forward is shared by every product; each product
         is one JVP, the metric ``M`` of the distribution, and one VJP: no second backward pass.
         """
         fwd = self.forward(obs_no, theta_p)

@@ -16,8 +16,8 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy.linalg import LinAlgError, cho_factor, cho_solve
 
-Schedule = Callable[[int], float]
-"""``lr_schedule(t) -> lr`` before step ``t = 1, 2, ...``."""
+Schedule = Callable[[Any], Any]
+"""``lr_schedule(t) -> lr`` before step ``t = 1, 2, ...`` (for a stack, an array of each agent's ``t``)."""
 PerAgent = float | np.ndarray
 """A number of one agent, or one per agent of a stack, ``(S,)``."""
 Info = dict[str, Any]
@@ -229,8 +229,8 @@ class Adam:
         grad_p, norm = clip_grad_norm(grad_p, self.max_grad_norm)
         ok = np.isfinite(norm) & active
         t, every = self.t + ok, bool(ok.all())
-        if self.lr_schedule is not None:
-            self.lr = self.lr_schedule(int(t))
+        if self.lr_schedule is not None:  # the step about to be taken, counted per agent of a stack
+            self.lr = self.lr_schedule(self.t + 1)
         info = {"grad_norm": norm, "lr": self.lr}
         if not (every or ok.any()):
             return np.where(np.asarray(active)[..., None], np.nan, theta_p), info
@@ -250,8 +250,9 @@ class Adam:
         correction = np.sqrt(1 - b2**t)
         denom_p = np.sqrt(self.v_p, out=scratch)
         denom_p += (self.eps * correction)[..., None]
-        step_p = np.multiply((self.lr * correction / (1 - b1**t))[..., None], self.m_p)
-        step_p /= denom_p
+        with np.errstate(invalid="ignore", divide="ignore"):  # 0 / 0 in a row not taken before its first step
+            step_p = np.multiply((self.lr * correction / (1 - b1**t))[..., None], self.m_p)
+            step_p /= denom_p
         new_theta_p = np.subtract(theta_p, step_p, out=step_p)
         if every:
             return new_theta_p, info
@@ -275,8 +276,8 @@ class RMSprop:
     """RMSprop (Tieleman & Hinton 2012, lecture 6e) on a flat parameter vector, as ``torch.optim.RMSprop``.
 
     ``v <- alpha v + (1 - alpha) g^2;  theta <- theta - lr g / (sqrt(v) + eps)``, no momentum and no
-    bias correction, so every coordinate moves by about ``lr`` per step whatever the gradient's
-    scale. The defaults are SB3's A2C: alpha 0.99 (as the A3C paper) and eps 1e-5. Stacks as ``Adam``.
+    bias correction, so once ``v`` has warmed up every coordinate moves by about ``lr`` per step whatever
+    the gradient's scale (from ``v = 0`` the first step is ``lr / sqrt(1 - alpha)``, 10 ``lr``, as torch's). The defaults are SB3's A2C: alpha 0.99 (as the A3C paper) and eps 1e-5. Stacks as ``Adam``.
     """
 
     def __init__(self, num_params: int | tuple[int, ...], lr: PerAgent = 7e-4, alpha: float = 0.99,

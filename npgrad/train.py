@@ -38,7 +38,9 @@ class Progress:
 
     @property
     def schedule(self):
-        """``progress_remaining``: 1 at the start of the ``learn`` call, 0 at its end (SB3's name)."""
+        """``progress_remaining``: 1 at the start of the ``learn`` call, 0 at its end (SB3's name). Read before each
+        batch is collected, as CleanRL's ``anneal_lr``: update k of K gets ``1 - (k - 1) / K`` (SB3 reads it after
+        collecting, one batch later)."""
         return 1.0 - (self.num_steps - self.learn_start) / max(self.total_steps - self.learn_start, 1)
 
     def record(self, batch, info):

@@ -195,6 +195,11 @@ def test_learning_rate_schedule_hook_sets_lr_before_each_step():
     for _ in range(3):
         lrs.append(opt.step(np.zeros(1), np.ones(1))[1]["lr"])
     assert lrs == [0.1, 0.05, 0.1 / 3]
+    refused = Adam(1, lr=1.0, lr_schedule=lambda t: 0.1 / t)  # a refused first step leaves the next one step 1
+    assert refused.step(np.zeros(1), np.array([np.nan]))[1]["lr"] == 0.1 and refused.t == 0
+    stack = Adam((2, 1), lr=1.0, lr_schedule=lambda t: 0.1 / t)  # a stack: each agent at its own step
+    stack.step(np.zeros((2, 1)), np.array([[1.0], [np.nan]]))
+    np.testing.assert_array_equal(stack.step(np.zeros((2, 1)), np.ones((2, 1)))[1]["lr"], [0.05, 0.1])
     sgd = SGD(lr=1.0, lr_schedule=lambda t: 0.5**t)
     theta, info = sgd.step(np.zeros(1), np.ones(1))
     assert info["lr"] == 0.5 and theta[0] == -0.5

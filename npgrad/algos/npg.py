@@ -4,11 +4,13 @@ Maths: docs/04-natural-gradient.md. One update:
 
     g     = (1/n) sum_i grad log pi(a_i|s_i) A_i
     x     = (F + reg I)^-1 g                        the natural gradient (reg: fisher_reg, or cg_damping)
-    step  = sqrt(2 delta / x^T F x) x               a KL of delta in the quadratic model; no line search
+    step  = sqrt(2 delta / x^T F x) x               a KL of delta in the quadratic model (at most delta with cg,
+                                                    which scales by x^T (F + cg_damping I) x, as TRPO); no
+                                                    line search
 
 ``F^-1 g`` comes from an explicit Fisher (``exact`` J^T M J, or ``empirical`` mean score outer
 products) by a Cholesky solve for small networks, or from conjugate gradient on the exact
-Fisher-vector product (``cg``) for larger ones. ``auto`` picks explicit below 3,000 parameters.
+Fisher-vector product (``cg``) for larger ones. ``auto`` picks explicit up to 3,000 parameters.
 """
 from __future__ import annotations
 

@@ -52,7 +52,8 @@ class PPOConfig(Config):
     kl_target: float = 0.01
     """d_targ, the KL the penalty aims at (``kl_penalty`` only)."""
     anneal_lr: bool = False
-    """Anneal ``lr`` linearly to 0 over the ``learn`` call (SB3's ``lin_<lr>``)."""
+    """Anneal ``lr`` linearly to 0 over the ``learn`` call (SB3's ``lin_<lr>``; the first update takes the whole
+    ``lr``, as CleanRL's ``anneal_lr``)."""
     anneal_clip: bool = False
     """Anneal ``clip_range`` linearly to 0 over the ``learn`` call (``clip`` only)."""
 

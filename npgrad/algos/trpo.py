@@ -4,7 +4,8 @@ Maths: docs/05-trpo.md. One update:
 
     g   = grad mean(r A)                              at theta_old (r = 1 there)
     x  ~= F^-1 g                                      conjugate gradient on the exact FVP (every k-th row)
-    s   = sqrt(2 delta / x^T F x) x                   KKT step to the edge of the trust region
+    s   = sqrt(2 delta / x^T F x) x                   KKT step to the edge of the trust region (of the damped
+                                                      model F + cg_damping I, as the original code)
     theta = line search on mean(r A) from theta_old along s, accepting only mean KL <= delta
 
 then fit V separately. If CG breaks down or nothing is accepted, theta stays theta_old.
@@ -50,7 +51,9 @@ class TRPOConfig(ValueRegressionConfig):
     ``max_kl`` for Discrete and MultiDiscrete actions, not for ``a`` independent dimensions (a Box, a MultiBinary):
     sb3-contrib 2.9 averages their KL over the dimensions as well as the states, so its trust region is
     ``a * target_kl`` in the mean KL of eq. (5.1) that ``max_kl`` bounds, and its damping acts on ``F / a``. Its
-    update equals ``max_kl = a * target_kl, cg_damping = a * cg_damping`` here."""
+    CG step equals ``max_kl = a * target_kl, cg_damping = a * cg_damping`` here; its line search differs (it
+    accepts any improvement, ``accept_ratio=0``, and measures KL(new || old)), and its ``sub_sampling_factor``
+    subsamples the whole update where ``fvp_subsample`` subsamples only the Fisher-vector products."""
 
     def validate(self):
         super().validate()
