@@ -21,7 +21,7 @@ from .callbacks import ProgressBar
 from .config import require_bool, require_integer, require_memory
 from .envs import (NO_ENV, EnvLike, EnvSpec, EvalResult, check_env_id, env_id_of, fit_to_env_instance, make_vec_env,
                    rebuilt_spec, recorded_spec, run_episodes, spaces_of, spec_to_json)
-from .errors import ConfigError, NpgradError, NpgradWarning, ShapeError, shown
+from .errors import ConfigError, FileFormatError, NpgradError, NpgradWarning, ShapeError, shown
 from .heads import make_head
 from .io import refuse
 from .nn import count_params
@@ -180,11 +180,18 @@ class Agent:
         """``(actions, state)`` for raw observations, one or a batch, as SB3's ``predict``: sampled unless
         ``deterministic``, filtered as in training, clipped to a Box; ``state`` comes back as given (npgrad's policies
         are not recurrent). ``rng``: a ``np.random.Generator`` (default: the agent's). What is not an observation, or
-        one the network cannot represent (beyond 3.4e38 in float32) or whose outputs overflow, is a ``ShapeError``."""
+        one the network cannot represent (beyond 3.4e38 in float32) or whose outputs overflow, is a ``ShapeError``.
+        Actions come in the action space's dtype (float32 for most Boxes), as SB3's, so ``space.contains`` holds."""
+        act = self.act(obs, deterministic, rng)
+        return act.astype(self.envs.single_action_space.dtype, copy=False), state
+
+    def act(self, obs: Any, deterministic: bool = False, rng: np.random.Generator | None = None) -> np.ndarray:
+        """``predict``'s actions as the policy computes them (float64 for a Box): what training and ``evaluate``
+        step environments with, so an evaluation equals the population's side-by-side one bit for bit."""
         deterministic, rng = require_bool(deterministic, "deterministic"), generator(rng, self.rng)
         obs_no, single = observation_batch(obs, self.envs.single_observation_space)
         act = act_on(obs_no, self.policy, self.obs_filter, self.config.dtype, deterministic, rng)
-        return (act[0] if single else act), state
+        return act[0] if single else act
 
     def evaluate(self, episodes: int = 10, deterministic: bool = True, seed: int | None = None,
                  env: EnvLike | None = None) -> EvalResult:
@@ -200,8 +207,7 @@ class Agent:
         envs = self.eval_envs(env, episodes)
         seed = self.seed + EVAL_SEED_OFFSET if seed is None else require_integer(seed, "seed")
         rng = np.random.default_rng(seed)
-        result = run_episodes(lambda obs: self.predict(obs, deterministic=deterministic, rng=rng)[0], envs, episodes,
-                              seed)
+        result = run_episodes(lambda obs: self.act(obs, deterministic, rng), envs, episodes, seed)
         if isinstance(env, (str, EnvSpec)):  # built here for this call
             envs.close()
         if env is self.envs or env in getattr(self.envs, "envs", ()):
@@ -215,7 +221,15 @@ class Agent:
         copy each time (30 ms for Hopper-v5)."""
         copies = min(episodes, MAX_EVAL_ENVS)  # more episodes are shared by these copies
         if env is not None:
-            return make_vec_env(env, copies)
+            envs = make_vec_env(env, copies)
+            mine, theirs = spaces_of(self.envs), spaces_of(envs)
+            if not all(type(a) is type(b) and gym.spaces.flatdim(a) == gym.spaces.flatdim(b)
+                       for a, b in zip(mine, theirs)):
+                if isinstance(env, (str, EnvSpec)):  # built here: closed here
+                    envs.close()
+                raise ConfigError(f"env: its spaces ({spaces_text(*theirs)}) are not the agent's "
+                                  f"({spaces_text(*mine)})")
+            return envs
         if self.own_eval_envs is None or self.own_eval_envs.num_envs != copies:
             if self.own_eval_envs is not None:
                 self.own_eval_envs.close()
@@ -339,13 +353,19 @@ def load(path: str | os.PathLike, env: EnvLike | None = None, trust_env_spec: bo
         meta, path = archive.meta, archive.path
         cls, config = saved_config(meta, path)
         check_saved_counters(meta, path)
-        saved_spec = checked_env_spec(meta, path)
+        saved_spec, given = checked_env_spec(meta, path), env is not None
         if env is None:
             env = saved_env(meta, saved_spec, path, trust_env_spec)
             spaces = rebuilt_spaces(env, path)
         else:
             spaces = spaces_of(env)
-        archive.check(network_shapes(config, *spaces), exact=False)  # before building the networks
+        try:
+            archive.check(network_shapes(config, *spaces), exact=False)  # before building the networks
+        except FileFormatError as e:
+            if not given:
+                raise
+            raise ConfigError(f"env: its spaces ({spaces_text(*spaces)}) do not fit the networks saved in {path} "
+                              f"({e}): pass an environment like the one the agent was trained on") from None
         try:
             agent = cls(env, seed=meta["seed"], config=config)
         except ConfigError as e:  # e.g. the memory the config needs for this environment's sizes
@@ -355,6 +375,13 @@ def load(path: str | os.PathLike, env: EnvLike | None = None, trust_env_spec: bo
         arrays = archive.read(expected)
     agent.load_state(arrays, meta, path)
     return agent
+
+
+def spaces_text(obs_space: gym.Space, act_space: gym.Space) -> str:
+    """``observations Box(4,), actions Discrete(2)``: the spaces in brief, for a message."""
+    def brief(space):
+        return f"{type(space).__name__}{space.shape}" if isinstance(space, gym.spaces.Box) else str(space)
+    return f"observations {brief(obs_space)}, actions {brief(act_space)}"
 
 
 def saved_config(meta, path):

@@ -483,6 +483,11 @@ class Population:
         total_steps = require_integer(total_steps, "total_steps")
         eval_every = require_integer(eval_every, "eval_every")
         eval_episodes = require_integer(eval_episodes, "eval_episodes", positive=True, most=10_000)
+        steps_k = [m.num_steps for m in self.members]
+        if len(set(steps_k)) > 1:  # refused here, before any is split among workers
+            raise ConfigError(f"a population's members train together from one step, but these are at {steps_k} "
+                              "steps (pop[k].learn trains member k alone); train such a member on its own, or "
+                              "start a new population")
         workers = default_workers(workers, len(self))
         if backend not in ("local", "ray"):
             raise ConfigError(f"backend must be 'local' or 'ray', got {shown(backend)}")
@@ -499,7 +504,8 @@ class Population:
         if failures:
             k, error = next(iter(sorted(failures.items())))
             why = str(error) if isinstance(error, MemberFailed) else f"{type(error).__name__}: {error}"
-            raise NpgradError(f"{len(failures)} of {len(self)} members failed (the others trained); member {k} "
+            others = " (the others trained)" if len(failures) < len(self) else ""
+            raise NpgradError(f"{len(failures)} of {len(self)} members failed{others}; member {k} "
                               f"(seed {self.members[k].seed}): {why}") from error
         return self
 

@@ -1,4 +1,5 @@
 """The facade ``npgrad.PPO`` etc.: learning, determinism, save/load, predict, callbacks and per-algorithm options."""
+import gymnasium as gym
 import numpy as np
 import pytest
 
@@ -63,6 +64,16 @@ def test_predict_single_and_batch():
     assert np.all(np.abs(agent.predict(np.zeros((4, 3)), deterministic=False)[0]) <= 2.0), "actions clipped to bounds"
     with pytest.raises(ValueError, match=r"shape \(3,\)"):
         agent.predict(np.zeros(4))
+
+
+@pytest.mark.parametrize("env_id", ["Pendulum-v1", "CartPole-v1", "MountainCarContinuous-v0"])
+def test_predicted_actions_are_in_the_action_space(env_id):
+    """As SB3's: a float32 Box gets float32 actions, so ``action_space.contains`` holds for what ``predict`` gives."""
+    env = gym.make(env_id)
+    agent = npgrad.PPO(env_id, seed=0)
+    for deterministic in (True, False):
+        action, _ = agent.predict(env.reset(seed=0)[0], deterministic=deterministic)
+        assert env.action_space.contains(action), f"{env_id}: {action!r} not in {env.action_space}"
 
 
 def test_predict_has_sb3s_signature_and_return():
@@ -140,3 +151,19 @@ def test_a2c_rmsprop_option_and_annealed_learning_rate():
     agent.learn(400, callback=lambda a, d: lrs.append(a.rule.optims["pi_optim"].lr))
     assert not np.array_equal(agent.policy.theta, theta0_p)
     assert lrs[0] == 1e-3 and all(b < a for a, b in zip(lrs, lrs[1:])) and lrs[-1] < 1.5e-4, "lr must fall towards 0"
+
+
+def test_an_env_whose_spaces_are_not_the_agents_is_named(tmp_path):
+    from npgrad.callbacks import EvalCallback
+    from npgrad.errors import ConfigError
+
+    agent = npgrad.PPO("CartPole-v1", seed=0, n_envs=2, n_steps=64)
+    mismatch = r"env: its spaces \(observations Box\(3,\), actions Box\(1,\)\) are not the agent's \(observations " \
+               r"Box\(4,\), actions Discrete\(2\)\)"
+    with pytest.raises(ConfigError, match=mismatch):
+        agent.evaluate(2, env="Pendulum-v1")
+    with pytest.raises(ConfigError, match="are not the agent's"):
+        agent.learn(256, callback=EvalCallback("Acrobot-v1", eval_freq=128))
+    agent.save(tmp_path / "a.npz")
+    with pytest.raises(ConfigError, match=r"\(observations Box\(3,\), actions Box\(1,\)\) do not fit the networks saved"):
+        npgrad.load(tmp_path / "a.npz", env="Pendulum-v1")

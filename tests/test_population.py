@@ -353,3 +353,12 @@ def test_ctrl_c_to_the_parent_alone_stops_every_worker_with_a_checkpoint(tmp_pat
     steps = [npgrad.load(sorted((out / m / "checkpoints").iterdir())[-1]).num_steps for m in ("member-000", "member-001")]
     assert max(steps) < 1_000_000
     assert main(["train", "--resume", str(out), "--steps", str(max(steps) + 2048), "--quiet"]) == 0
+
+
+def test_members_at_different_steps_are_refused_before_any_trains():
+    pop = npgrad.PPO("CartPole-v1", seed=range(2), n_envs=2, n_steps=64)
+    pop[0].learn(128)  # member 0 alone: the population's members no longer start from one step
+    for workers in (1, 2):
+        with pytest.raises(ConfigError, match=r"members train together from one step, but these are at \[128, 0\]"):
+            pop.learn(128, workers=workers)
+    assert [m.num_steps for m in pop.members] == [128, 0]
