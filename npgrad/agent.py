@@ -78,7 +78,7 @@ def agent_config(Config, env, config, overrides):
                           f"got {type(config).__name__}")
     overrides = Config.canonical(overrides)
     values, source = (config.to_dict(), "the config given") if config is not None else defaults_for(Config.algo, env)
-    fitted = fit_to_env_instance(env, {**values, **overrides}, overrides, Config)
+    fitted = fit_to_env_instance(env, values, overrides, Config)
     if config is None or fitted != values:  # a config that nothing changes is not built (or warned of) again
         config = Config.from_dict(fitted)
     config.refuse_ignored(overrides)

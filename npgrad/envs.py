@@ -91,24 +91,24 @@ class CallersEnv(gym.vector.SyncVectorEnv):
 
 def fit_to_env_instance(env: EnvLike, values: dict[str, Any], overrides: Mapping[str, Any],
                         defaults: Config) -> dict[str, Any]:
-    """The hyperparameters for an ``Env`` (one environment) or a ``VectorEnv`` (``num_envs`` of them): that
-    count becomes ``n_envs``, and ``n_steps`` (unless given) keeps the batch ``n_envs * n_steps``, e.g. PPO's
-    CartPole 16 x 16 becomes 1 x 256. An explicit ``n_envs`` that disagrees with the instance is an error.
-    ``values`` are not validated yet (``defaults`` fills what they leave out), so the config is built, and
-    its warnings given, once, for the batch the agent really collects."""
+    """The hyperparameters, ``values`` (the tuned or given config) with ``overrides``, for an ``Env`` (one
+    environment) or a ``VectorEnv`` (``num_envs`` of them): that count becomes ``n_envs``, and ``n_steps`` (unless
+    given) keeps the batch ``n_envs * n_steps`` of ``values``, e.g. PPO's CartPole 16 x 16 becomes 1 x 256, whether
+    or not ``n_envs`` is given too. An explicit ``n_envs`` that disagrees with the instance is an error. ``values``
+    are not validated yet (``defaults`` fills what they leave out), so the config is built, and its warnings
+    given, once, for the batch the agent really collects."""
+    merged = {**values, **overrides}
     if isinstance(env, (str, EnvSpec)):
-        return values
+        return merged
     n_envs = env.num_envs if isinstance(env, gym.vector.VectorEnv) else 1
-    n_envs_before = values.get("n_envs", defaults.n_envs)
-    if n_envs == n_envs_before:
-        return values
-    if "n_envs" in overrides:
+    if overrides.get("n_envs", n_envs) != n_envs:
         raise ConfigError(f"n_envs={overrides['n_envs']!r}, but the environment instance holds {n_envs} "
                           "environment(s); leave n_envs out or pass an environment id")
-    if "n_steps" in overrides:
-        return {**values, "n_envs": n_envs}
+    n_envs_before = values.get("n_envs", defaults.n_envs)
+    if n_envs == n_envs_before or "n_steps" in overrides:
+        return {**merged, "n_envs": n_envs}
     batch = n_envs_before * values.get("n_steps", defaults.n_steps)
-    return {**values, "n_envs": n_envs, "n_steps": -(-batch // n_envs)}
+    return {**merged, "n_envs": n_envs, "n_steps": -(-batch // n_envs)}
 
 
 def spaces_of(env: EnvLike) -> tuple[gym.Space, gym.Space]:
