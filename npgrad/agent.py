@@ -139,6 +139,9 @@ class Agent:
     num_steps = property(lambda self: self.progress.num_steps, doc="Environment steps trained so far.")
     num_updates = property(lambda self: self.progress.num_updates, doc="Updates so far.")
 
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} on {self.env_id}, seed {self.seed}, {self.num_steps:,} steps>"
+
     def learn(self, total_steps: int, callback: Callback | Sequence[Callback] | None = None,
               progress_bar: bool = False) -> Agent:
         """Train for ``total_steps`` more environment steps (with a tqdm bar if ``progress_bar``, as SB3).

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from .config import require_integer
+from .errors import ConfigError, shown
 
 
 class Evaluator:
@@ -113,10 +114,12 @@ class StopTrainingOnRewardThreshold:
     """An ``EvalCallback``'s ``callback_on_new_best``: stop once the best mean return reaches ``reward_threshold``."""
 
     def __init__(self, reward_threshold: float) -> None:
+        if not isinstance(reward_threshold, (int, float, np.integer, np.floating)) or isinstance(reward_threshold, bool):
+            raise ConfigError(f"reward_threshold must be a number, got {shown(reward_threshold)}")
         self.reward_threshold = float(reward_threshold)
 
     def __call__(self, agent, evaluation):
-        return evaluation.best_mean_reward < self.reward_threshold
+        return best_of(self, evaluation) < self.reward_threshold
 
 
 class StopTrainingOnNoModelImprovement:
@@ -129,12 +132,23 @@ class StopTrainingOnNoModelImprovement:
         self.best, self.evals, self.without_improvement = -np.inf, 0, 0
 
     def __call__(self, agent, evaluation):
+        best = best_of(self, evaluation)
         self.evals += 1
-        improved = evaluation.best_mean_reward > self.best
-        self.best = max(self.best, evaluation.best_mean_reward)
+        improved = best > self.best
+        self.best = max(self.best, best)
         if self.evals > self.min_evals:
             self.without_improvement = 0 if improved else self.without_improvement + 1
         return self.without_improvement <= self.max_no_improvement_evals
+
+
+def best_of(callback, evaluation):
+    """The ``EvalCallback``'s best mean return, which a stop callback is given; one given to ``learn`` itself sees an
+    update's diagnostics instead, and is told where it belongs."""
+    if not hasattr(evaluation, "best_mean_reward"):
+        role = "callback_on_new_best" if isinstance(callback, StopTrainingOnRewardThreshold) else "callback_after_eval"
+        raise ConfigError(f"{type(callback).__name__} stops on an EvalCallback's evaluations: pass it as "
+                          f"EvalCallback({role}=...), not to learn(callback=...)")
+    return evaluation.best_mean_reward
 
 
 class ProgressBar:

@@ -38,7 +38,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from .config import MEMORY_LIMIT
-from .errors import FileFormatError, shown
+from .errors import ConfigError, FileFormatError, shown
 from .version import __version__
 
 FORMAT = "npgrad-agent"
@@ -102,8 +102,20 @@ def is_integer(value: object, low: int = 0, high: int | None = None) -> bool:
     return type(value) is int and value >= low and (high is None or value < high)
 
 
+def file_path(path: Any) -> str:
+    """``path`` as a string, if it is one or an ``os.PathLike``; else ``ConfigError``."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise ConfigError(f"a file path must be a str or an os.PathLike, got {type(path).__name__}")
+    return os.fspath(path)
+
+
 def atomic_write_npz(path: FilePath, arrays: Mapping[str, Any]) -> str:
-    path = os.fspath(path)
+    """Write ``path`` through a temporary file beside it, so a reader never sees half a file. A missing folder is
+    created (as SB3's ``save`` does); an ``OSError`` names ``path``, not the temporary file."""
+    path = file_path(path)
+    if os.path.isdir(path):
+        raise ConfigError(f"{path} is a folder: give the path of the .npz file to write")
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     tmp = f"{path}.tmp-{os.getpid()}"
     try:
         with open(tmp, "wb") as f:
@@ -111,6 +123,10 @@ def atomic_write_npz(path: FilePath, arrays: Mapping[str, Any]) -> str:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as e:
+        if e.errno is None:
+            raise
+        raise type(e)(e.errno, e.strerror, path) from None
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
@@ -120,7 +136,11 @@ def atomic_write_npz(path: FilePath, arrays: Mapping[str, Any]) -> str:
 def write(path: FilePath, arrays: Mapping[str, Any], meta: Mapping[str, Any]) -> str:
     """Write ``arrays`` and the JSON header ``meta`` to ``path`` atomically."""
     header = {"format": FORMAT, "format_version": FORMAT_VERSION, "npgrad_version": __version__, **meta}
-    return atomic_write_npz(path, {**arrays, "__meta__": np.array(json.dumps(header))})
+    try:
+        text = json.dumps(header)
+    except (TypeError, ValueError) as e:  # e.g. a user= dict holding an array
+        raise ConfigError(f"the header of {path} must be plain JSON (numbers, strings, lists, dicts): {e}") from None
+    return atomic_write_npz(path, {**arrays, "__meta__": np.array(text)})
 
 
 def read(path: FilePath) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
@@ -160,7 +180,7 @@ class Archive:
     """
 
     def __init__(self, path: FilePath) -> None:
-        self.path = os.fspath(path)
+        self.path = file_path(path)
         self.zip = open_zip(self.path)
         try:
             self.members = {name[:-4]: member for name, member in read_members(self.zip, self.path).items()}
@@ -220,6 +240,9 @@ def check_arrays(arrays: Mapping[str, ArrayLike], expected: Mapping[str, ArrayLi
 
 def open_zip(path: str) -> zipfile.ZipFile:
     """The file as a ``ZipFile``, refusing what is missing or is not a zip (``np.load`` would unpickle those)."""
+    if os.path.isdir(path):
+        raise FileFormatError(f"{path}: a folder, not an npgrad file (a saved population is loaded with "
+                              "npgrad.load_population)")
     if not os.path.isfile(path):
         raise FileFormatError(f"{path}: no such file")
     with open(path, "rb") as f:

@@ -457,6 +457,15 @@ class Population:
     def __iter__(self):
         return iter(self.members)
 
+    def __repr__(self):
+        swept = "".join(f", {name}: {sorted({m.config.to_dict()[name] for m in self.members})}"
+                        for name in self.varied())
+        seeds = sorted(set(self.seeds))
+        seeds_text = (f"{seeds[0]}-{seeds[-1]}" if len(seeds) > 2 and seeds == list(range(seeds[0], seeds[-1] + 1))
+                      else ", ".join(map(str, seeds)))
+        return (f"<{self.algo.upper()} population on {self.env_id}: {len(self)} members, seeds {seeds_text}{swept}, "
+                f"{self.members[0].num_steps:,} steps>")
+
     seeds = property(lambda self: [m.seed for m in self.members], doc="Each member's seed.")
     algo = property(lambda self: self.members[0].name, doc="The algorithm's name.")
     env_id = property(lambda self: self.members[0].env_id, doc="The environment id every member trains on.")

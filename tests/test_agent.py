@@ -167,3 +167,25 @@ def test_an_env_whose_spaces_are_not_the_agents_is_named(tmp_path):
     agent.save(tmp_path / "a.npz")
     with pytest.raises(ConfigError, match=r"\(observations Box\(3,\), actions Box\(1,\)\) do not fit the networks saved"):
         npgrad.load(tmp_path / "a.npz", env="Pendulum-v1")
+
+
+def test_save_and_load_name_what_is_wrong_with_a_path(tmp_path):
+    from npgrad.errors import ConfigError, FileFormatError
+
+    agent = npgrad.PPO("CartPole-v1", seed=0)
+    assert agent.save(tmp_path / "new" / "folder" / "a.npz") == str(tmp_path / "new" / "folder" / "a.npz")  # as SB3
+    for call, error, message in [(lambda: agent.save(tmp_path), ConfigError, "is a folder: give the path of the .npz"),
+                                 (lambda: agent.save(5), ConfigError, "must be a str or an os.PathLike, got int"),
+                                 (lambda: npgrad.load(5), ConfigError, "must be a str or an os.PathLike, got int"),
+                                 (lambda: npgrad.load(tmp_path), FileFormatError, "a folder, not an npgrad file"),
+                                 (lambda: agent.save(tmp_path / "u.npz", user={"a": np.zeros(2)}), ConfigError,
+                                  "must be plain JSON")]:
+        with pytest.raises(error, match=message):
+            call()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["new"], "nothing half-written"
+
+
+def test_agents_and_populations_say_what_they_are():
+    assert repr(npgrad.TRPO("CartPole-v1", seed=3)) == "<TRPO on CartPole-v1, seed 3, 0 steps>"
+    pop = npgrad.PPO("CartPole-v1", seed=range(4), lr=[1e-3, 3e-3] * 2)
+    assert repr(pop) == "<PPO population on CartPole-v1: 4 members, seeds 0-3, lr: [0.001, 0.003], 0 steps>"

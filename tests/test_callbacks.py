@@ -1,5 +1,6 @@
 """SB3-named callbacks: evaluation with the best model saved, checkpoints, and the two stopping rules."""
 import numpy as np
+import pytest
 
 import npgrad
 from npgrad.callbacks import (CheckpointCallback, EvalCallback, StopTrainingOnNoModelImprovement,
@@ -27,6 +28,18 @@ def test_no_model_improvement_stops_after_that_many_flat_evaluations():
     agent.learn(100_000, evaluation)
     # evaluation 1: a new best (not counted, min_evals = 1); 2, 3, 4 without one: 3 > 2 stops at the fourth
     assert len(evaluation.history) == 4 and agent.num_steps == 4 * 256, evaluation.history
+
+
+def test_a_stop_callback_given_to_learn_itself_says_where_it_belongs():
+    from npgrad.errors import ConfigError
+
+    agent = npgrad.PPO("CartPole-v1", seed=0, n_envs=2, n_steps=64)
+    for stop, role in ((StopTrainingOnRewardThreshold(100), "callback_on_new_best"),
+                       (StopTrainingOnNoModelImprovement(3), "callback_after_eval")):
+        with pytest.raises(ConfigError, match=rf"pass it as EvalCallback\({role}=...\), not to learn\(callback=...\)"):
+            agent.learn(256, callback=stop)
+    with pytest.raises(ConfigError, match="reward_threshold must be a number, got 'abc'"):
+        StopTrainingOnRewardThreshold("abc")
 
 
 def test_checkpoint_callback_saves_every_save_freq_steps(tmp_path):
