@@ -23,7 +23,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from .errors import ShapeError, SpaceError
+from .errors import ShapeError, SpaceError, shown
 
 
 def encoded_dim(space):
@@ -72,11 +72,21 @@ def encode(space, obs):
         x_nk = np.asarray(obs) - space.start
         return np.concatenate([one_hot(x_nk[:, k], int(n), f"entry {k} of a {space} observation")
                                for k, n in enumerate(space.nvec)], axis=-1)
-    if isinstance(space, spaces.Dict):
-        return np.concatenate([encode(part, obs[key]) for key, part in space.spaces.items()], axis=-1)
-    if isinstance(space, spaces.Tuple):
-        return np.concatenate([encode(part, x) for part, x in zip(space.spaces, obs)], axis=-1)
-    return real_numbers(obs)  # Box and MultiBinary
+    if isinstance(space, (spaces.Dict, spaces.Tuple)):
+        check_parts(space, obs)
+        return side_by_side([encode(part, obs[key]) for key, part in parts(space)])
+    x = real_numbers(obs)  # Box and MultiBinary
+    if isinstance(space, spaces.MultiBinary) and not np.all((x == 0) | (x == 1)):
+        raise ShapeError(f"a {space} observation holds 0s and 1s only, got {x}")
+    return x
+
+
+def side_by_side(parts_no):
+    """The encoded parts of a batch of Dict or Tuple observations, side by side; each must hold the same rows."""
+    if len({len(x) for x in parts_no}) > 1:
+        raise ShapeError(f"the parts of a batch of observations hold different numbers of rows: "
+                         f"{[len(x) for x in parts_no]}")
+    return np.concatenate(parts_no, axis=-1)
 
 
 def as_array(x):
@@ -113,12 +123,34 @@ def representable(x_no, dtype):
 
 def is_single(space, obs):
     """Whether ``obs`` is one observation of ``space`` rather than a batch."""
-    if isinstance(space, spaces.Dict):
-        key, part = next(iter(space.spaces.items()))
+    if isinstance(space, (spaces.Dict, spaces.Tuple)):
+        check_parts(space, obs)
+        key, part = parts(space)[0]
         return is_single(part, obs[key])
-    if isinstance(space, spaces.Tuple):
-        return is_single(space.spaces[0], obs[0])
     return as_array(obs).ndim == len(space.shape)
+
+
+def check_parts(space, obs):
+    """A ``ShapeError`` unless ``obs`` has the keys of a ``Dict`` space, or the length of a ``Tuple`` space."""
+    if isinstance(space, spaces.Dict):
+        missing = [key for key in space.spaces if not (hasattr(obs, "keys") and key in obs)]
+        if missing:
+            raise ShapeError(f"a {space} observation is a dict with the keys {list(space.spaces)}; missing {missing}")
+    elif not (isinstance(obs, (tuple, list)) and len(obs) == len(space.spaces)):
+        raise ShapeError(f"a {space} observation is a tuple of {len(space.spaces)} parts")
+
+
+def check_single(space, obs, where="the observation"):
+    """A ``ShapeError`` naming the part of one observation that is not in its space (of a Box, only its shape: its
+    dtype may be any real type, where ``space.contains`` wants the space's)."""
+    if isinstance(space, (spaces.Dict, spaces.Tuple)):
+        for key, part in parts(space):
+            check_single(part, obs[key], f"{where}[{key!r}]")
+    elif isinstance(space, spaces.Box):
+        if as_array(obs).shape != space.shape:
+            raise ShapeError(f"{where} has shape {as_array(obs).shape}, not {space.shape}")
+    elif not space.contains(obs):
+        raise ShapeError(f"{where}, {shown(obs)}, is not in {space}")
 
 
 def observation_batch(obs, space):
@@ -128,8 +160,13 @@ def observation_batch(obs, space):
     """
     dim = encoded_dim(space)
     what = f"shape {space.shape}" if isinstance(space, spaces.Box) else str(space)  # a Box's bounds say nothing here
+    if isinstance(obs, tuple) and len(obs) == 2 and isinstance(obs[1], dict) and not isinstance(space, spaces.Tuple):
+        raise ShapeError("predict got an (observation, info) pair, as env.reset() returns it: pass the observation "
+                         "alone (obs, info = env.reset())")
     try:
         single = is_single(space, obs)
+        if single:
+            check_single(space, obs)
         if single and not isinstance(space, spaces.Box):  # a batch of one, laid out as a vector env's
             obs = gym.vector.utils.concatenate(space, [obs], gym.vector.utils.create_empty_array(space, 1))
         obs_no = encode(space, obs)

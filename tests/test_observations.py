@@ -6,7 +6,7 @@ from gymnasium import spaces
 from hypothesis import given, strategies as st
 
 from npgrad.errors import ShapeError, SpaceError
-from npgrad.observations import encode, encoded_dim, is_single
+from npgrad.observations import encode, encoded_dim, is_single, observation_batch
 
 leaves = st.one_of(
     st.integers(1, 3).map(lambda n: spaces.Box(-2.0, 2.0, (n,), dtype=np.float64)),
@@ -45,6 +45,28 @@ def test_discrete_observations_are_one_hot_from_their_start():
 def test_an_observation_outside_its_space_is_named(space, obs):
     with pytest.raises(ShapeError, match="must be integers in its range"):
         encode(space, obs)
+
+
+DICT = spaces.Dict({"pos": spaces.Box(-1, 1, (2,)), "mode": spaces.Discrete(3)})
+
+
+@pytest.mark.parametrize("space, obs, problem", [
+    (DICT, {"pos": np.zeros(3), "mode": 1}, r"the observation\['pos'\] has shape \(3,\), not \(2,\)"),
+    (DICT, {"pos": np.zeros(2), "mode": 7}, r"the observation\['mode'\], 7, is not in Discrete\(3\)"),
+    (DICT, {"pos": np.zeros(2)}, r"a dict with the keys \['mode', 'pos'\]; missing \['mode'\]"),
+    (DICT, np.zeros(3), r"missing \['mode', 'pos'\]"),
+    (DICT, {"pos": np.zeros((3, 2)), "mode": np.array([0, 1])}, r"hold different numbers of rows: \[2, 3\]"),
+    (spaces.Tuple([spaces.Discrete(2), spaces.Box(-1, 1, (1,))]), [1], "a tuple of 2 parts"),
+    (spaces.MultiBinary(3), np.array([2, 0, 1]), r"array\(\[2, 0, 1\]\), is not in MultiBinary\(3\)"),
+    (spaces.MultiBinary(3), np.array([[1, 0, -5]]), "holds 0s and 1s only"),
+    (spaces.Discrete(16), 5.0, r"the observation, 5.0, is not in Discrete\(16\)"),
+    (spaces.Box(-1, 1, (4,)), (np.zeros(4), {}), r"an \(observation, info\) pair, as env.reset\(\) returns it"),
+])
+def test_predict_names_what_is_wrong_with_a_structured_observation(space, obs, problem):
+    with pytest.raises(ShapeError, match=problem):
+        observation_batch(obs, space)
+    if isinstance(space, spaces.Dict):  # and a valid one, in float64 where the Box is float32, is taken
+        assert observation_batch({"pos": np.zeros(2), "mode": 1}, space)[0].shape == (1, 5)
 
 
 @pytest.mark.parametrize("space", [spaces.Box(0, 255, (8, 8, 3)), spaces.Text(4),
