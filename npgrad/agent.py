@@ -137,20 +137,30 @@ class Agent:
     policy = property(lambda self: self.model.policy, doc="The policy network ``pi_theta``.")
     value_fn = property(lambda self: self.model.value, doc="The value function ``V_phi``.")
     num_steps = property(lambda self: self.progress.num_steps, doc="Environment steps trained so far.")
+    num_timesteps = property(lambda self: self.progress.num_steps, doc="``num_steps``, by SB3's name.")
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, env: EnvLike | None = None, trust_env_spec: bool = False) -> Agent:
+        """``npgrad.load``, as SB3's ``PPO.load(path)``: the file must hold an agent of this algorithm."""
+        agent = load(path, env, trust_env_spec)
+        if cls is not Agent and not isinstance(agent, cls):
+            raise FileFormatError(f"{path}: holds a {agent.name} agent, not {cls.name}; load it with npgrad.load")
+        return agent
     num_updates = property(lambda self: self.progress.num_updates, doc="Updates so far.")
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} on {self.env_id}, seed {self.seed}, {self.num_steps:,} steps>"
 
-    def learn(self, total_steps: int, callback: Callback | Sequence[Callback] | None = None,
-              progress_bar: bool = False) -> Agent:
-        """Train for ``total_steps`` more environment steps (with a tqdm bar if ``progress_bar``, as SB3).
+    def learn(self, total_steps: int | None = None, callback: Callback | Sequence[Callback] | None = None,
+              progress_bar: bool = False, *, total_timesteps: int | None = None) -> Agent:
+        """Train for ``total_steps`` more environment steps (``total_timesteps``, SB3's name, is taken too), with a
+        tqdm bar if ``progress_bar``, as SB3.
 
         After every update ``callback(agent, info)`` is called (each in turn, for a list of callbacks);
         any returning ``False`` stops. Linear schedules run from 1 at the start of this call to 0 at its end.
         """
         callbacks = callback_list(callback)
-        self.progress.begin(require_integer(total_steps, "total_steps"))
+        self.progress.begin(require_integer(steps_given(total_steps, total_timesteps), "total_steps"))
         if require_bool(progress_bar, "progress_bar"):
             callbacks.append(ProgressBar(self.progress))
         return self.resume(callbacks)
@@ -378,6 +388,13 @@ def load(path: str | os.PathLike, env: EnvLike | None = None, trust_env_spec: bo
         arrays = archive.read(expected)
     agent.load_state(arrays, meta, path)
     return agent
+
+
+def steps_given(total_steps: Any, total_timesteps: Any) -> Any:
+    """The step count of a ``learn`` call, given as ``total_steps`` or by SB3's name ``total_timesteps``."""
+    if (total_steps is None) == (total_timesteps is None):
+        raise ConfigError("learn needs total_steps (or SB3's total_timesteps), once")
+    return total_steps if total_timesteps is None else total_timesteps
 
 
 def spaces_text(obs_space: gym.Space, act_space: gym.Space) -> str:

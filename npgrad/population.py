@@ -51,7 +51,7 @@ import numpy as np
 
 from threadpoolctl import threadpool_limits
 
-from .agent import ALGOS, EVAL_SEED_OFFSET, act_on, agent_config, load
+from .agent import ALGOS, EVAL_SEED_OFFSET, act_on, agent_config, load, steps_given
 from .callbacks import Evaluator
 from .config import MEMORY_LIMIT, require_bool, require_integer, training_memory
 from .envs import run_episodes_side_by_side, spaces_of
@@ -482,14 +482,15 @@ class Population:
         config = self.members[k].config.to_dict()
         return {name: config[name] for name in self.varied()}
 
-    def learn(self, total_steps: int, eval_every: int = 0, eval_episodes: int = 10, workers: int | None = None,
-              progress_bar: bool = False, backend: str = "local", address: str | None = None) -> Population:
-        """Train every member for ``total_steps`` more environment steps, evaluating each every ``eval_every``
-        steps (0: never) on ``eval_episodes`` episodes. ``workers`` processes train members side by side (default:
-        one per core); with ``workers=1`` they train here, one after another, with identical results. With
+    def learn(self, total_steps: int | None = None, eval_every: int = 0, eval_episodes: int = 10,
+              workers: int | None = None, progress_bar: bool = False, backend: str = "local",
+              address: str | None = None, *, total_timesteps: int | None = None) -> Population:
+        """Train every member for ``total_steps`` more environment steps (or SB3's ``total_timesteps``), evaluating
+        each every ``eval_every`` steps (0: never) on ``eval_episodes`` episodes. ``workers`` processes train members
+        side by side (default: one per core); with ``workers=1`` they train here, one after another, with identical results. With
         ``backend="ray"`` chunks of members train as Ray tasks (``npgrad/ray_backend.py``) on the cluster at
         ``address`` (default: a local Ray instance), again with identical results."""
-        total_steps = require_integer(total_steps, "total_steps")
+        total_steps = require_integer(steps_given(total_steps, total_timesteps), "total_steps")
         eval_every = require_integer(eval_every, "eval_every")
         eval_episodes = require_integer(eval_episodes, "eval_episodes", positive=True, most=10_000)
         steps_k = [m.num_steps for m in self.members]

@@ -189,3 +189,18 @@ def test_agents_and_populations_say_what_they_are():
     assert repr(npgrad.TRPO("CartPole-v1", seed=3)) == "<TRPO on CartPole-v1, seed 3, 0 steps>"
     pop = npgrad.PPO("CartPole-v1", seed=range(4), lr=[1e-3, 3e-3] * 2)
     assert repr(pop) == "<PPO population on CartPole-v1: 4 members, seeds 0-3, lr: [0.001, 0.003], 0 steps>"
+
+
+def test_sb3s_names_for_learn_load_and_the_step_count(tmp_path):
+    from npgrad.errors import ConfigError, FileFormatError
+
+    agent = npgrad.PPO("CartPole-v1", seed=0, n_envs=2, n_steps=64)
+    agent.learn(total_timesteps=256)
+    assert agent.num_timesteps == agent.num_steps == 256
+    for kwargs in ({}, {"total_steps": 128, "total_timesteps": 128}):
+        with pytest.raises(ConfigError, match=r"learn needs total_steps \(or SB3's total_timesteps\), once"):
+            agent.learn(**kwargs)
+    agent.save(tmp_path / "ppo.npz")
+    assert npgrad.PPO.load(tmp_path / "ppo.npz").num_steps == 256
+    with pytest.raises(FileFormatError, match="holds a ppo agent, not trpo; load it with npgrad.load"):
+        npgrad.TRPO.load(tmp_path / "ppo.npz")
