@@ -582,12 +582,16 @@ class Population:
 
     def aggregate(self) -> dict[str, Curve]:
         """``{label: Curve}``: the members with the same settings (all but their seed) pooled at each evaluation step:
-        the IQM of their returns with its 95% bootstrap interval, and the median."""
+        the IQM of their returns with its 95% bootstrap interval, and the median. ``ConfigError`` before any
+        evaluation."""
         groups: dict[str, list] = {}
         for k in range(len(self)):
             history = self.evaluations[k].get("history", [])
             if history:
                 groups.setdefault(setting_label(self.settings(k), self.varied()), []).append(history)
+        if not groups:
+            raise ConfigError("no member has been evaluated yet: learn with eval_every, e.g. "
+                              "pop.learn(50_000, eval_every=5_000)")
         curves = {}
         for label, histories in groups.items():
             n = min(map(len, histories))  # members of one setting evaluate at the same steps

@@ -221,6 +221,8 @@ def test_the_aggregate_is_the_iqm_and_percentile_bootstrap_by_hand():
 
 def test_population_learning_curves_pool_members_of_one_setting():
     pop = npgrad.PPO("CartPole-v1", seed=[0, 1, 0, 1], lr=[1e-3, 1e-3, 3e-3, 3e-3], **TINY)
+    with pytest.raises(ConfigError, match="no member has been evaluated yet: learn with eval_every"):
+        pop.aggregate()
     pop.learn(STEPS, eval_every=EVERY, eval_episodes=3, workers=2)
     curves = pop.aggregate()
     assert sorted(curves) == ["lr=0.001", "lr=0.003"]
