@@ -108,10 +108,12 @@ def build_parser():
     p = sub.add_parser("gradcheck", help="compare every analytic derivative with finite differences",
                        description="Build a fresh policy and value network for ENV and print each analytic "
                                    "derivative next to its central finite difference (float64).")
-    p.add_argument("--algo", default="ppo", help="whose default network sizes to use")
-    p.add_argument("--env", default="CartPole-v1")
-    p.add_argument("--batch", type=int, default=32)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--algo", default="ppo", help="whose networks for ENV to build (default: ppo)")
+    p.add_argument("--env", default="CartPole-v1", help="the environment whose spaces size the networks")
+    p.add_argument("--batch", type=int, default=32, help="observations the derivatives are taken over")
+    p.add_argument("--seed", type=int, default=0, help="seed of the networks, observations and actions")
+    p.add_argument("--set", action="append", metavar="NAME=VALUE",
+                   help="a hyperparameter of the networks, e.g. hidden=32,32 or activation=relu (repeatable)")
     p.set_defaults(func=cmd_gradcheck)
 
     p = sub.add_parser("check-env", help="check that npgrad can train on an environment",
@@ -586,10 +588,22 @@ def cmd_defaults(args):
 def cmd_gradcheck(args):
     from .gradcheck import format_table, gradcheck
 
-    check_algo(args.algo)
+    cls = check_algo(args.algo)
     check_flags(args, "batch", "seed")
-    checks = gradcheck(args.algo, check_env_id(args.env, trust=True), batch=args.batch, seed=args.seed)
-    print(f"{args.algo} networks on {args.env}, batch {args.batch}, float64; ok = allclose(rtol=1e-5, atol=1e-7), "
-          "FVP rtol=1e-4, atol=1e-6")
+    env_id = check_env_id(args.env, trust=True)
+    overrides = runs.parse_overrides(cls.Config, args.set)
+    config = cls.Config.for_env(env_id, **overrides)
+    checks = gradcheck(args.algo, env_id, batch=args.batch, seed=args.seed, **overrides)
+    sde = "; gSDE, its features held fixed as the stop-gradient they are (docs/02)" if config.use_sde else ""
+    print(textwrap.fill(
+        f"{args.algo}'s networks (hidden {config.hidden}, {config.activation}) on {env_id}, batch {args.batch}, "
+        f"float64{sde}. Each analytic derivative against central differences of the function it differentiates "
+        "(h = 1e-6; the FVP: a difference of the analytic KL gradient, h = 1e-5); ok = allclose(rtol=1e-5, "
+        "atol=1e-7) entry by entry (FVP: rtol=1e-4, atol=1e-6), that is error / tol <= 1.", 98, break_on_hyphens=False))
     print(format_table(checks))
-    return 0 if all(c.ok for c in checks) else 1
+    if not all(c.ok for c in checks):
+        print(textwrap.fill("A NO row's analytic derivative disagrees with its finite difference: "
+                            "docs/08-testing-derivatives.md shows how to test the pieces it is made of one at a time "
+                            "(npgrad.testing.check_vjp, check_jvp).", 98, break_on_hyphens=False))
+        return 1
+    return 0

@@ -54,8 +54,15 @@ def check_gradient(f: Callable[[np.ndarray], float], grad: np.ndarray, x: ArrayL
                    atol: float = 1e-7, h: float = 1e-6, name: str = "gradient") -> None:
     """Assert that ``grad`` (an array) is the gradient of scalar ``f`` at ``x``, elementwise."""
     numeric = central_difference_gradient(f, x, h)
+    check_shape(grad, numeric.shape, f"{name}: the gradient", "x")
     np.testing.assert_allclose(grad, numeric, rtol=rtol, atol=atol,
-                               err_msg=f"{name}: analytic vs central finite differences")
+                               err_msg=f"{name}: ACTUAL is your gradient, DESIRED its central difference (h={h})")
+
+
+def check_shape(value: ArrayLike, shape: tuple[int, ...], what: str, like: str) -> None:
+    """An ``AssertionError`` unless ``value`` has ``shape``: a derivative of the wrong shape (a sum over the batch
+    left out, say) would otherwise broadcast in the comparison and could pass."""
+    assert np.shape(value) == shape, f"{what} has shape {np.shape(value)}, not {like}'s {shape}"
 
 
 def check_vjp(f: Callable[[np.ndarray], ArrayLike], vjp: Callable[[np.ndarray, np.ndarray], np.ndarray], x: ArrayLike,
@@ -71,10 +78,13 @@ def check_vjp(f: Callable[[np.ndarray], ArrayLike], vjp: Callable[[np.ndarray, n
     for _ in range(trials):
         v = rng.standard_normal(x.shape)
         y_bar = rng.standard_normal(np.shape(f(x)))
+        x_bar = vjp(x, y_bar)
+        check_shape(x_bar, x.shape, f"{name}: vjp(x, y_bar)", "x")
         numeric = float(np.sum(y_bar * directional_derivative(f, x, v, h)))
-        analytic = float(np.sum(vjp(x, y_bar) * v))
-        np.testing.assert_allclose(analytic, numeric, rtol=rtol, atol=atol,
-                                   err_msg=f"{name}: y_bar . (J v) by finite differences")
+        np.testing.assert_allclose(float(np.sum(x_bar * v)), numeric, rtol=rtol, atol=atol,
+                                   err_msg=f"{name}: ACTUAL is vjp(x, y_bar) . v, DESIRED y_bar . (J v) by a central "
+                                           f"difference (h={h}) along a random v; check_gradient on one output at a "
+                                           f"time shows which entries differ")
 
 
 def check_jvp(f: Callable[[np.ndarray], ArrayLike], jvp: Callable[[np.ndarray, np.ndarray], np.ndarray], x: ArrayLike,
@@ -85,8 +95,12 @@ def check_jvp(f: Callable[[np.ndarray], ArrayLike], jvp: Callable[[np.ndarray, n
     x = np.asarray(x, dtype=np.float64)
     for _ in range(trials):
         v = rng.standard_normal(x.shape)
-        np.testing.assert_allclose(jvp(x, v), directional_derivative(f, x, v, h), rtol=rtol, atol=atol,
-                                   err_msg=f"{name}: J v by finite differences")
+        numeric = directional_derivative(f, x, v, h)
+        y_dot = jvp(x, v)
+        check_shape(y_dot, numeric.shape, f"{name}: jvp(x, v)", "f(x)")
+        np.testing.assert_allclose(y_dot, numeric, rtol=rtol, atol=atol,
+                                   err_msg=f"{name}: ACTUAL is jvp(x, v), DESIRED J v by a central difference (h={h}) "
+                                           f"along a random v")
 
 
 # --- hypothesis strategies ------------------------------------------------------------------------
