@@ -3,6 +3,8 @@
 Shape suffixes used throughout (as in modular_rl / CS294):
 
 ====  ==========================================  ====  ==================================
+axis  meaning                                     axis  meaning
+====  ==========================================  ====  ==================================
 n     batch (samples, or time x envs flattened)   p     flat parameter vector (``theta_p``)
 o     observation dimension                       t     time steps of a rollout
 a     action dimension (or number of actions)     e     parallel environments

@@ -9,6 +9,8 @@ network's vjp. Reductions are over the last axis, so leading axes (independent a
 pass through ``Categorical`` and ``DiagGaussian``:
 
 =====================  =========================================================
+method                 what it computes
+=====================  =========================================================
 ``log_prob(act)``      ``log pi(a|s)``, shape ``(n,)``
 ``dlog_prob(act)``     ``d log pi / d params`` (the score in parameter space)
 ``entropy()``          ``H[pi]``, shape ``(n,)``

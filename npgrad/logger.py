@@ -6,6 +6,8 @@
 Each update writes one row, every key of ``info`` (``Agent.learn``'s diagnostics), to each format:
 
 ========================  =====================================================================================
+format                    what it writes
+========================  =====================================================================================
 ``csv``                   ``progress.csv``: the columns of ``npgrad train``'s progress.csv (without its
                           evaluations): ``num_updates, num_steps``, then the other keys sorted (``update_failed``
                           among them). A key first seen later is added at the end, earlier rows left blank there.

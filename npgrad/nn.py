@@ -143,8 +143,9 @@ class MLP:
     Args:
         sizes: layer widths, input first, e.g. ``(4, 64, 64, 2)``.
         activation: hidden activation, ``"tanh"``, ``"relu"`` or ``"identity"``; the output is linear.
-        hidden_gain, out_gain: orthogonal-init gains (sqrt(2) hidden; 0.01 for a policy head,
-            1.0 for a value head, as in SB3 and CleanRL); ``out_gain`` may give one gain per output.
+        hidden_gain: orthogonal-init gain of the hidden layers (sqrt(2), as in SB3 and CleanRL).
+        out_gain: orthogonal-init gain of the output layer (0.01 for a policy head, 1.0 for a value head, as in
+            SB3 and CleanRL); one gain per output, or one for all.
         rng: ``np.random.Generator`` or integer seed for the initialisation. Biases start at zero.
         dtype: the dtype the layers compute in. ``theta`` and every gradient stay float64;
             ``float32`` casts the weights per call and roughly halves the cost of the matrix

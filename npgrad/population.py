@@ -400,11 +400,17 @@ class Curve(NamedTuple):
     bootstrap interval (``npgrad.stats.interval``), the median, and how many members it pools."""
 
     num_steps: np.ndarray
+    """``(k,)`` the evaluation steps."""
     iqm: np.ndarray
+    """``(k,)`` the interquartile mean of the members' returns at each."""
     low: np.ndarray
+    """``(k,)`` the lower end of its bootstrap interval."""
     high: np.ndarray
+    """``(k,)`` the upper end."""
     median: np.ndarray
+    """``(k,)`` the median of the members' returns."""
     members: int
+    """How many members the curve pools."""
 
 
 def aggregate_curves(steps_k, returns_rk, confidence=0.95):

@@ -18,7 +18,9 @@ Entry = tuple[dict[str, Any], str]  # (fields, one line on why)
 # orders of magnitude, its rewards reach thousands), and sigma = exp(-0.5) = 0.61, so a mean-zero Gaussian keeps
 # 90% of its samples inside the usual [-1, 1] action box instead of 68% with sigma = 1 (the rest are clipped).
 CONTINUOUS = dict(normalize_obs=True, normalize_reward=True, log_std_init=-0.5)
-VALUE_REGRESSION = dict(vf_epochs=10, vf_minibatch_size=128, vf_lr=1e-3)  # as every tuned TRPO, NPG and VPG entry
+"""The continuous-control family: observations and rewards normalised, sigma = exp(-0.5) = 0.61 at the start."""
+VALUE_REGRESSION = dict(vf_epochs=10, vf_minibatch_size=128, vf_lr=1e-3)
+"""The value fit of every tuned TRPO, NPG and VPG entry, and of their families."""
 
 TUNED: dict[str, dict[str, Entry]] = {
     "vpg": {
@@ -120,6 +122,9 @@ TUNED: dict[str, dict[str, Entry]] = {
                     "as Taxi-v4, its name before gymnasium 1.3"),
     },
 }
+"""algorithm -> environment id -> (fields, why): the tuned entries (``npgrad defaults ALGO ENV_ID`` prints the whole
+config an entry gives). ``CONTINUOUS`` is the continuous-control family's normalisation and starting sigma,
+``VALUE_REGRESSION`` the value fit of every TRPO, NPG and VPG entry."""
 
 
 FAMILIES: dict[str, dict[str, Entry]] = {

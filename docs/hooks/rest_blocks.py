@@ -93,7 +93,7 @@ def convert(text: str) -> str:
             out += ["", "```pycon", *textwrap.dedent("\n".join(lines[i:j])).splitlines(), "```", ""]
             i = j
         else:
-            out.append(line)
+            out.append(line[:-1] if line.endswith("::") else line)  # reST's "::" before a literal block
             i += 1
     return "\n".join(out)
 
