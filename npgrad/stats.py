@@ -76,7 +76,7 @@ def median(x_r: ArrayLike, axis: int = -1) -> np.ndarray:
 def iqm_to_threshold(steps_r: ArrayLike, axis: int = -1) -> np.ndarray:
     """IQM of steps (or seconds) to a threshold, ``np.inf`` ("never") if more than a quarter never reach it.
 
-    "Never" is infinitely late (BENCHMARKS.md). With ``v`` runs never reaching, ``v <= n / 4`` means
+    "Never" is infinitely late, as in benchmarks/README.md. With ``v`` runs never reaching, ``v <= n / 4`` means
     ``v <= floor(n / 4)``: the IQM's trimming drops them all and the IQM is finite; ``v > n / 4``
     leaves one in the middle half and the IQM is "never". ``steps_r``: ``(..., r)``; returns ``(...)``.
     """
@@ -117,7 +117,7 @@ def performance_profile(scores_r: ArrayLike, taus_m: ArrayLike, axis: int = -1) 
 def first_reach(steps_k: ArrayLike, returns_k: ArrayLike, threshold: float, at_k: ArrayLike | None = None) -> float:
     """Step of the first evaluation at or above ``threshold``, ``np.inf`` if none ("never").
 
-    The evaluation at step 0 never counts (BENCHMARKS.md). ``at_k`` (default ``steps_k``) is what to
+    The evaluation at step 0 never counts (an untrained policy). ``at_k`` (default ``steps_k``) is what to
     report at that evaluation, e.g. the training seconds. From ``npgrad.callbacks.Evaluator``'s
     history: ``steps_k, seconds_k, returns_k = np.array(history).T``. Same as ``first_reach`` of
     ``benchmarks/learning.py``, which returns the index into the history (``None`` for never).

@@ -41,6 +41,7 @@ class A2CConfig(Config):
 
     algo = "a2c"
     ALIASES = {**Config.ALIASES, "learning_rate": "lr"}
+    """SB3's A2C names."""
     REQUIRES = {**Config.REQUIRES, "vf_hidden": ("shared_trunk", False)}
 
     def validate(self):

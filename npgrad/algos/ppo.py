@@ -59,6 +59,7 @@ class PPOConfig(Config):
 
     algo = "ppo"
     ALIASES = {**Config.ALIASES, "learning_rate": "lr", "batch_size": "minibatch_size"}
+    """SB3's PPO names: its ``batch_size`` is the minibatch."""
     REQUIRES = {**Config.REQUIRES, "kl_beta_init": ("objective", "kl_penalty"),
                 "kl_target": ("objective", "kl_penalty"), "clip_range": ("objective", "clip"),
                 "anneal_clip": ("objective", "clip"), "target_kl": ("objective", "clip"),

@@ -24,6 +24,7 @@ class VPGConfig(ValueRegressionConfig):
 
     algo = "vpg"
     ALIASES = {**ValueRegressionConfig.ALIASES, "learning_rate": "pi_lr"}
+    """SB3's names, ``learning_rate`` for the policy's step (the value function has its own, ``vf_lr``)."""
 
     def validate(self):
         super().validate()
