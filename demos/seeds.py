@@ -16,7 +16,12 @@ would have picked. It saves the curves (``seeds_<algo>.png``: each setting's IQM
 each seed thin) and the population (``seeds_<algo>/``; reload it with ``npgrad.load_population``).
 """
 import argparse
+import os
+import sys
 from dataclasses import dataclass
+
+if os.path.abspath(sys.path[0]) == os.path.dirname(os.path.abspath(__file__)):
+    del sys.path[0]  # run as a script: else `import mujoco` (for --env Hopper-v5) would find demos/mujoco.py
 
 import numpy as np
 
@@ -54,6 +59,8 @@ def main(args):
     a, b = args.values
     if a == b:
         raise ValueError(f"--values: give two different values of {args.name}, not {a} twice")
+    if args.steps < 5_000:
+        raise ValueError(f"--steps {args.steps:,}: at least 5,000, the steps between evaluations")
     pop = npgrad.ALGOS[args.algo](args.env, seed=seeds * 2, **{args.name: [a] * len(seeds) + [b] * len(seeds)})
     print(f"{args.algo} on {args.env}: {args.name}={a} against {args.name}={b}, {len(seeds)} seeds each, "
           f"{args.steps:,} steps per member")
@@ -71,26 +78,35 @@ def main(args):
           "evaluations)")
     picks_a_r, picks_b_r = area_a_r > area_b_r, area_b_r > area_a_r
     print(f"seed by seed: {picks_b_r.sum()} of {len(seeds)} pick {label_b}, {picks_a_r.sum()} pick {label_a}")
-    if picks_a_r.any() and picks_b_r.any():
+    if picks_a_r.any() and picks_b_r.any() and picks_a_r.sum() != picks_b_r.sum():
         fewer_r, label = (picks_a_r, label_a) if picks_a_r.sum() < picks_b_r.sum() else (picks_b_r, label_b)
-        print(f"a study of seed {np.flatnonzero(fewer_r)[0]} alone would have concluded that {label} learns more")
+        print(f"a study of seed {np.flatnonzero(fewer_r)[0]} alone would have concluded that {label} learns more, "
+              "against most seeds")
 
     lines = {}
     for label, returns_rk in ((label_a, returns_a_rk), (label_b, returns_b_rk)):
         lines.update(iqm_band(label, curves[label]))
         lines.update(seed_lines(label, steps_k, returns_rk))
-    if plot_curves(lines, f"seeds_{args.algo}.png", args.env):
+    title = f"{args.algo.upper()} on {args.env}: thin lines are single seeds"
+    if plot_curves(lines, f"seeds_{args.algo}.png", title):
         print(f"saved seeds_{args.algo}.png")
+    else:
+        print("no plot: pip install matplotlib")
     print(f"saved {pop.save(f'seeds_{args.algo}')}")
     return curves
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--algo", default=Args.algo, choices=sorted(npgrad.ALGOS))
-    parser.add_argument("--env", default=Args.env)
-    parser.add_argument("--name", default=Args.name, help="the setting to compare (any number of the update)")
-    parser.add_argument("--values", type=float, nargs=2, default=Args.values, metavar=("A", "B"))
+    parser.add_argument("--algo", default=Args.algo, choices=sorted(npgrad.ALGOS), help="the algorithm (default ppo)")
+    parser.add_argument("--env", default=Args.env, help="a gymnasium id (default CartPole-v1)")
+    parser.add_argument("--name", default=Args.name,
+                        help="the setting to compare: any number of the update, e.g. lr, ent_coef, clip_range, gamma")
+    parser.add_argument("--values", type=float, nargs=2, default=Args.values, metavar=("A", "B"),
+                        help="its two values (default 0.001 0.005)")
     parser.add_argument("--seeds", type=int, default=Args.seeds, help="seeds per setting")
     parser.add_argument("--steps", type=int, default=Args.steps, help="environment steps per member")
-    main(Args(**vars(parser.parse_args())))
+    try:
+        main(Args(**vars(parser.parse_args())))
+    except (ValueError, npgrad.errors.NpgradError) as e:  # e.g. --name n_steps, which every member must share
+        parser.error(str(e))

@@ -10,7 +10,7 @@ def have_matplotlib():
     return True
 
 
-def plot_curves(curves, path, title="", threshold=None, ylabel="mean evaluation return"):
+def plot_curves(curves, path, title="", threshold=None, ylabel="mean evaluation return", threshold_label="solved"):
     """Save a PNG of ``{label: (steps, returns)}`` or ``{label: (steps, centre, low, high)}`` (a band); an entry
     ``{"_<group label> k": (steps, returns, "member")}`` draws one seed thinly in its group's colour.
 
@@ -35,7 +35,7 @@ def plot_curves(curves, path, title="", threshold=None, ylabel="mean evaluation 
         if band:
             ax.fill_between(steps, *band, color=line.get_color(), alpha=0.2)
     if threshold is not None:
-        ax.axhline(threshold, color="grey", ls="--", lw=1, label="solved")
+        ax.axhline(threshold, color="grey", ls="--", lw=1, label=threshold_label)
     ax.set(xlabel="environment steps", ylabel=ylabel, title=literal(title))
     ax.legend(loc="upper left", bbox_to_anchor=(0, -0.15), fontsize="small", frameon=False)  # below: covers no curve
     fig.savefig(path, dpi=100, bbox_inches="tight")
