@@ -195,8 +195,15 @@ class Agent:
         are not recurrent). ``rng``: a ``np.random.Generator`` (default: the agent's). What is not an observation, or
         one the network cannot represent (beyond 3.4e38 in float32) or whose outputs overflow, is a ``ShapeError``.
         Actions come in the action space's dtype (float32 for most Boxes), as SB3's, so ``space.contains`` holds."""
-        act = self.act(obs, deterministic, rng)
-        return act.astype(self.envs.single_action_space.dtype, copy=False), state
+        act, space = self.act(obs, deterministic, rng), self.envs.single_action_space
+        if not (isinstance(space, gym.spaces.Box) and np.issubdtype(space.dtype, np.floating)):
+            return act, state  # integer actions are already the space's; an integer Box keeps the policy's
+        with np.errstate(over="ignore"):
+            cast = act.astype(space.dtype, copy=False)
+        if not np.all(np.isfinite(cast)):
+            raise ShapeError(f"predict's actions overflow the action space's {space.dtype}: use normalize_obs=True "
+                             "or bound the action space")
+        return cast, state
 
     def act(self, obs: Any, deterministic: bool = False, rng: np.random.Generator | None = None) -> np.ndarray:
         """``predict``'s actions as the policy computes them (float64 for a Box): what training and ``evaluate``
@@ -375,8 +382,8 @@ def load(path: str | os.PathLike, env: EnvLike | None = None, trust_env_spec: bo
         try:
             archive.check(network_shapes(config, *spaces), exact=False)  # before building the networks
         except FileFormatError as e:
-            if not given:
-                raise
+            if not (given and fits_its_own_env(archive, config, meta, saved_spec, path)):
+                raise  # the file's own fault
             raise ConfigError(f"env: its spaces ({spaces_text(*spaces)}) do not fit the networks saved in {path} "
                               f"({e}): pass an environment like the one the agent was trained on") from None
         try:
@@ -388,6 +395,18 @@ def load(path: str | os.PathLike, env: EnvLike | None = None, trust_env_spec: bo
         arrays = archive.read(expected)
     agent.load_state(arrays, meta, path)
     return agent
+
+
+def fits_its_own_env(archive: io.Archive, config: Any, meta: dict, saved_spec: Any, path: str) -> bool:
+    """Whether the saved networks fit the saved environment's spaces: then a misfit with ``env=`` is that env's.
+    Without an environment it can rebuild (untrusted, or needing an extra), npgrad cannot tell, and says so
+    as the file's fault."""
+    try:
+        env = saved_env(meta, saved_spec, path, False)
+        archive.check(network_shapes(config, *rebuilt_spaces(env, path)), exact=False)
+    except Exception:  # noqa: BLE001 - any reason it cannot be shown to fit
+        return False
+    return True
 
 
 def steps_given(total_steps: Any, total_timesteps: Any) -> Any:

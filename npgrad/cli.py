@@ -224,8 +224,6 @@ def finish_run(agent, run_dir, run_config, logger, stop):
                   f"npgrad train --resume {run_dir}", file=sys.stderr)
         return 130
     model, curve = runs.run_file(run_dir, runs.MODEL), runs.run_file(run_dir, runs.CURVE)
-    if not os.path.isfile(runs.checkpoint_path(run_dir, agent.num_steps)):
-        logger.save_checkpoint(agent)  # where --resume --steps N trains further from, rather than an earlier one
     with runs.writing(run_dir, model):
         agent.save(model)
     steps, _, returns = zip(*logger.evaluator.history) if logger.evaluator.history else ((), (), ())
@@ -422,7 +420,7 @@ def play_episode(agent, seed, deterministic, render_mode, seconds=None):
     skip = max(1, round(fps / 30))
     rng = np.random.default_rng(seed)
     for t in itertools.count(1):
-        obs, _, term, trunc, _ = env.step(agent.predict(obs, deterministic=deterministic, rng=rng)[0])
+        obs, _, term, trunc, _ = env.step(agent.act(obs, deterministic, rng))  # as evaluate steps
         if render_mode == "rgb_array" and t % skip == 0:
             frames.append(env.render())
         if term or trunc or (seconds is not None and t >= seconds * fps):
@@ -472,15 +470,27 @@ def group_runs(run_dirs, trust_env_spec=False):
         steps, returns = runs.eval_curve(run_dir)
         if len(steps) == 0:
             raise FileFormatError(f"{run_dir} has no evaluations in {runs.PROGRESS} yet")
-        cls, key = check_algo(config["algo"]), (config["algo"], config["env_id"])
-        if key not in defaults:
-            defaults[key] = dataclasses.asdict(cls.Config.for_env(config["env_id"]))
-        changed = {k: v for k, v in dataclasses.asdict(cls.Config.from_dict(config["config"])).items()
-                   if v != defaults[key][k]}
+        changed = changed_settings(config, defaults)
         overrides = ",".join(f"{k}={v}" for k, v in sorted(changed.items()))
         label = f"{config['algo']} {config['env_id']}" + (f" ({overrides})" if overrides else "")
         groups.setdefault(label, []).append((steps, returns))
     return groups
+
+
+def changed_settings(config, defaults):
+    """The settings of a run's config that differ from its algorithm's defaults for its environment id (cached in
+    ``defaults``), however they were given. An id without a tuned entry needs its environment for its family's
+    defaults; where it cannot be built here (a missing extra), the settings the run was given stand instead."""
+    cls, key = check_algo(config["algo"]), (config["algo"], config["env_id"])
+    if key not in defaults:
+        try:
+            defaults[key] = dataclasses.asdict(cls.Config.for_env(config["env_id"]))
+        except Exception:  # noqa: BLE001 - e.g. MuJoCo not installed: plotting needs no environment
+            defaults[key] = None
+    if defaults[key] is None:
+        return dict(config["overrides"])
+    return {k: v for k, v in dataclasses.asdict(cls.Config.from_dict(config["config"])).items()
+            if v != defaults[key][k]}
 
 
 def cmd_plot(args):
@@ -596,7 +606,8 @@ def cmd_gradcheck(args):
     checks = gradcheck(args.algo, env_id, batch=args.batch, seed=args.seed, **overrides)
     sde = "; gSDE, its features held fixed as the stop-gradient they are (docs/02)" if config.use_sde else ""
     print(textwrap.fill(
-        f"{args.algo}'s networks (hidden {config.hidden}, {config.activation}) on {env_id}, batch {args.batch}, "
+        f"{args.algo}'s networks (hidden {config.hidden}, value {config.vf_hidden}, {config.activation}) on {env_id}, "
+        f"batch {args.batch}, "
         f"float64{sde}. Each analytic derivative against central differences of the function it differentiates "
         "(h = 1e-6; the FVP: a difference of the analytic KL gradient, h = 1e-5); ok = allclose(rtol=1e-5, "
         "atol=1e-7) entry by entry (FVP: rtol=1e-4, atol=1e-6), that is error / tol <= 1.", 98, break_on_hyphens=False))

@@ -104,11 +104,11 @@ def fit_to_env_instance(env: EnvLike, values: dict[str, Any], overrides: Mapping
     if overrides.get("n_envs", n_envs) != n_envs:
         raise ConfigError(f"n_envs={overrides['n_envs']!r}, but the environment instance holds {n_envs} "
                           "environment(s); leave n_envs out or pass an environment id")
-    n_envs_before = values.get("n_envs", defaults.n_envs)
+    n_envs_before, given = values.get("n_envs", defaults.n_envs), overrides.get("n_envs", n_envs)
     if n_envs == n_envs_before or "n_steps" in overrides:
-        return {**merged, "n_envs": n_envs}
+        return {**merged, "n_envs": given}  # a given n_envs as given, so the config checks its type
     batch = n_envs_before * values.get("n_steps", defaults.n_steps)
-    return {**merged, "n_envs": n_envs, "n_steps": -(-batch // n_envs)}
+    return {**merged, "n_envs": given, "n_steps": -(-batch // n_envs)}
 
 
 def spaces_of(env: EnvLike) -> tuple[gym.Space, gym.Space]:

@@ -48,12 +48,12 @@ def gradcheck(algo: str = "ppo", env_id: str = "CartPole-v1", batch: int = 32, s
     """Build the algorithm's networks for ``env_id`` (config ``overrides`` allowed) and return one ``Check``
     per derivative. Each finite difference is a plain function of ``theta``: the networks take it as an argument."""
     config = ALGOS[algo].Config.for_env(env_id, **overrides)
-    hidden = config.hidden if hidden is None else hidden
+    hidden, vf_hidden = (config.hidden, config.vf_hidden) if hidden is None else (hidden, hidden)
     envs = make_vec_env(env_id, 1)
     rng = np.random.default_rng(seed)
     policy = Policy(envs.single_observation_space, envs.single_action_space, hidden, config.activation,
                     config.log_std_init, rng=rng, sde=config.use_sde)
-    value_fn = ValueFunction(policy.obs_dim, hidden, config.activation, rng=rng)
+    value_fn = ValueFunction(policy.obs_dim, vf_hidden, config.activation, rng=rng)
     envs.close()
     obs_no = rng.standard_normal((batch, policy.obs_dim))
     old = policy.distribution(obs_no)

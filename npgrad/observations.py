@@ -136,7 +136,7 @@ def check_parts(space, obs):
         missing = [key for key in space.spaces if not (hasattr(obs, "keys") and key in obs)]
         if missing:
             raise ShapeError(f"a {space} observation is a dict with the keys {list(space.spaces)}; missing {missing}")
-    elif not (isinstance(obs, (tuple, list)) and len(obs) == len(space.spaces)):
+    elif not (isinstance(obs, (tuple, list, np.ndarray)) and len(obs) == len(space.spaces)):
         raise ShapeError(f"a {space} observation is a tuple of {len(space.spaces)} parts")
 
 

@@ -403,12 +403,17 @@ class StopOnSignal:
     """Turn Ctrl-C (SIGINT) into a request to stop at the next update boundary; so does setting ``halt`` (an event
     another process may set: how a population's parent stops its workers)."""
 
-    def __init__(self, halt=None):
-        self.signalled, self.halt = False, halt
+    def __init__(self, halt=None, every=0.5):
+        self.signalled, self.halt, self.every, self.next_look = False, halt, every, 0.0
 
     @property
     def requested(self):
-        return self.signalled or (self.halt is not None and self.halt.is_set())
+        """Asked after every update of every member: the event, in another process, is looked at only every
+        ``every`` seconds (each look is a round trip of 0.1-0.3 ms)."""
+        if not self.signalled and self.halt is not None and time.monotonic() >= self.next_look:
+            self.next_look = time.monotonic() + self.every
+            self.signalled = self.halt.is_set()
+        return self.signalled
 
     def __enter__(self):
         self.previous = signal.signal(signal.SIGINT, self._handler)

@@ -204,3 +204,46 @@ def test_sb3s_names_for_learn_load_and_the_step_count(tmp_path):
     assert npgrad.PPO.load(tmp_path / "ppo.npz").num_steps == 256
     with pytest.raises(FileFormatError, match="holds a ppo agent, not trpo; load it with npgrad.load"):
         npgrad.TRPO.load(tmp_path / "ppo.npz")
+
+
+def test_a_damaged_file_is_its_own_fault_even_with_env_given(tmp_path):
+    import zipfile
+
+    from npgrad.errors import FileFormatError
+
+    npgrad.PPO("CartPole-v1", seed=0).save(tmp_path / "a.npz")
+    with zipfile.ZipFile(tmp_path / "a.npz") as z:
+        members = {name: z.read(name) for name in z.namelist()}
+    theta = np.load(tmp_path / "a.npz")["model/policy_theta"]
+    with zipfile.ZipFile(tmp_path / "cut.npz", "w") as z:  # one parameter short
+        for name, data in members.items():
+            if name == "model/policy_theta.npy":
+                import io
+                buffer = io.BytesIO()
+                np.save(buffer, theta[:-1])
+                data = buffer.getvalue()
+            z.writestr(name, data)
+    for env in (None, "CartPole-v1"):
+        with pytest.raises(FileFormatError, match="declares shape"):
+            npgrad.load(tmp_path / "cut.npz", env=env)
+
+
+class Unbounded(gym.Env):
+    observation_space = gym.spaces.Box(-np.inf, np.inf, (3,))
+    action_space = gym.spaces.Box(-np.inf, np.inf, (1,))  # float32, no bounds to clip to
+
+    def reset(self, seed=None, options=None):
+        super().reset(seed=seed)
+        return np.zeros(3, np.float32), {}
+
+    def step(self, action):
+        return np.zeros(3, np.float32), 0.0, False, False, {}
+
+
+def test_predicted_actions_that_overflow_float32_are_an_error():
+    from npgrad.errors import ShapeError
+
+    agent = npgrad.PPO(Unbounded(), seed=0, dtype="float64", activation="relu", normalize_obs=False)
+    assert np.isfinite(agent.predict(np.ones(3), deterministic=True)[0]).all()
+    with pytest.raises(ShapeError, match="predict's actions overflow the action space's float32"):
+        agent.predict(np.full(3, 1e300), deterministic=True)  # a float64 action of ~1e297

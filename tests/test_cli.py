@@ -370,12 +370,26 @@ def test_train_algo_help_lists_every_hyperparameter_with_its_default_and_text(ca
 def test_resuming_a_finished_run_says_so_instead_of_retraining(tmp_path, capsys):
     run = str(tmp_path / "run")
     assert cli.main(["train", "ppo", "CartPole-v1", "--steps", "2500", "--checkpoint-every", "1000",
-                     "--eval-every", "0", "--quiet", "--out", run]) == 0  # ends at 2,560, with a checkpoint there
+                     "--eval-every", "0", "--quiet", "--out", run]) == 0  # ends at 2,560; last checkpoint 2,048
     model = (tmp_path / "run" / "model.npz").read_bytes()
     for more in ([], ["--steps", "2000"]):
         assert cli.main(["train", "--resume", run, "--quiet", *more]) == 2
         assert "has finished: its model has 2,560 steps" in capsys.readouterr().err
     assert (tmp_path / "run" / "model.npz").read_bytes() == model, "the finished model is left as it was"
-    assert runs.latest_checkpoint(run).endswith("step_0000002560.npz")  # training further starts from the end
+    assert runs.latest_checkpoint(run).endswith("step_0000002048.npz")  # where training on starts: as one run
     assert cli.main(["train", "--resume", run, "--quiet", "--steps", "4000"]) == 0
     assert npgrad.load(tmp_path / "run" / "model.npz").num_steps == 4096
+
+
+@pytest.mark.skipif(not have_matplotlib(), reason="needs matplotlib (test extra)")
+def test_plot_needs_no_environment(tmp_path, monkeypatch, capsys):
+    """Where an id's family defaults cannot be worked out here (its extra is missing), a run is labelled by the
+    settings it was given."""
+    assert train(tmp_path / "lr", "ppo", "CartPole-v1", "--set", "lr=2e-3") == 0
+
+    def unavailable(cls, env_id, **overrides):
+        raise ImportError("MuJoCo is not installed")
+
+    monkeypatch.setattr(npgrad.PPO.Config, "for_env", classmethod(unavailable))
+    assert cli.main(["plot", str(tmp_path / "lr"), "--out", str(tmp_path / "c.png")]) == 0
+    assert capsys.readouterr().out.startswith("ppo CartPole-v1 (lr=0.002): 1 run(s)")

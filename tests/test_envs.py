@@ -20,6 +20,9 @@ def test_an_env_instance_sets_n_envs_and_keeps_the_tuned_batch(tmp_path):
     assert npgrad.PPO(gym.make_vec("CartPole-v1", num_envs=5), n_steps=20).config.n_steps == 20  # given: kept
     agrees = npgrad.PPO(gym.make_vec("CartPole-v1", num_envs=5), n_envs=5).config  # n_envs as the instance's
     assert (agrees.n_envs, agrees.n_steps) == (5, 52), "an n_envs that agrees with the instance changes nothing"
+    for wrong in (True, 1.0):  # refused as with an id, even where it equals the instance's count
+        with pytest.raises(ConfigError, match="n_envs"):
+            npgrad.PPO(gym.make("CartPole-v1"), n_envs=wrong)
     with pytest.raises(ConfigError, match="n_envs=4, but the environment instance holds 1"):
         npgrad.PPO(gym.make("CartPole-v1"), n_envs=4)
     vector.save(tmp_path / "agent.npz")  # a saved 5-env agent onto one environment instance

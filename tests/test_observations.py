@@ -63,6 +63,9 @@ DICT = spaces.Dict({"pos": spaces.Box(-1, 1, (2,)), "mode": spaces.Discrete(3)})
     (spaces.Box(-1, 1, (4,)), (np.zeros(4), {}), r"an \(observation, info\) pair, as env.reset\(\) returns it"),
 ])
 def test_predict_names_what_is_wrong_with_a_structured_observation(space, obs, problem):
+    tuple_of_arrays = spaces.Tuple([spaces.Box(-1, 1, (2,)), spaces.Box(-1, 1, (2,))])  # gymnasium's contains takes
+    assert observation_batch(np.zeros((2, 2)), tuple_of_arrays)[0].shape == (1, 4)     # an array for a Tuple too
+    assert observation_batch(np.zeros((2, 5, 2)), tuple_of_arrays)[0].shape == (5, 4)
     with pytest.raises(ShapeError, match=problem):
         observation_batch(obs, space)
     if isinstance(space, spaces.Dict):  # and a valid one, in float64 where the Box is float32, is taken

@@ -343,7 +343,7 @@ def test_ctrl_c_to_the_parent_alone_stops_every_worker_with_a_checkpoint(tmp_pat
            "--steps", "1000000", "--checkpoint-every", "2048", "--eval-every", "0", "--quiet", "--out", str(out)]
     parent = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, start_new_session=True)  # no shared Ctrl-C
     deadline = time.monotonic() + 120
-    while not all((out / m / "checkpoints").is_dir() for m in ("member-000", "member-001")):
+    while not all(any((out / m / "checkpoints").glob("*.npz")) for m in ("member-000", "member-001")):
         assert time.monotonic() < deadline and parent.poll() is None, "the population never wrote a checkpoint"
         time.sleep(0.1)
     parent.send_signal(signal.SIGINT)

@@ -253,3 +253,16 @@ def test_a_resumed_run_shows_the_last_episode_return_it_logged(tmp_path):
     (tmp_path / "progress.csv").write_text("num_steps,ep_return_mean\n256,\n512,12.5\n768,nan\n1024,oops\n")
     assert runs.last_return(tmp_path / "progress.csv") == 12.5
     assert np.isnan(runs.last_return(tmp_path / "missing.csv"))
+
+
+def test_a_stop_set_by_another_process_is_seen_within_its_interval():
+    import threading
+
+    halt = threading.Event()  # a manager's Event proxy in a population; the same two methods
+    stop = runs.StopOnSignal(halt, every=0.0)
+    assert not stop.requested
+    halt.set()
+    assert stop.requested
+    later = runs.StopOnSignal(halt, every=3600.0)
+    later.next_look = float("inf")  # looked a moment ago: not asked again within the interval
+    assert not later.requested

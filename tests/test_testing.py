@@ -41,5 +41,5 @@ def test_a_failing_gradcheck_row_exits_1_and_says_what_to_do(monkeypatch, capsys
     assert cli.main(["gradcheck", "--set", "hidden=8", "--batch", "4"]) == 1
     out = capsys.readouterr().out
     rows = [line for line in out.splitlines() if line.startswith("entropy gradient")]
-    assert "networks (hidden (8,), tanh)" in out and len(rows) == 1 and rows[0].endswith(" NO")
+    assert "networks (hidden (8,), value (64, 64), tanh)" in out and len(rows) == 1 and rows[0].endswith(" NO")
     assert "docs/08-testing-derivatives.md shows how" in out
