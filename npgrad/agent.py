@@ -138,6 +138,7 @@ class Agent:
     value_fn = property(lambda self: self.model.value, doc="The value function ``V_phi``.")
     num_steps = property(lambda self: self.progress.num_steps, doc="Environment steps trained so far.")
     num_timesteps = property(lambda self: self.progress.num_steps, doc="``num_steps``, by SB3's name.")
+    num_updates = property(lambda self: self.progress.num_updates, doc="Updates so far.")
 
     @classmethod
     def load(cls, path: str | os.PathLike, env: EnvLike | None = None, trust_env_spec: bool = False) -> Agent:
@@ -146,7 +147,6 @@ class Agent:
         if cls is not Agent and not isinstance(agent, cls):
             raise FileFormatError(f"{path}: holds a {agent.name} agent, not {cls.name}; load it with npgrad.load")
         return agent
-    num_updates = property(lambda self: self.progress.num_updates, doc="Updates so far.")
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} on {self.env_id}, seed {self.seed}, {self.num_steps:,} steps>"
