@@ -47,15 +47,17 @@ CARTPOLE_SETTINGS = ("num_envs", "gravity", "masscart", "masspole", "length", "f
 
 class MemberDraws:
     """The ``np_random`` of joined CartPoles: a draw of ``(4, m)`` starting states for the ``m`` copies being reset
-    is, column block by column block, each agent's own draw for its copies among them, from its own generator."""
+    is, column block by column block, each agent's own draw for its copies among them, from its own generator. The
+    generators are looked up at each draw: a seeded ``reset`` of an agent's env (a restart after a checkpoint)
+    replaces its generator."""
 
-    def __init__(self, joined, rngs_s):
-        self.joined, self.rngs_s = joined, rngs_s
+    def __init__(self, joined, envs_s):
+        self.joined, self.envs_s = joined, envs_s
 
     def uniform(self, low, high, size):
-        resetting_se = self.joined.prev_done.reshape(len(self.rngs_s), -1)
-        draws = [rng.uniform(low, high, size=(size[0], count))
-                 for rng, count in zip(self.rngs_s, resetting_se.sum(axis=1)) if count]
+        resetting_se = self.joined.prev_done.reshape(len(self.envs_s), -1)
+        draws = [envs.np_random.uniform(low, high, size=(size[0], count))
+                 for envs, count in zip(self.envs_s, resetting_se.sum(axis=1)) if count]
         return np.concatenate(draws, axis=1) if draws else np.empty(size)
 
 
@@ -68,7 +70,7 @@ class JoinedCartPoles:
         self.joined = copy.copy(first)
         self.joined.num_envs = len(self.envs_s) * self.E
         self.joined.action_space = gym.vector.utils.batch_space(first.single_action_space, self.joined.num_envs)
-        self.joined.np_random = MemberDraws(self.joined, [envs.np_random for envs in self.envs_s])
+        self.joined.np_random = MemberDraws(self.joined, self.envs_s)
 
     @staticmethod
     def joinable(envs_s):

@@ -364,3 +364,17 @@ def test_members_at_different_steps_are_refused_before_any_trains():
         with pytest.raises(ConfigError, match=r"members train together from one step, but these are at \[128, 0\]"):
             pop.learn(128, workers=workers)
     assert [m.num_steps for m in pop.members] == [128, 0]
+
+
+def test_cli_population_members_equal_solo_runs_across_checkpoints(tmp_path):
+    """Each checkpoint restarts a run's environments with a seeded reset; members stacked on one worker must draw
+    their later episodes as their solo runs do."""
+    flags = ["--set", "n_envs=2", "--set", "n_steps=64", "--steps", "1024", "--eval-every", "256",
+             "--eval-episodes", "2", "--checkpoint-every", "256", "--quiet"]
+    assert main(["train", "ppo", "CartPole-v1", "--seeds", "0,1", "--workers", "1", *flags,
+                 "--out", str(tmp_path / "pop")]) == 0
+    for k in (0, 1):
+        assert main(["train", "ppo", "CartPole-v1", "--seed", str(k), *flags, "--out", str(tmp_path / f"s{k}")]) == 0
+        assert same_state(npgrad.load(tmp_path / "pop" / f"member-00{k}" / "model.npz"),
+                          npgrad.load(tmp_path / f"s{k}" / "model.npz")), f"member {k}"
+        assert eval_curve(tmp_path / "pop" / f"member-00{k}")[1].tolist() == eval_curve(tmp_path / f"s{k}")[1].tolist()

@@ -43,6 +43,23 @@ def test_joined_cartpoles_step_each_agent_as_alone(seeds, n_envs, max_steps, ste
             assert np.array_equal(x, y) if isinstance(x, np.ndarray) else x == y
 
 
+def test_a_reseeded_agent_draws_from_its_new_generator():
+    """A run restarts its environments with a seeded reset after each checkpoint, which gives each env a new
+    generator; a stack joined before that must draw the next episodes' starts from the new one."""
+    joined_s, alone_s = cartpoles([1, 2], 3, max_episode_steps=5), cartpoles([1, 2], 3, max_episode_steps=5)
+    together, rng = stepped_together(joined_s), np.random.default_rng(0)
+    for restart in range(3):
+        together.gather()
+        for _ in range(12):  # episodes of 5 steps: every copy resets twice
+            act_se = rng.integers(0, 2, size=(2, 3))
+            for joined, envs, act in zip(together.step(act_se, [0, 1]), alone_s, act_se):
+                assert all(np.array_equal(x, y) for x, y in zip(joined, envs.step(act)[:4])), f"restart {restart}"
+        together.scatter()
+        for k, (joined, envs) in enumerate(zip(joined_s, alone_s)):  # as Rollout.restart does
+            joined.reset(seed=100 * restart + k)
+            envs.reset(seed=100 * restart + k)
+
+
 def test_a_joined_agent_that_has_stopped_does_not_change_the_others():
     joined_s, alone_s = cartpoles([1, 2, 3], 4), cartpoles([1, 2, 3], 4)
     together = stepped_together(joined_s)
