@@ -274,7 +274,7 @@ def start_population(args):
     members = population_runs.member_specs(seeds, swept)
     base = {**runs.read_overrides(cls.Config, args.config), **runs.parse_overrides(cls.Config, shared)}
     for member in members[:: len(seeds)]:  # one per setting: each must make a valid config
-        cls.Config.for_env(args.env_id, **base, **runs.parse_overrides(cls.Config, member["set"]))
+        cls.Config.for_env(args.env_id, **{**base, **runs.parse_overrides(cls.Config, member["set"])})
     run_dir = args.out or os.path.join("runs", f"{args.algo}-{args.env_id}-seeds{seeds[0]}-{seeds[-1]}")
     if any(os.path.lexists(os.path.join(run_dir, name)) for name in (population_runs.INDEX, runs.CONFIG)):
         raise ConfigError(f"{run_dir} already holds a run; continue it with --resume {run_dir} or choose --out")
@@ -297,8 +297,9 @@ def resume_population(args):
         raise ConfigError("--set and --seeds cannot change a population being resumed; start a new run instead")
     check_algo(index["algo"])
     check_env_id(index["env_id"], args.trust_env_spec)
+    index["steps"] = args.steps if args.steps is not None else index["steps"]
+    population_runs.refuse_finished(index, args.resume)  # before --steps is written
     if args.steps is not None:
-        index["steps"] = args.steps
         population_runs.write_index(args.resume, index)
     return population_runs.train_population(index, args.resume, args.workers, resume=True, show=not args.quiet,
                                             backend=args.backend, address=args.address)

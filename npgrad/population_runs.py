@@ -149,13 +149,28 @@ def member_argv(index, member, run_dir, resume):
     return argv
 
 
-def finished(index, member, run_dir):
+def trained_steps(member, run_dir):
+    """The steps of a member's finished model, or None before it has one."""
     model = os.path.join(run_dir, member["dir"], runs.MODEL)
     if not os.path.isfile(model):
-        return False
+        return None
     from .io import read_header
 
-    return read_header(model)["progress"]["num_steps"] >= index["steps"]
+    return read_header(model)["progress"]["num_steps"]
+
+
+def finished(index, member, run_dir):
+    steps = trained_steps(member, run_dir)
+    return steps is not None and steps >= index["steps"]
+
+
+def refuse_finished(index, run_dir):
+    """A population whose every member has its ``index["steps"]`` is finished: resuming it would train nothing."""
+    if all(finished(index, m, run_dir) for m in index["members"]):
+        most = max(trained_steps(m, run_dir) for m in index["members"])
+        raise ConfigError(f"{run_dir} has finished: all {len(index['members'])} members have {index['steps']:,} "
+                          f"steps or more; plot them with npgrad plot {run_dir}, or train further with --resume "
+                          f"{run_dir} --steps N (N > {most:,})")
 
 
 def run_stack(argvs, feed=None, chunk=0, halt=None):
@@ -197,11 +212,7 @@ def train_population(index, run_dir, workers, resume=False, show=True, backend="
     """Train every unfinished member, ``workers`` at a time here or in chunks on a Ray cluster (``backend="ray"``);
     write the aggregate; return the exit status."""
     todo = [m for m in index["members"] if not (resume and finished(index, m, run_dir))]
-    if not todo:
-        raise ConfigError(f"{run_dir} has finished: all {len(index['members'])} members have their "
-                          f"{index['steps']:,} steps; plot them with npgrad plot {run_dir}, or train further with "
-                          f"--resume {run_dir} --steps N (N > {index['steps']:,})")
-    workers = default_workers(workers, len(todo))
+    workers = default_workers(workers, max(len(todo), 1))
     if show:
         where = f"{workers} at a time" if backend == "local" else "on Ray"
         print(f"training {index['algo']} on {index['env_id']}: {len(index['members'])} members "
@@ -220,7 +231,8 @@ def train_population(index, run_dir, workers, resume=False, show=True, backend="
         if display is not None:
             display.close()
     written = write_aggregate(index, run_dir)
-    if stop.requested or any(status == 130 for status, _ in failures.values()):
+    stopped_early = stop.requested and not all(finished(index, m, run_dir) for m in index["members"])
+    if stopped_early or any(status == 130 for status, _ in failures.values()):  # a Ctrl-C after the end is no stop
         print(f"interrupted; continue with: npgrad train --resume {run_dir}", file=sys.stderr)
         return 130
     for name, (status, message) in sorted(failures.items()):

@@ -306,10 +306,14 @@ def test_cli_population_resume_skips_finished_members_and_finishes_the_rest(tmp_
     assert main(["eval", str(out)]) == 2
     assert f"is a population: evaluate one of its members, e.g. npgrad eval {out / 'member-000'}" in \
         capsys.readouterr().err
-    assert main(["train", "--resume", str(out), "--quiet"]) == 2  # nothing left to train: refused, as a solo run
-    assert capsys.readouterr().err.strip() == (f"npgrad: error: {out} has finished: all 2 members have their 384 "
-                                               f"steps; plot them with npgrad plot {out}, or train further with "
-                                               f"--resume {out} --steps N (N > 384)")
+    index = (out / "population.json").read_text()
+    for more in ([], ["--steps", "300"]):  # nothing left to train: refused, as a solo run, before writing anything
+        assert main(["train", "--resume", str(out), "--quiet", *more]) == 2
+        steps = more[1] if more else "384"
+        assert capsys.readouterr().err.strip() == (
+            f"npgrad: error: {out} has finished: all 2 members have {int(steps):,} steps or more; plot them with "
+            f"npgrad plot {out}, or train further with --resume {out} --steps N (N > 384)")
+    assert (out / "population.json").read_text() == index
 
 
 @pytest.mark.parametrize("argv, problem", [
@@ -320,6 +324,7 @@ def test_cli_population_resume_skips_finished_members_and_finishes_the_rest(tmp_
     (["--seeds", "0-1", "--seed", "7"], "--seed and --seeds: give --seeds for a population, --seed for a single run"),
     (["--seeds", "0-1", "--set", "n_steps=64,128"], "n_steps is shared by every member of a population"),
     (["--seeds", "0-1", "--set", "lr=1e-3,0.001"], "--set lr=1e-3,0.001: a value is listed twice"),
+    (["--seeds", "0-1", "--set", "lr=1e-3", "--set", "lr=-1,1e-2"], "lr=-1.0 is invalid"),  # the list wins
 ])
 def test_cli_population_bad_input(tmp_path, capsys, argv, problem):
     assert main(["train", "ppo", "CartPole-v1", "--out", str(tmp_path / "p"), *argv]) == 2
@@ -378,3 +383,22 @@ def test_cli_population_members_equal_solo_runs_across_checkpoints(tmp_path):
         assert same_state(npgrad.load(tmp_path / "pop" / f"member-00{k}" / "model.npz"),
                           npgrad.load(tmp_path / f"s{k}" / "model.npz")), f"member {k}"
         assert eval_curve(tmp_path / "pop" / f"member-00{k}")[1].tolist() == eval_curve(tmp_path / f"s{k}")[1].tolist()
+
+
+def test_a_ctrl_c_after_every_member_finished_is_no_interruption(tmp_path, monkeypatch, capsys):
+    from npgrad import population_runs, runs
+
+    class LateStop(runs.StopOnSignal):
+        pressed = False
+        requested = property(lambda self: LateStop.pressed)
+
+    def press_then_aggregate(*args, aggregate=population_runs.write_aggregate):
+        LateStop.pressed = True  # Ctrl-C once every member has its steps, as the aggregate is written
+        return aggregate(*args)
+
+    monkeypatch.setattr(runs, "StopOnSignal", LateStop)
+    monkeypatch.setattr(population_runs, "write_aggregate", press_then_aggregate)
+    assert main(["train", "ppo", "CartPole-v1", "--seeds", "0,1", "--set", "n_envs=2", "--set", "n_steps=64",
+                 "--steps", "256", "--eval-every", "128", "--eval-episodes", "2", "--out", str(tmp_path / "p"),
+                 "--quiet"]) == 0
+    assert LateStop.pressed and "interrupted" not in capsys.readouterr().err
