@@ -123,17 +123,17 @@ def member_settings(Config, seed, overrides):
     return [(seeds[k], {**overrides, **{name: values[k] for name, values in listed.items()}}) for k in range(size)]
 
 
-def population_memory(config, obs_dim, act_dim, size, workers):
-    """Bytes a population needs, roughly: every member's parameters and optimiser state, held here, and in each of
-    ``workers`` processes one member in training (``training_memory``)."""
+def population_memory(config, obs_dim, act_dim, size):
+    """Bytes a population needs, roughly: every member's parameters and optimiser state, held here, and every member
+    in training (``training_memory``), since a worker trains its members as one stack, with all their rollouts."""
     held = copy.copy(config)
     held.n_envs = 0  # training_memory without the rollout's rows: the parameters only
-    return size * training_memory(held, obs_dim, act_dim) + workers * training_memory(config, obs_dim, act_dim)
+    return size * (training_memory(held, obs_dim, act_dim) + training_memory(config, obs_dim, act_dim))
 
 
-def require_population_memory(config, env, size, workers):
+def require_population_memory(config, env, size):
     obs_space, act_space = spaces_of(env)
-    need = population_memory(config, encoded_dim(obs_space), gym.spaces.flatdim(act_space), size, workers)
+    need = population_memory(config, encoded_dim(obs_space), gym.spaces.flatdim(act_space), size)
     if need > MEMORY_LIMIT:
         raise ConfigError(f"a population of {size:,} members (seed) would need about {need / 2**30:,.1f} GiB of "
                           f"memory, more than npgrad's limit of {MEMORY_LIMIT / 2**30:.1f} GiB (half this machine's "
@@ -441,8 +441,7 @@ class Population:
             raise ConfigError(f"a population needs a gymnasium environment id (every member builds its own "
                               f"environments, also in worker processes), got {type(env).__name__}")
         members = member_settings(Algo.Config, seed, overrides)
-        require_population_memory(agent_config(Algo.Config, env, config, members[0][1])[0], env, len(members),
-                                  default_workers(None, len(members)))
+        require_population_memory(agent_config(Algo.Config, env, config, members[0][1])[0], env, len(members))
         self.members = [Algo(env, seed=s, config=config, **member_overrides) for s, member_overrides in members]
         self.evaluations = [{} for _ in self.members]  # each member's evaluation history and schedule
 

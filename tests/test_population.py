@@ -402,3 +402,12 @@ def test_a_ctrl_c_after_every_member_finished_is_no_interruption(tmp_path, monke
                  "--steps", "256", "--eval-every", "128", "--eval-episodes", "2", "--out", str(tmp_path / "p"),
                  "--quiet"]) == 0
     assert LateStop.pressed and "interrupted" not in capsys.readouterr().err
+
+
+def test_the_memory_estimate_counts_every_members_rollout():
+    """A worker trains its members as one stack, so it holds all their rollouts, not one member's."""
+    from npgrad.population import population_memory
+
+    config = npgrad.PPO.Config.for_env("CartPole-v1", n_envs=256, n_steps=256, minibatch_size=16384)
+    one, many = population_memory(config, 4, 2, 1), population_memory(config, 4, 2, 64)
+    assert many == 64 * one
