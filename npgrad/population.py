@@ -463,7 +463,7 @@ class Population:
         return iter(self.members)
 
     def __repr__(self):
-        swept = "".join(f", {name}: {sorted({m.config.to_dict()[name] for m in self.members})}"
+        swept = "".join(f", {name}: {distinct(m.config.to_dict()[name] for m in self.members)}"
                         for name in self.varied())
         seeds = sorted(set(self.seeds))
         seeds_text = (f"{seeds[0]}-{seeds[-1]}" if len(seeds) > 2 and seeds == list(range(seeds[0], seeds[-1] + 1))
@@ -621,6 +621,15 @@ class Population:
         return folder
 
 
+def distinct(values):
+    """``values`` without repeats, in first-seen order (a list may hold lists)."""
+    seen: list = []
+    for value in values:
+        if value not in seen:
+            seen.append(value)
+    return seen
+
+
 def load_population(folder: str | os.PathLike, trust_env_spec: bool = False) -> Population:
     """The ``Population`` saved in ``folder``. ``population.json`` is untrusted input: it may only name member files
     ``member-NNN.npz`` in that folder, each loaded and checked by ``npgrad.load``, all of one algorithm and id."""
@@ -636,15 +645,34 @@ def load_population(folder: str | os.PathLike, trust_env_spec: bool = False) -> 
     files = index.get("members")
     if not (isinstance(files, list) and files and all(isinstance(n, str) and MEMBER_FILE.fullmatch(n) for n in files)):
         raise FileFormatError(f"{path}: members must be a non-empty list of names member-NNN.npz, got {shown(files)}")
+    twice = sorted({name for name in files if files.count(name) > 1})
+    if twice:
+        raise FileFormatError(f"{path}: members lists {', '.join(twice)} more than once")
     members, evaluations = [], []
     for name in files:
+        if os.path.dirname(os.path.realpath(os.path.join(folder, name))) != os.path.realpath(folder):
+            raise FileFormatError(f"{path}: {name} leads out of the folder (a link)")
         member = load(os.path.join(folder, name), trust_env_spec=trust_env_spec)
         if (member.name, member.env_id) != (index.get("algo"), index.get("env_id")):
             raise FileFormatError(f"{path}: {name} is a {member.name} agent on {member.env_id}, not the population's "
                                   f"{shown(index.get('algo'))} on {shown(index.get('env_id'))}")
         members.append(member)
         evaluations.append(saved_evaluation(os.path.join(folder, name)))
+    check_shared_structure(members, files, path)
     return Population.of(members, evaluations)
+
+
+def check_shared_structure(members, names, path):
+    """A population's members share every setting but the numbers of the update (``per_member_fields``)."""
+    def structure(member):
+        return {f: v for f, v in member.config.to_dict().items() if f not in per_member_fields(type(member.config))}
+
+    first = structure(members[0])
+    for member, name in zip(members[1:], names[1:]):
+        differs = sorted(f for f, v in structure(member).items() if v != first[f])
+        if differs:
+            raise FileFormatError(f"{path}: {name} has {differs[0]}={shown(structure(member)[differs[0]])} where "
+                                  f"{names[0]} has {shown(first[differs[0]])}: a population's members share it")
 
 
 def saved_evaluation(path):

@@ -411,3 +411,21 @@ def test_the_memory_estimate_counts_every_members_rollout():
     config = npgrad.PPO.Config.for_env("CartPole-v1", n_envs=256, n_steps=256, minibatch_size=16384)
     one, many = population_memory(config, 4, 2, 1), population_memory(config, 4, 2, 64)
     assert many == 64 * one
+
+
+def test_a_population_folder_whose_members_do_not_belong_together_is_refused(tmp_path):
+    npgrad.PPO("CartPole-v1", seed=[0, 1], **TINY).save(tmp_path / "pop")
+    index_path = tmp_path / "pop" / "population.json"
+    index = json.loads(index_path.read_text())
+    index_path.write_text(json.dumps({**index, "members": ["member-000.npz"] * 2}))
+    with pytest.raises(FileFormatError, match="members lists member-000.npz more than once"):
+        load_population(tmp_path / "pop")
+    index_path.write_text(json.dumps(index))
+    npgrad.PPO("CartPole-v1", seed=1, **{**TINY, "hidden": (8,)}).save(tmp_path / "pop" / "member-001.npz")
+    with pytest.raises(FileFormatError, match=r"member-001.npz has hidden=\[8\] where member-000.npz has \[64, 64\]"):
+        load_population(tmp_path / "pop")
+    (tmp_path / "pop" / "member-001.npz").unlink()
+    npgrad.PPO("CartPole-v1", seed=1, **TINY).save(tmp_path / "elsewhere.npz")
+    (tmp_path / "pop" / "member-001.npz").symlink_to(tmp_path / "elsewhere.npz")
+    with pytest.raises(FileFormatError, match="member-001.npz leads out of the folder"):
+        load_population(tmp_path / "pop")
