@@ -114,7 +114,8 @@ class StopTrainingOnRewardThreshold:
     """An ``EvalCallback``'s ``callback_on_new_best``: stop once the best mean return reaches ``reward_threshold``."""
 
     def __init__(self, reward_threshold: float) -> None:
-        if not isinstance(reward_threshold, (int, float, np.integer, np.floating)) or isinstance(reward_threshold, bool):
+        real = (int, float, np.integer, np.floating)
+        if isinstance(reward_threshold, bool) or not isinstance(reward_threshold, real):
             raise ConfigError(f"reward_threshold must be a number, got {shown(reward_threshold)}")
         self.reward_threshold = float(reward_threshold)
 

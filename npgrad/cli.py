@@ -149,7 +149,8 @@ def hyperparameter_help(config_cls):
     docs, lines = field_docs(config_cls), [f"hyperparameters of {config_cls.__name__} (--set NAME=VALUE):"]
     for f in dataclasses.fields(config_cls):
         lines.append(f"  {f.name} = {f.default!r}")
-        lines.extend(textwrap.wrap(docs.get(f.name, "").replace("``", ""), 96, initial_indent=" " * 6, subsequent_indent=" " * 6))
+        text = docs.get(f.name, "").replace("``", "")
+        lines.extend(textwrap.wrap(text, 96, initial_indent=" " * 6, subsequent_indent=" " * 6))
     return "\n".join(lines)
 
 

@@ -46,7 +46,8 @@ def plot_curves(curves, path, title="", threshold=None, ylabel="mean evaluation 
 def iqm_band(label, curve):
     """The ``plot_curves`` entry of a population ``Curve`` (runs that differ only in their seed): its interquartile
     mean with the 95% bootstrap band, labelled so."""
-    return {f"{label}: IQM of {curve.members} seeds (band: 95% CI)": (curve.num_steps, curve.iqm, curve.low, curve.high)}
+    entry = f"{label}: IQM of {curve.members} seeds (band: 95% CI)"
+    return {entry: (curve.num_steps, curve.iqm, curve.low, curve.high)}
 
 
 def seed_lines(label, steps_k, returns_rk):

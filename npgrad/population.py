@@ -492,9 +492,9 @@ class Population:
               address: str | None = None, *, total_timesteps: int | None = None) -> Population:
         """Train every member for ``total_steps`` more environment steps (or SB3's ``total_timesteps``), evaluating
         each every ``eval_every`` steps (0: never) on ``eval_episodes`` episodes. ``workers`` processes train members
-        side by side (default: one per core); with ``workers=1`` they train here, one after another, with identical results. With
-        ``backend="ray"`` chunks of members train as Ray tasks (``npgrad/ray_backend.py``) on the cluster at
-        ``address`` (default: a local Ray instance), again with identical results."""
+        side by side (default: one per core); with ``workers=1`` they train here, one after another, with identical
+        results. With ``backend="ray"`` chunks of members train as Ray tasks (``npgrad/ray_backend.py``) on the
+        cluster at ``address`` (default: a local Ray instance), again with identical results."""
         total_steps = require_integer(steps_given(total_steps, total_timesteps), "total_steps")
         eval_every = require_integer(eval_every, "eval_every")
         eval_episodes = require_integer(eval_episodes, "eval_episodes", positive=True, most=10_000)

@@ -277,7 +277,8 @@ class RMSprop:
 
     ``v <- alpha v + (1 - alpha) g^2;  theta <- theta - lr g / (sqrt(v) + eps)``, no momentum and no
     bias correction, so once ``v`` has warmed up every coordinate moves by about ``lr`` per step whatever
-    the gradient's scale (from ``v = 0`` the first step is ``lr / sqrt(1 - alpha)``, 10 ``lr``, as torch's). The defaults are SB3's A2C: alpha 0.99 (as the A3C paper) and eps 1e-5. Stacks as ``Adam``.
+    the gradient's scale (from ``v = 0`` the first step is ``lr / sqrt(1 - alpha)``, 10 ``lr``, as torch's).
+    The defaults are SB3's A2C: alpha 0.99 (as the A3C paper) and eps 1e-5. Stacks as ``Adam``.
     """
 
     def __init__(self, num_params: int | tuple[int, ...], lr: PerAgent = 7e-4, alpha: float = 0.99,
