@@ -391,10 +391,8 @@ def cmd_eval(args):
     if args.render:
         play_episode(agent, seed, args.deterministic, "human")
     if args.video:
-        try:
+        with runs.writing(None, args.video):
             write_video(args.video, *play_episode(agent, seed, args.deterministic, "rgb_array"))
-        except OSError as e:
-            raise runs.WriteError(f"cannot write {args.video}: {e.strerror or e}") from None
         print(f"wrote {args.video}")
     return 0
 
@@ -439,10 +437,15 @@ def video_writer(path):
             import imageio_ffmpeg  # noqa: F401  (the plugin imageio needs for .mp4 and other videos)
     except ImportError as e:
         raise ConfigError(f"--video {path} needs {e.name}: pip install 'npgrad[video]'") from None
+    require_folder(path, "--video")
+    return imageio
+
+
+def require_folder(path, flag):
+    """``ConfigError`` unless the folder ``path`` is to be written in exists: said before any work, not after it."""
     folder = os.path.dirname(path) or "."
     if not os.path.isdir(folder):
-        raise ConfigError(f"--video {path}: the folder {folder} does not exist")
-    return imageio
+        raise ConfigError(f"{flag} {path}: the folder {folder} does not exist")
 
 
 def write_video(path, frames, fps=30):
@@ -519,10 +522,8 @@ def cmd_plot(args):
         last = next(iter(curve.values()))[1]
         print(f"{label}: {len(members)} run(s), last evaluation {last[-1]:.1f} at {int(steps[-1]):,} steps, "
               f"best {np.max(last):.1f}" + (" (IQM over seeds)" if len(members) > 1 else ""))
-    try:
+    with runs.writing(None, out):
         print(f"wrote {plot_curves(curves, out, ', '.join(sorted(env_ids)))}")
-    except OSError as e:
-        raise runs.WriteError(f"cannot write {out}: {e.strerror or e}") from None
     return 0
 
 
@@ -537,9 +538,7 @@ def image_path(path, flag):
     if ext and ext[1:].lower() not in formats:
         raise ConfigError(f"{flag} {path}: matplotlib cannot write .{ext[1:]} files; use one of "
                           f"{', '.join('.' + f for f in sorted(formats))}")
-    folder = os.path.dirname(path) or "."
-    if not os.path.isdir(folder):
-        raise ConfigError(f"{flag} {path}: the folder {folder} does not exist")
+    require_folder(path, flag)
     return path
 
 
@@ -609,8 +608,7 @@ def cmd_gradcheck(args):
     sde = "; gSDE, its features held fixed as the stop-gradient they are (docs/02)" if config.use_sde else ""
     print(textwrap.fill(
         f"{args.algo}'s networks (hidden {config.hidden}, value {config.vf_hidden}, {config.activation}) on {env_id}, "
-        f"batch {args.batch}, "
-        f"float64{sde}. Each analytic derivative against central differences of the function it differentiates "
+        f"batch {args.batch}, float64{sde}. Each analytic derivative against central differences of the function it differentiates "
         "(h = 1e-6; the FVP: a difference of the analytic KL gradient, h = 1e-5); ok = allclose(rtol=1e-5, "
         "atol=1e-7) entry by entry (FVP: rtol=1e-4, atol=1e-6), that is error / tol <= 1.", 98, break_on_hyphens=False))
     print(format_table(checks))

@@ -664,8 +664,10 @@ def load_population(folder: str | os.PathLike, trust_env_spec: bool = False) -> 
 
 def check_shared_structure(members, names, path):
     """A population's members share every setting but the numbers of the update (``per_member_fields``)."""
+    numbers = per_member_fields(type(members[0].config))
+
     def structure(member):
-        return {f: v for f, v in member.config.to_dict().items() if f not in per_member_fields(type(member.config))}
+        return {f: v for f, v in member.config.to_dict().items() if f not in numbers}
 
     first = structure(members[0])
     for member, name in zip(members[1:], names[1:]):

@@ -60,9 +60,8 @@ def split_settings(config_cls, pairs):
     (``lr=1e-3,3e-3``) is a list of settings to sweep; any other value (``hidden=64,64``) is one setting."""
     shared, swept = [], {}
     for pair in pairs or []:
-        name, sep, text = pair.partition("=")
-        name = config_cls.ALIASES.get(name.strip(), name.strip())
-        if sep and "," in text and name in per_member_fields(config_cls):
+        name, text = runs.set_pair(config_cls, pair)
+        if "," in text and name in per_member_fields(config_cls):
             swept[name] = [t.strip() for t in text.split(",")]
             if len({runs.parse_value(config_cls, name, t) for t in swept[name]}) < len(swept[name]):
                 raise ConfigError(f"--set {pair}: a value is listed twice")
@@ -75,8 +74,7 @@ def refuse_listed_structure(config_cls, shared):
     """A population's shared ``--set`` pairs may not list values of a structural setting (``n_steps=64,128``)."""
     defaults = {f.name: f.default for f in dataclasses.fields(config_cls)}
     for pair in shared:
-        name, _, text = pair.partition("=")
-        name = config_cls.ALIASES.get(name.strip(), name.strip())
+        name, text = runs.set_pair(config_cls, pair)
         if "," in text and name in defaults and not isinstance(defaults[name], tuple):
             raise ConfigError(f"--set {pair}: {name} is shared by every member of a population (a structural "
                               f"setting): give one value. Only numbers of the update may differ per member: "

@@ -162,14 +162,19 @@ def parse_value(config_cls, name, text, where=None):
     return text
 
 
+def set_pair(config_cls, pair):
+    """``"learning_rate=1e-3"`` -> ``("lr", "1e-3")``: the field's name (SB3's names are accepted too) and its text."""
+    name, sep, text = pair.partition("=")
+    if not sep or not name:
+        raise ConfigError(f"--set expects key=value, got {pair!r}")
+    return config_cls.ALIASES.get(name.strip(), name.strip()), text
+
+
 def parse_overrides(config_cls, pairs):
     """``["lr=1e-3", "hidden=32,32"]`` -> ``{"lr": 0.001, "hidden": (32, 32)}``."""
     overrides = {}
     for pair in pairs or []:
-        name, sep, text = pair.partition("=")
-        if not sep or not name:
-            raise ConfigError(f"--set expects key=value, got {pair!r}")
-        name = config_cls.ALIASES.get(name.strip(), name.strip())  # SB3's names are accepted too
+        name, text = set_pair(config_cls, pair)
         overrides[name] = parse_value(config_cls, name, text.strip())
     return overrides
 
@@ -299,10 +304,13 @@ def remove_stale_temporaries(run_dir):
 
 @contextlib.contextmanager
 def writing(run_dir, path):
-    """Turn a failed write (disk full, read-only) into one ``WriteError`` naming ``path`` and the last checkpoint."""
+    """Turn a failed write (disk full, read-only) into one ``WriteError`` naming ``path`` and, for a file of the run
+    folder ``run_dir``, its last checkpoint (``run_dir`` None: a file outside any run, a plot or a video)."""
     try:
         yield
     except OSError as e:
+        if run_dir is None:
+            raise WriteError(f"cannot write {path}: {e.strerror or e}") from None
         last = latest_checkpoint(run_dir)
         state = (f"the last checkpoint, {last}, is intact; continue from it with: npgrad train --resume {run_dir}"
                  if last else "no checkpoint was written yet")
