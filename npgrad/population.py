@@ -428,7 +428,8 @@ def setting_label(settings, varied):
 
 
 class Population:
-    """``S`` members of one algorithm on one environment id; ``population[k]`` is member ``k``, an ``Agent``.
+    """``S`` members of one algorithm on one environment id; ``population[k]`` is member ``k``, an ``Agent``, and
+    ``population[i:j]`` a population of those members.
 
     Built by an algorithm's class when its ``seed`` is a list or range, or a setting is a list of numbers:
     ``npgrad.TRPO("Pendulum-v1", seed=range(20))``.
@@ -457,6 +458,14 @@ class Population:
         return len(self.members)
 
     def __getitem__(self, k):
+        """Member ``k`` (an ``Agent``), or for a slice a ``Population`` of those members with their evaluations
+        (the same agents, not copies, as a list's slice holds the same objects)."""
+        if isinstance(k, slice):
+            if not self.members[k]:
+                parts = (k.start, k.stop) if k.step is None else (k.start, k.stop, k.step)
+                text = ":".join("" if i is None else str(i) for i in parts)
+                raise IndexError(f"[{text}] selects no member of a population of {len(self)}")
+            return Population.of(self.members[k], self.evaluations[k])
         return self.members[k]
 
     def __iter__(self):

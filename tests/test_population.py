@@ -228,6 +228,11 @@ def test_population_learning_curves_pool_members_of_one_setting():
     assert sorted(curves) == ["lr=0.001", "lr=0.003"]
     by_hand = aggregate_curves([EVERY, 2 * EVERY], [returns_of(pop.evaluations[k]) for k in (2, 3)])
     assert np.array_equal(curves["lr=0.003"].iqm, by_hand.iqm) and curves["lr=0.003"].members == 2
+    half = pop[2:]  # a slice is a population of the same members, with their evaluations
+    assert isinstance(half, Population) and half[0] is pop[2] and half.seeds == [0, 1]
+    assert np.array_equal(half.aggregate()["all"].iqm, by_hand.iqm)
+    with pytest.raises(IndexError, match=r"\[4:\] selects no member of a population of 4"):
+        pop[4:]
 
 
 @pytest.mark.parametrize("seed, overrides, problem", [
