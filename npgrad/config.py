@@ -121,7 +121,8 @@ class Config:
         unknown = sorted(set(values) - {f.name for f in dataclasses.fields(cls)})
         if unknown:
             raise cls.unknown(unknown)
-        config = cls(**{k: v.item() if isinstance(v, np.generic) else v for k, v in values.items()})  # NumPy scalars
+        tuples = {f.name for f in dataclasses.fields(cls) if isinstance(f.default, tuple)}
+        config = cls(**{k: plain(v, as_tuple=k in tuples) for k, v in values.items()})
         config.validate()
         return config
 
@@ -149,8 +150,7 @@ class Config:
 
     @classmethod
     def from_dict(cls: type[C], values: Mapping[str, Any]) -> C:
-        tuples = {f.name for f in dataclasses.fields(cls) if isinstance(f.default, tuple)}
-        return cls.build({k: tuple(v) if k in tuples and isinstance(v, list) else v for k, v in values.items()})
+        return cls.build(values)
 
     def validate(self) -> None:
         for f in dataclasses.fields(self):
@@ -164,8 +164,8 @@ class Config:
                 require(isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value),
                         f.name, value, "a finite number")
             elif isinstance(f.default, tuple):
-                require(isinstance(value, tuple) and all(isinstance(h, int) and h >= 1 for h in value), f.name,
-                        value, "a tuple of positive integers")
+                require(isinstance(value, tuple) and all(isinstance(h, int) and not isinstance(h, bool) and h >= 1
+                                                         for h in value), f.name, value, "a tuple of positive integers")
         require(0.0 <= self.gamma <= 1.0, "gamma", self.gamma, "in [0, 1]")
         require(0.0 <= self.lam <= 1.0, "lam", self.lam, "in [0, 1]")
         require(self.activation in ("tanh", "relu", "identity"), "activation", self.activation,
@@ -205,6 +205,13 @@ def field_docs(config_cls: type[Config]) -> dict[str, str]:
             if isinstance(field, ast.AnnAssign) and isinstance(doc, ast.Expr) and isinstance(doc.value, ast.Constant):
                 docs[field.target.id] = " ".join(str(doc.value.value).split())  # type: ignore[union-attr]
     return docs
+
+
+def plain(value: Any, as_tuple: bool = False) -> Any:
+    """``value`` with NumPy scalars as Python's, and for a tuple field (``as_tuple``) a list or array as a tuple."""
+    if as_tuple and isinstance(value, (list, tuple, np.ndarray)):
+        return tuple(plain(v) for v in value)
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def require(ok: object, name: str, value: object, what: str) -> None:

@@ -210,6 +210,12 @@ def test_numpy_scalars_are_accepted_as_python_numbers():
     agent = npgrad.PPO("CartPole-v1", n_steps=np.int64(16), lr=np.float32(1e-3))
     assert type(agent.config.n_steps) is int and type(agent.config.lr) is float, "stored as Python numbers (JSON)"
     assert agent.config.n_steps == 16 and agent.config.lr == pytest.approx(1e-3, rel=1e-6)
+    for widths in [(np.int64(32),), np.array([32, 16]), [32, 16]]:  # e.g. widths drawn by a sweep with NumPy
+        hidden = npgrad.PPO("CartPole-v1", hidden=widths).config.hidden
+        assert hidden == tuple(int(w) for w in widths) and all(type(w) is int for w in hidden)
+    for bad in [(True,), (32.0,), (0,)]:
+        with pytest.raises(ConfigError, match=r"hidden=.* must be a tuple of positive integers"):
+            npgrad.PPO("CartPole-v1", hidden=bad)
 
 
 def test_another_algorithms_config_is_refused_by_name():
