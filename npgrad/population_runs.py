@@ -282,15 +282,13 @@ def train_on_ray(index, run_dir, todo, resume, address, stop, display=None):
         jobs.append({"member": m, "dir": member_dir, "argv": member_argv(index, m, run_dir, resume), "files": files,
                      "config": index["config"], "config_text": config_text})
     chunks = chunked(jobs, ray_backend.default_chunks(ray))
-    for i, results in ray_backend.map_chunks(ray_backend.run_chunk, chunks, ray):
+    for i, results in ray_backend.map_chunks(ray_backend.run_chunk, chunks, ray, stopped=lambda: stop.requested):
         for job, (status, message, files) in zip(chunks[i], results):
             with runs.writing(run_dir, job["dir"]):
                 ray_backend.write_files(job["dir"], files)
             yield job["member"], status, message
         if display is not None:
             display.update(i, len(chunks[i]), index["steps"])
-        if stop.requested:
-            return
 
 
 def member_curves(index, run_dir):

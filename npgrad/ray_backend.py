@@ -47,15 +47,22 @@ def default_chunks(ray):
     return max(1, int(ray.cluster_resources().get("CPU", 1)))
 
 
-def map_chunks(fn, chunks, ray):
+def map_chunks(fn, chunks, ray, stopped=lambda: False):
     """Run ``fn(chunk)`` for every chunk as Ray tasks; yield ``(chunk index, result)`` as each finishes. A task whose
-    worker dies is retried up to ``MAX_RETRIES`` times; an exception ``fn`` raises is not retried (it would recur)."""
+    worker dies is retried up to ``MAX_RETRIES`` times; an exception ``fn`` raises is not retried (it would recur).
+    Tasks still running when the caller stops (Ctrl-C, ``stopped()`` true, an error, the generator closed) are
+    cancelled: on a cluster they would otherwise train on with no one to take their results."""
     remote = ray.remote(max_retries=MAX_RETRIES, retry_exceptions=False)(fn)
     refs = {remote.remote(chunk): i for i, chunk in enumerate(chunks)}
     pending = list(refs)
-    while pending:
-        done, pending = ray.wait(pending, num_returns=1)
-        yield refs[done[0]], ray.get(done[0])
+    try:
+        while pending and not stopped():
+            done, pending = ray.wait(pending, num_returns=1, timeout=0.5)
+            if done:
+                yield refs[done[0]], ray.get(done[0])
+    finally:
+        for ref in pending:
+            ray.cancel(ref, force=True)
 
 
 # --- what a task does -------------------------------------------------------------------------------------

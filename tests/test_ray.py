@@ -2,6 +2,7 @@
 whose worker died; a resumed sweep does not retrain finished members; a missing extra is one line."""
 import os
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -77,6 +78,36 @@ def test_cli_ray_run_folder_equals_the_local_one_and_resumes_without_retraining(
     assert (tmp_path / "ray" / "member-000" / "model.npz").stat().st_mtime_ns == kept
     assert same_members([npgrad.load(tmp_path / "ray" / "member-002" / "model.npz")],
                         [npgrad.load(tmp_path / "local" / "member-002" / "model.npz")])
+
+
+@pytest.mark.parametrize("how", ["closed", "stopped"])
+def test_tasks_still_running_when_the_caller_stops_are_cancelled(cluster, tmp_path, how):
+    """A Ctrl-C in the driver (the caller closing the generator, or the CLI's ``stopped()`` turning true) must not
+    leave tasks training on the cluster: the long task would finish 2 s after it started, unless it was cancelled."""
+    started, finished = tmp_path / "started", tmp_path / "finished"
+
+    def task(seconds):
+        if seconds:
+            started.write_text("")
+            time.sleep(seconds)
+            finished.write_text("")
+        return seconds
+
+    def wait_until_started():
+        deadline = time.monotonic() + 60
+        while not started.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+    if how == "closed":
+        results = ray_backend.map_chunks(task, [0, 2], cluster)
+        assert next(results) == (0, 0)
+        wait_until_started()
+        results.close()
+    else:
+        assert list(ray_backend.map_chunks(task, [0, 2], cluster, stopped=lambda: started.exists())) in ([(0, 0)], [])
+        wait_until_started()
+    time.sleep(4)
+    assert started.exists() and not finished.exists()
 
 
 def test_without_ray_the_backend_says_how_to_install_it(monkeypatch, tmp_path, capsys):
