@@ -147,13 +147,13 @@ def test_empirical_fisher_is_mean_score_outer_product(case):
                                err_msg="empirical Fisher vs one-sample gradients")
 
 
-def reference_value_loss(v_n, ret_n, v_old_n, clip_vf):
-    """The value loss written out row by row, as the formula reads."""
+def reference_value_loss(v_n, ret_n, v_old_n, clip_vf, u_n=None):
+    """The value loss written out row by row, as the formula reads (weighted by ``u``, if given)."""
     rows = []
     for v, r, v_old in zip(v_n, ret_n, v_old_n):
         v_clip = v_old + min(max(v - v_old, -clip_vf), clip_vf)
         rows.append(max((v - r) ** 2, (v_clip - r) ** 2) if clip_vf > 0 else (v - r) ** 2)
-    return float(np.mean(rows))
+    return float(np.mean(rows)) if u_n is None else float(u_n @ rows)
 
 
 def away_from_kinks(v_n, ret_n, v_old_n, clip_vf, margin=1e-3):
@@ -203,6 +203,95 @@ def test_value_loss_gradient_through_the_network(o, hidden, n, seed, clip_vf):
     numeric = central_difference_gradient(f, vf.theta)
     np.testing.assert_allclose(loss, f(vf.theta), rtol=1e-12)
     np.testing.assert_allclose(g, numeric, rtol=RTOL, atol=ATOL, err_msg=f"grad of the value loss, clip_vf={clip_vf}")
+
+
+# --- row weights: means over a rollout's transitions, its reset steps weighing 0 --------------------------
+
+
+@st.composite
+def row_weights_for(draw, n):
+    """Weights ``u`` summing to 1 over ``n`` rows, some 0 (a rollout's reset steps) and the others unequal."""
+    valid = np.array(draw(st.lists(st.booleans(), min_size=n, max_size=n)))
+    valid[draw(st.integers(0, n - 1))] = True
+    w_n = valid * draw(finite_arrays((n,), 0.1, 1.0))
+    return w_n / w_n.sum()
+
+
+@st.composite
+def weighted_cases(draw, kind=None):
+    """A policy case (``policy_cases``) and row weights ``u`` for its batch."""
+    case = draw(policy_cases(kind))
+    return (*case, draw(row_weights_for(len(case[1]))))
+
+
+@given(weighted_cases(), st.floats(0.05, 0.4))
+def test_weighted_objectives_gradients(case, eps):
+    """With row weights, every objective is ``sum_i u_i f_i`` and its gradient that sum's: surrogate, clipped
+    surrogate (away from its kinks) with its clip fraction, entropy, and KL(old || new) (off theta_old)."""
+    pol, obs, act, adv, logp_old, rng, u_n = case
+    r_n = np.exp(pol.log_prob(obs, act) - logp_old)
+    old = pol.distribution(obs, pol.theta + 0.3 * rng.standard_normal(pol.num_params))
+
+    def ratio(th):
+        return np.exp(pol.log_prob(obs, act, th) - logp_old)
+
+    references = {
+        "surrogate": (lambda th: u_n @ (ratio(th) * adv), surrogate, (act, adv, logp_old, u_n)),
+        "entropy": (lambda th: u_n @ pol.distribution(obs, th).entropy(), mean_entropy, (u_n,)),
+        "KL(old || new)": (lambda th: u_n @ old.kl(pol.distribution(obs, th)), lambda d, u: mean_kl(old, d, u), (u_n,)),
+    }
+    if np.min(np.abs(np.abs(r_n - 1.0) - eps)) > 1e-3:  # the clipped objective has kinks at r = 1 +- eps
+        references["clipped surrogate"] = (
+            lambda th: u_n @ np.minimum(ratio(th) * adv, np.clip(ratio(th), 1 - eps, 1 + eps) * adv),
+            clipped_surrogate, (act, adv, logp_old, eps, u_n))
+        assert clipped_surrogate(pol.distribution(obs), act, adv, logp_old, eps, u_n)[2] == \
+            pytest.approx(u_n @ (np.abs(r_n - 1.0) > eps), rel=1e-12, abs=0), "weighted clip fraction"
+    for what, (reference, objective, args) in references.items():
+        value, g = pol.objective_grad(obs, objective, *args)
+        assert_close(value, reference(pol.theta), f"weighted {what}", pol, rtol=1e-12, atol=1e-12)
+        assert_close(g, fd_grad(pol, reference), f"grad of the weighted {what}", pol)
+
+
+@given(weighted_cases())
+def test_weighted_fvp_matches_finite_difference_hessian_of_the_weighted_kl(case):
+    """``F_u v = d/dt grad sum_i u_i KL_i(pi_old || pi_{theta + t v})``; the explicit ``F_u`` agrees, damping adds."""
+    pol, obs, _, _, _, rng, u_n = case
+    v_p = rng.standard_normal(pol.num_params)
+    old = pol.distribution(obs)
+    numeric = directional_derivative(
+        lambda th: pol.objective_grad(obs, lambda dist: mean_kl(old, dist, u_n), theta_p=th)[1], pol.theta, v_p, h=1e-5)
+    fvp_p = pol.fisher_vector_product(obs, v_p, u_n=u_n)
+    assert_close(fvp_p, numeric, "weighted FVP vs FD Hessian of the weighted KL", pol, atol=1e-6)
+    assert_close(pol.fisher_matrix(obs, u_n=u_n) @ v_p, fvp_p, "explicit weighted F v vs FVP", pol, rtol=1e-9,
+                 atol=1e-12)
+    np.testing.assert_allclose(pol.fisher_vector_product(obs, v_p, damping=0.1, u_n=u_n), fvp_p + 0.1 * v_p,
+                               rtol=1e-12, atol=1e-14)
+
+
+@given(weighted_cases())
+def test_weighted_empirical_fisher_is_the_weighted_score_outer_product(case):
+    pol, obs, act, *_, u_n = case
+    S = np.array([pol.objective_grad(obs[i:i + 1], weighted_log_prob, act[i:i + 1], np.ones(1))[1] for i in range(len(obs))])
+    np.testing.assert_allclose(pol.empirical_fisher(obs, act, u_n=u_n), (S.T * u_n) @ S, rtol=1e-10, atol=1e-12,
+                               err_msg="weighted empirical Fisher vs one-sample gradients")
+
+
+@given(st.integers(1, 4), st.lists(st.integers(1, 5), max_size=2), st.integers(1, 6).flatmap(
+    lambda n: st.tuples(st.just(n), row_weights_for(n))), st.integers(0, 2**16), st.sampled_from([0.0, 0.3]))
+def test_weighted_value_loss_gradient_through_the_network(o, hidden, n_u, seed, clip_vf):
+    (n, u_n), rng = n_u, np.random.default_rng(seed)
+    vf = ValueFunction(o, tuple(hidden), rng=seed)
+    obs, target = rng.standard_normal((n, o)), rng.standard_normal(n)
+    v_old = vf(obs) + rng.uniform(-1.0, 1.0, n)
+    assume(away_from_kinks(vf(obs), target, v_old, clip_vf))
+    loss, g = vf.loss_grad(obs, target, v_old, clip_vf, u_n=u_n)
+
+    def f(phi_p):
+        return reference_value_loss(vf(obs, phi_p), target, v_old, clip_vf, u_n)
+
+    np.testing.assert_allclose(loss, f(vf.theta), rtol=1e-12)
+    np.testing.assert_allclose(g, central_difference_gradient(f, vf.theta), rtol=RTOL, atol=ATOL,
+                               err_msg=f"grad of the weighted value loss, clip_vf={clip_vf}")
 
 
 def test_log_std_is_part_of_theta():
