@@ -6,7 +6,7 @@ Every class shares one interface. A distribution is a batch of ``n`` distributio
 tuple of parameter arrays ``dist.params`` (``(logits_na,)`` or ``(mean_na, log_std_na)``); every
 derivative is returned as a tuple of the same shapes, so a policy can feed it straight into its
 network's vjp. Reductions are over the last axis, so leading axes (independent agents, ``(S, n, a)``)
-pass through ``Categorical`` and ``DiagGaussian``:
+pass through every class:
 
 =====================  =========================================================
 method                 what it computes
@@ -195,7 +195,7 @@ class MultiCategorical:
 
     def __init__(self, logits_na: ArrayLike, nvec: Iterable[int]) -> None:
         self.logits_na, self.nvec = np.asarray(logits_na, dtype=np.float64), tuple(int(k) for k in nvec)
-        if self.logits_na.ndim != 2 or self.logits_na.shape[1] != sum(self.nvec):
+        if self.logits_na.ndim < 2 or self.logits_na.shape[-1] != sum(self.nvec):
             raise ValueError(f"MultiCategorical expects logits of shape (n, {sum(self.nvec)}), "
                              f"got {self.logits_na.shape}")
         self.ends = np.cumsum(self.nvec)
@@ -213,10 +213,9 @@ class MultiCategorical:
         return (np.concatenate(per_factor, axis=-1),)
 
     def _check_act(self, act_nk: ArrayLike) -> np.ndarray:
-        act_nk = np.asarray(act_nk)
-        if act_nk.shape != (len(self.logits_na), len(self.nvec)):
-            raise ValueError(f"MultiCategorical actions must have shape ({len(self.logits_na)}, {len(self.nvec)}), "
-                             f"got {act_nk.shape}")
+        act_nk, shape = np.asarray(act_nk), (*self.logits_na.shape[:-1], len(self.nvec))
+        if act_nk.shape != shape:
+            raise ValueError(f"MultiCategorical actions must have shape {shape}, got {act_nk.shape}")
         return act_nk
 
     def sample(self, rng: np.random.Generator) -> np.ndarray:
@@ -228,12 +227,12 @@ class MultiCategorical:
     def log_prob(self, act_nk: ArrayLike) -> np.ndarray:
         """``log pi(a) = sum_k log p_k(a_k)``."""
         act_nk = self._check_act(act_nk)
-        return sum(f.log_prob(act_nk[:, k]) for k, f in enumerate(self.factors))  # type: ignore[return-value]
+        return sum(f.log_prob(act_nk[..., k]) for k, f in enumerate(self.factors))  # type: ignore[return-value]
 
     def dlog_prob(self, act_nk: ArrayLike) -> tuple[np.ndarray]:
         """Factor ``k``'s block: ``onehot(a_k) - p_k``."""
         act_nk = self._check_act(act_nk)
-        return self._join([f.dlog_prob(act_nk[:, k])[0] for k, f in enumerate(self.factors)])
+        return self._join([f.dlog_prob(act_nk[..., k])[0] for k, f in enumerate(self.factors)])
 
     def entropy(self) -> np.ndarray:
         """``H = sum_k H_k``."""
@@ -269,7 +268,7 @@ class Bernoulli:
 
     def __init__(self, logits_na: ArrayLike) -> None:
         self.logits_na = np.asarray(logits_na, dtype=np.float64)
-        if self.logits_na.ndim != 2:
+        if self.logits_na.ndim < 2:
             raise ValueError(f"Bernoulli expects logits of shape (n, a), got {self.logits_na.shape}")
         self.logp_na, self.log1mp_na = log_sigmoid(self.logits_na), log_sigmoid(-self.logits_na)
         self.p_na = np.exp(self.logp_na)

@@ -1,6 +1,7 @@
 """Small environments shared by the test files (tests/ is on sys.path: ``from helpers import Counter``)."""
 import gymnasium as gym
 import numpy as np
+from gymnasium import spaces
 
 
 class Counter(gym.Env):
@@ -20,3 +21,36 @@ class Counter(gym.Env):
     def step(self, action):
         self.t += 1
         return np.array([self.t], dtype=np.float32), 1.0, self.t >= self.term_at, False, {}
+
+
+class MatchTargets(gym.Env):
+    """Each step shows two targets (MultiDiscrete [3, 4]); the action scores 1 for each entry it matches.
+    Episodes last 8 steps, so the optimum is a return of 16 (and random play scores about 4.7)."""
+
+    observation_space = spaces.MultiDiscrete([3, 4])
+    action_space = spaces.MultiDiscrete([3, 4])
+    horizon, optimum = 8, 16.0
+
+    def draw(self):
+        return self.np_random.integers(0, self.observation_space.nvec)
+
+    def reset(self, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t, self.target = 0, self.draw()
+        return self.target, {}
+
+    def step(self, action):
+        reward = float(np.sum(np.asarray(action) == self.target))
+        self.t, self.target = self.t + 1, self.draw()
+        return self.target, reward, False, self.t >= self.horizon, {}
+
+
+class CopyBits(MatchTargets):
+    """Each step shows 4 random bits (MultiBinary); the action scores 1 per bit it copies. Optimum 32, random 16."""
+
+    observation_space = spaces.MultiBinary(4)
+    action_space = spaces.MultiBinary(4)
+    optimum = 32.0
+
+    def draw(self):
+        return self.np_random.integers(0, 2, 4).astype(np.int8)

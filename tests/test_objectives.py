@@ -3,16 +3,18 @@ import numpy as np
 import pytest
 from hypothesis import given, strategies as st
 
-from npgrad.distributions import Categorical, DiagGaussian
+from npgrad.distributions import Bernoulli, Categorical, DiagGaussian, MultiCategorical
 from npgrad.objectives import clipped_surrogate, mean_entropy, mean_kl, surrogate, value_loss, weighted_log_prob
 
 
 def stacked_case(kind, S, n, a, seed):
     """Distributions of S agents on n rows: the stacked (S, n, a) one, and one per agent."""
     rng = np.random.default_rng(seed)
-    if kind == "categorical":
-        z_sna, z_old_sna = rng.standard_normal((2, S, n, a))
-        make = Categorical
+    if kind in ("categorical", "multidiscrete", "multibinary"):
+        nvec = (a, 2, 3)  # MultiDiscrete's factors: a + 5 logits
+        z_sna, z_old_sna = rng.standard_normal((2, S, n, a + 5 if kind == "multidiscrete" else a))
+        make = {"categorical": Categorical, "multibinary": Bernoulli,
+                "multidiscrete": lambda z: MultiCategorical(z, nvec)}[kind]
         params, old_params = (z_sna,), (z_old_sna,)
     else:
         mean_sna, mean_old_sna = rng.standard_normal((2, S, n, a))
@@ -26,7 +28,7 @@ def stacked_case(kind, S, n, a, seed):
     return stacked, old, alone, old_alone, act, rng
 
 
-@pytest.mark.parametrize("kind", ["categorical", "gaussian"])
+@pytest.mark.parametrize("kind", ["categorical", "gaussian", "multidiscrete", "multibinary"])
 @given(st.integers(1, 3), st.integers(1, 5), st.integers(1, 4), st.integers(0, 2**16))
 def test_every_objective_of_stacked_agents_equals_each_agent_alone(kind, S, n, a, seed):
     stacked, old, alone, old_alone, act, rng = stacked_case(kind, S, n, a, seed)

@@ -7,6 +7,7 @@ import os
 import time
 import warnings
 
+import gymnasium as gym
 import numpy as np
 import pytest
 import scipy.stats
@@ -18,6 +19,7 @@ from npgrad.errors import ConfigError, FileFormatError, NpgradError
 from npgrad import population
 from npgrad.population import Population, aggregate_curves, load_population, member_settings
 from npgrad.runs import eval_curve
+from helpers import CopyBits, MatchTargets
 
 TINY = {"n_envs": 2, "n_steps": 64}  # a batch of 128: the default value minibatch
 STEPS, EVERY = 512, 256
@@ -66,6 +68,21 @@ def test_a_member_is_its_solo_run(name):
         assert same_state(pop[k], agent)
         assert returns_of(pop.evaluations[k]) == [row[2] for row in history]
         assert [row[0] for row in pop.evaluations[k]["history"]] == [EVERY, 2 * EVERY]
+
+
+@pytest.mark.parametrize("env_cls", [MatchTargets, CopyBits])
+@pytest.mark.parametrize("algo", ["vpg", "npg", "trpo", "ppo", "a2c"])
+def test_a_member_with_multidiscrete_or_multibinary_actions_is_its_solo_run(algo, env_cls):
+    """Factored actions (independent categoricals, Bernoullis): each factor's draws come from each member's own
+    generator, as alone."""
+    env_id = f"NpgradTest/{env_cls.__name__}-v0"
+    if env_id not in gym.registry:
+        gym.register(env_id, entry_point=env_cls)
+    pop = npgrad.ALGOS[algo](env_id, seed=[0, 1], **TINY)
+    pop.learn(STEPS, eval_every=EVERY, eval_episodes=3, workers=1)
+    for k in range(2):
+        agent, history = solo(algo, k, env=env_id)
+        assert same_state(pop[k], agent) and returns_of(pop.evaluations[k]) == [row[2] for row in history]
 
 
 @pytest.mark.parametrize("algo", ["ppo", "trpo", "a2c"])
