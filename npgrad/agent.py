@@ -196,21 +196,18 @@ class Agent:
         one the network cannot represent (beyond 3.4e38 in float32) or whose outputs overflow, is a ``ShapeError``.
         Actions come in the action space's dtype (float32 for most Boxes), as SB3's, so ``space.contains`` holds."""
         act, space = self.act(obs, deterministic, rng), self.envs.single_action_space
-        if not (isinstance(space, gym.spaces.Box) and np.issubdtype(space.dtype, np.floating)):
-            return act, state  # integer actions are already the space's; an integer Box keeps the policy's
-        with np.errstate(over="ignore"):
-            cast = act.astype(space.dtype, copy=False)
-        if not np.all(np.isfinite(cast)):
+        if isinstance(space, gym.spaces.Box) and not np.all(np.isfinite(act)):
             raise ShapeError(f"predict's actions overflow the action space's {space.dtype}: use normalize_obs=True "
                              "or bound the action space")
-        return cast, state
+        return act, state
 
     def act(self, obs: Any, deterministic: bool = False, rng: np.random.Generator | None = None) -> np.ndarray:
-        """``predict``'s actions as the policy computes them (float64 for a Box): what training and ``evaluate``
-        step environments with, so an evaluation equals the population's side-by-side one bit for bit."""
+        """``predict``'s actions, without its check that they are finite: what ``evaluate`` steps environments with,
+        so an evaluation equals the population's side-by-side one bit for bit."""
         deterministic, rng = require_bool(deterministic, "deterministic"), generator(rng, self.rng)
         obs_no, single = observation_batch(obs, self.envs.single_observation_space)
-        act = act_on(obs_no, self.policy, self.obs_filter, self.config.dtype, deterministic, rng)
+        with np.errstate(over="ignore"):  # a float32 Box's cast of a huge action: refused by predict
+            act = act_on(obs_no, self.policy, self.obs_filter, self.config.dtype, deterministic, rng)
         return act[0] if single else act
 
     def evaluate(self, episodes: int = 10, deterministic: bool = True, seed: int | None = None,

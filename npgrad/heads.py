@@ -94,7 +94,7 @@ class GaussianHead:
 
     def __init__(self, space):
         self.out_dim = self.num_params = space.shape[0]
-        self.act_shape, self.low, self.high = space.shape, space.low, space.high
+        self.act_shape, self.low, self.high, self.env_dtype = space.shape, space.low, space.high, space.dtype
 
     def init_params(self, log_std_init):
         return np.full(self.num_params, float(log_std_init))
@@ -119,8 +119,9 @@ class GaussianHead:
         return fwd.dist.sample(rng)
 
     def to_env(self, act):
-        """Samples are unbounded; the environment gets them clipped to the Box (as SB3)."""
-        return np.clip(act, self.low, self.high)
+        """Samples are unbounded; the environment gets them clipped to the Box and in its dtype (as SB3), so
+        ``space.contains`` holds. The policy's log-probabilities are of the float64 samples."""
+        return np.clip(act, self.low, self.high).astype(self.env_dtype, copy=False)
 
     def project(self, head_p):
         return np.clip(head_p, *LOG_STD_BOUNDS)
@@ -182,6 +183,9 @@ def make_head(action_space, sde=False, n_features=None):
         return MultiCategoricalHead(action_space.nvec)
     if isinstance(action_space, spaces.MultiBinary) and len(action_space.shape) == 1:
         return BernoulliHead(action_space.n)
+    if isinstance(action_space, spaces.Box) and not np.issubdtype(action_space.dtype, np.floating):
+        raise SpaceError(f"action space {action_space} holds integers: npgrad's policy for a Box is a Gaussian over "
+                         "real numbers (use Discrete or MultiDiscrete actions, or a float Box)")
     if isinstance(action_space, spaces.Box) and len(action_space.shape) == 1:
         return GSDEHead(action_space, n_features) if sde else GaussianHead(action_space)
     raise SpaceError(f"action space {action_space} is not supported: npgrad supports Discrete (categorical), "

@@ -6,6 +6,7 @@ import pytest
 import npgrad
 from npgrad.algos.ppo import adapt_beta
 from npgrad.callbacks import Evaluator
+from npgrad.errors import SpaceError
 from npgrad.solvers import RMSprop
 
 RANDOM_CARTPOLE = 22.0  # mean return of the uniform random policy on CartPole-v1
@@ -74,6 +75,40 @@ def test_predicted_actions_are_in_the_action_space(env_id):
     for deterministic in (True, False):
         action, _ = agent.predict(env.reset(seed=0)[0], deterministic=deterministic)
         assert env.action_space.contains(action), f"{env_id}: {action!r} not in {env.action_space}"
+
+
+class StrictActions(gym.Env):
+    """A Box of float32 actions that the environment checks as many hand-written ones do."""
+
+    observation_space = gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
+    action_space = gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
+
+    def reset(self, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t = 0
+        return self.observation_space.sample(), {}
+
+    def step(self, action):
+        assert self.action_space.contains(action), f"{action!r} not in {self.action_space}"
+        self.t += 1
+        return self.observation_space.sample(), -float(np.sum(action ** 2)), False, self.t >= 10, {}
+
+
+@pytest.mark.parametrize("algo, use_sde", [("ppo", False), ("ppo", True), ("trpo", False), ("a2c", True)])
+def test_training_and_evaluation_step_with_actions_in_the_action_space(algo, use_sde):
+    """As SB3: the environment gets float32 actions for a float32 Box, clipped to it, in training and evaluation."""
+    agent = npgrad.ALGOS[algo](gym.vector.SyncVectorEnv([StrictActions] * 2), seed=0, n_steps=64, use_sde=use_sde)
+    agent.learn(128)
+    assert agent.num_steps == 128 and agent.evaluate(episodes=2, env=gym.vector.SyncVectorEnv([StrictActions])).mean < 0
+
+
+@pytest.mark.parametrize("dtype", [np.int64, np.uint8])
+def test_an_integer_box_of_actions_is_refused_by_name(dtype):
+    """A Gaussian's samples are real numbers; rounding them into an integer Box would be another policy."""
+    env = gym.vector.SyncVectorEnv([lambda: gym.wrappers.TransformAction(
+        StrictActions(), lambda a: a, gym.spaces.Box(0, 5, (2,), dtype))])
+    with pytest.raises(SpaceError, match=r"action space Box\(0, 5, \(2,\), .*\) holds integers"):
+        npgrad.PPO(env, seed=0)
 
 
 def test_predict_has_sb3s_signature_and_return():
