@@ -29,6 +29,8 @@ from .errors import ShapeError, SpaceError, shown
 def encoded_dim(space):
     """The length of an encoded observation of ``space``; ``SpaceError`` for a space npgrad cannot encode."""
     if isinstance(space, spaces.Box) and len(space.shape) == 1:
+        if space.shape[0] == 0:
+            raise SpaceError(f"observation space {space} holds no numbers: a policy needs at least one input")
         return space.shape[0]
     if isinstance(space, spaces.Discrete):
         return int(space.n)
@@ -36,8 +38,10 @@ def encoded_dim(space):
         return int(space.nvec.sum())
     if isinstance(space, spaces.MultiBinary) and len(space.shape) == 1:
         return int(space.n)
-    if isinstance(space, (spaces.Dict, spaces.Tuple)):
+    if isinstance(space, (spaces.Dict, spaces.Tuple)) and parts(space):
         return sum(part_dim(space, key, part) for key, part in parts(space))
+    if isinstance(space, (spaces.Dict, spaces.Tuple)):
+        raise SpaceError(f"observation space {space} has no parts: a policy needs at least one input")
     raise SpaceError(f"observation space {space} is not supported: npgrad encodes 1-D Box, Discrete, 1-D "
                      "MultiDiscrete, 1-D MultiBinary, and Dict or Tuple of those (flatten images yourself, e.g. "
                      "with gymnasium's FlattenObservation)")
@@ -56,21 +60,22 @@ def part_dim(space, key, part):
         raise SpaceError(f"observation space {space}, part {key!r}: {e}") from None
 
 
-def one_hot(index_n, n, what):
-    """``(len(index_n), n)`` rows ``e_index``; an index outside ``0..n-1`` is a ``ShapeError`` naming ``what``."""
-    index_n = np.asarray(index_n)
-    if not (np.issubdtype(index_n.dtype, np.integer) and np.all((index_n >= 0) & (index_n < n))):
-        raise ShapeError(f"{what} must be integers in its range of {n} values, got {index_n}")
-    return np.eye(n)[index_n]
+def one_hot(x_n, start, n, what):
+    """``(len(x_n), n)`` rows ``e_{x - start}``; a value outside ``start..start+n-1`` is a ``ShapeError`` naming
+    ``what``."""
+    x_n = np.asarray(x_n)
+    if not (np.issubdtype(x_n.dtype, np.integer) and np.all((x_n >= start) & (x_n < start + n))):
+        raise ShapeError(f"{what} must be integers in {start}..{start + n - 1}, got {x_n}")
+    return np.eye(n)[x_n - start]
 
 
 def encode(space, obs):
     """A batch of ``n`` observations of ``space`` (as a vector env returns them) -> ``(n, encoded_dim)`` floats."""
     if isinstance(space, spaces.Discrete):
-        return one_hot(np.asarray(obs) - space.start, int(space.n), f"a {space} observation")
+        return one_hot(obs, int(space.start), int(space.n), f"a {space} observation")
     if isinstance(space, spaces.MultiDiscrete):
-        x_nk = np.asarray(obs) - space.start
-        return np.concatenate([one_hot(x_nk[:, k], int(n), f"entry {k} of a {space} observation")
+        x_nk, start_k = np.asarray(obs), np.broadcast_to(space.start, space.nvec.shape)
+        return np.concatenate([one_hot(x_nk[:, k], int(start_k[k]), int(n), f"entry {k} of a {space} observation")
                                for k, n in enumerate(space.nvec)], axis=-1)
     if isinstance(space, (spaces.Dict, spaces.Tuple)):
         check_parts(space, obs)

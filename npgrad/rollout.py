@@ -13,6 +13,7 @@ The value network does not act, so the loop runs it once, on all ``(T + 1) E`` o
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 import gymnasium as gym
@@ -154,8 +155,13 @@ class Rollout:
     def restart(self, seed=None):
         """Reset every environment, each with its own seed drawn from ``seed`` (``independent_seeds``), and
         forget unfinished episodes."""
-        self.obs_eo, _ = self.envs.reset(seed=independent_seeds(self.envs, seed))
+        try:
+            self.obs_eo, _ = self.envs.reset(seed=independent_seeds(self.envs, seed))
+        except Exception as e:
+            raise env_error(e, "at reset", self.envs.single_observation_space) from e
         self.x_eo = encode(self.envs.single_observation_space, self.obs_eo)  # as the networks take them
+        if not np.isfinite(self.x_eo).all():
+            raise EnvError(f"the environment returned non-finite observations at reset: obs={self.obs_eo}")
         self.resetting_e = np.zeros(self.num_envs, dtype=bool)  # the next step of this env only resets it
         self.ep_return_e, self.ep_length_e = np.zeros(self.num_envs), np.zeros(self.num_envs, dtype=np.int64)
         self.disc_return_e = np.zeros(self.num_envs)
@@ -201,7 +207,7 @@ class Rollout:
         try:
             outcome = self.envs.step(act_env)[:4]
         except Exception as e:  # the agent is untouched: it only changes after a complete rollout
-            raise env_error(e, t, self.n_steps) from e
+            raise env_error(e, f"at rollout step {t} (of {self.n_steps})", self.envs.single_observation_space) from e
         return self.record(*outcome, t)
 
     def record(self, obs_eo, rew_e, term_e, trunc_e, t):
@@ -257,7 +263,8 @@ class StackedRollout:
         try:
             outcomes = self.envs.step(act_env, self.everyone)
         except Exception as e:
-            raise env_error(e, t, self.n_steps) from e
+            space = self.rollouts[0].envs.single_observation_space
+            raise env_error(e, f"at rollout step {t} (of {self.n_steps})", space) from e
         return tuple(np.stack(parts) for parts in zip(*(r.record(*outcome, t)
                                                          for r, outcome in zip(self.rollouts, outcomes))))
 
@@ -296,8 +303,24 @@ def collect(rollout, policy, rng):
     return Trajectory(obs_teo, act_te, logp_te, rew_te, term_te, trunc_te, valid_te, *rollout.finished)
 
 
-def env_error(e, t, n_steps):
-    return EnvError(f"the environment raised at rollout step {t} (of {n_steps}): {type(e).__name__}: {e}")
+def env_error(e, where, space):
+    """The ``EnvError`` for ``e``, raised by the environments ``where`` (at reset, at a rollout step)."""
+    hint = (f" (gymnasium's vector env could not put the environments' observations together: one of them does not "
+            f"fit the observation space {space}; check its shape, dtype and keys)"
+            if raised_in(e, "concatenate", "gymnasium") else "")
+    return EnvError(f"the environment raised {where}: {type(e).__name__}: {e}{hint}")
+
+
+def raised_in(e, function, package):
+    """Whether exception ``e`` passed through a function of ``package`` whose name contains ``function`` (gymnasium
+    dispatches ``concatenate`` to ``_concatenate_base`` and others by space)."""
+    tb = e.__traceback__
+    while tb is not None:
+        code = tb.tb_frame.f_code
+        if function in code.co_name and f"{os.sep}{package}{os.sep}" in code.co_filename:
+            return True
+        tb = tb.tb_next
+    return False
 
 
 def check_finite(obs_eo, rew_e, t):

@@ -40,10 +40,15 @@ def test_discrete_observations_are_one_hot_from_their_start():
     np.testing.assert_array_equal(encode(spaces.Discrete(3, start=-1), np.array([-1, 1])), [[1, 0, 0], [0, 0, 1]])
 
 
-@pytest.mark.parametrize("space, obs", [(spaces.Discrete(3), np.array([3])), (spaces.Discrete(3), np.array([0.5])),
-                                        (spaces.MultiDiscrete([2, 2]), np.array([[0, 2]]))])
-def test_an_observation_outside_its_space_is_named(space, obs):
-    with pytest.raises(ShapeError, match="must be integers in its range"):
+@pytest.mark.parametrize("space, obs, problem", [
+    (spaces.Discrete(3), np.array([3]), r"Discrete\(3\) observation must be integers in 0..2, got \[3\]"),
+    (spaces.Discrete(3), np.array([0.5]), r"integers in 0..2, got \[0.5\]"),
+    (spaces.Discrete(4, start=1), np.array([5]), r"integers in 1..4, got \[5\]"),  # the value the env gave
+    (spaces.MultiDiscrete([2, 2]), np.array([[0, 2]]), r"entry 1 of a MultiDiscrete\(\[2 2\]\) .* in 0..1, got \[2\]"),
+    (spaces.MultiDiscrete([2, 3], start=[10, 20]), np.array([[10, 19]]), r"entry 1 .* in 20..22, got \[19\]"),
+])
+def test_an_observation_outside_its_space_is_named(space, obs, problem):
+    with pytest.raises(ShapeError, match=problem):
         encode(space, obs)
 
 
@@ -73,7 +78,9 @@ def test_predict_names_what_is_wrong_with_a_structured_observation(space, obs, p
 
 
 @pytest.mark.parametrize("space", [spaces.Box(0, 255, (8, 8, 3)), spaces.Text(4),
-                                   spaces.Dict({"image": spaces.Box(0, 1, (4, 4))})])
+                                   spaces.Dict({"image": spaces.Box(0, 1, (4, 4))}), spaces.Box(0, 1, (0,)),
+                                   spaces.Dict({"x": spaces.Box(0, 1, (2,)), "empty": spaces.Box(0, 1, (0,))}),
+                                   spaces.Dict(), spaces.Tuple(())])
 def test_images_and_other_spaces_are_refused_by_name(space):
     with pytest.raises(SpaceError, match=f"observation space {type(space).__name__}"):
         encoded_dim(space)

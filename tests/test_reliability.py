@@ -251,6 +251,36 @@ def test_an_environment_fault_through_the_api_raises_env_error(flaky_env):
     assert agent.num_updates == 1  # the first rollout completed and updated; the second failed before updating
 
 
+class WrongShape(gym.Env):
+    """Declares observations of shape (3,) and returns (4,) ones from ``reset`` or from ``step``, or NaN ones."""
+
+    observation_space = gym.spaces.Box(-1.0, 1.0, (3,))
+    action_space = gym.spaces.Discrete(2)
+
+    def __init__(self, wrong_at="reset"):
+        self.wrong_at = wrong_at
+
+    def reset(self, seed=None, options=None):
+        super().reset(seed=seed)
+        return np.full(4 if self.wrong_at == "reset" else 3, np.nan if self.wrong_at == "nan" else 0.0,
+                       dtype=np.float32), {}
+
+    def step(self, action):
+        return np.zeros(4, dtype=np.float32), 0.0, False, False, {}
+
+
+@pytest.mark.parametrize("wrong_at, where", [("reset", "at reset"), ("step", r"at rollout step 0 \(of 64\)")])
+def test_an_observation_that_does_not_fit_the_space_is_named_where_it_came_from(wrong_at, where):
+    """gymnasium's vector env stacks observations into arrays laid out by the space; a misfit fails in there, with
+    a message about arrays ("Output array is the wrong shape"): the error says where and what to check."""
+    envs = gym.vector.SyncVectorEnv([lambda: WrongShape(wrong_at)])
+    with pytest.raises(EnvError, match=f"the environment raised {where}: ValueError: .*does not fit the observation "
+                                       r"space Box\(-1.0, 1.0, \(3,\), float32\); check its shape, dtype and keys"):
+        npgrad.PPO(envs, seed=0, n_steps=64).learn(64)
+    with pytest.raises(EnvError, match=r"non-finite observations at reset: obs=\[\[nan nan nan\]\]"):
+        npgrad.PPO(gym.vector.SyncVectorEnv([lambda: WrongShape("nan")]), seed=0)
+
+
 # --- reproducibility across processes -------------------------------------------------------------
 
 def run_fingerprint(algo, env_id, seed):
