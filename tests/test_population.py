@@ -17,7 +17,7 @@ from npgrad.callbacks import Evaluator
 from npgrad.cli import main
 from npgrad.errors import ConfigError, FileFormatError, NpgradError
 from npgrad import population
-from npgrad.population import Population, aggregate_curves, load_population, member_settings
+from npgrad.population import Population, aggregate_curves, load_population, member_settings, per_member_fields
 from npgrad.runs import eval_curve
 from helpers import CopyBits, MatchTargets
 
@@ -158,6 +158,35 @@ def test_per_member_settings_reach_their_member():
     assert sweep.seeds == [7, 7] and [m.config.gamma for m in sweep] == [0.9, 0.99]
 
 
+def every_number_varied(Config, env_id, **structure):
+    """Two members' settings: the defaults, and every number of the update the config uses changed."""
+    config = Config.for_env(env_id, **structure)
+    lists = {}
+    for name in sorted(per_member_fields(Config)):
+        other, needed = Config.REQUIRES.get(name, (None, None))
+        if other is None or getattr(config, other) == needed:
+            value = getattr(config, name)
+            lists[name] = [value, 0.8 * value if value > 0 else 0.01]
+    return {**structure, **lists}
+
+
+@pytest.mark.parametrize("env_id", ["CartPole-v1", "Pendulum-v1"])
+@pytest.mark.parametrize("algo, structure", [("vpg", {}), ("npg", {}), ("npg", {"fisher": "cg"}), ("trpo", {}),
+                                             ("ppo", {}), ("ppo", {"objective": "kl_penalty"}),
+                                             ("ppo", {"shared_trunk": True}), ("a2c", {})])
+def test_every_number_of_the_update_reaches_its_member(algo, structure, env_id):
+    """A member whose every per-member number differs from its neighbour's (learning rates, max KL, damping, clip
+    ranges, coefficients, gamma, lambda, filters' clips, ...) trains as it would alone with them."""
+    settings = every_number_varied(npgrad.ALGOS[algo].Config, env_id, **structure)
+    pop = npgrad.ALGOS[algo](env_id, seed=[3, 3], **TINY, **settings)
+    assert len(pop.varied()) == len(settings) - len(structure) >= 5, pop.varied()
+    pop.learn(STEPS, eval_every=EVERY, eval_episodes=3, workers=1)
+    for k in range(2):
+        agent, history = solo(algo, 3, env=env_id, **{n: v[k] if n in pop.varied() else v for n, v in settings.items()})
+        assert same_state(pop[k], agent), f"member {k}: {pop.settings(k)}"
+        assert returns_of(pop.evaluations[k]) == [row[2] for row in history]
+
+
 @pytest.mark.parametrize("algo, poison", [("ppo", {"lr": [3e-4, 1e30]}), ("a2c", {"lr": [7e-4, 1e30]}),
                                            ("vpg", {"vf_lr": [1e-3, 1e30]}), ("trpo", {"vf_lr": [1e-3, 1e30]})])
 def test_a_poisoned_member_fails_alone(algo, poison):
@@ -172,6 +201,30 @@ def test_a_poisoned_member_fails_alone(algo, poison):
     assert same_state(pop[0], agent) and returns_of(pop.evaluations[0]) == [row[2] for row in history]
     assert pop[1].progress.failed_updates > 0 and np.all(np.isfinite(pop[1].policy.theta))
     assert np.all(np.isfinite(pop[1].value_fn.theta))
+
+
+@pytest.mark.parametrize("algo", ["vpg", "npg", "trpo", "ppo", "a2c"])
+def test_a_refused_member_keeps_its_parameters_optimiser_and_generator_as_alone(monkeypatch, algo):
+    """Member 1's second batch is refused (as one no update can trust would be): the stack updates member 0 and puts
+    member 1's parameters, optimiser state and generator back, which is what a refused batch does to it alone."""
+    usable, refuse_alone, calls = npgrad.train.unusable, [False], []
+
+    def refuse_the_second(batch, dtype):
+        why, calls[:] = usable(batch, dtype), calls + [1]
+        if len(calls) != 2:
+            return why
+        return ("refused here" if refuse_alone[0] else why) if batch.valid_n.ndim == 1 else np.array(
+            [why[0], "refused here"], dtype=object)
+
+    monkeypatch.setattr(npgrad.train, "unusable", refuse_the_second)
+    pop = npgrad.ALGOS[algo]("CartPole-v1", seed=[3, 4], **TINY)
+    pop.learn(STEPS, eval_every=EVERY, eval_episodes=3, workers=1)
+    assert pop[1].progress.failed_updates == 1 and pop[0].progress.failed_updates == 0
+    for k, seed in enumerate([3, 4]):
+        calls.clear()
+        refuse_alone[0] = k == 1
+        agent, history = solo(algo, seed)
+        assert same_state(pop[k], agent) and returns_of(pop.evaluations[k]) == [row[2] for row in history]
 
 
 def test_a_chunk_that_raises_does_not_stop_the_others(monkeypatch):
