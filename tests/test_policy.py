@@ -271,7 +271,8 @@ def test_weighted_fvp_matches_finite_difference_hessian_of_the_weighted_kl(case)
 @given(weighted_cases())
 def test_weighted_empirical_fisher_is_the_weighted_score_outer_product(case):
     pol, obs, act, *_, u_n = case
-    S = np.array([pol.objective_grad(obs[i:i + 1], weighted_log_prob, act[i:i + 1], np.ones(1))[1] for i in range(len(obs))])
+    S = np.array([pol.objective_grad(obs[i:i + 1], weighted_log_prob, act[i:i + 1], np.ones(1))[1]
+                  for i in range(len(obs))])
     np.testing.assert_allclose(pol.empirical_fisher(obs, act, u_n=u_n), (S.T * u_n) @ S, rtol=1e-10, atol=1e-12,
                                err_msg="weighted empirical Fisher vs one-sample gradients")
 

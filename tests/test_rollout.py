@@ -56,6 +56,23 @@ def test_reward_scale_is_the_running_std_of_the_discounted_return_over_real_step
     np.testing.assert_allclose([reward_filter.mean[0], reward_filter.var[0]], [np.mean(g), np.var(g)], rtol=1e-12)
 
 
+def test_observation_filter_learns_the_observations_acted_on_not_the_bootstrap_row():
+    # the filter learns each observation the policy acts on (T E of them, a reset step's final observation
+    # included) and normalises the bootstrap row after the last step without learning it
+    envs = gym.vector.SyncVectorEnv([lambda: Counter(3), lambda: gym.wrappers.TimeLimit(Counter(100), 4)])
+    policy = npgrad.Policy(envs.single_observation_space, envs.single_action_space, (4,), rng=0)
+    obs_filter = npgrad.rollout.RunningMeanStd(1)
+    rollout = Rollout(envs, n_steps=9, obs_filter=obs_filter, seed=0)
+    traj = rollout.collect(policy, np.random.default_rng(0))
+    # env 0 sees t = 0, 1, 2, then its final observation 3 on the reset step; env 1 sees 0..3, then 4
+    seen = [0, 1, 2, 3, 0, 1, 2, 3, 0] + [0, 1, 2, 3, 4, 0, 1, 2, 3]
+    assert obs_filter.count == len(seen) == 18
+    np.testing.assert_allclose([obs_filter.mean[0], obs_filter.var[0]], [np.mean(seen), np.var(seen)], rtol=1e-12)
+    # after the last step env 0 is at 1, env 1 (truncated again) at 4: normalised by the filter as it ends
+    bootstrap = (np.array([1.0, 4.0]) - np.mean(seen)) / np.sqrt(np.var(seen) + 1e-8)
+    np.testing.assert_allclose(traj.obs_teo[-1, :, 0], bootstrap, rtol=1e-12)
+
+
 def test_training_seeds_k_and_k_plus_1_share_no_starting_state():
     # gymnasium seeds env i with k + i, so env i of seed k would start where env i - 1 of seed k + 1 starts
     starts = [{tuple(o) for o in npgrad.PPO("Pendulum-v1", seed=k).rollout.obs_eo} for k in (5, 6)]

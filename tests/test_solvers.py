@@ -105,6 +105,27 @@ def test_line_search_backtracks_on_overshoot():
     np.testing.assert_allclose(x, [1.0])
 
 
+def test_line_search_compares_with_the_kth_steps_linear_prediction():
+    """Armijo at step fraction shrink^k: accept when ``f(x_k) - f(x0) >= accept_ratio * shrink^k * g.s``. On
+    f(x) = -(x - 1)^2 from 0 along s = 4 (g.s = 8): k = 2 lands on x = 1, improvement 1 >= 0.45 * 0.25 * 8 = 0.9
+    (though not >= 0.45 * 8, the full step's prediction)."""
+    f = lambda x: -np.sum((x - 1.0) ** 2)  # noqa: E731
+    x, info = backtracking_line_search(f, np.zeros(1), np.array([4.0]), expected_improve=8.0, accept_ratio=0.45)
+    assert info["accepted"] and info["backtracks"] == 2, info
+    np.testing.assert_array_equal(x, [1.0])
+    assert info["step_fraction"] == 0.25 and info["improvement"] == 1.0 and info["expected"] == 2.0
+
+
+def test_line_search_never_accepts_a_point_without_improvement():
+    """``improvement > 0`` is required even when ``accept_ratio * prediction <= 0``: with accept_ratio = 0, the
+    point x = 2 of f(x) = -(x - 1)^2 from 0 along s = 4 (improvement exactly 0) is refused and k = 2 (x = 1) is
+    taken."""
+    f = lambda x: -np.sum((x - 1.0) ** 2)  # noqa: E731
+    x, info = backtracking_line_search(f, np.zeros(1), np.array([4.0]), expected_improve=8.0, accept_ratio=0.0)
+    assert info["accepted"] and info["backtracks"] == 2, info
+    np.testing.assert_array_equal(x, [1.0])
+
+
 def test_line_search_honours_the_constraint():
     f = lambda x: float(x[0])  # noqa: E731
     x, info = backtracking_line_search(f, np.zeros(1), np.array([1.0]), 1.0, constraint=lambda x: x[0] <= 0.3)
@@ -128,6 +149,21 @@ def test_natural_gradient_step(system, eps):
     assert info["ok"]
     np.testing.assert_allclose(step, np.sqrt(2 * eps / (g @ np.linalg.solve(F, g))) * np.linalg.solve(F, g),
                                rtol=1e-6, err_msg="sqrt(2 eps / g^T F^-1 g) F^-1 g")
+
+
+def test_natural_gradient_step_of_a_stack_uses_each_agents_own_max_kl_and_reg():
+    """A stack ``(S, p, p)`` is solved agent by agent, agent k with its own delta_k and reg_k: it equals agent k's
+    step alone, ``1/2 s_k^T F_k s_k = delta_k``."""
+    rng = np.random.default_rng(0)
+    A = rng.standard_normal((3, 4, 4))
+    F, g = A @ A.transpose(0, 2, 1) + 0.1 * np.eye(4), rng.standard_normal((3, 4))
+    max_kl, reg = np.array([0.01, 0.04, 0.002]), np.array([0.0, 1e-2, 1e-1])
+    step, info = natural_gradient_step(F, g, max_kl, reg)
+    assert np.all(info["ok"])
+    for k in range(3):
+        np.testing.assert_allclose(step[k], natural_gradient_step(F[k], g[k], max_kl[k], reg[k])[0], rtol=1e-12,
+                                   err_msg=f"agent {k} of the stack vs alone")
+        np.testing.assert_allclose(0.5 * step[k] @ F[k] @ step[k], max_kl[k], rtol=1e-10, err_msg=f"agent {k}")
 
 
 def test_natural_gradient_step_reports_indefinite_fisher():
@@ -172,6 +208,26 @@ def test_rmsprop_matches_its_update_rule_and_minimises():
     for _ in range(2000):
         theta, _ = opt.step(theta, 2 * theta)
     assert np.all(np.abs(theta) < 0.05), theta
+
+
+def test_rmsprop_adds_eps_to_the_root_of_the_square_average():
+    """``theta - lr g / (sqrt(v) + eps)`` (torch's RMSprop), not ``g / sqrt(v + eps)``: with eps = 0.5 and g = (1, -3),
+    v = 0.01 g^2 = (0.01, 0.09), so the first step is 0.1 (1 / 0.6, -3 / 0.8)."""
+    opt = RMSprop(2, lr=0.1, alpha=0.99, eps=0.5)
+    theta1, _ = opt.step(np.zeros(2), np.array([1.0, -3.0]))
+    np.testing.assert_allclose(theta1, [-0.1 / 0.6, 0.3 / 0.8], rtol=1e-12)
+    np.testing.assert_allclose(opt.state()["v"], [0.01, 0.09], rtol=1e-12)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_rmsprop_refuses_a_non_finite_gradient_and_keeps_its_square_average(bad):
+    opt, theta = RMSprop(3, lr=0.1), np.ones(3)
+    opt.step(theta, np.array([0.1, -0.2, 0.3]))
+    before = opt.state()
+    new_theta, _ = opt.step(theta, np.array([0.1, bad, 0.3]))
+    assert not np.all(np.isfinite(new_theta))
+    for key, value in opt.state().items():
+        np.testing.assert_array_equal(value, before[key], err_msg=f"RMSprop's {key} changed after a {bad} gradient")
 
 
 def test_grad_norm_clipping():

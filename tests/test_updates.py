@@ -130,14 +130,14 @@ def test_trpo_accepted_step_is_in_the_trust_region_and_improves_enough(env_id, m
         f"{env_id}: surrogate improved by {improvement}, less than {cfg.accept_ratio} x predicted {expected}"
 
 
-@pytest.mark.parametrize("env_id, max_kl, accept_ratio, outcome", TRPO_CASES)
-def test_trpo_takes_the_first_acceptable_point_of_the_backtracking_path(env_id, max_kl, accept_ratio, outcome):
-    """TRPO App. C: with x ~ F^-1 g (CG on the damped FVP) and the full step s = sqrt(2 delta / x^T F x) x,
-    the rule's new parameters are theta_old + shrink^k s for the first k whose point passes both tests of
-    the previous test, and exactly theta_old (bit for bit) when no k < max_backtracks does.
-    ``accept_ratio = 1e3`` forces that rejection."""
-    agent = make_agent(npgrad.TRPO, env_id, max_kl=max_kl, accept_ratio=accept_ratio)
-    batch, rng = collect(agent)
+def trpo_full_step(agent, batch):
+    """TRPO App. C at theta_old, by hand: g, x ~ F^-1 g (CG on the damped FVP of every k-th transition) and the
+    full step ``s = sqrt(2 delta / x^T F x) x``. Returns ``(theta_old, s, L(theta_old), g, search, x)`` where
+    ``search(accept_ratio)`` is ``(theta_old + shrink^k s, k)`` for the first k < max_backtracks with
+
+        L(theta_k) - L(theta_old) > 0,  >= accept_ratio shrink^k g . s,  mean KL(pi_old || pi_k) <= delta,
+
+    or ``(theta_old, None)`` if there is none."""
     t = transitions(batch)  # the maths sums over transitions; the rule weighs reset steps 0
     cfg, policy = agent.config, agent.policy
     adv_n, theta_old = rule_advantages(t, cfg), policy.theta.copy()
@@ -149,16 +149,30 @@ def test_trpo_takes_the_first_acceptable_point_of_the_backtracking_path(env_id, 
     full_p, _ = trust_region_step(x_p, fvp(x_p), cfg.max_kl)
     np.testing.assert_allclose(0.5 * full_p @ fvp(full_p), cfg.max_kl, rtol=1e-10)  # on the damped model's edge
 
-    expected_theta, first_k = theta_old, None
-    for k in range(cfg.max_backtracks):
-        frac = cfg.backtrack_shrink**k
-        theta_k = theta_old + frac * full_p
-        improvement = surrogate_at(policy, t, adv_n, theta_k) - f0
-        if (improvement > 0 and improvement >= accept_ratio * frac * (g_p @ full_p)
-                and mean_kl_at(policy, old, t, theta_k) <= cfg.max_kl):
-            expected_theta, first_k = theta_k, k
-            break
+    def search(accept_ratio):
+        for k in range(cfg.max_backtracks):
+            frac = cfg.backtrack_shrink**k
+            theta_k = theta_old + frac * full_p
+            improvement = surrogate_at(policy, t, adv_n, theta_k) - f0
+            if (improvement > 0 and improvement >= accept_ratio * frac * (g_p @ full_p)
+                    and mean_kl_at(policy, old, t, theta_k) <= cfg.max_kl):
+                return theta_k, k
+        return theta_old, None
 
+    return theta_old, full_p, f0, g_p, search, x_p
+
+
+@pytest.mark.parametrize("env_id, max_kl, accept_ratio, outcome", TRPO_CASES)
+def test_trpo_takes_the_first_acceptable_point_of_the_backtracking_path(env_id, max_kl, accept_ratio, outcome):
+    """TRPO App. C: with x ~ F^-1 g (CG on the damped FVP) and the full step s = sqrt(2 delta / x^T F x) x,
+    the rule's new parameters are theta_old + shrink^k s for the first k whose point passes both tests of
+    the previous test, and exactly theta_old (bit for bit) when no k < max_backtracks does.
+    ``accept_ratio = 1e3`` forces that rejection."""
+    agent = make_agent(npgrad.TRPO, env_id, max_kl=max_kl, accept_ratio=accept_ratio)
+    batch, rng = collect(agent)
+    theta_old, _, _, _, search, _ = trpo_full_step(agent, batch)
+    expected_theta, first_k = search(accept_ratio)
+    policy = agent.policy
     agent.rule.update(agent.model, batch, rng, 1.0)
     if first_k is None:
         np.testing.assert_array_equal(policy.theta, theta_old, err_msg=f"{env_id}: rejected, yet theta moved")
@@ -169,17 +183,41 @@ def test_trpo_takes_the_first_acceptable_point_of_the_backtracking_path(env_id, 
     assert observed == outcome, f"{env_id}: the case meant to test '{outcome}' {observed} (k = {first_k})"
 
 
+@pytest.mark.parametrize("factor", [0.99, 1.01])
+@pytest.mark.parametrize("env_id", ENVS)
+def test_trpo_armijo_test_compares_with_the_steps_own_linear_prediction(env_id, factor):
+    """TRPO App. C's acceptance test of the full step s compares the surrogate's improvement with
+    ``accept_ratio * g . s`` (g . s, not g . x for the unscaled direction x ~ F^-1 g): with rho the full
+    step's measured ratio ``(L(theta_old + s) - L(theta_old)) / g . s``, accept_ratio = 0.99 rho takes s
+    itself and accept_ratio = 1.01 rho does not (it backtracks to the first acceptable point, or keeps
+    theta_old). The step's scale ``s = beta x`` is far enough from 1 for g . x to fail one of the two."""
+    agent = make_agent(npgrad.TRPO, env_id)
+    batch, rng = collect(agent)
+    theta_old, full_p, f0, g_p, search, x_p = trpo_full_step(agent, batch)
+    t, policy = transitions(batch), agent.policy
+    rho = (surrogate_at(policy, t, rule_advantages(t, agent.config), theta_old + full_p) - f0) / (g_p @ full_p)
+    assert rho > 0 and abs(np.log((g_p @ full_p) / (g_p @ x_p))) > 0.05, f"{env_id}: rho = {rho}"
+    agent.rule.config = dataclasses.replace(agent.config, accept_ratio=factor * rho)
+    expected_theta, first_k = search(factor * rho)
+    assert (first_k == 0) == (factor < 1), f"{env_id}: accept_ratio = {factor} rho: k = {first_k}"
+    agent.rule.update(agent.model, batch, rng, 1.0)
+    assert_same_step(agent.policy.theta, expected_theta, theta_old, f"{env_id}: accept_ratio = {factor} rho",
+                     rtol=1e-7, atol=1e-12)
+
+
 # --- NPG ----------------------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("fisher", ["exact", "auto"])
 @pytest.mark.parametrize("env_id", ENVS)
-def test_npg_exact_fisher_step_has_quadratic_kl_delta_along_regularised_natural_gradient(env_id):
+def test_npg_exact_fisher_step_has_quadratic_kl_delta_along_regularised_natural_gradient(env_id, fisher):
     """NPG (Kakade 2002; solvers.natural_gradient_step) with the explicit Fisher F = J^T M J / n at theta_old:
 
         s = theta_new - theta_old = beta x,   x = (F + reg I)^-1 g,   beta = sqrt(2 delta / x^T F x) > 0,
 
-    so ``1/2 s^T F s = delta`` exactly with F itself (not F + reg I), and s is parallel to (F + reg I)^-1 g."""
-    agent = make_agent(npgrad.NPG, env_id, fisher="exact", hidden=(16,))
+    so ``1/2 s^T F s = delta`` exactly with F itself (not F + reg I), and s is parallel to (F + reg I)^-1 g.
+    ``fisher="auto"`` takes this exact F for a network of at most 3,000 parameters (here 100-odd)."""
+    agent = make_agent(npgrad.NPG, env_id, fisher=fisher, hidden=(16,))
     batch, rng = collect(agent)
     t = transitions(batch)  # the maths sums over transitions; the rule weighs reset steps 0
     cfg, policy, n = agent.config, agent.policy, len(t.obs_no)
@@ -196,6 +234,55 @@ def test_npg_exact_fisher_step_has_quadratic_kl_delta_along_regularised_natural_
     np.testing.assert_allclose(s_p / np.linalg.norm(s_p), x_p / np.linalg.norm(x_p), rtol=0, atol=1e-8,
                                err_msg=f"{env_id}: direction of s vs (F + reg I)^-1 g")
     assert g_p @ s_p > 0, f"{env_id}: the natural step is not an ascent direction"
+
+
+@pytest.mark.parametrize("env_id", ENVS)
+def test_npg_cg_step_has_damped_quadratic_kl_delta(env_id):
+    """NPG with ``fisher="cg"`` (npg.py): x ~ (F + lambda I)^-1 g by CG on the damped Fisher-vector product of the
+    batch's transitions, and the step ``s = sqrt(2 delta / x^T (F + lambda I) x) x`` (as TRPO), so
+
+        1/2 s^T (F + lambda I) s = delta,   F = J^T M J / n over the n transitions (reset steps excluded),
+
+    and s is parallel to that CG solution."""
+    agent = make_agent(npgrad.NPG, env_id, fisher="cg", hidden=(8,))
+    batch, rng = collect(agent)
+    t = transitions(batch)  # the maths sums over transitions; the rule weighs reset steps 0
+    cfg, policy, n = agent.config, agent.policy, len(t.obs_no)
+    theta_old = policy.theta.copy()
+    damped_pp = policy.fisher_matrix(t.obs_no) + cfg.cg_damping * np.eye(policy.num_params)
+    _, g_p = policy.objective_grad(t.obs_no, weighted_log_prob, t.act, rule_advantages(t, cfg) / n)
+    x_p, _ = conjugate_gradient(lambda v: damped_pp @ v, g_p, cfg.cg_iters)
+
+    agent.rule.update(agent.model, batch, rng, 1.0)
+    s_p = policy.theta - theta_old
+    np.testing.assert_allclose(0.5 * s_p @ damped_pp @ s_p, cfg.max_kl, rtol=1e-8,
+                               err_msg=f"{env_id}: 1/2 s^T (F + lambda I) s")
+    np.testing.assert_allclose(s_p / np.linalg.norm(s_p), x_p / np.linalg.norm(x_p), rtol=0, atol=1e-8,
+                               err_msg=f"{env_id}: direction of s vs CG's (F + lambda I)^-1 g")
+
+
+# --- value regression (TRPO, NPG) -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("algo", [npgrad.TRPO, npgrad.NPG])
+def test_value_regression_step_is_adam_on_the_mean_squared_error_over_transitions(algo):
+    """``fit_value_function``: with one epoch of one full-batch minibatch, the value network's step is Adam's
+    first step (no clipping) on
+
+        grad_phi (1/n) sum_i (V_phi(s_i) - R_i)^2   over the n transitions (a reset step is no transition),
+
+    so the batch's reset steps, which are rows of it, must not enter the mean."""
+    agent = make_agent(algo, "CartPole-v1", vf_epochs=1, vf_minibatch_size=4 * 64, hidden=(8,), vf_hidden=(8,))
+    rule = fresh_rule(agent)
+    batch, rng = collect(agent)
+    assert not batch.valid_n.all(), "no episode ended in the batch: reset steps are not exercised"
+    t, value = transitions(batch), agent.value_fn
+    phi_old, n = value.theta.copy(), len(t.obs_no)
+    v_n, cache = value.forward(t.obs_no)
+    grad_p = value.vjp(cache, 2.0 * (v_n - t.ret_n) / n)  # d/dphi of the mean, one VJP
+    rule.update(agent.model, batch, rng, 1.0)
+    assert_same_step(value.theta, hand_adam_first_step(phi_old, grad_p, agent.config.vf_lr), phi_old,
+                     f"{algo.name}: value step")
 
 
 # --- PPO ----------------------------------------------------------------------------------------------
@@ -256,6 +343,39 @@ def test_ppo_clip_reports_the_clipped_objective_and_clip_fraction(env_id):
 
 
 @pytest.mark.parametrize("env_id", ENVS)
+def test_ppo_early_stop_compares_the_approx_kl_with_one_and_a_half_target_kl(env_id):
+    """PPO-clip's early stop (SB3): after each epoch, with r = pi_new(a|s) / pi_old(a|s) over the transitions,
+
+        approx KL = mean((r - 1) - log r)   (Schulman 2020; also ``info["approx_kl"]``),
+
+    and the epochs stop once approx KL > 1.5 target_kl. Copies of one trained model and rule, on one batch and one
+    generator: with the first epoch's approx KL k1, target_kl = k1 / 1.6 stops after it (theta as with
+    n_epochs = 1), while k1 / 1.45 and k1 / 1.2 (k1 above target_kl but not above 1.5 target_kl) run both epochs."""
+    agent = make_agent(npgrad.PPO, env_id, n_epochs=2, hidden=(8,), vf_hidden=(8,))
+    batch, _ = collect(agent)
+    t = transitions(batch)  # the maths sums over transitions; the rule weighs reset steps 0
+
+    def run(n_epochs, target_kl):
+        model, rule = copy.deepcopy((agent.model, agent.rule))
+        rule.config = dataclasses.replace(rule.config, n_epochs=n_epochs, target_kl=target_kl)
+        info = rule.update(model, batch, np.random.default_rng(3), 1.0)
+        return model.policy.theta, info
+
+    def approx_kl(theta_p):
+        log_r_n = agent.policy.log_prob(t.obs_no, t.act, theta_p) - t.logp_n
+        return np.mean((np.exp(log_r_n) - 1) - log_r_n)
+
+    (one, info_one), (two, info_two) = run(1, 0.0), run(2, 0.0)
+    k1 = approx_kl(one)
+    assert k1 > 0 and np.any(one != two), f"{env_id}: the first epoch did not move the policy, or the second"
+    np.testing.assert_allclose([info_one["approx_kl"], info_two["approx_kl"]], [k1, approx_kl(two)], rtol=1e-10,
+                               err_msg=f"{env_id}: info['approx_kl'] vs mean((r - 1) - log r)")
+    for divisor, expected in [(1.6, one), (1.45, two), (1.2, two)]:
+        np.testing.assert_array_equal(run(2, k1 / divisor)[0], expected,
+                                      err_msg=f"{env_id}: target_kl = k1 / {divisor}, k1 = {k1}")
+
+
+@pytest.mark.parametrize("env_id", ENVS)
 def test_ppo_kl_penalty_beta_halves_doubles_or_stays_by_the_measured_kl(env_id):
     """PPO section 4 (adaptive KL penalty): with d = mean KL(pi_old || pi_new) measured after the update,
 
@@ -283,6 +403,108 @@ def test_ppo_kl_penalty_beta_halves_doubles_or_stays_by_the_measured_kl(env_id):
         assert d_again == d, f"{env_id}: kl_target changed the policy update ({d_again} vs {d})"
         assert beta_after == factor * beta_before, \
             f"{env_id}: KL {d}, target {kl_target}: beta {beta_before} -> {beta_after}, expected x{factor}"
+
+
+@pytest.mark.parametrize("anneal_lr, anneal_clip", [(True, False), (False, True)])
+def test_ppo_anneals_lr_and_clip_range_linearly_to_zero_over_each_learn_call(anneal_lr, anneal_clip):
+    """SB3's ``lin_<value>``, read before each batch (CleanRL's ``anneal_lr``): update k of the K of a ``learn``
+    call takes ``value (1 - (k - 1) / K)``, down to value / K (no floor), and a second ``learn`` call starts again
+    from the whole value. ``anneal_lr`` anneals the optimisers' lr alone and ``anneal_clip`` the clip range alone."""
+    agent = npgrad.PPO("CartPole-v1", seed=0, n_envs=2, n_steps=8, minibatch_size=16, n_epochs=1, hidden=(4,),
+                       vf_hidden=(4,), anneal_lr=anneal_lr, anneal_clip=anneal_clip)
+    cfg, seen = agent.config, []
+
+    def record(a, info):  # after each update: the lr each Adam stepped with, and the clip range used
+        seen.append([optim.lr for optim in a.rule.optims.values()] + [info["clip_range"]])
+
+    agent.learn(16 * 16, record)  # 16 updates of 16 steps
+    agent.learn(4 * 16, record)
+    schedule = np.r_[1 - np.arange(16) / 16, 1 - np.arange(4) / 4][:, None]
+    lr = cfg.lr * schedule if anneal_lr else np.full_like(schedule, cfg.lr)
+    clip = cfg.clip_range * schedule if anneal_clip else np.full_like(schedule, cfg.clip_range)
+    np.testing.assert_allclose(seen, np.hstack([lr, lr, clip]), rtol=1e-12, atol=0,
+                               err_msg="columns: policy lr, value lr, clip range; rows: updates")
+
+
+# --- PPO adaptive KL penalty: the objective and its gradient ---------------------------------------------
+
+
+def hand_kl(old, new):
+    """``KL(pi_old || pi_new)`` per state, written out: ``sum_a p (log p - log q)`` (categorical) or
+    ``sum_k [log(s_new / s_old) + (s_old^2 + (mu_old - mu_new)^2) / (2 s_new^2) - 1/2]`` (diagonal Gaussian)."""
+    if hasattr(old, "p_na"):
+        return np.sum(old.p_na * (old.logp_na - new.logp_na), axis=-1)
+    return np.sum(new.log_std_na - old.log_std_na
+                  + (old.std_na**2 + (old.mean_na - new.mean_na) ** 2) / (2 * new.std_na**2) - 0.5, axis=-1)
+
+
+def hand_entropy(dist):
+    """``H = -sum_a p log p`` (categorical) or ``sum_k [log s_k + log(2 pi e) / 2]`` (diagonal Gaussian)."""
+    if hasattr(dist, "p_na"):
+        return -np.sum(dist.p_na * dist.logp_na, axis=-1)
+    return np.sum(dist.log_std_na + 0.5 * np.log(2 * np.pi * np.e), axis=-1)
+
+
+@pytest.mark.parametrize("env_id", ENVS)
+def test_ppo_kl_penalty_objective_and_gradient_are_eq8_with_kl_old_to_new(env_id):
+    """PPO eq. 8 plus the entropy bonus, at a theta away from theta_old (where grad KL = 0), weights u:
+
+        J(theta) = sum_i u_i r_i A_i - beta sum_i u_i KL(pi_old(.|s_i) || pi_theta(.|s_i)) + c_H sum_i u_i H_i,
+
+    ``rule.policy_objective`` returns J (the KL from old to new, not new to old) and a cotangent whose
+    ``policy.vjp`` is the central difference of J (so the penalty pulls theta back towards theta_old).
+    gSDE's features are held where the forward computed them (a stop-gradient in sigma)."""
+    agent = make_agent(npgrad.PPO, env_id, objective="kl_penalty", ent_coef=0.01, hidden=(8,), vf_hidden=(8,))
+    rule, cfg, policy = agent.rule, agent.config, agent.policy
+    rule.beta = np.full((), 3.0)
+    batch, _ = collect(agent)
+    u_n, adv_n, obs = batch.u_n, standardize(batch.adv_n, batch.u_n), batch.obs_no
+    old_all = policy.distribution(obs)
+    theta_p = policy.theta + 0.1 * np.random.default_rng(2).standard_normal(policy.num_params)
+    fwd = policy.forward(obs, theta_p)
+
+    def J(th):
+        new = policy.forward(obs, th, fwd.features_nf).dist
+        r_n = np.exp(new.log_prob(batch.act) - batch.logp_n)
+        return (np.sum(u_n * r_n * adv_n) - 3.0 * np.sum(u_n * hand_kl(old_all, new))
+                + cfg.ent_coef * np.sum(u_n * hand_entropy(new)))
+
+    kl = np.sum(u_n * hand_kl(old_all, fwd.dist))
+    assert kl > 1e-3, f"{env_id}: theta is too close to theta_old for the penalty to matter (KL {kl})"
+    value, cot, _ = rule.policy_objective(fwd.dist, old_all, batch, slice(None), adv_n, cfg.clip_range, u_n)
+    np.testing.assert_allclose(value, J(theta_p), rtol=1e-10, atol=0, err_msg=f"{env_id}: J(theta)")
+    np.testing.assert_allclose(policy.vjp(fwd, cot), central_difference_gradient(J, theta_p), rtol=1e-5, atol=1e-7,
+                               err_msg=f"{env_id}: dJ/dtheta")
+
+
+@pytest.mark.parametrize("env_id", ENVS)
+def test_ppo_separate_value_network_step_clips_around_the_batch_values(env_id):
+    """PPO's clipped value loss on a separate value network (OpenAI Baselines' ppo2): with V_old the batch's
+    values (the value function that collected it) and c = clip_range_vf,
+
+        L^VF(phi) = mean(max((V_phi(s) - R)^2, (V_old + clip(V_phi(s) - V_old, -c, c) - R)^2)).
+
+    The value network is moved away from the one that collected the batch, so that many rows lie beyond
+    the clip, and one epoch of one full-batch minibatch is then Adam's first step (clipped at max_grad_norm)
+    on the central-difference gradient of L^VF over the transitions."""
+    agent = make_agent(npgrad.PPO, env_id, n_epochs=1, minibatch_size=4 * 64, clip_range_vf=0.2, hidden=(8,),
+                       vf_hidden=(8,))
+    rule = fresh_rule(agent)
+    batch, rng = collect(agent)
+    t = transitions(batch)  # the maths sums over transitions; the rule weighs reset steps 0
+    cfg, value = agent.config, agent.value_fn
+    value.theta = value.theta + 0.5 * np.random.default_rng(2).standard_normal(value.theta.shape)
+    phi_start, v_n, c = value.theta.copy(), value(t.obs_no), cfg.clip_range_vf
+    case = dict(ret=t.ret_n, v_old=t.val_n, clip_vf=c)
+    d_n = v_n - t.val_n
+    flat_n = (np.abs(d_n) > c) & ((t.val_n + np.clip(d_n, -c, c) - t.ret_n) ** 2 > (v_n - t.ret_n) ** 2)
+    assert 0 < flat_n.sum() < len(flat_n), f"{env_id}: {flat_n.sum()} of {len(flat_n)} rows on the clipped branch"
+    assert np.min(np.abs(np.abs(d_n) - c)) > 1e-5, f"{env_id}: a row sits on the clip's kink"
+    grad_p = central_difference_gradient(lambda phi: reference_value_loss(value(t.obs_no, phi), case), phi_start)
+
+    rule.update(agent.model, batch, rng, 1.0)
+    assert_same_step(value.theta, hand_adam_first_step(phi_start, grad_p, cfg.lr, cfg.max_grad_norm), phi_start,
+                     f"{env_id}: value step", rtol=1e-6, atol=1e-6 * cfg.lr)
 
 
 # --- A2C and VPG: first Adam steps by hand --------------------------------------------------------------
