@@ -426,6 +426,29 @@ def test_ppo_anneals_lr_and_clip_range_linearly_to_zero_over_each_learn_call(ann
                                err_msg="columns: policy lr, value lr, clip range; rows: updates")
 
 
+@pytest.mark.parametrize("env_id", ENVS)
+def test_ppo_standardises_advantages_over_each_minibatch(env_id):
+    """SB3's PPO standardises the advantages of each minibatch over its own transitions, not over the batch: the
+    first minibatch (rows ``idx``, the head of the update generator's first permutation) steps along
+
+        -grad sum_{i in idx} u_i A'_i log pi(a_i|s_i),   A' = (A - mean A) / (std A + 1e-8) over idx's transitions,
+
+    the clipped surrogate's gradient at theta = theta_old (r = 1: no row is clipped), u = 1 / (idx's transitions)."""
+    agent = make_agent(npgrad.PPO, env_id, minibatch_size=64, hidden=(8,), vf_hidden=(8,))
+    batch, _ = collect(agent)
+    policy, optim, grads = agent.policy, agent.rule.optims["pi_optim"], []
+    theta_old, step = policy.theta.copy(), optim.step
+    optim.step = lambda theta_p, grad_p, active: grads.append(grad_p) or step(theta_p, grad_p, active)
+    agent.rule.update(agent.model, batch, np.random.default_rng(3), 1.0)
+    idx = np.random.default_rng(3).permutation(len(batch.obs_no))[:64]
+    valid_n = batch.valid_n[idx]
+    assert valid_n.any() and np.std(batch.adv_n[idx][valid_n]) > 0
+    u_n = valid_n / valid_n.sum()
+    w_n = u_n * standardize(batch.adv_n[idx], u_n)
+    _, g_p = policy.objective_grad(batch.obs_no[idx], weighted_log_prob, batch.act[idx], w_n, theta_p=theta_old)
+    np.testing.assert_allclose(grads[0], -g_p, rtol=1e-10, atol=1e-14, err_msg=f"{env_id}: the first minibatch's step")
+
+
 # --- PPO adaptive KL penalty: the objective and its gradient ---------------------------------------------
 
 
