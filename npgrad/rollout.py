@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import gymnasium as gym
 import numpy as np
 
-from .errors import EnvError
+from .errors import EnvError, ShapeError
 from .objectives import row_weights
 from .observations import encode
 from .stacked_envs import stepped_together
@@ -159,7 +159,7 @@ class Rollout:
             self.obs_eo, _ = self.envs.reset(seed=independent_seeds(self.envs, seed))
         except Exception as e:
             raise env_error(e, "at reset", self.envs.single_observation_space) from e
-        self.x_eo = encode(self.envs.single_observation_space, self.obs_eo)  # as the networks take them
+        self.x_eo = encoded(self.envs.single_observation_space, self.obs_eo, "at reset")  # as the networks take them
         if not np.isfinite(self.x_eo).all():
             raise EnvError(f"the environment returned non-finite observations at reset: obs={self.obs_eo}")
         self.resetting_e = np.zeros(self.num_envs, dtype=bool)  # the next step of this env only resets it
@@ -215,7 +215,7 @@ class Rollout:
         ``(reward, terminated, truncated, valid)`` of this step."""
         valid_e = ~self.resetting_e
         self.obs_eo = obs_eo
-        self.x_eo = encode(self.envs.single_observation_space, obs_eo)  # once per step: checked, then used
+        self.x_eo = encoded(self.envs.single_observation_space, obs_eo, f"at rollout step {t}")  # checked, then used
         check_finite(self.x_eo, rew_e, t)
         done_e = term_e | trunc_e
         scaled_e = self._scale(rew_e, done_e, valid_e)
@@ -301,6 +301,14 @@ def collect(rollout, policy, rng):
         rollout.end()
     obs_teo[T] = rollout.bootstrap()
     return Trajectory(obs_teo, act_te, logp_te, rew_te, term_te, trunc_te, valid_te, *rollout.finished)
+
+
+def encoded(space, obs_eo, where):
+    """``encode(space, obs_eo)``; an observation outside the space is the environment's fault: an ``EnvError``."""
+    try:
+        return encode(space, obs_eo)
+    except ShapeError as e:
+        raise EnvError(f"the environment returned an observation outside its space {where}: {e}") from None
 
 
 def env_error(e, where, space):

@@ -279,6 +279,11 @@ def test_an_observation_that_does_not_fit_the_space_is_named_where_it_came_from(
         npgrad.PPO(envs, seed=0, n_steps=64).learn(64)
     with pytest.raises(EnvError, match=r"non-finite observations at reset: obs=\[\[nan nan nan\]\]"):
         npgrad.PPO(gym.vector.SyncVectorEnv([lambda: WrongShape("nan")]), seed=0)
+    outside = gym.wrappers.TransformObservation(gym.make("FrozenLake-v1"), lambda obs: obs + 100,
+                                                gym.spaces.Discrete(16))
+    with pytest.raises(EnvError, match=r"an observation outside its space at reset: a Discrete\(16\) observation must "
+                                       r"be integers in 0..15, got \[100\]"):
+        npgrad.PPO(gym.vector.SyncVectorEnv([lambda: outside]), seed=0)
 
 
 # --- reproducibility across processes -------------------------------------------------------------
