@@ -155,8 +155,9 @@ class Rollout:
     def restart(self, seed=None):
         """Reset every environment, each with its own seed drawn from ``seed`` (``independent_seeds``), and
         forget unfinished episodes."""
+        seeds = independent_seeds(self.envs, seed)
         try:
-            self.obs_eo, _ = self.envs.reset(seed=independent_seeds(self.envs, seed))
+            self.obs_eo, _ = self.envs.reset(seed=seeds)
         except Exception as e:
             raise env_error(e, "at reset", self.envs.single_observation_space) from e
         self.x_eo = encoded(self.envs.single_observation_space, self.obs_eo, "at reset")  # as the networks take them
