@@ -137,6 +137,21 @@ def test_rollout_draws_exploration_every_sde_sample_freq_steps(n_steps, freq, dr
                                traj.logp_te.ravel(), rtol=1e-5, atol=1e-5)
 
 
+def test_rollout_holds_each_environments_own_exploration_matrix_between_draws():
+    """gSDE's noise: ``a_t - mu(s_t) = phi(s_t) E_e`` with environment e's own matrix E_e, the same for every step
+    until the next draw (every ``sde_sample_freq`` steps)."""
+    agent = npgrad.PPO("Pendulum-v1", seed=0, use_sde=True, sde_sample_freq=4, n_envs=2, n_steps=8, minibatch_size=16)
+    drawn, draw = [], agent.policy.exploration
+    agent.policy.exploration = lambda n, rng: drawn.append(draw(n, rng)) or drawn[-1]
+    traj = agent.rollout.collect(agent.policy, agent.rng)
+    assert len(drawn) == 2 and not np.allclose(drawn[0][0], drawn[0][1]), "one matrix per environment"
+    for t in range(8):
+        fwd = agent.policy.forward(traj.obs_teo[t])
+        noise_ea = np.einsum("ef,efa->ea", fwd.features_nf, drawn[t // 4])
+        np.testing.assert_allclose(traj.act_te[t] - fwd.dist.mean_na, noise_ea, rtol=1e-9, atol=1e-12,
+                                   err_msg=f"step {t}: the noise is not phi times the matrix drawn at step {4 * (t // 4)}")
+
+
 def test_sde_needs_a_box_action_space():
     with pytest.raises(SpaceError, match="use_sde"):
         npgrad.PPO("CartPole-v1", use_sde=True)

@@ -56,6 +56,30 @@ def test_reward_scale_is_the_running_std_of_the_discounted_return_over_real_step
     np.testing.assert_allclose([reward_filter.mean[0], reward_filter.var[0]], [np.mean(g), np.var(g)], rtol=1e-12)
 
 
+@pytest.mark.parametrize("sign", [1.0, -1.0])
+def test_each_scaled_reward_is_the_reward_over_the_running_std_of_g_then_clipped(sign):
+    """VecNormalize's reward: ``clip(r / sqrt(Var[G] + eps), -c, c)``, Var[G] over every G counted so far (this
+    step's included, reset steps not). Rewards of +-1 and gamma 0.5, as above: the first step's Var[G] = 0 gives
+    +-1e4, clipped to +-10."""
+    def counter(term_at, limit=None):
+        env = gym.wrappers.TransformReward(Counter(term_at), lambda r: sign * r)
+        return gym.wrappers.TimeLimit(env, limit) if limit else env
+
+    envs = gym.vector.SyncVectorEnv([lambda: counter(3), lambda: counter(100, 4)])
+    policy = npgrad.Policy(envs.single_observation_space, envs.single_action_space, (4,), rng=0)
+    reward_filter = npgrad.rollout.RunningMeanStd(1)
+    rollout = Rollout(envs, n_steps=9, seed=0, reward_filter=reward_filter, gamma=0.5, clip_reward=10.0)
+    traj = rollout.collect(policy, np.random.default_rng(0))
+    g_te = sign * np.array([[1, 1.5, 1.75, np.nan, 1, 1.5, 1.75, np.nan, 1],  # env 0; nan: a reset step
+                            [1, 1.5, 1.75, 1.875, np.nan, 1, 1.5, 1.75, 1.875]]).T  # env 1
+    np.testing.assert_array_equal(traj.valid_te, ~np.isnan(g_te))
+    for t in range(9):
+        seen = g_te[: t + 1][~np.isnan(g_te[: t + 1])]
+        expected = np.clip(sign / np.sqrt(np.var(seen) + reward_filter.eps), -10.0, 10.0)
+        valid = traj.valid_te[t]
+        np.testing.assert_allclose(traj.rew_te[t][valid], expected, rtol=1e-12, err_msg=f"step {t}")
+
+
 def test_observation_filter_learns_the_observations_acted_on_not_the_bootstrap_row():
     # the filter learns each observation the policy acts on (T E of them, a reset step's final observation
     # included) and normalises the bootstrap row after the last step without learning it
