@@ -21,13 +21,26 @@ def test_eval_callback_saves_the_best_model_and_stops_at_the_reward_threshold(tm
     np.testing.assert_array_equal(best.policy.theta, agent.policy.theta, err_msg="the best model is the last one")
 
 
-def test_no_model_improvement_stops_after_that_many_flat_evaluations():
+@pytest.mark.parametrize("min_evals, stops_at", [(0, 4), (1, 4), (2, 5)])
+def test_no_model_improvement_stops_after_that_many_flat_evaluations(min_evals, stops_at):
+    """As SB3's: evaluations after the first ``min_evals`` count; the first is a new best, a tie is none, and the
+    third flat one in a row (more than 2) stops."""
     agent = npgrad.PPO("CartPole-v1", seed=0, lr=1e-9)  # cannot improve
     agent.evaluate = lambda *args, **kwargs: npgrad.envs.EvalResult(10.0, 0.0, np.array([10.0]))
-    evaluation = EvalCallback(callback_after_eval=StopTrainingOnNoModelImprovement(2, min_evals=1), eval_freq=256)
+    new_bests = []
+    evaluation = EvalCallback(callback_on_new_best=lambda a, e: new_bests.append(e.last_mean_reward), eval_freq=256,
+                              callback_after_eval=StopTrainingOnNoModelImprovement(2, min_evals=min_evals))
     agent.learn(100_000, evaluation)
-    # evaluation 1: a new best (not counted, min_evals = 1); 2, 3, 4 without one: 3 > 2 stops at the fourth
-    assert len(evaluation.history) == 4 and agent.num_steps == 4 * 256, evaluation.history
+    assert len(evaluation.history) == stops_at and agent.num_steps == stops_at * 256, evaluation.history
+    assert new_bests == [10.0], "an evaluation equal to the best is no new best"
+
+
+def test_the_reward_threshold_stops_at_an_evaluation_equal_to_it():
+    agent = npgrad.PPO("CartPole-v1", seed=0, n_envs=2, n_steps=64)
+    agent.evaluate = lambda *args, **kwargs: npgrad.envs.EvalResult(400.0, 0.0, np.array([400.0]))
+    evaluation = EvalCallback(callback_on_new_best=StopTrainingOnRewardThreshold(400), eval_freq=128)
+    agent.learn(10_000, evaluation)
+    assert len(evaluation.history) == 1 and agent.num_steps == 128
 
 
 def test_a_stop_callback_given_to_learn_itself_says_where_it_belongs():

@@ -51,7 +51,9 @@ def test_evaluate_on_instances_shares_the_episodes_as_sb3_does():
     agent = npgrad.PPO(envs, seed=0)
     # each environment runs its share (episodes + e) // 2, not the first 4 to finish (which would all be 2s)
     np.testing.assert_array_equal(agent.evaluate(episodes=4, env=envs).returns, [2, 2, 10, 10])
-    np.testing.assert_array_equal(agent.evaluate(episodes=3, env=envs).returns, [2, 10, 10])
+    result = agent.evaluate(episodes=3, env=envs)
+    np.testing.assert_array_equal(result.returns, [2, 10, 10])
+    assert (result.mean, result.std) == (np.mean([2, 10, 10]), np.std([2, 10, 10])), "SB3's mean and std (ddof 0)"
     single = Closable(Counter(3))
     np.testing.assert_array_equal(agent.evaluate(episodes=5, env=single).returns, [3] * 5)
     assert not single.closed  # the caller's environment stays open

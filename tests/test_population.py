@@ -285,6 +285,8 @@ def test_the_aggregate_is_the_iqm_and_percentile_bootstrap_by_hand():
                                    random_state=np.random.default_rng(0)).confidence_interval
         assert (curve.low[k], curve.high[k]) == pytest.approx((ci.low, ci.high), rel=1e-12, abs=0)
         assert curve.low[k] <= curve.iqm[k] <= curve.high[k]
+    skewed = aggregate_curves([1], [[0.0], [0], [0], [1], [1], [1], [1], [100]])
+    assert (skewed.median[0], skewed.iqm[0]) == (1.0, 0.75), "the median is not the IQM: 1 and (0 + 1 + 1 + 1) / 4"
     same = aggregate_curves([1], [[7.0]] * 5)
     assert (same.iqm[0], same.low[0], same.high[0]) == (7.0, 7.0, 7.0)
 

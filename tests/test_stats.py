@@ -186,6 +186,16 @@ def test_same_seed_same_interval(x, seed):
     assert stats.interval(x, n_resamples=500, rng=seed) == a, "same seed"
 
 
+@pytest.mark.parametrize("confidence, seed", [(0.5, 1), (0.95, 2), (0.99, 3)])
+def test_interval_is_scipys_percentile_bootstrap_at_the_confidence_and_seed_given(confidence, seed):
+    x = np.arange(10.0) ** 1.5
+    by_hand = sps.bootstrap((x,), lambda s, axis: sps.trim_mean(s, 0.25, axis=axis), n_resamples=2000,
+                            method="percentile", confidence_level=confidence,
+                            random_state=np.random.default_rng(seed)).confidence_interval
+    assert stats.interval(x, n_resamples=2000, confidence=confidence, rng=seed) == \
+        pytest.approx((by_hand.low, by_hand.high), rel=1e-12, abs=0)
+
+
 # --- intervals: edge cases and stratification ---------------------------------------------------------------
 
 @pytest.mark.parametrize("x, v, method", [([3.0], 3.0, "percentile"), ([2.0] * 7, 2.0, "percentile"),
