@@ -59,6 +59,15 @@ def test_evaluate_on_instances_shares_the_episodes_as_sb3_does():
     assert not single.closed  # the caller's environment stays open
 
 
+def test_evaluation_episodes_default_to_seed_plus_10000_not_the_training_seed():
+    """As the benchmark protocol: evaluation environments are seeded ``seed + 10000``, so a policy is not evaluated
+    on the starting states its training environments were seeded with."""
+    agent = npgrad.PPO("Pendulum-v1", seed=5)
+    default = agent.evaluate(episodes=3).returns
+    np.testing.assert_array_equal(default, agent.evaluate(episodes=3, seed=5 + 10000).returns)
+    assert not np.any(np.isin(default, agent.evaluate(episodes=3, seed=5).returns))
+
+
 def test_evaluation_seeds_k_and_k_plus_1_share_no_episode():
     # a deterministic policy's return is a function of the starting state: a shared state shows as a shared return
     agent = npgrad.PPO("Pendulum-v1", seed=0)

@@ -155,6 +155,7 @@ HEADER_HOLES = {  # name: (change, the field the error must name)
     "rng_state a string": (setting("rng_state", "PCG64"), "rng_state"),
     "rng_state of MT19937": (setting("rng_state", "bit_generator", "MT19937"), "rng_state"),
     "rng_state inc a string": (setting("rng_state", "state", "inc", "1"), "rng_state"),
+    "rng_state inc even": (setting("rng_state", "state", "inc", 2), "rng_state"),  # PCG64's increment is odd
     "rng_state state negative": (setting("rng_state", "state", "state", -1), "rng_state"),
     "rng_state state 2^128": (setting("rng_state", "state", "state", 2**128), "rng_state"),
     "rng_state without has_uint32": (setting("rng_state", "has_uint32", DELETE), "rng_state"),
@@ -288,6 +289,7 @@ NUMBER_HOLES = {  # name: (array, index, value, what the error must say)
     "a NaN observation mean": ("obs_filter/mean", 0, np.nan, "obs_filter/mean.*NaN or inf"),
     "a negative reward count": ("reward_filter/count", 0, -3.0, "reward_filter/count.*negative"),
     "a log-std beyond its bounds": ("model/policy_theta", -1, 1e6, "model/policy_theta.*range"),
+    "a negative KL penalty weight": ("rule/beta", 0, -1.0, "rule/beta.*negative"),
 }
 
 
