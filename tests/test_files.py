@@ -331,6 +331,9 @@ def test_every_algorithm_round_trips_through_the_checks(tmp_path, algo, env_id, 
     loaded = npgrad.load(agent.save(tmp_path / "agent.npz"))
     np.testing.assert_array_equal(loaded.policy.theta, agent.policy.theta)
     assert loaded.progress == agent.progress
+    (arrays, meta), (loaded_arrays, loaded_meta) = agent.state(), loaded.state()
+    assert arrays.keys() == loaded_arrays.keys() and all(np.array_equal(arrays[k], loaded_arrays[k]) for k in arrays)
+    assert loaded_meta["rng_state"] == meta["rng_state"], "the generator goes on where it was"
 
 
 def test_a_module_env_id_is_imported_only_when_the_caller_trusts_the_file(tmp_path):
