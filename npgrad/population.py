@@ -459,7 +459,8 @@ class Population:
 
     def __getitem__(self, k):
         """Member ``k`` (an ``Agent``), or for a slice a ``Population`` of those members with their evaluations
-        (the same agents, not copies, as a list's slice holds the same objects)."""
+        (the same agents, not copies, as a list's slice holds the same objects: training the slice trains them, and
+        its new evaluations stay with the slice)."""
         if isinstance(k, slice):
             if not self.members[k]:
                 parts = (k.start, k.stop) if k.step is None else (k.start, k.stop, k.step)
