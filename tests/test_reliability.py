@@ -277,6 +277,9 @@ def test_an_observation_that_does_not_fit_the_space_is_named_where_it_came_from(
     with pytest.raises(EnvError, match=f"the environment raised {where}: ValueError: .*does not fit the observation "
                                        r"space Box\(-1.0, 1.0, \(3,\), float32\); check its shape, dtype and keys"):
         npgrad.PPO(envs, seed=0, n_steps=64).learn(64)
+
+
+def test_a_nan_observation_or_one_outside_its_space_at_reset_is_the_environments_error():
     with pytest.raises(EnvError, match=r"non-finite observations at reset: obs=\[\[nan nan nan\]\]"):
         npgrad.PPO(gym.vector.SyncVectorEnv([lambda: WrongShape("nan")]), seed=0)
     outside = gym.wrappers.TransformObservation(gym.make("FrozenLake-v1"), lambda obs: obs + 100,
