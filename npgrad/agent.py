@@ -54,7 +54,8 @@ def act_on(x_no, policy, obs_filter, dtype, deterministic, rng):
     if not np.all(np.isfinite(fwd.out_no)):
         raise ShapeError(f"predict: the {dtype} network's outputs overflow for observations up to "
                          f"{np.max(np.abs(x_no)):.3g}; use dtype='float64' or normalize_obs=True")
-    return policy.to_env(act)
+    with np.errstate(over="ignore"):  # a float32 Box's cast of a huge action is inf: predict refuses it
+        return policy.to_env(act)
 
 
 def network_shapes(config, obs_space, act_space):
@@ -206,8 +207,7 @@ class Agent:
         so an evaluation equals the population's side-by-side one bit for bit."""
         deterministic, rng = require_bool(deterministic, "deterministic"), generator(rng, self.rng)
         obs_no, single = observation_batch(obs, self.envs.single_observation_space)
-        with np.errstate(over="ignore"):  # a float32 Box's cast of a huge action: refused by predict
-            act = act_on(obs_no, self.policy, self.obs_filter, self.config.dtype, deterministic, rng)
+        act = act_on(obs_no, self.policy, self.obs_filter, self.config.dtype, deterministic, rng)
         return act[0] if single else act
 
     def evaluate(self, episodes: int = 10, deterministic: bool = True, seed: int | None = None,
