@@ -44,16 +44,15 @@ def compare(name: str, analytic: ArrayLike, numeric: ArrayLike, rtol: float = 1e
 
 
 def gradcheck(algo: str = "ppo", env_id: str = "CartPole-v1", batch: int = 32, seed: int = 0,
-              hidden: tuple[int, ...] | None = None, **overrides: Any) -> list[Check]:
+              **overrides: Any) -> list[Check]:
     """Build the algorithm's networks for ``env_id`` (config ``overrides`` allowed) and return one ``Check``
     per derivative. Each finite difference is a plain function of ``theta``: the networks take it as an argument."""
     config = ALGOS[algo].Config.for_env(env_id, **overrides)
-    hidden, vf_hidden = (config.hidden, config.vf_hidden) if hidden is None else (hidden, hidden)
     envs = make_vec_env(env_id, 1)
     rng = np.random.default_rng(seed)
-    policy = Policy(envs.single_observation_space, envs.single_action_space, hidden, config.activation,
+    policy = Policy(envs.single_observation_space, envs.single_action_space, config.hidden, config.activation,
                     config.log_std_init, rng=rng, sde=config.use_sde)
-    value_fn = ValueFunction(policy.obs_dim, vf_hidden, config.activation, rng=rng)
+    value_fn = ValueFunction(policy.obs_dim, config.vf_hidden, config.activation, rng=rng)
     envs.close()
     obs_no = rng.standard_normal((batch, policy.obs_dim))
     old = policy.distribution(obs_no)

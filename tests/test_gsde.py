@@ -171,7 +171,8 @@ def test_sde_agent_saves_and_loads(tmp_path):
 @pytest.mark.parametrize("algo", ["ppo", "trpo"])
 def test_gradcheck_table_passes_with_sde(algo):
     from npgrad.gradcheck import gradcheck
-    checks = gradcheck(algo, "Pendulum-v1", batch=8, hidden=(8, 8), use_sde=True, log_std_init=-1.0)
+    checks = gradcheck(algo, "Pendulum-v1", batch=8, hidden=(8, 8), vf_hidden=(8, 8), use_sde=True,
+                       log_std_init=-1.0)
     assert len(checks) == 8 and all(c.ok for c in checks), [c for c in checks if not c.ok]
 
 
