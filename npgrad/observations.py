@@ -38,10 +38,10 @@ def encoded_dim(space):
         return int(space.nvec.sum())
     if isinstance(space, spaces.MultiBinary) and len(space.shape) == 1:
         return int(space.n)
-    if isinstance(space, (spaces.Dict, spaces.Tuple)) and parts(space):
-        return sum(part_dim(space, key, part) for key, part in parts(space))
     if isinstance(space, (spaces.Dict, spaces.Tuple)):
-        raise SpaceError(f"observation space {space} has no parts: a policy needs at least one input")
+        if not parts(space):
+            raise SpaceError(f"observation space {space} has no parts: a policy needs at least one input")
+        return sum(part_dim(space, key, part) for key, part in parts(space))
     raise SpaceError(f"observation space {space} is not supported: npgrad encodes 1-D Box, Discrete, 1-D "
                      "MultiDiscrete, 1-D MultiBinary, and Dict or Tuple of those (flatten images yourself, e.g. "
                      "with gymnasium's FlattenObservation)")
