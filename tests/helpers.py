@@ -1,4 +1,5 @@
-"""Small environments shared by the test files (tests/ is on sys.path: ``from helpers import Counter``)."""
+"""Small environments and a file rewriter shared by the test files (tests/ is on sys.path: ``from helpers import
+Counter``)."""
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
@@ -54,3 +55,13 @@ class CopyBits(MatchTargets):
 
     def draw(self):
         return self.np_random.integers(0, 2, 4).astype(np.int8)
+
+
+def rewrite(src, dst, change):
+    """Copy the ``.npz`` file ``src`` to ``dst`` with ``change(arrays)`` applied to its arrays: a crafted file."""
+    with np.load(src, allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    change(arrays)
+    with open(dst, "wb") as f:
+        np.savez(f, **arrays)
+    return dst

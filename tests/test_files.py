@@ -15,6 +15,7 @@ import pytest
 import npgrad
 from npgrad.errors import FileFormatError
 from npgrad.io import read as read_npz
+from helpers import rewrite
 
 
 @pytest.fixture(scope="module")
@@ -22,15 +23,6 @@ def saved(tmp_path_factory):
     agent = npgrad.PPO("CartPole-v1", seed=0, n_steps=16)
     agent.learn(128)
     return agent.save(tmp_path_factory.mktemp("files") / "agent.npz")
-
-
-def rewrite(src, dst, change):
-    with np.load(src, allow_pickle=False) as z:
-        arrays = {k: z[k] for k in z.files}
-    change(arrays)
-    with open(dst, "wb") as f:
-        np.savez(f, **arrays)
-    return dst
 
 
 def test_pickled_objects_are_refused(saved, tmp_path):
