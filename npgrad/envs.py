@@ -14,8 +14,8 @@ import numpy as np
 from gymnasium.envs.registration import EnvSpec, WrapperSpec
 
 from . import io
-from .errors import ConfigError, shown
-from .rollout import independent_seeds
+from .errors import ConfigError, EnvError, ShapeError, shown
+from .rollout import env_error, independent_seeds
 from .stacked_envs import stepped_together
 
 if TYPE_CHECKING:
@@ -310,6 +310,14 @@ class EvalResult(NamedTuple):
     returns: np.ndarray
 
 
+def evaluation_reset(envs: gym.vector.VectorEnv, seed: int | None) -> np.ndarray:
+    """``envs``' first observations of an evaluation seeded ``seed``; an exception is an ``EnvError``."""
+    try:
+        return envs.reset(seed=independent_seeds(envs, seed))[0]
+    except Exception as e:
+        raise env_error(e, "at an evaluation reset", envs.single_observation_space) from e
+
+
 def run_episodes(act: Callable[[np.ndarray], np.ndarray], envs: gym.vector.VectorEnv, episodes: int,
                  seed: int | None) -> EvalResult:
     """``EvalResult`` of ``episodes`` episodes of ``act(obs_eo) -> actions`` on the vector env ``envs``, reset
@@ -327,7 +335,7 @@ def run_episodes_side_by_side(act: Callable[[list, list], Sequence[np.ndarray]],
     ``act(live, [obs_eo of each live agent]) -> [actions of each]`` acts for the agents whose episodes are not all
     done yet (indices ``live``), so a stack of agents can act with one forward per step. Each agent's episodes
     are the ones ``run_episodes`` would give it alone."""
-    obs_s = [envs.reset(seed=independent_seeds(envs, seed))[0] for envs, seed in zip(envs_s, seeds_s)]
+    obs_s = [evaluation_reset(envs, seed) for envs, seed in zip(envs_s, seeds_s)]
     quota_se = [(episodes + np.arange(envs.num_envs)) // envs.num_envs for envs in envs_s]
     return_so_far_se = [np.zeros(envs.num_envs) for envs in envs_s]
     finished_se: list[list[list[float]]] = [[[] for _ in range(envs.num_envs)] for envs in envs_s]
@@ -335,8 +343,18 @@ def run_episodes_side_by_side(act: Callable[[list, list], Sequence[np.ndarray]],
     live = list(range(len(envs_s)))
     together = stepped_together(envs_s)
     together.gather()
+    where = "at an evaluation reset"  # of the observations acted on next
     while live:
-        for s, (obs, rew, term, trunc) in zip(live, together.step(act(live, [obs_s[s] for s in live]), live)):
+        try:
+            act_s = act(live, [obs_s[s] for s in live])
+        except ShapeError as error:  # every observation here came from the environments
+            raise EnvError(f"the environment returned observations the policy cannot act on {where}: {error}") from None
+        try:
+            outcomes = together.step(act_s, live)
+        except Exception as error:  # the environments' own fault, named as in training
+            raise env_error(error, "at an evaluation step", envs_s[0].single_observation_space) from error
+        where = "at an evaluation step"
+        for s, (obs, rew, term, trunc) in zip(live, outcomes):
             obs_s[s] = obs
             return_so_far_se[s] += rew
             for e in np.flatnonzero(term | trunc):

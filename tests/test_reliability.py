@@ -251,6 +251,26 @@ def test_an_environment_fault_through_the_api_raises_env_error(flaky_env):
     assert agent.num_updates == 1  # the first rollout completed and updated; the second failed before updating
 
 
+@pytest.mark.parametrize("seeds", [0, [0, 1]], ids=["agent", "population"])
+def test_an_environment_fault_during_evaluation_raises_env_error(flaky_env, monkeypatch, seeds):
+    agent = npgrad.PPO("Flaky-v0", seed=seeds, n_envs=1, n_steps=64)
+    flaky_env.fail_at = flaky_env.steps + 30
+    with pytest.raises(EnvError, match="the environment raised at an evaluation step: RuntimeError: simulator lost "
+                                       "its connection") as info:
+        agent.evaluate(episodes=2)
+    assert isinstance(info.value.__cause__, RuntimeError)
+    flaky_env.fail_at, flaky_env.mode = flaky_env.steps + 30, "nan"
+    with pytest.raises(EnvError, match="the environment returned observations the policy cannot act on at an "
+                                       "evaluation step: predict got non-finite observations"):
+        agent.evaluate(episodes=2)
+
+    def lost(self, seed=None, options=None):
+        raise ConnectionError("no simulator")
+    monkeypatch.setattr(flaky_env, "reset", lost)
+    with pytest.raises(EnvError, match="at an evaluation reset: ConnectionError: no simulator"):
+        agent.evaluate(episodes=2)
+
+
 class WrongShape(gym.Env):
     """Declares observations of shape (3,) and returns (4,) ones from ``reset`` or from ``step``, or NaN ones."""
 
