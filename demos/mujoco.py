@@ -74,7 +74,7 @@ def main(args):
     agent = npgrad.ALGOS[args.algo](args.env, seed=args.seed)
     print(f"training {args.algo.upper()} on {args.env} for {args.steps:,} steps")
     evaluator = EvalCallback(eval_freq=max(args.steps // 20, 1), n_eval_episodes=10, best_model_save_path=out,
-                             callback_after_eval=print_row)  # writes best_model.npz at each new best
+                             callback_after_eval=print_row, verbose=0)  # writes best_model.npz at each new best
     training = []  # (steps, mean return of the training episodes that ended in the update's batch)
 
     def track_training(agent, info):

@@ -6,8 +6,9 @@ reward filters, and the loop's ``Progress``. ``learn`` hands them to ``npgrad.tr
 """
 from __future__ import annotations
 
-import warnings
+import inspect
 import os
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
@@ -499,13 +500,22 @@ def registered_env(env_id, path, trust_env_spec=False):
 
 
 def callback_list(callback):
-    """``callback`` as a list: None -> [], a callable -> [it], a list or tuple of callables as it is."""
+    """``callback`` as a list: None -> [], a callable -> [it], a list or tuple of callables in their order, except
+    that loggers (``after_others``) come last, so they log what the others add to ``info`` (an evaluation)."""
     callbacks = list(callback) if isinstance(callback, (list, tuple)) else [] if callback is None else [callback]
     for cb in callbacks:
         if not callable(cb):
             raise ConfigError(f"callback must be a function callback(agent, info), or a list of them; got "
                               f"{type(cb).__name__} {shown(cb)}")
-    return callbacks
+        try:
+            signature = inspect.signature(cb)
+        except (TypeError, ValueError):  # some builtins have none to check
+            continue
+        try:
+            signature.bind(None, None)
+        except TypeError as e:
+            raise ConfigError(f"callback {shown(cb)} must take two arguments, (agent, info): {e}") from None
+    return sorted(callbacks, key=lambda cb: getattr(cb, "after_others", False) is True)
 
 
 def generator(rng, default):

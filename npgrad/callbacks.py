@@ -36,6 +36,7 @@ class Evaluator:
         self.on_eval, self.env, self.deterministic = on_eval, env, deterministic
         self.history: list[tuple] = []
         self.given: Any = None  # this evaluation's EvalResult, if computed elsewhere (class docstring)
+        self.last_result: Any = None  # the latest evaluation's EvalResult
         self.next_eval, self.train_seconds = every, 0.0
         self._last: float | None = None
 
@@ -72,8 +73,8 @@ class Evaluator:
             given, self.given = self.given, None
             if given is None:
                 given = agent.evaluate(self.episodes, deterministic=self.deterministic, env=self.env)
-            mean = given.mean
-            row = (agent.num_steps, self.train_seconds, mean)
+            self.last_result = given
+            row = (agent.num_steps, self.train_seconds, given.mean)
             self.history.append(row)
             if self.on_eval is not None and self.on_eval(agent, diagnostics, row) is False:
                 self._last = time.perf_counter()
@@ -84,24 +85,45 @@ class Evaluator:
 
 class EvalCallback(Evaluator):
     """Every ``eval_freq`` environment steps, evaluate on ``n_eval_episodes`` episodes of ``eval_env`` (default: the
-    agent's environment, rebuilt as ``Agent.evaluate`` rebuilds it) and keep ``best_mean_reward``; a new best is
-    saved as ``best_model.npz`` in
-    ``best_model_save_path`` (if given) and reported to ``callback_on_new_best``; every evaluation is reported to
-    ``callback_after_eval``. A child returning ``False`` stops training. ``history`` holds every evaluation."""
+    agent's environment, rebuilt as ``Agent.evaluate`` rebuilds it) and keep ``best_mean_reward``, as SB3's does:
+
+    - the evaluation goes into the update's ``info`` as ``eval/mean_reward`` and ``eval/std_reward`` (so a
+      ``Logger`` writes it) and, with ``verbose >= 1``, is printed;
+    - with ``log_path``, every evaluation so far is written to ``log_path/evaluations.npz``: ``timesteps`` and
+      ``results`` (one row of episode returns per evaluation), as SB3 writes them (without ``ep_lengths``);
+    - a new best is saved as ``best_model_save_path/best_model.npz`` and reported to ``callback_on_new_best``;
+      every evaluation is reported to ``callback_after_eval``. A child returning ``False`` stops training.
+
+    ``history`` holds every evaluation's ``(env_steps, training_seconds, mean_return)``."""
 
     def __init__(self, eval_env: Any = None, callback_on_new_best: Callable[..., Any] | None = None,
                  callback_after_eval: Callable[..., Any] | None = None, n_eval_episodes: int = 5,
-                 eval_freq: int = 10_000, best_model_save_path: str | os.PathLike | None = None,
-                 deterministic: bool = True) -> None:
+                 eval_freq: int = 10_000, log_path: str | os.PathLike | None = None,
+                 best_model_save_path: str | os.PathLike | None = None, deterministic: bool = True,
+                 verbose: int = 1) -> None:
         super().__init__(eval_freq, n_eval_episodes, self._after_eval, eval_env, deterministic)
         self.on_new_best, self.after_eval = callback_on_new_best, callback_after_eval
-        self.save_path = best_model_save_path
+        self.log_path, self.save_path, self.verbose = log_path, best_model_save_path, require_integer(verbose, "verbose")
         self.best_mean_reward = self.last_mean_reward = -np.inf
+        self.timesteps: list[int] = []  # for evaluations.npz: the steps of each evaluation
+        self.results: list[np.ndarray] = []  # and its episode returns
 
     def _after_eval(self, agent, diagnostics, row):
-        self.last_mean_reward = row[2]
+        result = self.last_result
+        self.last_mean_reward = result.mean
+        diagnostics["eval/mean_reward"], diagnostics["eval/std_reward"] = result.mean, result.std
+        if self.verbose >= 1:
+            print(f"Eval num_timesteps={agent.num_steps}, episode_reward={result.mean:.2f} +/- {result.std:.2f}")
+        if self.log_path is not None:
+            self.timesteps.append(agent.num_steps)
+            self.results.append(result.returns)
+            os.makedirs(self.log_path, exist_ok=True)
+            np.savez(os.path.join(self.log_path, "evaluations.npz"), timesteps=np.array(self.timesteps),
+                     results=np.array(self.results))
         go_on = True
         if self.last_mean_reward > self.best_mean_reward:
+            if self.verbose >= 1:
+                print("New best mean reward!")
             self.best_mean_reward = self.last_mean_reward
             if self.save_path is not None:
                 os.makedirs(self.save_path, exist_ok=True)
@@ -113,23 +135,27 @@ class EvalCallback(Evaluator):
 class StopTrainingOnRewardThreshold:
     """An ``EvalCallback``'s ``callback_on_new_best``: stop once the best mean return reaches ``reward_threshold``."""
 
-    def __init__(self, reward_threshold: float) -> None:
+    def __init__(self, reward_threshold: float, verbose: int = 0) -> None:
         real = (int, float, np.integer, np.floating)
         if isinstance(reward_threshold, bool) or not isinstance(reward_threshold, real):
             raise ConfigError(f"reward_threshold must be a number, got {shown(reward_threshold)}")
-        self.reward_threshold = float(reward_threshold)
+        self.reward_threshold, self.verbose = float(reward_threshold), require_integer(verbose, "verbose")
 
     def __call__(self, agent, evaluation):
-        return best_of(self, evaluation) < self.reward_threshold
+        best = best_of(self, evaluation)
+        if best >= self.reward_threshold and self.verbose >= 1:
+            print(f"Stopping training because the mean reward {best:.2f} is above the threshold "
+                  f"{self.reward_threshold}")
+        return best < self.reward_threshold
 
 
 class StopTrainingOnNoModelImprovement:
     """An ``EvalCallback``'s ``callback_after_eval``: stop after ``max_no_improvement_evals`` evaluations in a row
     without a new best, counting only after the first ``min_evals`` evaluations."""
 
-    def __init__(self, max_no_improvement_evals: int, min_evals: int = 0) -> None:
+    def __init__(self, max_no_improvement_evals: int, min_evals: int = 0, verbose: int = 0) -> None:
         self.max_no_improvement_evals = require_integer(max_no_improvement_evals, "max_no_improvement_evals")
-        self.min_evals = require_integer(min_evals, "min_evals")
+        self.min_evals, self.verbose = require_integer(min_evals, "min_evals"), require_integer(verbose, "verbose")
         self.best, self.evals, self.without_improvement = -np.inf, 0, 0
 
     def __call__(self, agent, evaluation):
@@ -139,7 +165,11 @@ class StopTrainingOnNoModelImprovement:
         self.best = max(self.best, best)
         if self.evals > self.min_evals:
             self.without_improvement = 0 if improved else self.without_improvement + 1
-        return self.without_improvement <= self.max_no_improvement_evals
+        go_on = self.without_improvement <= self.max_no_improvement_evals
+        if not go_on and self.verbose >= 1:
+            print(f"Stopping training because there was no new best model in the last {self.without_improvement} "
+                  "evaluations")
+        return go_on
 
 
 def best_of(callback, evaluation):

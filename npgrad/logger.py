@@ -10,19 +10,24 @@ format                    what it writes
 ========================  =====================================================================================
 ``csv``                   ``progress.csv``: the columns of ``npgrad train``'s progress.csv (without its
                           evaluations): ``num_updates, num_steps``, then the other keys sorted (``update_failed``
-                          among them). A key first seen later is added at the end, earlier rows left blank there.
-                          Floats are written exactly (``repr``), strings and booleans as they are.
+                          among them). A key first seen later is added at the end, earlier rows left blank there
+                          (as an ``EvalCallback``'s ``eval/mean_reward`` and ``eval/std_reward``, which only the
+                          rows of updates followed by an evaluation have). Floats are written exactly (``repr``),
+                          strings and booleans as they are.
 ``tensorboard``           ``events.out.tfevents.<time>.<host>``: the numbers (booleans as 0/1) as scalars at
                           step ``num_steps``, in float32, tagged as SB3 groups its own (``tag``): ``rollout/``
                           the episodes that ended in the batch, ``time/`` the counters, ``train/`` what the
-                          update reports. Strings are not written, nor NaN: a batch in which no episode ended
-                          has no ``ep_return_mean`` to plot, so that curve has a point only where one did.
-                          Needs ``pip install "npgrad[tensorboard]"`` (tensorboardX, which needs no torch).
+                          update reports, ``eval/`` an ``EvalCallback``'s evaluations. Strings are not written,
+                          nor NaN: a batch in which no episode ended has no ``ep_return_mean`` to plot, so that
+                          curve has a point only where one did. Needs ``pip install "npgrad[tensorboard]"``
+                          (tensorboardX, which needs no torch); viewing the files needs TensorBoard itself
+                          (``pip install tensorboard``).
 ========================  =====================================================================================
 
-A new ``Logger`` starts ``progress.csv`` afresh and adds a new event file (SB3 does the same): give each run its
-own folder. The CSV is on disk after every update; the event file is flushed every ``FLUSH_SECONDS``, when a
-``learn`` call reaches its ``total_steps``, and by ``close()`` (or leaving the ``with`` block).
+``learn`` calls a ``Logger`` after its other callbacks, wherever it is in the list, so that it logs what they add to
+``info``. A new ``Logger`` starts ``progress.csv`` afresh and adds a new event file (SB3 does the same): give each
+run its own folder. The CSV is on disk after every update; the event file is flushed every ``FLUSH_SECONDS``, when
+a ``learn`` call reaches its ``total_steps``, and by ``close()`` (or leaving the ``with`` block).
 """
 from __future__ import annotations
 
@@ -45,9 +50,11 @@ TIME = ("num_steps", "num_updates", "failed_updates")
 def tag(key):
     """The TensorBoard tag of a diagnostic.
 
-    >>> tag("ep_return_mean"), tag("num_steps"), tag("kl")
-    ('rollout/ep_return_mean', 'time/num_steps', 'train/kl')
+    >>> tag("ep_return_mean"), tag("num_steps"), tag("kl"), tag("eval/mean_reward")
+    ('rollout/ep_return_mean', 'time/num_steps', 'train/kl', 'eval/mean_reward')
     """
+    if "/" in key:  # grouped already, as an EvalCallback's eval/mean_reward
+        return key
     return f"{'rollout' if key in ROLLOUT else 'time' if key in TIME else 'train'}/{key}"
 
 
@@ -60,6 +67,8 @@ def scalars(info):
 class Logger:
     """A ``learn`` callback writing each update's ``info`` to ``folder`` in ``formats`` (some of ``FORMATS``; the
     module docstring says what goes where). ``close()`` it, or use it as a context manager."""
+
+    after_others = True  # learn calls it after the other callbacks: it logs what they add (an EvalCallback's)
 
     def __init__(self, folder, formats=("csv",)):
         formats = (formats,) if isinstance(formats, str) else formats

@@ -1,4 +1,6 @@
 """SB3-named callbacks: evaluation with the best model saved, checkpoints, and the two stopping rules."""
+import csv
+
 import numpy as np
 import pytest
 
@@ -68,3 +70,52 @@ def test_progress_bar_counts_this_learn_calls_steps(capsys):
     agent.learn(400, progress_bar=True)
     err = capsys.readouterr().err
     assert "400/400" in err and "ep_return" in err, err[-300:]
+
+
+def test_eval_callback_logs_prints_and_writes_its_evaluations_as_sb3s(tmp_path, capsys):
+    """Each evaluation reaches the update's info (so a Logger listed before the callback still writes it), the
+    screen, and evaluations.npz; SB3's keyword arguments are taken."""
+    from npgrad.logger import Logger
+
+    agent = npgrad.PPO("CartPole-v1", seed=0, n_envs=2, n_steps=64)
+    infos = []
+    evaluation = EvalCallback(eval_freq=256, n_eval_episodes=3, log_path=tmp_path / "evals", verbose=1)
+    with Logger(tmp_path / "log") as logger:
+        agent.learn(768, callback=[logger, evaluation, lambda a, info: infos.append(dict(info))])
+    steps, means = [row[0] for row in evaluation.history], [row[2] for row in evaluation.history]
+    assert steps == [256, 512, 768]
+    logged = [(info["num_steps"], info["eval/mean_reward"]) for info in infos if "eval/mean_reward" in info]
+    assert logged == list(zip(steps, means)), "the evaluation is in the info of the update it followed"
+    with open(tmp_path / "log" / "progress.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [float(r["eval/mean_reward"]) for r in rows if r["eval/mean_reward"]] == means
+    assert [r["eval/mean_reward"] for r in rows if int(r["num_steps"]) not in steps] == [""] * 3
+    with np.load(tmp_path / "evals" / "evaluations.npz", allow_pickle=False) as data:
+        assert data["timesteps"].tolist() == steps and data["results"].shape == (3, 3)
+        np.testing.assert_array_equal(data["results"].mean(axis=1), means)
+    out = capsys.readouterr().out
+    assert f"Eval num_timesteps=256, episode_reward={means[0]:.2f} +/- " in out and "New best mean reward!" in out
+    quiet = EvalCallback(eval_freq=256, verbose=0)
+    agent.learn(256, callback=quiet)
+    assert quiet.history and capsys.readouterr().out == ""
+
+
+def test_stop_callbacks_say_why_they_stop_when_verbose(capsys):
+    agent = npgrad.PPO("CartPole-v1", seed=0, n_envs=2, n_steps=64)
+    agent.evaluate = lambda *args, **kwargs: npgrad.envs.EvalResult(400.0, 0.0, np.array([400.0]))
+    for stop, child, says in ((StopTrainingOnRewardThreshold(400, verbose=1), "callback_on_new_best",
+                               "Stopping training because the mean reward 400.00 is above the threshold 400.0"),
+                              (StopTrainingOnNoModelImprovement(0, verbose=1), "callback_after_eval",
+                               "Stopping training because there was no new best model in the last 1 evaluations")):
+        agent.learn(10_000, EvalCallback(eval_freq=128, verbose=0, **{child: stop}))
+        assert capsys.readouterr().out.strip() == says
+
+
+@pytest.mark.parametrize("callback", [lambda agent: True, lambda agent, info, extra: True, lambda: True])
+def test_a_callback_that_does_not_take_agent_and_info_is_refused_before_training(callback):
+    from npgrad.errors import ConfigError
+
+    agent = npgrad.PPO("CartPole-v1", seed=0, n_envs=2, n_steps=64)
+    with pytest.raises(ConfigError, match=r"callback .* must take two arguments, \(agent, info\)"):
+        agent.learn(128, callback=[lambda a, info: True, callback])
+    assert agent.num_steps == 0
