@@ -133,22 +133,36 @@ def build_parser():
 
 
 class TrainHelp(argparse.Action):
-    """``npgrad train ALGO --help``: the usual help, then every hyperparameter of ALGO with its default and text."""
+    """``npgrad train ALGO [ENV_ID] --help``: the usual help, then every hyperparameter of ALGO with its default (on
+    ENV_ID, if given) and text."""
 
     def __call__(self, parser, namespace, values, option_string=None):
         parser.print_help()
-        algo = getattr(namespace, "algo", None)
-        print("\n" + (hyperparameter_help(ALGOS[algo].Config) if algo in ALGOS else
+        algo, env_id = getattr(namespace, "algo", None), getattr(namespace, "env_id", None)
+        print("\n" + (hyperparameter_help(algo, env_id) if algo in ALGOS else
                       "npgrad train ALGO --help lists ALGO's hyperparameters (--set NAME=VALUE)"))
         parser.exit()
 
 
-def hyperparameter_help(config_cls):
-    """One paragraph per field of ``config_cls``: ``name = default``, then its docstring, indented, without the
-    docstring's reStructuredText quotes (the documentation site renders them; a terminal would show them)."""
-    docs, lines = field_docs(config_cls), [f"hyperparameters of {config_cls.__name__} (--set NAME=VALUE):"]
+def hyperparameter_help(algo, env_id=None):
+    """One paragraph per hyperparameter of ``algo``: ``name = default``, then its docstring, indented, without the
+    docstring's reStructuredText quotes (the documentation site renders them; a terminal would show them). The
+    defaults are those ``env_id`` gets (its tuned entry or family), each changed one showing the config's own."""
+    config_cls = ALGOS[algo].Config
+    config = own = config_cls()
+    header = (f"hyperparameters of {config_cls.__name__} (--set NAME=VALUE), with the config's own defaults: an "
+              f"environment's tuned entry or family changes some (npgrad train {algo} ENV_ID --help shows them)")
+    if env_id is not None:
+        try:
+            config, source = config_cls.for_env(env_id), defaults_for(algo, env_id)[1]
+            header = f"hyperparameters of {config_cls.__name__} on {env_id} (--set NAME=VALUE); defaults {source}"
+        except NpgradError as e:
+            header += f". {e}"
+    docs = field_docs(config_cls)
+    lines = textwrap.wrap(header, 100, subsequent_indent="  ", break_on_hyphens=False) + [""]
     for f in dataclasses.fields(config_cls):
-        lines.append(f"  {f.name} = {f.default!r}")
+        value, default = getattr(config, f.name), getattr(own, f.name)
+        lines.append(f"  {f.name} = {value!r}" + ("" if value == default else f"  (the config's own: {default!r})"))
         text = docs.get(f.name, "").replace("``", "")
         lines.extend(textwrap.wrap(text, 96, initial_indent=" " * 6, subsequent_indent=" " * 6))
     return "\n".join(lines)

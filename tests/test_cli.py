@@ -365,6 +365,25 @@ def test_train_algo_help_lists_every_hyperparameter_with_its_default_and_text(ca
     out = capsys.readouterr().out
     assert stop.value.code == 0 and "hyperparameters of TRPOConfig" in out
     assert "  max_kl = 0.01\n      delta, the trust-region radius in mean KL" in out, out[-2000:]
+    assert "the config's own defaults: an environment's tuned entry or family changes some" in " ".join(out.split())
+
+
+def test_train_help_with_an_environment_shows_the_defaults_it_gets(capsys):
+    """What the run would use, not the dataclass's values (PPO CartPole-v1 has a tuned entry), each changed one
+    beside the config's own; an id that is not registered says so and falls back on the config's own."""
+    with pytest.raises(SystemExit):
+        cli.main(["train", "ppo", "CartPole-v1", "--help"])
+    out = capsys.readouterr().out
+    config = npgrad.PPO.Config.for_env("CartPole-v1")
+    assert ("hyperparameters of PPOConfig on CartPole-v1 (--set NAME=VALUE); defaults tuned for CartPole-v1"
+            in " ".join(out.split()))
+    assert f"  n_steps = {config.n_steps}  (the config's own: 256)\n" in out and config.n_steps != 256
+    assert f"  lr = {config.lr}  (the config's own: 0.0003)\n" in out and "  hidden = (64, 64)\n" in out
+    with pytest.raises(SystemExit):
+        cli.main(["train", "ppo", "Nope-v0", "--help"])
+    out = capsys.readouterr().out
+    assert "the config's own defaults" in out and "unknown environment id 'Nope-v0'" in " ".join(out.split())
+    assert "  n_steps = 256\n" in out
 
 
 def test_resuming_a_finished_run_says_so_instead_of_retraining(tmp_path, capsys):
