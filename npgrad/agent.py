@@ -301,7 +301,8 @@ class Agent:
 
     def save(self, path: str | os.PathLike, user: dict | None = None) -> str:
         """Write ``path``: an ``.npz`` of arrays with a JSON header (``npgrad.io``); ``user`` is any JSON dict
-        stored with it (a run folder keeps its own state there). The header keeps the environment's id and, for an
+        stored with it (a run folder keeps its own state there); a path without a suffix gets ``.npz``, as SB3's
+        gets ``.zip``, and the path written is returned. The header keeps the environment's id and, for an
         instance, its gymnasium spec, wrappers included; an instance gymnasium cannot rebuild is saved with the
         reason instead, and a ``NpgradWarning`` (once per agent, not at every checkpoint) says that loading it
         will need ``env=``."""
@@ -310,7 +311,7 @@ class Agent:
             self.warned_env_problem = True
             warnings.warn(f"{path}: saved without its environment, which cannot be rebuilt: {self.env_problem}; "
                           "npgrad.load and evaluate will need env=", NpgradWarning, stacklevel=2)
-        return io.write(path, arrays, {**meta, "user": user or {}})
+        return io.write(with_suffix(path), arrays, {**meta, "user": user or {}})
 
 
 class VPG(Agent):
@@ -365,8 +366,11 @@ def load(path: str | os.PathLike, env: EnvLike | None = None, trust_env_spec: bo
     pass the environment yourself as ``env`` or say ``trust_env_spec=True`` (the file's module is then imported).
     Likewise a saved spec may only name the entry points gymnasium registers for its id and gymnasium's own
     wrappers (``npgrad.envs.rebuilt_spec``), unless ``trust_env_spec=True``. A file saved without its environment
-    (an instance gymnasium cannot rebuild) needs ``env``.
+    (an instance gymnasium cannot rebuild) needs ``env``. As ``save`` does, a ``path`` without a suffix that
+    names no file stands for ``path.npz``.
     """
+    path = io.file_path(path)
+    path = path if os.path.exists(path) else with_suffix(path)
     with io.Archive(path) as archive:
         meta, path = archive.meta, archive.path
         cls, config = saved_config(meta, path)
@@ -393,6 +397,13 @@ def load(path: str | os.PathLike, env: EnvLike | None = None, trust_env_spec: bo
         arrays = archive.read(expected)
     agent.load_state(arrays, meta, path)
     return agent
+
+
+def with_suffix(path: str | os.PathLike) -> str:
+    """``path`` with ``.npz`` added if it has no suffix (``model`` -> ``model.npz``), as SB3 adds ``.zip``; a folder
+    is left as it is, to be refused as one."""
+    path = io.file_path(path)
+    return path if os.path.splitext(path)[1] or os.path.isdir(path) else path + ".npz"
 
 
 def fits_its_own_env(archive: io.Archive, config: Any, meta: dict, saved_spec: Any, path: str) -> bool:

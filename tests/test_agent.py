@@ -271,3 +271,16 @@ def test_predicted_actions_that_overflow_float32_are_an_error():
     assert np.isfinite(agent.predict(np.ones(3), deterministic=True)[0]).all()
     with pytest.raises(ShapeError, match="predict's actions overflow the action space's float32"):
         agent.predict(np.full(3, 1e300), deterministic=True)  # a float64 action of ~1e297
+
+
+def test_a_path_without_a_suffix_is_saved_and_loaded_as_npz_as_sb3_does_zip(tmp_path):
+    from npgrad.errors import FileFormatError
+
+    agent = npgrad.A2C("CartPole-v1", seed=0, n_envs=2, n_steps=4)
+    written = agent.save(tmp_path / "model")
+    assert written == str(tmp_path / "model.npz") and sorted(p.name for p in tmp_path.iterdir()) == ["model.npz"]
+    for path in (tmp_path / "model", str(tmp_path / "model.npz")):
+        np.testing.assert_array_equal(npgrad.A2C.load(path).policy.theta, agent.policy.theta)
+    assert agent.save(tmp_path / "model.v2") == str(tmp_path / "model.v2"), "a suffix is kept, whatever it is"
+    with pytest.raises(FileFormatError, match="other.npz: no such file"):
+        npgrad.load(tmp_path / "other")
