@@ -89,6 +89,18 @@ class Config:
     """``field: (other, value)``: setting ``field`` has an effect only when ``other == value``."""
     ALIASES: ClassVar[dict] = {"gae_lambda": "lam", "normalize_advantage": "normalize_advantages"}
     """SB3's name of a field: npgrad's name (each algorithm adds its own)."""
+    SB3_ONLY: ClassVar[dict] = {
+        "policy": "npgrad's policy is an MLP: pass the environment first, as npgrad.PPO('CartPole-v1')",
+        "policy_kwargs": "its net_arch is hidden=(64, 64) and vf_hidden=(64, 64), its activation_fn activation='tanh'",
+        "net_arch": "hidden=(64, 64) for the policy, vf_hidden=(64, 64) for the value network",
+        "activation_fn": "activation='tanh' or 'relu'",
+        "verbose": "npgrad prints what you ask for: learn(progress_bar=True), an EvalCallback, a Logger",
+        "tensorboard_log": "pass npgrad.logger.Logger(folder, formats=('tensorboard',)) to learn as a callback",
+        "device": "npgrad computes in NumPy on the CPU",
+        "normalize": "normalize_obs=True and normalize_reward=True",
+        "n_timesteps": "the budget is learn(total_steps), or --steps for npgrad train",
+    }
+    """SB3's (and the RL-Zoo's) names that npgrad has no field for: what to write instead."""
     LIMITS: ClassVar[dict] = {"n_envs": 4096, "n_epochs": 1000, "vf_epochs": 1000, "cg_iters": 1000,
                               "max_backtracks": 100}
     """``field: most`` for the fields a config has of these: more environments than one process steps usefully,
@@ -131,7 +143,10 @@ class Config:
         """The ``ConfigError`` for hyperparameter ``names`` the config does not have, with the nearest valid ones."""
         valid = sorted(f.name for f in dataclasses.fields(cls))
         guesses = {name: difflib.get_close_matches(name, valid + list(cls.ALIASES), n=2) for name in names}
-        hint = "; ".join(f"{name}: did you mean {' or '.join(close)}?" for name, close in guesses.items() if close)
+        hints = [f"{name}: SB3's; {cls.SB3_ONLY[name]}" if name in cls.SB3_ONLY else
+                 f"{name}: did you mean {' or '.join(close)}?" for name, close in guesses.items()
+                 if name in cls.SB3_ONLY or close]
+        hint = "; ".join(hints)
         return ConfigError(f"unknown hyperparameter(s) {sorted(names)} for {cls.__name__}"
                            + (f" ({hint})" if hint else "") + f"; valid names: {valid}")
 
@@ -161,8 +176,11 @@ class Config:
                 require(isinstance(value, int) and not isinstance(value, bool) and value >= 1, f.name, value,
                         "a positive integer")
             elif isinstance(f.default, float):
+                flag = "anneal_clip" if f.name == "clip_range" else "anneal_lr"
+                schedule = (f"; a schedule is {flag}=True, linear to 0 over the learn call as SB3's linear schedules"
+                            if callable(value) and hasattr(self, flag) else "")
                 require(isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value),
-                        f.name, value, "a finite number")
+                        f.name, value, "a finite number" + schedule)
             elif isinstance(f.default, tuple):
                 require(isinstance(value, tuple) and all(isinstance(h, int) and not isinstance(h, bool) and h >= 1
                                                          for h in value), f.name, value, "a tuple of positive integers")

@@ -65,7 +65,7 @@ def check_env_id(env_id: object, trust: bool = False) -> str:
     elif env_id not in gym.registry:
         close = difflib.get_close_matches(env_id, list(gym.registry), n=5)
         hint = f"did you mean: {', '.join(close)}?" if close else "e.g. CartPole-v1 or Pendulum-v1"
-        raise ConfigError(f"unknown environment id {shown(env_id)}; {hint}")
+        raise ConfigError(f"unknown environment id {shown(env_id)}; {hint}{sb3_policy_hint(env_id)}")
     return env_id
 
 
@@ -78,7 +78,13 @@ def env_spec(env_id: str) -> gym.envs.registration.EnvSpec:
             importlib.import_module(module)
         return gym.spec(name)
     except (gym.error.Error, ImportError) as e:
-        raise ConfigError(f"unknown environment id {env_id!r}: {e}") from None
+        raise ConfigError(f"unknown environment id {env_id!r}: {e}{sb3_policy_hint(env_id)}") from None
+
+
+def sb3_policy_hint(env_id: str) -> str:
+    """What to say when an SB3 policy name (``"MlpPolicy"``) is given where npgrad takes the environment."""
+    return (f" ({env_id!r} is SB3's policy argument: npgrad's agents take the environment first, as "
+            "npgrad.PPO('CartPole-v1'), and their policy is an MLP)" if env_id.endswith("Policy") else "")
 
 
 class CallersEnv(gym.vector.SyncVectorEnv):

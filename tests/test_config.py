@@ -238,6 +238,25 @@ def test_sb3_names_are_accepted_as_aliases_and_a_near_miss_is_named():
         npgrad.A2C("CartPole-v1", lerning_rate=3)
 
 
+@pytest.mark.parametrize("given, says", [
+    (dict(policy_kwargs=dict(net_arch=[32, 32])), r"policy_kwargs: SB3's; its net_arch is hidden=\(64, 64\)"),
+    (dict(net_arch=[32, 32]), r"net_arch: SB3's; hidden=\(64, 64\) for the policy"),
+    (dict(verbose=1), r"verbose: SB3's; npgrad prints what you ask for"),
+    (dict(tensorboard_log="logs"), r"tensorboard_log: SB3's; pass npgrad.logger.Logger"),
+    (dict(learning_rate=lambda progress: 3e-4 * progress), r"must be a finite number; a schedule is anneal_lr=True"),
+    (dict(clip_range=lambda progress: 0.2 * progress), r"must be a finite number; a schedule is anneal_clip=True"),
+])
+def test_an_sb3_only_setting_says_what_npgrad_takes_instead(given, says):
+    with pytest.raises(ConfigError, match=says):
+        npgrad.PPO("CartPole-v1", **given)
+
+
+def test_an_sb3_policy_name_in_place_of_the_environment_says_so():
+    with pytest.raises(ConfigError, match=r"'MlpPolicy' is SB3's policy argument: npgrad's agents take the "
+                                          r"environment first, as npgrad.PPO\('CartPole-v1'\)"):
+        npgrad.PPO("MlpPolicy", "CartPole-v1")
+
+
 @pytest.mark.parametrize("algo", sorted(npgrad.ALGOS))
 def test_every_field_of_every_config_is_documented(algo):
     from npgrad.config import field_docs
