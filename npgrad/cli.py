@@ -68,7 +68,7 @@ def build_parser():
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a hyperparameter, e.g. --set lr=3e-4 --set hidden=32,32 (repeatable)")
     p.add_argument("--config", metavar="FILE.yaml", help="hyperparameters from a YAML mapping, as printed by "
-                   "npgrad defaults (--set overrides it)")
+                   "npgrad defaults, or ENV_ID's entry in an RL-Zoo file (--set overrides it)")
     p.add_argument("--out", default=None, help="run folder (default runs/ALGO-ENV_ID-sSEED)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its latest checkpoint")
     p.add_argument("--checkpoint-every", type=int, default=25_000, metavar="STEPS")
@@ -254,9 +254,10 @@ def start_run(args):
         raise ConfigError("train needs ALGO and ENV_ID (or --resume RUN_DIR)")
     cls = check_algo(args.algo)
     env_id = check_env_id(args.env_id, trust=True)  # typed by the user: a module:Env id is imported
-    overrides = {**runs.read_overrides(cls.Config, args.config), **runs.parse_overrides(cls.Config, args.set)}
+    from_file, file_steps = runs.read_config_file(cls.Config, args.config, env_id)
+    overrides = {**from_file, **runs.parse_overrides(cls.Config, args.set)}
     config = cls.Config.for_env(env_id, **overrides)
-    steps = args.steps or 100_000
+    steps = args.steps or file_steps or 100_000
     run_dir = args.out or os.path.join("runs", f"{args.algo}-{env_id}-s{args.seed}")
     if os.path.lexists(os.path.join(run_dir, runs.CONFIG)):
         raise ConfigError(f"{run_dir} already holds a run; continue it with --resume {run_dir} or choose --out")
@@ -287,7 +288,9 @@ def start_population(args):
     for seed in seeds:
         runs.check_count("seed", seed, "--seeds")
     members = population_runs.member_specs(seeds, swept)
-    base = {**runs.read_overrides(cls.Config, args.config), **runs.parse_overrides(cls.Config, shared)}
+    from_file, file_steps = runs.read_config_file(cls.Config, args.config, args.env_id)
+    args.steps = args.steps or file_steps
+    base = {**from_file, **runs.parse_overrides(cls.Config, shared)}
     for member in members[:: len(seeds)]:  # one per setting: each must make a valid config
         cls.Config.for_env(args.env_id, **{**base, **runs.parse_overrides(cls.Config, member["set"])})
     run_dir = args.out or os.path.join("runs", f"{args.algo}-{args.env_id}-seeds{seeds[0]}-{seeds[-1]}")

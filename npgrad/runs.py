@@ -41,6 +41,7 @@ import warnings
 import numpy as np
 import yaml
 
+from . import zoo
 from .agent import ALGOS
 from .callbacks import Evaluator, next_due
 from .envs import check_env_id
@@ -179,12 +180,14 @@ def parse_overrides(config_cls, pairs):
     return overrides
 
 
-def read_overrides(config_cls, path):
-    """The hyperparameters of a YAML file (``--config``): a mapping of names (npgrad's or SB3's) to values; text
-    values are read as ``--set`` reads them, lists as tuples. Parsed with ``yaml.safe_load``, which builds plain
-    values only and never runs code. ``{}`` if ``path`` is None."""
+def read_config_file(config_cls, path, env_id):
+    """``(overrides, steps)`` of a YAML file (``--config``): a mapping of names (npgrad's or SB3's) to values, or
+    an RL-Zoo file of such mappings by environment id, whose entry for ``env_id`` is read (``npgrad/zoo.py``; its
+    ``n_timesteps`` is ``steps``, else None). Text values are read as ``--set`` reads them, lists as tuples. Parsed
+    with ``yaml.safe_load``, which builds plain values only and never runs code. ``({}, None)`` if ``path`` is
+    None."""
     if path is None:
-        return {}
+        return {}, None
     try:
         with open(path) as f:
             text = f.read(MAX_CONFIG_BYTES + 1)
@@ -195,13 +198,17 @@ def read_overrides(config_cls, path):
         raise ConfigError(f"--config {path}: {one_line_yaml_error(e)}") from None
     if not isinstance(values, dict):
         raise ConfigError(f"--config {path}: must hold a mapping of hyperparameter names to values, got {shown(values)}")
+    steps = None
+    if zoo.is_zoo_file(values):
+        fields = {f.name for f in dataclasses.fields(config_cls)}
+        values, steps = zoo.zoo_settings(values, env_id, fields, f"--config {path}")
     overrides = {}
     for name, value in values.items():
         name = config_cls.ALIASES.get(str(name), str(name))
         overrides[name] = (parse_value(config_cls, name, value, f"--config {path}: {name}: {value}")
                            if isinstance(value, str)
                            else tuple(value) if isinstance(value, list) else value)
-    return overrides
+    return overrides, steps
 
 
 def one_line_yaml_error(e):

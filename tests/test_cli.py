@@ -330,6 +330,85 @@ def test_a_config_file_that_is_not_hyperparameters_is_one_line(tmp_path, capsys,
     assert match in err and err.count("\n") == 1 and not (tmp_path / "r").exists(), err
 
 
+ZOO_FILE = """\
+atari:
+  env_wrapper:
+    - stable_baselines3.common.atari_wrappers.AtariWrapper
+  policy: 'CnnPolicy'
+CartPole-v1: &cartpole
+  n_envs: 8
+  n_timesteps: !!float 1e3
+  policy: 'MlpPolicy'
+  n_steps: 32
+  batch_size: 256
+  gae_lambda: 0.8
+  learning_rate: lin_0.001
+  clip_range: lin_0.2
+Pendulum-v1:
+  normalize: "{'norm_obs': True, 'norm_reward': False}"
+  policy: 'MlpPolicy'
+  vf_coef: 0.5
+  policy_kwargs: "dict(log_std_init=-2,
+                       ortho_init=False,
+                       activation_fn=nn.ReLU,
+                       net_arch=[dict(pi=[32, 32], vf=[16])]
+                       )"
+"""
+
+
+def test_an_rl_zoo_file_is_read_for_the_environment_trained(tmp_path, capsys):
+    """The RL-Zoo's hyperparams/ppo.yml shape: the entry of the env id, in npgrad's words (lin_ schedules anneal,
+    normalize and policy_kwargs parsed, n_timesteps the budget); what npgrad leaves out it says."""
+    (tmp_path / "ppo.yml").write_text(ZOO_FILE)
+    common = ["--config", str(tmp_path / "ppo.yml"), "--eval-every", "0", "--quiet"]
+    assert cli.main(["train", "ppo", "CartPole-v1", *common, "--out", str(tmp_path / "cp")]) == 0
+    run = runs.read_config(tmp_path / "cp")
+    assert run["steps"] == 1000 and run["overrides"] == {
+        "n_envs": 8, "n_steps": 32, "minibatch_size": 256, "lam": 0.8, "lr": 0.001, "anneal_lr": True,
+        "clip_range": 0.2, "anneal_clip": True}
+    assert cli.main(["train", "ppo", "Pendulum-v1", *common, "--steps", "256", "--out", str(tmp_path / "pd")]) == 0
+    run = runs.read_config(tmp_path / "pd")
+    assert run["steps"] == 256, "--steps wins over n_timesteps"
+    assert run["overrides"] == {"normalize_obs": True, "normalize_reward": False, "log_std_init": -2,
+                                "activation": "relu", "hidden": [32, 32], "vf_hidden": [16]}
+    err = capsys.readouterr().err
+    assert "Pendulum-v1: vf_coef is left out" in err and "ortho_init is left out" in err
+    assert cli.main(["train", "ppo", "Acrobot-v1", *common, "--out", str(tmp_path / "ac")]) == 2
+    assert "an RL-Zoo file with settings for ['CartPole-v1', 'Pendulum-v1', 'atari'], none for Acrobot-v1" in \
+        capsys.readouterr().err
+    assert cli.main(["train", "trpo", "CartPole-v1", *common, "--out", str(tmp_path / "trpo")]) == 2
+    assert "learning_rate: lin_0.001: this algorithm has no anneal_lr, so no schedule" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("entry, match", [
+    ("  env_wrapper: [gymnasium.wrappers.TimeLimit]\n", "env_wrapper is refused: npgrad does not build or import"),
+    ("  callback: mymodule.Callback\n", "callback is refused"),
+    ("  policy: CnnPolicy\n", "policy 'CnnPolicy': npgrad's policy is an MLP"),
+    ("  n_timesteps: 1.5\n", "n_timesteps must be a whole number of steps, got 1.5"),
+    ("  learning_rate: lin_fast\n", "learning_rate: lin_fast is not lin_ followed by a number"),
+    ("  normalize: \"{'gamma': 0.9}\"\n", "normalize: npgrad has no ['gamma']"),
+    ("  policy_kwargs: \"dict(net_arch=__import__('os').system('touch HACKED'))\"\n",
+     "policy_kwargs: net_arch must be dict(...) or {...} of settings, got \"__import__('os').system('touch HACKED')\""),
+    ("  policy_kwargs: \"dict(log_std_init=__import__('os').system('touch HACKED'))\"\n",
+     "policy_kwargs: log_std_init must be a plain value, got \"__import__('os').system('touch HACKED')\""),
+    ("  policy_kwargs: \"__import__('os').system('touch HACKED')\"\n", "policy_kwargs must be dict(...) or {...}"),
+    ("  policy_kwargs: \"dict(activation_fn=nn.GELU)\"\n",
+     "policy_kwargs: activation_fn nn.GELU: npgrad has nn.ReLU, nn.Tanh"),
+    ("  policy_kwargs: \"dict(squash_output=True)\"\n", "policy_kwargs: npgrad has no squash_output"),
+    ("  policy_kwargs: \"dict(net_arch=dict(pi=[64]))\"\n", "policy_kwargs: net_arch must give pi and vf, got ['pi']"),
+    ("  policy_kwargs: \"dict(net_arch=[64, 'x'])\"\n", "policy_kwargs: net_arch widths must be a list of integers"),
+    ("  policy_kwargs: \"dict(\"\n", "policy_kwargs is not a Python expression"),
+])
+def test_an_rl_zoo_entry_npgrad_cannot_follow_is_refused_without_running_it(tmp_path, monkeypatch, capsys, entry,
+                                                                              match):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "ppo.yml").write_text("CartPole-v1:\n" + entry)
+    assert cli.main(["train", "ppo", "CartPole-v1", "--config", "ppo.yml", "--out", "r"]) == 2
+    err = capsys.readouterr().err
+    assert f"--config ppo.yml: CartPole-v1: {match}" in err and err.count("\n") == 1, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ppo.yml"], "nothing ran, nothing was written"
+
+
 def test_check_env_reports_one_row_per_requirement(capsys):
     assert cli.main(["check-env", "FrozenLake-v1"]) == 0
     out = capsys.readouterr().out
