@@ -102,7 +102,7 @@ def build_parser():
     p.add_argument("--trust-env-spec", action="store_true",
                    help="allow a saved environment id of the form module:Env, which imports module")
     p.add_argument("--members", action="store_true", help="also draw every seed's own curve, thin")
-    p.add_argument("--out", default="curves.png")
+    p.add_argument("--out", default="curves.png", help="the image to write (default curves.png, replaced if there)")
     p.set_defaults(func=cmd_plot)
 
     p = sub.add_parser("gradcheck", help="compare every analytic derivative with finite differences",
@@ -485,16 +485,24 @@ def pad_to_16(frame_hwc):
 
 def group_runs(run_dirs, trust_env_spec=False):
     """``{label: [(steps, returns), ...]}``: runs equal but for their seed share a label, which names the settings
-    that differ from the defaults of their algorithm and environment (however they were given: --set, --config)."""
-    groups, defaults = {}, {}
-    for run_dir in run_dirs:
-        config = runs.read_config(run_dir, trust_env_spec)
+    that differ from the defaults of their algorithm and environment (however they were given: --set, --config),
+    and the budget when the runs' budgets differ (a schedule spans its run's budget). Two runs of one label with
+    the same seed are refused: each seed counts once in a curve."""
+    configs = [runs.read_config(run_dir, trust_env_spec) for run_dir in run_dirs]
+    budgets = {config["steps"] for config in configs}
+    groups, defaults, seen = {}, {}, {}
+    for run_dir, config in zip(run_dirs, configs):
         steps, returns = runs.eval_curve(run_dir)
         if len(steps) == 0:
             raise FileFormatError(f"{run_dir} has no evaluations in {runs.PROGRESS} yet")
         changed = changed_settings(config, defaults)
         overrides = ",".join(f"{k}={v}" for k, v in sorted(changed.items()))
-        label = f"{config['algo']} {config['env_id']}" + (f" ({overrides})" if overrides else "")
+        label = (f"{config['algo']} {config['env_id']}" + (f" ({overrides})" if overrides else "")
+                 + (f", budget {config['steps']:,}" if len(budgets) > 1 else ""))
+        twin = seen.setdefault(label, {}).setdefault(config["seed"], run_dir)
+        if twin != run_dir:
+            raise ConfigError(f"{twin} and {run_dir} are both seed {config['seed']} of {label}: each seed counts once "
+                              "in a curve")
         groups.setdefault(label, []).append((steps, returns))
     return groups
 
@@ -528,8 +536,15 @@ def cmd_plot(args):
                               "in a curve")
     curves, env_ids = {}, set()
     for label, members in group_runs(run_dirs, args.trust_env_spec).items():
-        n = min(len(s) for s, _ in members)  # seeds of one config evaluate at the same steps
+        lengths = sorted({len(s) for s, _ in members})
+        n = lengths[0]  # seeds of one config evaluate at the same steps, up to where the shortest run is
         steps, returns_rk = members[0][0][:n], [r[:n] for _, r in members]
+        if len(lengths) > 1:
+            print(f"{label}: its runs have {lengths[0]} to {lengths[-1]} evaluations; the curve stops at "
+                  f"{int(steps[-1]):,} steps, where the shortest does")
+        if 1 < len(members) < 5:
+            print(f"{label}: with {len(members)} seeds the 95% interval spans about their range; 10 or more "
+                  "make it say where the IQM lies")
         curve = ({f"{label}, 1 seed": (steps, returns_rk[0])} if len(members) == 1 else
                  iqm_band(label, aggregate_curves(steps, returns_rk)))
         curves.update(curve)

@@ -34,6 +34,8 @@ def plot_curves(curves, path, title="", threshold=None, ylabel="mean evaluation 
         colors[label] = line.get_color()
         if band:
             ax.fill_between(steps, *band, color=line.get_color(), alpha=0.2)
+    if any(band == ["member"] for _, _, *band in curves.values()):
+        ax.plot([], [], color="grey", lw=0.6, alpha=0.5, label="thin lines: one seed each")
     if threshold is not None:
         ax.axhline(threshold, color="grey", ls="--", lw=1, label=threshold_label)
     ax.set(xlabel="environment steps", ylabel=ylabel, title=literal(title))

@@ -218,10 +218,32 @@ def test_plot_overlays_seeds_as_mean_and_band(tmp_path, capsys):
     printed = capsys.readouterr().out.splitlines()
     steps, returns_rk = zip(*(runs.eval_curve(tmp_path / r) for r in ("s0", "s1")))
     iqm = aggregate_curves(steps[0], list(returns_rk)).iqm
-    assert printed[1].startswith(f"ppo CartPole-v1: 2 run(s), last evaluation {iqm[-1]:.1f} at 3,072 steps")
     assert printed[0].startswith(f"ppo CartPole-v1 (lr=0.002): 1 run(s), last evaluation "
                                  f"{runs.eval_curve(tmp_path / 'lr')[1][-1]:.1f}")
+    assert printed[1] == ("ppo CartPole-v1: with 2 seeds the 95% interval spans about their range; 10 or more make "
+                          "it say where the IQM lies")
+    assert printed[2].startswith(f"ppo CartPole-v1: 2 run(s), last evaluation {iqm[-1]:.1f} at 3,072 steps")
     assert out_png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.skipif(not have_matplotlib(), reason="needs matplotlib (test extra)")
+def test_plot_counts_each_seed_once_and_keeps_budgets_apart(tmp_path, capsys):
+    """A seed run twice is refused; runs of other budgets (whose schedules differ) are other curves; runs with fewer
+    evaluations than the others cut the curve, and it says so."""
+    assert train(tmp_path / "a0", "ppo", "CartPole-v1", "--seed", "0") == 0
+    assert train(tmp_path / "b0", "ppo", "CartPole-v1", "--seed", "0", "--steps", "4096") == 0
+    assert train(tmp_path / "b0-again", "ppo", "CartPole-v1", "--seed", "0", "--steps", "4096") == 0
+    assert train(tmp_path / "b1", "ppo", "CartPole-v1", "--seed", "1", "--steps", "4096") == 0
+    assert cli.main(["plot", *(str(tmp_path / r) for r in ("b0", "b1", "b0-again")), "--out", str(tmp_path / "x.png")]) == 2
+    assert f"{tmp_path / 'b0'} and {tmp_path / 'b0-again'} are both seed 0 of ppo CartPole-v1: each seed counts " \
+           "once" in capsys.readouterr().err
+    out_png = str(tmp_path / "c.png")
+    assert cli.main(["plot", *(str(tmp_path / r) for r in ("a0", "b0", "b1")), "--out", out_png]) == 0
+    printed = capsys.readouterr().out
+    assert "ppo CartPole-v1, budget 3,000: 1 run(s)" in printed and "ppo CartPole-v1, budget 4,096: 2 run(s)" in printed
+    (tmp_path / "b1" / "progress.csv").write_text("".join(open(tmp_path / "b1" / "progress.csv").readlines()[:-1]))
+    assert cli.main(["plot", str(tmp_path / "b0"), str(tmp_path / "b1"), "--out", out_png]) == 0
+    assert "ppo CartPole-v1: its runs have" in capsys.readouterr().out
 
 
 @pytest.mark.skipif(not have_matplotlib(), reason="needs matplotlib (test extra)")
