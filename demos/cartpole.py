@@ -43,7 +43,7 @@ def main(args):
     if plot_curves({args.algo: (steps, returns)}, f"cartpole_{args.algo}.png", title, threshold=475):
         print(f"saved cartpole_{args.algo}.png")
     else:
-        print("no learning curve: pip install matplotlib")
+        print('no learning curve: pip install -e ".[plot]" (matplotlib)')
     return evaluator.history
 
 

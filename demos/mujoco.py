@@ -93,7 +93,7 @@ def main(args):
     if not plot_curves(curves, paths["curve.png"], f"{args.algo.upper()} on {args.env}",
                        threshold=gym.spec(args.env).reward_threshold, ylabel="mean episode return",
                        threshold_label="gymnasium's reward threshold"):
-        print("no learning curve: pip install matplotlib")
+        print('no learning curve: pip install -e ".[plot]" (matplotlib)')
         del paths["curve.png"]
     if "video.mp4" in paths:
         print("recording a video of the best model...")

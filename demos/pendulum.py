@@ -55,7 +55,7 @@ def main(args):
     if plot_curves({args.algo: (steps, returns)}, f"pendulum_{args.algo}.png", title, threshold=-200):
         print(f"saved pendulum_{args.algo}.png")
     else:
-        print("no learning curve: pip install matplotlib")
+        print('no learning curve: pip install -e ".[plot]" (matplotlib)')
     return evaluator.history
 
 

@@ -91,7 +91,7 @@ def main(args):
     if plot_curves(lines, f"seeds_{args.algo}.png", title):
         print(f"saved seeds_{args.algo}.png")
     else:
-        print("no plot: pip install matplotlib")
+        print('no plot: pip install -e ".[plot]" (matplotlib)')
     print(f"saved {pop.save(f'seeds_{args.algo}')}")
     return curves
 
