@@ -207,12 +207,13 @@ def run_stack(argvs, feed=None, chunk=0, halt=None):
 
 
 def train_population(index, run_dir, workers, resume=False, show=True, backend="local", address=None):
-    """Train every unfinished member, ``workers`` at a time here or in chunks on a Ray cluster (``backend="ray"``);
-    write the aggregate; return the exit status."""
+    """Train every unfinished member, in ``workers`` processes here (each a stack of members) or in chunks on a Ray
+    cluster (``backend="ray"``); write the aggregate; return the exit status."""
     todo = [m for m in index["members"] if not (resume and finished(index, m, run_dir))]
     workers = default_workers(workers, max(len(todo), 1))
     if show:
-        where = f"{workers} at a time" if backend == "local" else "on Ray"
+        where = (f"as {workers} stack{'s' if workers > 1 else ''} of members trained together, one per worker "
+                 "process" if backend == "local" else "on Ray")
         print(f"training {index['algo']} on {index['env_id']}: {len(index['members'])} members "
               f"({len(index['members']) - len(todo)} finished) for {index['steps']:,} steps each, {where} -> {run_dir}",
               file=sys.stderr)
