@@ -499,12 +499,17 @@ class Population:
 
     def learn(self, total_steps: int | None = None, eval_every: int = 0, eval_episodes: int = 10,
               workers: int | None = None, progress_bar: bool = False, backend: str = "local",
-              address: str | None = None, *, total_timesteps: int | None = None) -> Population:
+              address: str | None = None, *, total_timesteps: int | None = None, callback: object = None) -> Population:
         """Train every member for ``total_steps`` more environment steps (or SB3's ``total_timesteps``), evaluating
         each every ``eval_every`` steps (0: never) on ``eval_episodes`` episodes. ``workers`` processes train members
         side by side (default: one per core); with ``workers=1`` they train here, one after another, with identical
         results. With ``backend="ray"`` chunks of members train as Ray tasks (``npgrad/ray_backend.py``) on the
-        cluster at ``address`` (default: a local Ray instance), again with identical results."""
+        cluster at ``address`` (default: a local Ray instance), again with identical results. There is no
+        ``callback``: members train in other processes, where a callback's effects would stay."""
+        if callback is not None:
+            raise ConfigError("a population's learn takes no callback (its members train in worker processes, where "
+                              "a callback's effects would stay): evaluate with eval_every= and eval_episodes=, watch "
+                              "with progress_bar=True, or train one member with its callbacks: pop[k].learn(...)")
         total_steps = require_integer(steps_given(total_steps, total_timesteps), "total_steps")
         eval_every = require_integer(eval_every, "eval_every")
         eval_episodes = require_integer(eval_episodes, "eval_episodes", positive=True, most=10_000)

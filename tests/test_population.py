@@ -292,6 +292,13 @@ def test_the_aggregate_is_the_iqm_and_percentile_bootstrap_by_hand():
     assert (same.iqm[0], same.low[0], same.high[0]) == (7.0, 7.0, 7.0)
 
 
+def test_a_callback_given_to_a_populations_learn_says_what_to_use_instead():
+    pop = npgrad.PPO("CartPole-v1", seed=[0, 1], **TINY)
+    with pytest.raises(ConfigError, match=r"a population's learn takes no callback .* evaluate with eval_every="):
+        pop.learn(STEPS, callback=lambda agent, info: True)
+    assert [m.num_steps for m in pop] == [0, 0]
+
+
 def test_population_learning_curves_pool_members_of_one_setting():
     pop = npgrad.PPO("CartPole-v1", seed=[0, 1, 0, 1], lr=[1e-3, 1e-3, 3e-3, 3e-3], **TINY)
     with pytest.raises(ConfigError, match="no member has been evaluated yet: learn with eval_every"):
