@@ -199,6 +199,13 @@ def profile_panel(ax, env_id, groups, taus_m, algos):
         c = color(g["algo"], algos)
         ax.plot(taus_m, fraction_m, color=c, ls=LINESTYLES[g["library"]], lw=lw)
         ax.fill_between(taus_m, low_m, high_m, color=c, alpha=0.12, lw=0)
+    for i, fraction_m in enumerate(p[0] for p in profiles):
+        same = [label(g) for g, q in zip(mine, profiles) if np.array_equal(q[0], fraction_m)]
+        if len(same) > 1 and label(mine[i]) == same[0]:  # say it once, under the curves drawn over one another
+            at = len(taus_m) // 3
+            ax.annotate("one curve, drawn nested:\n" + "; ".join(same), (taus_m[at], fraction_m[at]),
+                        xytext=(taus_m[at], fraction_m[at] - 0.45), ha="center", fontsize=8,
+                        arrowprops={"arrowstyle": "->", "lw": 0.8})
     ax.axvline(mine[0]["threshold"], **THRESHOLD)
     ax.legend([handle(g, algos) for g in mine] + [Line2D([], [], **THRESHOLD)],
               [f"{label(g)} ({g['budget'] // 1000}k steps)" for g in mine] + [f"threshold {mine[0]['threshold']:g}"],
