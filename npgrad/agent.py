@@ -120,6 +120,9 @@ class Agent:
         self.env_id = env_id_of(env)
         self.env_spec, self.env_problem = recorded_spec(env)
         self.config, self.defaults_source = agent_config(self.Config, env, config, overrides)
+        if seed is None:
+            raise ConfigError("seed must be a non-negative integer, got None: npgrad's runs are always seeded, so "
+                              "the same seed gives the same numbers (the default is 0)")
         self.seed = require_integer(seed, "seed")
         config = self.config
         self.envs = make_vec_env(env, config.n_envs)

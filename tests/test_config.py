@@ -245,6 +245,7 @@ def test_sb3_names_are_accepted_as_aliases_and_a_near_miss_is_named():
     (dict(tensorboard_log="logs"), r"tensorboard_log: SB3's; pass npgrad.logger.Logger"),
     (dict(learning_rate=lambda progress: 3e-4 * progress), r"must be a finite number; a schedule is anneal_lr=True"),
     (dict(clip_range=lambda progress: 0.2 * progress), r"must be a finite number; a schedule is anneal_clip=True"),
+    (dict(seed=None), r"got None: npgrad's runs are always seeded, so the same seed gives the same numbers"),
 ])
 def test_an_sb3_only_setting_says_what_npgrad_takes_instead(given, says):
     with pytest.raises(ConfigError, match=says):
