@@ -372,6 +372,19 @@ def test_cli_population_run_writes_every_member_folder_and_the_aggregate(tmp_pat
     assert "IQM over seeds" in capsys.readouterr().out and (tmp_path / "p.png").stat().st_size > 0
 
 
+def test_cli_population_takes_its_settings_and_budget_from_an_rl_zoo_file(tmp_path):
+    (tmp_path / "a2c.yml").write_text("CartPole-v1:\n  n_envs: 2\n  n_steps: 64\n  n_timesteps: !!float 256\n"
+                                      "  learning_rate: lin_0.002\n  policy: MlpPolicy\n")
+    out = tmp_path / "pop"
+    assert main(["train", "a2c", "CartPole-v1", "--seeds", "0-1", "--config", str(tmp_path / "a2c.yml"),
+                 "--eval-every", "0", "--workers", "1", "--quiet", "--out", str(out)]) == 0
+    assert json.loads((out / "population.json").read_text())["steps"] == 256
+    for member in ("member-000", "member-001"):
+        run = json.loads((out / member / "config.json").read_text())
+        assert run["overrides"] == {"n_envs": 2, "n_steps": 64, "lr": 0.002, "anneal_lr": True}
+        assert npgrad.load(out / member / "model.npz").num_steps == 256
+
+
 def test_cli_population_resume_skips_finished_members_and_finishes_the_rest(tmp_path, capsys):
     out = tmp_path / "pop"
     args = ["train", "ppo", "CartPole-v1", "--seeds", "0,1", "--set", "n_envs=2", "--set", "n_steps=64",
