@@ -156,8 +156,8 @@ def hyperparameter_help(algo, env_id=None):
         try:
             config, source = config_cls.for_env(env_id), defaults_for(algo, env_id)[1]
             header = f"hyperparameters of {config_cls.__name__} on {env_id} (--set NAME=VALUE); defaults {source}"
-        except NpgradError as e:
-            header += f". {e}"
+        except Exception as e:  # noqa: BLE001 - e.g. an extra the environment needs: help still shows the fields
+            header += f". {env_id}'s defaults are not known here: {e}"
     docs = field_docs(config_cls)
     lines = textwrap.wrap(header, 100, subsequent_indent="  ", break_on_hyphens=False) + [""]
     for f in dataclasses.fields(config_cls):

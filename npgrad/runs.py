@@ -198,10 +198,8 @@ def read_config_file(config_cls, path, env_id):
         raise ConfigError(f"--config {path}: {one_line_yaml_error(e)}") from None
     if not isinstance(values, dict):
         raise ConfigError(f"--config {path}: must hold a mapping of hyperparameter names to values, got {shown(values)}")
-    steps = None
-    if zoo.is_zoo_file(values):
-        fields = {f.name for f in dataclasses.fields(config_cls)}
-        values, steps = zoo.zoo_settings(values, env_id, fields, f"--config {path}")
+    fields = {f.name for f in dataclasses.fields(config_cls)}
+    values, steps = zoo.zoo_settings(values, env_id, fields, f"--config {path}")
     overrides = {}
     for name, value in values.items():
         name = config_cls.ALIASES.get(str(name), str(name))

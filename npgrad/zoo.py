@@ -10,12 +10,12 @@ A Zoo file maps environment ids to settings in SB3's words::
       clip_range: lin_0.2
       policy_kwargs: "dict(log_std_init=-2, ortho_init=False, activation_fn=nn.ReLU, net_arch=dict(pi=[256], vf=[256]))"
 
-``zoo_settings`` takes the entry of the environment being trained and says it in npgrad's words: ``lin_x`` is
-``x`` with ``anneal_lr`` (or ``anneal_clip``), ``normalize`` is ``normalize_obs`` and ``normalize_reward``,
-``policy_kwargs`` gives ``hidden``, ``vf_hidden``, ``activation`` and ``log_std_init``, and ``n_timesteps`` is the
-budget. ``policy_kwargs`` and a ``normalize`` dict are Python text: they are parsed (``ast``), never evaluated, and
-only literals, ``dict(...)`` and ``nn.ReLU``/``nn.Tanh`` are taken. What a file may not make npgrad do (import its
-``env_wrapper`` or ``callback``) is refused.
+``zoo_settings`` takes the entry of the environment being trained (or a flat mapping, as ``npgrad defaults``
+prints) and says it in npgrad's words: ``lin_x`` is ``x`` with ``anneal_lr`` (or ``anneal_clip``), ``normalize``
+is ``normalize_obs`` and ``normalize_reward``, ``policy_kwargs`` gives ``hidden``, ``vf_hidden``, ``activation``
+and ``log_std_init``, and ``n_timesteps`` is the budget. ``policy_kwargs`` and a ``normalize`` dict are Python
+text: they are parsed (``ast``), never evaluated, and only literals, ``dict(...)`` and ``nn.ReLU``/``nn.Tanh`` are
+taken. What a file may not make npgrad do (import its ``env_wrapper`` or ``callback``) is refused.
 """
 from __future__ import annotations
 
@@ -38,11 +38,13 @@ def is_zoo_file(values: dict) -> bool:
 
 
 def zoo_settings(values: dict, env_id: str, fields: set, where: str) -> tuple[dict, int | None]:
-    """``(settings, budget)``: the Zoo entry of ``env_id`` in npgrad's names (SB3's aliases left for the config to
-    rename) for a config with ``fields``, and its ``n_timesteps`` (None if it has none)."""
-    if env_id not in values:
+    """``(settings, budget)``: a file's settings in npgrad's names (SB3's aliases left for the config to rename)
+    for a config with ``fields``, and its ``n_timesteps`` (None if it has none). A Zoo file's settings are its
+    entry for ``env_id``; a flat mapping's are the mapping, read alike (``lin_``, ``policy_kwargs``, ...)."""
+    zoo = is_zoo_file(values)
+    if zoo and env_id not in values:
         raise ConfigError(f"{where}: an RL-Zoo file with settings for {sorted(values)}, none for {env_id}")
-    entry, where = dict(values[env_id]), f"{where}: {env_id}"
+    entry, where = (dict(values[env_id]), f"{where}: {env_id}") if zoo else (dict(values), where)
     for name in REFUSED:
         if name in entry:
             raise ConfigError(f"{where}: {name} is refused: npgrad does not build or import what a file names; "
@@ -61,7 +63,7 @@ def zoo_settings(values: dict, env_id: str, fields: set, where: str) -> tuple[di
             settings.update(normalize(value, where))
         elif name == "policy_kwargs":
             settings.update(policy_kwargs(value, where))
-        elif name == "vf_coef" and "shared_trunk" in fields:
+        elif name == "vf_coef" and zoo and "shared_trunk" in fields:  # npgrad's own files may set it
             warnings.warn(f"{where}: vf_coef is left out: npgrad's value network is separate, with its own Adam "
                           "step (vf_coef weighs the value loss with shared_trunk=True)", NpgradWarning, stacklevel=4)
         else:

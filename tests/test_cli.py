@@ -344,6 +344,8 @@ def test_defaults_print_a_yaml_file_that_config_reads_back(tmp_path, capsys):
     ("lrr: 1\n", "lrr: did you mean lr"),
     ("lr: [1\n", "c.yaml: not valid YAML at line 2, column 1: expected ',' or ']'"),
     ("lr: fast\n", "c.yaml: lr: fast: lr expects a number"),
+    ("learning_rate: lin_fast\n", "c.yaml: learning_rate: lin_fast is not lin_ followed by a number"),
+    ("policy: CnnPolicy\n", "c.yaml: policy 'CnnPolicy': npgrad's policy is an MLP"),
 ])
 def test_a_config_file_that_is_not_hyperparameters_is_one_line(tmp_path, capsys, text, match):
     (tmp_path / "c.yaml").write_text(text)
@@ -400,6 +402,12 @@ def test_an_rl_zoo_file_is_read_for_the_environment_trained(tmp_path, capsys):
         capsys.readouterr().err
     assert cli.main(["train", "trpo", "CartPole-v1", *common, "--out", str(tmp_path / "trpo")]) == 2
     assert "learning_rate: lin_0.001: this algorithm has no anneal_lr, so no schedule" in capsys.readouterr().err
+    (tmp_path / "flat.yml").write_text("learning_rate: lin_0.002\nn_timesteps: 512\nvf_coef: 0.5\n")
+    assert cli.main(["train", "ppo", "CartPole-v1", "--config", str(tmp_path / "flat.yml"), "--eval-every", "0",
+                     "--quiet", "--out", str(tmp_path / "flat")]) == 0
+    run = runs.read_config(tmp_path / "flat")
+    assert (run["steps"], run["overrides"]) == (512, {"lr": 0.002, "anneal_lr": True, "vf_coef": 0.5}), \
+        "a flat file is read alike; its vf_coef, a field of npgrad's PPO, is kept"
 
 
 @pytest.mark.parametrize("entry, match", [
