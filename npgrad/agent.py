@@ -214,16 +214,19 @@ class Agent:
         act = act_on(obs_no, self.policy, self.obs_filter, self.config.dtype, deterministic, rng)
         return act[0] if single else act
 
-    def evaluate(self, episodes: int = 10, deterministic: bool = True, seed: int | None = None,
-                 env: EnvLike | None = None) -> EvalResult:
-        """``EvalResult(mean, std, returns)`` of ``episodes`` episodes seeded ``seed`` (default ``self.seed + 10000``),
-        one per copy of the agent's environment (at most ``MAX_EVAL_ENVS`` copies, which share the episodes as SB3's
-        ``evaluate_policy`` does), or on ``env`` (an id, a spec or an instance, which is not closed and whose
+    def evaluate(self, episodes: int | None = None, deterministic: bool = True, seed: int | None = None,
+                 env: EnvLike | None = None, *, n_eval_episodes: int | None = None) -> EvalResult:
+        """``EvalResult(mean, std, returns)`` of ``episodes`` episodes (default 10; ``n_eval_episodes``, SB3's name,
+        is taken too) seeded ``seed`` (default ``self.seed + 10000``), one per copy of the agent's environment (at
+        most ``MAX_EVAL_ENVS`` copies, which share the episodes as SB3's ``evaluate_policy`` does), or on ``env`` (an id, a spec or an instance, which is not closed and whose
         environments share the episodes likewise); at most ``MAX_EPISODES``. The agent's environment is rebuilt
         from its id, or for an instance from its gymnasium spec, wrappers included (``rebuilt_env``). The agent's own
         training environments are restarted afterwards, so the next rollout does not continue from where the
         evaluation left them."""
-        episodes = require_integer(episodes, "episodes", positive=True, most=MAX_EPISODES)
+        if episodes is not None and n_eval_episodes is not None:
+            raise ConfigError("evaluate takes episodes or SB3's n_eval_episodes, not both")
+        episodes = n_eval_episodes if episodes is None else episodes
+        episodes = require_integer(10 if episodes is None else episodes, "episodes", positive=True, most=MAX_EPISODES)
         deterministic = require_bool(deterministic, "deterministic")
         envs = self.eval_envs(env, episodes)
         seed = self.seed + EVAL_SEED_OFFSET if seed is None else require_integer(seed, "seed")

@@ -240,6 +240,11 @@ def test_sb3s_names_for_learn_load_and_the_step_count(tmp_path):
     assert npgrad.PPO.load(tmp_path / "ppo.npz").num_steps == 256
     with pytest.raises(FileFormatError, match="holds a ppo agent, not trpo; load it with npgrad.load"):
         npgrad.TRPO.load(tmp_path / "ppo.npz")
+    three = agent.evaluate(n_eval_episodes=3)
+    assert len(three.returns) == 3 and np.array_equal(three.returns, agent.evaluate(3).returns)
+    assert len(agent.evaluate().returns) == 10
+    with pytest.raises(ConfigError, match="evaluate takes episodes or SB3's n_eval_episodes, not both"):
+        agent.evaluate(3, n_eval_episodes=3)
 
 
 def test_a_damaged_file_is_its_own_fault_even_with_env_given(tmp_path):

@@ -255,7 +255,7 @@ ENVS = st.sampled_from([None, "CartPole-v1", "NoSuchEnv-v0", "no_such_module_npg
 def test_evaluate_answers_or_names_the_argument(agents, episodes, deterministic, seed, env):
     result = outcome(lambda: agents["CartPole-v1"].evaluate(episodes, deterministic=deterministic, seed=seed, env=env))
     if not isinstance(result, NpgradError):
-        assert len(result.returns) == episodes and np.isfinite(result.mean)
+        assert len(result.returns) == (10 if episodes is None else episodes) and np.isfinite(result.mean)
 
 
 CALLBACKS = st.none() | st.just(lambda agent, info: None) | st.just(lambda agent, info: False) | SCALARS | st.lists(
