@@ -198,8 +198,7 @@ def read_config_file(config_cls, path, env_id):
         raise ConfigError(f"--config {path}: {one_line_yaml_error(e)}") from None
     if not isinstance(values, dict):
         raise ConfigError(f"--config {path}: must hold a mapping of hyperparameter names to values, got {shown(values)}")
-    fields = {f.name for f in dataclasses.fields(config_cls)}
-    values, steps = zoo.zoo_settings(values, env_id, fields, f"--config {path}")
+    values, steps = zoo.zoo_settings(values, env_id, config_cls, f"--config {path}")
     overrides = {}
     for name, value in values.items():
         name = config_cls.ALIASES.get(str(name), str(name))

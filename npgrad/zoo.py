@@ -20,6 +20,8 @@ taken. What a file may not make npgrad do (import its ``env_wrapper`` or ``callb
 from __future__ import annotations
 
 import ast
+import dataclasses
+import math
 import warnings
 from typing import Any
 
@@ -37,10 +39,11 @@ def is_zoo_file(values: dict) -> bool:
     return bool(values) and all(isinstance(v, dict) for v in values.values())
 
 
-def zoo_settings(values: dict, env_id: str, fields: set, where: str) -> tuple[dict, int | None]:
+def zoo_settings(values: dict, env_id: str, config_cls: Any, where: str) -> tuple[dict, int | None]:
     """``(settings, budget)``: a file's settings in npgrad's names (SB3's aliases left for the config to rename)
-    for a config with ``fields``, and its ``n_timesteps`` (None if it has none). A Zoo file's settings are its
-    entry for ``env_id``; a flat mapping's are the mapping, read alike (``lin_``, ``policy_kwargs``, ...)."""
+    for ``config_cls``, and its ``n_timesteps`` (None if it has none). A Zoo file's settings are its entry for
+    ``env_id``; a flat mapping's are the mapping, read alike (``lin_``, ``policy_kwargs``, ...)."""
+    fields = {f.name for f in dataclasses.fields(config_cls)}
     zoo = is_zoo_file(values)
     if zoo and env_id not in values:
         raise ConfigError(f"{where}: an RL-Zoo file with settings for {sorted(values)}, none for {env_id}")
@@ -53,8 +56,9 @@ def zoo_settings(values: dict, env_id: str, fields: set, where: str) -> tuple[di
     if policy != "MlpPolicy":
         raise ConfigError(f"{where}: policy {shown(policy)}: npgrad's policy is an MLP (MlpPolicy)")
     budget = entry.pop("n_timesteps", None)
-    if budget is not None and (not isinstance(budget, (int, float)) or budget != int(budget) or budget < 0):
-        raise ConfigError(f"{where}: n_timesteps must be a whole number of steps, got {shown(budget)}")
+    if budget is not None and (isinstance(budget, bool) or not isinstance(budget, (int, float))
+                               or not math.isfinite(budget) or budget != int(budget) or budget < 1):
+        raise ConfigError(f"{where}: n_timesteps must be a positive whole number of steps, got {shown(budget)}")
     settings: dict[str, Any] = {}
     for name, value in entry.items():
         if name in SCHEDULES and isinstance(value, str) and value.startswith("lin_"):
@@ -63,9 +67,9 @@ def zoo_settings(values: dict, env_id: str, fields: set, where: str) -> tuple[di
             settings.update(normalize(value, where))
         elif name == "policy_kwargs":
             settings.update(policy_kwargs(value, where))
-        elif name == "vf_coef" and zoo and "shared_trunk" in fields:  # npgrad's own files may set it
-            warnings.warn(f"{where}: vf_coef is left out: npgrad's value network is separate, with its own Adam "
-                          "step (vf_coef weighs the value loss with shared_trunk=True)", NpgradWarning, stacklevel=4)
+        elif name == "vf_coef" and zoo and config_cls.REQUIRES.get(name) == ("shared_trunk", True):
+            warnings.warn(f"{where}: vf_coef is left out: it weighs the value loss only with shared_trunk=True; "
+                          "here the value network is separate, with its own Adam step", NpgradWarning, stacklevel=4)
         else:
             settings[name] = value
     return settings, None if budget is None else int(budget)

@@ -396,12 +396,17 @@ def test_an_rl_zoo_file_is_read_for_the_environment_trained(tmp_path, capsys):
     assert run["overrides"] == {"normalize_obs": True, "normalize_reward": False, "log_std_init": -2,
                                 "activation": "relu", "hidden": [32, 32], "vf_hidden": [16]}
     err = capsys.readouterr().err
-    assert "Pendulum-v1: vf_coef is left out" in err and "ortho_init is left out" in err
+    assert "Pendulum-v1: vf_coef is left out: it weighs the value loss only with shared_trunk=True" in err
+    assert "ortho_init is left out" in err
     assert cli.main(["train", "ppo", "Acrobot-v1", *common, "--out", str(tmp_path / "ac")]) == 2
     assert "an RL-Zoo file with settings for ['CartPole-v1', 'Pendulum-v1', 'atari'], none for Acrobot-v1" in \
         capsys.readouterr().err
     assert cli.main(["train", "trpo", "CartPole-v1", *common, "--out", str(tmp_path / "trpo")]) == 2
     assert "learning_rate: lin_0.001: this algorithm has no anneal_lr, so no schedule" in capsys.readouterr().err
+    (tmp_path / "a2c.yml").write_text("CartPole-v1:\n  vf_coef: 0.25\n  n_timesteps: 256\n")
+    assert cli.main(["train", "a2c", "CartPole-v1", "--config", str(tmp_path / "a2c.yml"), "--eval-every", "0",
+                     "--quiet", "--out", str(tmp_path / "a2c")]) == 0
+    assert runs.read_config(tmp_path / "a2c")["overrides"] == {"vf_coef": 0.25}, "A2C's vf_coef acts: it is kept"
     (tmp_path / "flat.yml").write_text("learning_rate: lin_0.002\nn_timesteps: 512\nvf_coef: 0.5\n")
     assert cli.main(["train", "ppo", "CartPole-v1", "--config", str(tmp_path / "flat.yml"), "--eval-every", "0",
                      "--quiet", "--out", str(tmp_path / "flat")]) == 0
@@ -414,7 +419,8 @@ def test_an_rl_zoo_file_is_read_for_the_environment_trained(tmp_path, capsys):
     ("  env_wrapper: [gymnasium.wrappers.TimeLimit]\n", "env_wrapper is refused: npgrad does not build or import"),
     ("  callback: mymodule.Callback\n", "callback is refused"),
     ("  policy: CnnPolicy\n", "policy 'CnnPolicy': npgrad's policy is an MLP"),
-    ("  n_timesteps: 1.5\n", "n_timesteps must be a whole number of steps, got 1.5"),
+    ("  n_timesteps: 1.5\n", "n_timesteps must be a positive whole number of steps, got 1.5"),
+    ("  n_timesteps: .inf\n", "n_timesteps must be a positive whole number of steps, got inf"),
     ("  learning_rate: lin_fast\n", "learning_rate: lin_fast is not lin_ followed by a number"),
     ("  normalize: \"{'gamma': 0.9}\"\n", "normalize: npgrad has no ['gamma']"),
     ("  policy_kwargs: \"dict(net_arch=__import__('os').system('touch HACKED'))\"\n",
