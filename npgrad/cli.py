@@ -202,6 +202,12 @@ def check_flags(args, *names):
 
 def cmd_train(args):
     check_flags(args, "steps", "seed", "checkpoint_every", "eval_every", "eval_episodes", "workers")
+    if args.resume:  # a run continues as it started: only its budget (--steps) may change
+        for flag, given in (("--seed", args.seed is not None), ("--seeds", args.seeds is not None),
+                            ("--config", args.config is not None), ("--set", bool(args.set))):
+            if given:
+                raise ConfigError(f"{flag} cannot change a run being resumed (only --steps can); start a new run "
+                                  "instead")
     if args.resume and population_runs.is_population_run(args.resume):
         return resume_population(args)
     if args.seeds is not None and args.seed is not None:
@@ -311,8 +317,6 @@ def resume_population(args):
     for given, saved in ((args.algo, index["algo"]), (args.env_id, index["env_id"])):
         if given is not None and given != saved:
             raise ConfigError(f"{args.resume} is a {index['algo']} population on {index['env_id']}, not {given}")
-    if args.set or args.seeds:
-        raise ConfigError("--set and --seeds cannot change a population being resumed; start a new run instead")
     check_algo(index["algo"])
     check_env_id(index["env_id"], args.trust_env_spec)
     index["steps"] = args.steps if args.steps is not None else index["steps"]
@@ -338,11 +342,12 @@ def resume_run(args):
     for given, saved in ((args.algo, run_config["algo"]), (args.env_id, run_config["env_id"])):
         if given is not None and given != saved:
             raise ConfigError(f"{run_dir} is a {run_config['algo']} run on {run_config['env_id']}, not {given}")
-    if args.set:
-        raise ConfigError("--set cannot change a run being resumed; start a new run instead")
     refuse_finished(run_dir, run_config, args.steps)
     path = runs.latest_checkpoint(run_dir)
     agent, num_updates, state = restore(path, run_config, args.trust_env_spec) if path else (None, 0, {})
+    if agent is not None and args.steps is not None and args.steps < agent.num_steps:
+        raise ConfigError(f"--steps {args.steps:,} is below the {agent.num_steps:,} steps {run_dir} has trained "
+                          f"({path}); give more to train further")
     runs.remove_stale_temporaries(run_dir)
     if args.steps is not None:
         run_config["steps"] = args.steps
@@ -352,7 +357,7 @@ def resume_run(args):
     elif args.steps is not None:
         agent.progress.retarget(args.steps)
     runs.truncate_logs(run_dir, num_updates)
-    if path:
+    if path and not args.quiet:
         print(f"resuming from {path} ({agent.num_steps:,} steps)", file=sys.stderr)
     return agent, run_dir, run_config, state
 

@@ -515,6 +515,67 @@ def test_resuming_a_finished_run_says_so_instead_of_retraining(tmp_path, capsys)
     assert npgrad.load(tmp_path / "run" / "model.npz").num_steps == 4096
 
 
+@pytest.mark.parametrize("flag", [["--seed", "7"], ["--seeds", "0-1"], ["--config", "c.yaml"], ["--set", "lr=0.5"]])
+def test_a_resumed_run_keeps_its_settings_and_only_its_budget_may_change(tmp_path, capsys, flag):
+    run = str(tmp_path / "run")
+    assert cli.main(["train", "ppo", "CartPole-v1", "--steps", "2500", "--checkpoint-every", "1000",
+                     "--eval-every", "0", "--quiet", "--out", run]) == 0
+    (tmp_path / "c.yaml").write_text("lr: 0.5\n")
+    config = (tmp_path / "run" / "config.json").read_text()
+    assert cli.main(["train", "--resume", run, "--steps", "4000", *flag]) == 2
+    assert f"{flag[0]} cannot change a run being resumed (only --steps can)" in capsys.readouterr().err
+    assert (tmp_path / "run" / "config.json").read_text() == config
+
+
+def test_resuming_below_the_steps_already_trained_is_refused_and_a_quiet_resume_is_quiet(tmp_path, capsys):
+    run = str(tmp_path / "run")
+    assert cli.main(["train", "ppo", "CartPole-v1", "--steps", "2500", "--checkpoint-every", "1000",
+                     "--eval-every", "0", "--quiet", "--out", run]) == 0
+    os.remove(tmp_path / "run" / "model.npz")  # as if interrupted after its checkpoint at 2,048 steps
+    config = (tmp_path / "run" / "config.json").read_text()
+    assert cli.main(["train", "--resume", run, "--steps", "1000", "--quiet"]) == 2
+    assert "--steps 1,000 is below the 2,048 steps" in capsys.readouterr().err
+    assert (tmp_path / "run" / "config.json").read_text() == config, "nothing written"
+    assert cli.main(["train", "--resume", run, "--quiet"]) == 0
+    assert capsys.readouterr().err == "" and npgrad.load(tmp_path / "run" / "model.npz").num_steps == 2560
+
+
+def test_a_run_that_ends_exactly_at_its_budget_has_finished(tmp_path, capsys):
+    run = str(tmp_path / "run")
+    assert cli.main(["train", "ppo", "CartPole-v1", "--steps", "512", "--eval-every", "0", "--quiet", "--out", run]) == 0
+    assert cli.main(["train", "--resume", run, "--quiet"]) == 2
+    assert "has finished: its model has 512 steps of the 512 asked for" in capsys.readouterr().err
+
+
+def test_the_run_curve_plots_the_evaluation_returns(tmp_path, monkeypatch):
+    drawn = {}
+    monkeypatch.setattr(cli, "plot_curves", lambda curves, path, *a, **k: drawn.update(curves) or path)
+    assert train(tmp_path / "run") == 0
+    (steps, returns), = drawn.values()
+    assert [list(steps), list(returns)] == [list(x) for x in runs.eval_curve(tmp_path / "run")]
+
+
+def test_eval_passes_its_seed_and_mode_to_the_agent(tmp_path, monkeypatch, capsys):
+    assert train(tmp_path / "run") == 0
+    calls = []
+    original = npgrad.agent.Agent.evaluate
+    monkeypatch.setattr(npgrad.agent.Agent, "evaluate", lambda self, *a, **k: calls.append((a, k)) or original(
+        self, *a, **k))
+    assert cli.main(["eval", str(tmp_path / "run"), "--episodes", "2", "--stochastic", "--seed", "5"]) == 0
+    assert cli.main(["eval", str(tmp_path / "run"), "--episodes", "2"]) == 0
+    assert calls == [((2,), {"deterministic": False, "seed": 5}), ((2,), {"deterministic": True, "seed": None})]
+
+
+@pytest.mark.parametrize("pair, expected", [
+    ("anneal_lr=1", ("anneal_lr", True)), ("anneal_lr=yes", ("anneal_lr", True)), ("anneal_lr=0", ("anneal_lr", False)),
+    ("hidden=[32,32]", ("hidden", (32, 32))), ("hidden=(32, 32)", ("hidden", (32, 32))), ("hidden=16", ("hidden", (16,))),
+    ("learning_rate=1e-3", ("lr", 1e-3)), ("gae_lambda=0.9", ("lam", 0.9)),
+])
+def test_set_reads_values_as_the_field_types_them_and_sb3_names(pair, expected):
+    name, text = runs.set_pair(npgrad.PPO.Config, pair)
+    assert (name, runs.parse_value(npgrad.PPO.Config, name, text)) == expected
+
+
 @pytest.mark.skipif(not have_matplotlib(), reason="needs matplotlib (test extra)")
 def test_plot_needs_no_environment(tmp_path, monkeypatch, capsys):
     """Where an id's family defaults cannot be worked out here (its extra is missing), a run is labelled by the
