@@ -1,4 +1,5 @@
 """The ``npgrad`` command through ``main(argv)``: files written, eval, plot, resume, Ctrl-C, errors."""
+import csv
 import errno
 import filecmp
 import json
@@ -169,6 +170,8 @@ def test_a_failed_checkpoint_write_leaves_the_previous_one_intact(tmp_path, monk
     (["gradcheck", "--batch", str(10**9)], "--batch must be at most 4,096, got 1,000,000,000"),
     (["gradcheck", "--seed", "-1"], "--seed must be a non-negative integer, got -1"),
     (["train"], "train needs ALGO and ENV_ID (or --resume RUN_DIR)"),
+    (["train", "ppo", "CartPole-v1", "--address", "1.2.3.4:6379"], "--address is for populations: give --seeds"),
+    (["train", "ppo", "CartPole-v1", "--workers", "2"], "--workers is for populations: give --seeds"),
     (["train", "--resume", "no/such/dir"], "run folder 'no/such/dir' does not exist"),
     (["eval", "."], "is not an npgrad run folder (no config.json)"),
     (["gradcheck", "--algo", "sac"], "unknown algorithm 'sac'"),
@@ -545,6 +548,35 @@ def test_a_run_that_ends_exactly_at_its_budget_has_finished(tmp_path, capsys):
     assert cli.main(["train", "ppo", "CartPole-v1", "--steps", "512", "--eval-every", "0", "--quiet", "--out", run]) == 0
     assert cli.main(["train", "--resume", run, "--quiet"]) == 2
     assert "has finished: its model has 512 steps of the 512 asked for" in capsys.readouterr().err
+
+
+def test_a_run_folder_is_named_by_seed_and_never_trained_into_twice(tmp_path, monkeypatch, capsys):
+    """The default folder names the seed; a folder holding a run's config.json (even one interrupted before its
+    model) is refused; a fresh run clears temporaries an interrupted write left; timing.csv counts the steps of
+    progress.csv."""
+    monkeypatch.chdir(tmp_path)
+    for seed in ("3", "4"):
+        assert cli.main(["train", "ppo", "CartPole-v1", "--seed", seed, "--steps", "512", "--eval-every", "0",
+                         "--quiet"]) == 0
+    assert sorted(os.listdir("runs")) == ["ppo-CartPole-v1-s3", "ppo-CartPole-v1-s4"]
+    os.remove("runs/ppo-CartPole-v1-s3/model.npz")
+    assert cli.main(["train", "ppo", "CartPole-v1", "--seed", "3", "--steps", "512", "--quiet"]) == 2
+    assert "already holds a run; continue it with --resume" in capsys.readouterr().err
+    os.makedirs("fresh")
+    open("fresh/progress.csv.tmp-99", "w").close()
+    assert cli.main(["train", "ppo", "CartPole-v1", "--steps", "512", "--eval-every", "0", "--quiet",
+                     "--out", "fresh"]) == 0
+    assert not os.path.exists("fresh/progress.csv.tmp-99")
+    with open("fresh/timing.csv") as timing, open("fresh/progress.csv") as progress:
+        assert [r["num_steps"] for r in csv.DictReader(timing)] == [r["num_steps"] for r in csv.DictReader(progress)]
+
+
+def test_eval_uses_the_model_not_the_last_checkpoint(tmp_path, capsys):
+    run = str(tmp_path / "run")
+    assert cli.main(["train", "ppo", "CartPole-v1", "--steps", "2500", "--checkpoint-every", "1000",
+                     "--eval-every", "0", "--quiet", "--out", run]) == 0
+    assert cli.main(["eval", run, "--episodes", "1"]) == 0
+    assert "model.npz, 2,560 steps" in capsys.readouterr().out
 
 
 def test_the_run_curve_plots_the_evaluation_returns(tmp_path, monkeypatch):

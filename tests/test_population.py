@@ -385,6 +385,40 @@ def test_cli_population_takes_its_settings_and_budget_from_an_rl_zoo_file(tmp_pa
         assert npgrad.load(out / member / "model.npz").num_steps == 256
 
 
+def test_the_aggregate_file_is_each_settings_curve_over_the_steps_all_its_members_reached(tmp_path, monkeypatch):
+    """Every column of aggregate.csv against aggregate_curves by hand, with six members (two would make the median
+    the IQM and blur confidence levels) and one member stopped an evaluation early."""
+    from npgrad import population_runs
+
+    rng = np.random.default_rng(0)
+    returns_rk = rng.uniform(0, 500, size=(6, 3)).round(1)
+    curves = {f"m{k}": ([1000, 2000, 3000][:3 - (k == 5)], returns_rk[k][:3 - (k == 5)]) for k in range(6)}
+    monkeypatch.setattr(population_runs, "member_curves", lambda index, run_dir: curves)
+    index = {"members": [{"dir": f"m{k}", "set": []} for k in range(6)], "env_id": "CartPole-v1"}
+    population_runs.write_aggregate(index, str(tmp_path))
+    with open(tmp_path / "aggregate.csv") as f:
+        rows = list(csv.DictReader(f))
+    by_hand = aggregate_curves([1000, 2000], returns_rk[:, :2])
+    assert [int(r["num_steps"]) for r in rows] == [1000, 2000] and {r["members"] for r in rows} == {"6"}
+    for column, expected in (("iqm", by_hand.iqm), ("ci_low", by_hand.low), ("ci_high", by_hand.high),
+                             ("median", by_hand.median)):
+        assert [float(r[column]) for r in rows] == list(expected), column
+    assert not np.allclose(by_hand.median, by_hand.iqm) and not np.allclose(by_hand.low, by_hand.high)
+    assert by_hand.low[0] != aggregate_curves([1000], returns_rk[:, :1], confidence=0.9).low[0]
+
+
+def test_cli_population_members_train_at_their_own_listed_setting(tmp_path):
+    """A listed --set wins over a shared one of the same name, for the member it labels."""
+    out = tmp_path / "pop"
+    assert main(["train", "a2c", "CartPole-v1", "--seeds", "0", "--set", "lr=1e-3", "--set", "lr=3e-4,1e-4",
+                 "--set", "n_envs=2", "--set", "n_steps=16", "--steps", "64", "--eval-every", "0", "--workers", "1",
+                 "--quiet", "--out", str(out)]) == 0
+    index = json.loads((out / "population.json").read_text())
+    trained = [(m["set"], json.loads((out / m["dir"] / "config.json").read_text())["config"]["lr"])
+               for m in index["members"]]
+    assert trained == [(["lr=3e-4"], 3e-4), (["lr=1e-4"], 1e-4)]
+
+
 def test_cli_population_resume_skips_finished_members_and_finishes_the_rest(tmp_path, capsys):
     out = tmp_path / "pop"
     args = ["train", "ppo", "CartPole-v1", "--seeds", "0,1", "--set", "n_envs=2", "--set", "n_steps=64",
