@@ -274,6 +274,20 @@ def test_a_population_index_names_only_its_own_member_files(tmp_path, members, p
         load_population(tmp_path)
 
 
+@pytest.mark.parametrize("member_dir", ["../escaped", "member-001/../../escaped", "/tmp/member-001", 3])
+def test_a_population_run_index_names_only_member_folders_inside_it(tmp_path, capsys, member_dir):
+    from npgrad import population_runs
+
+    index = {"format": population_runs.FORMAT, "algo": "ppo", "env_id": "CartPole-v1", "steps": 512, "set": [],
+             "config": None, "checkpoint_every": 256, "eval_every": 0, "eval_episodes": 1,
+             "members": [{"dir": "member-000", "seed": 0, "set": []}, {"dir": member_dir, "seed": 1, "set": []}]}
+    (tmp_path / "pop").mkdir()
+    (tmp_path / "pop" / "population.json").write_text(json.dumps(index))
+    assert main(["train", "--resume", str(tmp_path / "pop"), "--quiet"]) == 2
+    assert f"a member's dir must be member-NNN, got {member_dir!r}" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pop"] and os.listdir(tmp_path / "pop") == ["population.json"]
+
+
 def test_the_aggregate_is_the_iqm_and_percentile_bootstrap_by_hand():
     returns_rk = np.array([[10.0, 100], [20, 200], [30, 300], [40, 400], [50, 500], [60, 600], [70, 700], [1000, 0]])
     curve = aggregate_curves([5, 10], returns_rk)
