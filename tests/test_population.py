@@ -421,6 +421,33 @@ def test_the_aggregate_file_is_each_settings_curve_over_the_steps_all_its_member
     assert by_hand.low[0] != aggregate_curves([1000], returns_rk[:, :1], confidence=0.9).low[0]
 
 
+class Unplugged(gym.Env):
+    """Resets, then raises at its first step."""
+
+    observation_space = gym.spaces.Box(-1.0, 1.0, (2,))
+    action_space = gym.spaces.Discrete(2)
+
+    def reset(self, seed=None, options=None):
+        super().reset(seed=seed)
+        return np.zeros(2, dtype=np.float32), {}
+
+    def step(self, action):
+        raise ConnectionError("the simulator is unplugged")
+
+
+def test_cli_population_whose_members_fail_exits_1_and_names_them(tmp_path, capsys):
+    gym.register("NpgradUnplugged-v0", entry_point=Unplugged)
+    try:
+        assert main(["train", "ppo", "NpgradUnplugged-v0", "--seeds", "0-1", "--steps", "64", "--set", "n_envs=1",
+                     "--set", "n_steps=16", "--eval-every", "0", "--workers", "1", "--quiet",
+                     "--out", str(tmp_path / "pop")]) == 1
+    finally:
+        gym.registry.pop("NpgradUnplugged-v0")
+    err = capsys.readouterr().err
+    for member in ("member-000", "member-001"):
+        assert f"{member} failed (exit status 2): npgrad: error: the environment raised at rollout step 0" in err, err
+
+
 def test_cli_population_members_train_at_their_own_listed_setting(tmp_path):
     """A listed --set wins over a shared one of the same name, for the member it labels."""
     out = tmp_path / "pop"
