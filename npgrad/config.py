@@ -101,6 +101,9 @@ class Config:
         "n_timesteps": "the budget is learn(total_steps), or --steps for npgrad train",
     }
     """SB3's (and the RL-Zoo's) names that npgrad has no field for: what to write instead."""
+    SCHEDULED: ClassVar[dict] = {"lr": "anneal_lr", "clip_range": "anneal_clip"}
+    """``field: flag`` for the fields annealed linearly to 0 when the config has ``flag`` and it is True (SB3 takes
+    a function of the progress for them instead)."""
     LIMITS: ClassVar[dict] = {"n_envs": 4096, "n_epochs": 1000, "vf_epochs": 1000, "cg_iters": 1000,
                               "max_backtracks": 100}
     """``field: most`` for the fields a config has of these: more environments than one process steps usefully,
@@ -176,7 +179,7 @@ class Config:
                 require(isinstance(value, int) and not isinstance(value, bool) and value >= 1, f.name, value,
                         "a positive integer")
             elif isinstance(f.default, float):
-                flag = "anneal_clip" if f.name == "clip_range" else "anneal_lr"
+                flag = self.SCHEDULED.get(f.name, "")
                 schedule = (f"; a schedule is {flag}=True, linear to 0 over the learn call as SB3's linear schedules"
                             if callable(value) and hasattr(self, flag) else "")
                 require(isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value),

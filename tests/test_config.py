@@ -252,6 +252,12 @@ def test_an_sb3_only_setting_says_what_npgrad_takes_instead(given, says):
         npgrad.PPO("CartPole-v1", **given)
 
 
+def test_a_function_for_a_setting_without_a_schedule_gets_no_schedule_hint():
+    with pytest.raises(ConfigError, match="must be a finite number") as info:
+        npgrad.PPO("CartPole-v1", ent_coef=lambda progress: 0.01 * progress)
+    assert "anneal" not in str(info.value)
+
+
 def test_an_sb3_policy_name_in_place_of_the_environment_says_so():
     with pytest.raises(ConfigError, match=r"'MlpPolicy' is SB3's policy argument: npgrad's agents take the "
                                           r"environment first, as npgrad.PPO\('CartPole-v1'\)"):
