@@ -154,7 +154,8 @@ def hyperparameter_help(algo, env_id=None):
               f"environment's tuned entry or family changes some (npgrad train {algo} ENV_ID --help shows them)")
     if env_id is not None:
         try:
-            config, source = config_cls.for_env(env_id), defaults_for(algo, env_id)[1]
+            values, source = defaults_for(algo, env_id)  # as for_env builds them, with the environment made once
+            config = config_cls.build(values)
             header = f"hyperparameters of {config_cls.__name__} on {env_id} (--set NAME=VALUE); defaults {source}"
         except Exception as e:  # noqa: BLE001 - e.g. an extra the environment needs: help still shows the fields
             header += f". {env_id}'s defaults are not known here: {e}"
@@ -624,8 +625,8 @@ def gymnasium_check(env):
 def cmd_defaults(args):
     cls = check_algo(args.algo)
     env_id = check_env_id(args.env_id, trust=True)
-    config = cls.Config.for_env(env_id)
-    source = defaults_for(args.algo, env_id)[1]
+    values, source = defaults_for(args.algo, env_id)  # as for_env builds them, with the environment made once
+    config = cls.Config.build(values)
     print(f"# {args.algo} on {env_id}, {source}\n" + yaml.safe_dump(config.to_dict(), sort_keys=False), end="")
     return 0
 
