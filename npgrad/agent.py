@@ -425,10 +425,13 @@ def fits_its_own_env(archive: io.Archive, config: Any, meta: dict, saved_spec: A
 
 
 def steps_given(total_steps: Any, total_timesteps: Any) -> Any:
-    """The step count of a ``learn`` call, given as ``total_steps`` or by SB3's name ``total_timesteps``."""
+    """The step count of a ``learn`` call, given as ``total_steps`` or by SB3's name ``total_timesteps``; a whole
+    float such as ``1e5`` counts as its integer, as SB3 takes it (up to 2**53, where floats stop being exact)."""
     if (total_steps is None) == (total_timesteps is None):
         raise ConfigError("learn needs total_steps (or SB3's total_timesteps), once")
-    return total_steps if total_timesteps is None else total_timesteps
+    steps = total_steps if total_timesteps is None else total_timesteps
+    whole = isinstance(steps, (float, np.floating)) and float(steps).is_integer() and abs(steps) <= 2**53
+    return int(steps) if whole else steps
 
 
 def spaces_text(obs_space: gym.Space, act_space: gym.Space) -> str:

@@ -55,7 +55,7 @@ def build_parser():
     p.add_argument("-h", "--help", action=TrainHelp, nargs=0, help="show this help (with ALGO: its hyperparameters)")
     p.add_argument("algo", nargs="?", metavar="ALGO", help=f"one of: {', '.join(ALGOS)}")
     p.add_argument("env_id", nargs="?", metavar="ENV_ID", help="a gymnasium id such as CartPole-v1 or Pendulum-v1")
-    p.add_argument("--steps", type=int, default=None, help="environment steps to train (default 100000)")
+    p.add_argument("--steps", type=integer, default=None, help="environment steps to train (default 100000)")
     p.add_argument("--seed", type=int, default=None, help="the seed of a single run (default 0)")
     p.add_argument("--seeds", metavar="SEEDS", help="train a population, one member per seed, e.g. 0-15 or 0,3,8-11; "
                    "--set lr=1e-3,3e-3 then sweeps a number of the update (every value with every seed)")
@@ -71,8 +71,8 @@ def build_parser():
                    "npgrad defaults, or ENV_ID's entry in an RL-Zoo file (--set overrides it)")
     p.add_argument("--out", default=None, help="run folder (default runs/ALGO-ENV_ID-sSEED)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its latest checkpoint")
-    p.add_argument("--checkpoint-every", type=int, default=25_000, metavar="STEPS")
-    p.add_argument("--eval-every", type=int, default=5_000, metavar="STEPS", help="0 disables evaluation")
+    p.add_argument("--checkpoint-every", type=integer, default=25_000, metavar="STEPS")
+    p.add_argument("--eval-every", type=integer, default=5_000, metavar="STEPS", help="0 disables evaluation")
     p.add_argument("--eval-episodes", type=int, default=10)
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.add_argument("--trust-env-spec", action="store_true",
@@ -142,6 +142,18 @@ class TrainHelp(argparse.Action):
         print("\n" + (hyperparameter_help(algo, env_id) if algo in ALGOS else
                       "npgrad train ALGO --help lists ALGO's hyperparameters (--set NAME=VALUE)"))
         parser.exit()
+
+
+def integer(text):
+    """A step count as a command line writes it: ``100000``, ``100_000`` or ``1e5`` (as the RL-Zoo writes budgets);
+    argparse names the flag of any other text ("invalid integer value")."""
+    try:
+        return int(text)
+    except ValueError:
+        value = float(text)
+        if not (value.is_integer() and abs(value) <= 2**53):  # beyond 2**53 a float is no exact count
+            raise ValueError(text) from None
+        return int(value)
 
 
 def hyperparameter_help(algo, env_id=None):

@@ -185,6 +185,15 @@ def test_bad_names_and_values_give_one_line_errors(tmp_path, monkeypatch, capsys
     assert not os.path.exists(tmp_path / "runs")  # nothing half-created
 
 
+def test_step_counts_are_read_as_the_rl_zoo_writes_them(capsys):
+    args = cli.build_parser().parse_args(["train", "ppo", "CartPole-v1", "--steps", "1e6", "--eval-every", "10_000"])
+    assert (args.steps, args.eval_every, args.checkpoint_every) == (1_000_000, 10_000, 25_000)
+    for text in ("1.5e0", "1e300", "nan"):
+        with pytest.raises(SystemExit):
+            cli.build_parser().parse_args(["train", "ppo", "CartPole-v1", "--steps", text])
+        assert f"argument --steps: invalid integer value: '{text}'" in capsys.readouterr().err
+
+
 def test_npgrads_warnings_are_one_line_too(tmp_path, capsys):
     argv = ["train", "ppo", "CartPole-v1", "--out", str(tmp_path / "run"), "--steps", "256", "--quiet",
             "--set", "minibatch_size=1000"]

@@ -31,7 +31,7 @@ def test_unknown_names_are_refused_with_choices():
 @pytest.mark.parametrize("call, match", [
     (lambda: npgrad.PPO("CartPole-v1", seed="0"), "seed must be a non-negative integer, got '0'"),
     (lambda: npgrad.PPO("CartPole-v1", seed=-1), "seed must be a non-negative integer, got -1"),
-    (lambda: npgrad.PPO("CartPole-v1").learn(1.5e4), "total_steps must be a non-negative integer, got 15000.0"),
+    (lambda: npgrad.PPO("CartPole-v1").learn(1.5), "total_steps must be a non-negative integer, got 1.5"),
     (lambda: npgrad.PPO("CartPole-v1").learn(-1), "total_steps must be a non-negative integer, got -1"),
     (lambda: npgrad.PPO("CartPole-v1").evaluate(episodes=0), "episodes must be a positive integer, got 0"),
     (lambda: npgrad.PPO("CartPole-v1").evaluate(seed=0.5), "seed must be a non-negative integer, got 0.5"),
@@ -39,6 +39,12 @@ def test_unknown_names_are_refused_with_choices():
 def test_counts_and_seeds_must_be_integers(call, match):
     with pytest.raises(ConfigError, match=match):
         call()
+
+
+def test_a_whole_float_budget_counts_as_its_integer_as_in_sb3():
+    agent = npgrad.PPO("CartPole-v1", seed=0, n_envs=1, n_steps=16, minibatch_size=16)
+    agent.learn(3.2e1)
+    assert agent.num_steps == 32 and agent.progress.total_steps == 32 and isinstance(agent.progress.total_steps, int)
 
 
 @pytest.mark.parametrize("algo, name, batch", [("ppo", "minibatch_size", 256), ("trpo", "vf_minibatch_size", 1024)])
