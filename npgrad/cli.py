@@ -29,7 +29,7 @@ import numpy as np
 import yaml
 
 from . import io, population_runs, runs
-from .agent import ALGOS, load
+from .agent import ALGOS, EVAL_SEED_OFFSET, load
 from .config import field_docs
 from .errors import ConfigError, FileFormatError, NpgradError, NpgradWarning
 from .envs import check_env_id, env_spec, make_vec_env
@@ -422,7 +422,7 @@ def cmd_eval(args):
     mode = "deterministic" if args.deterministic else "stochastic"
     print(f"{agent.name} on {agent.env_id} ({path}, {agent.num_steps:,} steps): mean return "
           f"{result.mean:.1f} +- {result.std:.1f} over {args.episodes} {mode} episodes")
-    seed = args.seed if args.seed is not None else agent.seed + 10000
+    seed = args.seed if args.seed is not None else agent.seed + EVAL_SEED_OFFSET  # the seed evaluate was given
     if args.render:
         play_episode(agent, seed, args.deterministic, "human")
     if args.video:
@@ -570,8 +570,9 @@ def cmd_plot(args):
             curves.update(seed_lines(label, steps, returns_rk))
         env_ids.add(label.split()[1])
         last = next(iter(curve.values()))[1]
-        print(f"{label}: {len(members)} run(s), last evaluation {last[-1]:.1f} at {int(steps[-1]):,} steps, "
-              f"best {np.max(last):.1f}" + (" (IQM over seeds)" if len(members) > 1 else ""))
+        seeds = f"{len(members)} seed{'s' if len(members) > 1 else ''}"
+        print(f"{label}: {seeds}, last evaluation {last[-1]:.1f} at {int(steps[-1]):,} steps, best {np.max(last):.1f}"
+              + (" (IQM over seeds)" if len(members) > 1 else ""))
     with runs.writing(None, out):
         print(f"wrote {plot_curves(curves, out, ', '.join(sorted(env_ids)))}")
     return 0

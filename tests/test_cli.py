@@ -13,6 +13,7 @@ import pytest
 
 import npgrad
 from npgrad import cli, runs
+from npgrad.agent import EVAL_SEED_OFFSET
 from npgrad.errors import FileFormatError
 from npgrad.io import flatten
 from npgrad.plotting import have_matplotlib
@@ -111,21 +112,43 @@ def python_sigint():
     signal.signal(signal.SIGINT, previous)
 
 
-def test_ctrl_c_saves_a_checkpoint_and_the_run_resumes(tmp_path, monkeypatch, python_sigint):
+def ctrl_c_at(monkeypatch, update):
+    """Press Ctrl-C while the run's callback handles update number ``update``."""
     original = runs.RunLogger.__call__
 
     def press_ctrl_c(self, agent, diagnostics):
-        if agent.num_updates == 5:
+        if agent.num_updates == update:
             os.kill(os.getpid(), signal.SIGINT)  # the handler only sets a flag: no KeyboardInterrupt
         return original(self, agent, diagnostics)
 
     monkeypatch.setattr(runs.RunLogger, "__call__", press_ctrl_c)
+
+
+def test_ctrl_c_saves_a_checkpoint_and_the_run_resumes(tmp_path, monkeypatch, python_sigint):
+    ctrl_c_at(monkeypatch, 5)
     assert train(tmp_path / "run") == 130
     monkeypatch.undo()
     assert runs.latest_checkpoint(tmp_path / "run").endswith("step_0000001280.npz")  # 5 updates x 256 steps
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # as it was before the run
     assert cli.main(["train", "--resume", str(tmp_path / "run"), "--quiet"]) == 0
     assert npgrad.load(tmp_path / "run" / "model.npz").num_steps == 3072
+
+
+def test_ctrl_c_during_the_last_update_is_no_interruption(tmp_path, monkeypatch, python_sigint, capsys):
+    """The stop is taken at the next update boundary; after the last update there is nothing left to stop, so
+    the run ends as a finished one: status 0 and its model, not an interrupted run's checkpoint."""
+    ctrl_c_at(monkeypatch, 12)  # 12 x 256 = 3,072 steps: the budget of 3,000 reached
+    assert train(tmp_path / "run") == 0
+    assert npgrad.load(tmp_path / "run" / "model.npz").num_steps == 3072
+    assert "interrupted" not in capsys.readouterr().err
+
+
+def test_a_run_without_steps_plans_100k(tmp_path, monkeypatch, capsys):
+    crash_after(monkeypatch, 1)  # the plan is written and printed before training; no need to train it
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        cli.main(["train", "ppo", "CartPole-v1", "--out", str(tmp_path / "run"), "--eval-every", "0"])
+    assert runs.read_config(tmp_path / "run")["steps"] == 100_000
+    assert "(seed 0) for 100,000 steps" in capsys.readouterr().err
 
 
 def test_a_failed_checkpoint_write_leaves_the_previous_one_intact(tmp_path, monkeypatch, capsys):
@@ -230,11 +253,11 @@ def test_plot_overlays_seeds_as_mean_and_band(tmp_path, capsys):
     printed = capsys.readouterr().out.splitlines()
     steps, returns_rk = zip(*(runs.eval_curve(tmp_path / r) for r in ("s0", "s1")))
     iqm = aggregate_curves(steps[0], list(returns_rk)).iqm
-    assert printed[0].startswith(f"ppo CartPole-v1 (lr=0.002): 1 run(s), last evaluation "
+    assert printed[0].startswith(f"ppo CartPole-v1 (lr=0.002): 1 seed, last evaluation "
                                  f"{runs.eval_curve(tmp_path / 'lr')[1][-1]:.1f}")
     assert printed[1] == ("ppo CartPole-v1: with 2 seeds the 95% interval spans about their range; 10 or more make "
                           "it say where the IQM lies")
-    assert printed[2].startswith(f"ppo CartPole-v1: 2 run(s), last evaluation {iqm[-1]:.1f} at 3,072 steps")
+    assert printed[2].startswith(f"ppo CartPole-v1: 2 seeds, last evaluation {iqm[-1]:.1f} at 3,072 steps")
     assert out_png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -252,7 +275,7 @@ def test_plot_counts_each_seed_once_and_keeps_budgets_apart(tmp_path, capsys):
     out_png = str(tmp_path / "c.png")
     assert cli.main(["plot", *(str(tmp_path / r) for r in ("a0", "b0", "b1")), "--out", out_png]) == 0
     printed = capsys.readouterr().out
-    assert "ppo CartPole-v1, budget 3,000: 1 run(s)" in printed and "ppo CartPole-v1, budget 4,096: 2 run(s)" in printed
+    assert "ppo CartPole-v1, budget 3,000: 1 seed" in printed and "ppo CartPole-v1, budget 4,096: 2 seeds" in printed
     (tmp_path / "b1" / "progress.csv").write_text("".join(open(tmp_path / "b1" / "progress.csv").readlines()[:-1]))
     assert cli.main(["plot", str(tmp_path / "b0"), str(tmp_path / "b1"), "--out", out_png]) == 0
     assert "ppo CartPole-v1: its runs have" in capsys.readouterr().out
@@ -280,6 +303,18 @@ def test_video_is_recorded_when_imageio_is_installed(tmp_path):
     assert (tmp_path / "ep.gif").read_bytes()[:6] == b"GIF89a"
     missing = tmp_path / "no" / "ep.gif"
     assert cli.main(["eval", str(tmp_path / "run"), "--video", str(missing)]) == 2  # said before evaluating
+
+
+def test_render_and_video_play_an_episode_seeded_as_the_evaluation(tmp_path, monkeypatch):
+    assert train(tmp_path / "run") == 0
+    played = []
+    monkeypatch.setattr(cli, "play_episode", lambda agent, seed, *rest: played.append(seed) or ([], 30))
+    monkeypatch.setattr(cli, "video_writer", lambda path: None)  # no imageio needed: nothing is written
+    monkeypatch.setattr(cli, "write_video", lambda *args: None)
+    for flags in ([], ["--seed", "7"]):
+        assert cli.main(["eval", str(tmp_path / "run"), "--episodes", "1", "--render", "--video",
+                         str(tmp_path / "ep.gif"), *flags]) == 0
+    assert played == [EVAL_SEED_OFFSET] * 2 + [7] * 2  # the training seed 0 + the evaluation offset, or --seed
 
 
 def test_python_dash_m_npgrad_prints_help():
@@ -628,4 +663,4 @@ def test_plot_needs_no_environment(tmp_path, monkeypatch, capsys):
 
     monkeypatch.setattr(npgrad.PPO.Config, "for_env", classmethod(unavailable))
     assert cli.main(["plot", str(tmp_path / "lr"), "--out", str(tmp_path / "c.png")]) == 0
-    assert capsys.readouterr().out.startswith("ppo CartPole-v1 (lr=0.002): 1 run(s)")
+    assert capsys.readouterr().out.startswith("ppo CartPole-v1 (lr=0.002): 1 seed")

@@ -1,9 +1,11 @@
 """Populations (npgrad/population.py): a member is exactly its solo run; settings reach the right member; one
 member's failure changes no other; files round-trip; the aggregate is the IQM and bootstrap interval by hand;
 the command line writes a population run folder and resumes it."""
+import concurrent.futures
 import csv
 import json
 import os
+import shutil
 import time
 import warnings
 
@@ -487,6 +489,37 @@ def test_cli_population_resume_skips_finished_members_and_finishes_the_rest(tmp_
             f"npgrad: error: {out} has finished: all 2 members have {int(steps):,} steps or more; plot them with "
             f"npgrad plot {out}, or train further with --resume {out} --steps N (N > 384)")
     assert (out / "population.json").read_text() == index
+
+
+def test_cli_population_resume_starts_a_member_whose_folder_was_never_created(tmp_path, capsys):
+    """A member stopped before it began (no folder) starts afresh on resume, as its solo run would; meanwhile
+    plot draws the members that exist."""
+    out, flags = tmp_path / "pop", ["--set", "n_envs=2", "--set", "n_steps=64", "--steps", "256", "--eval-every",
+                                    "128", "--eval-episodes", "2", "--quiet"]
+    assert main(["train", "ppo", "CartPole-v1", "--seeds", "0,1", *flags, "--out", str(out)]) == 0
+    shutil.rmtree(out / "member-001")
+    capsys.readouterr()
+    assert main(["plot", str(out), "--out", str(tmp_path / "c.png")]) == 0
+    assert "1 seed" in capsys.readouterr().out
+    assert main(["train", "--resume", str(out), "--quiet"]) == 0
+    assert main(["train", "ppo", "CartPole-v1", "--seed", "1", *flags, "--out", str(tmp_path / "solo")]) == 0
+    assert same_state(npgrad.load(out / "member-001" / "model.npz"), npgrad.load(tmp_path / "solo" / "model.npz"))
+
+
+def test_cli_population_trains_in_as_many_worker_processes_as_asked(tmp_path, monkeypatch, capsys):
+    pools, real = [], concurrent.futures.ProcessPoolExecutor
+
+    def pool(workers, **kwargs):
+        pools.append(workers)
+        return real(workers, **kwargs)
+
+    monkeypatch.setattr(concurrent.futures, "ProcessPoolExecutor", pool)
+    flags = ["--set", "n_envs=2", "--set", "n_steps=64", "--steps", "128", "--eval-every", "0"]
+    for workers, seeds in (("2", "0-2"), ("3", "3-4")):  # 3 members on 2 workers; never more workers than members
+        assert main(["train", "ppo", "CartPole-v1", "--seeds", seeds, "--workers", workers, *flags,
+                     "--out", str(tmp_path / seeds)]) == 0
+    assert pools == [2, 2]
+    assert "as 2 stacks of members trained together, one per worker process" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("argv, problem", [

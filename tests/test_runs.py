@@ -250,7 +250,7 @@ def test_evaluator_refuses_counts_that_would_never_end(kwargs):
 
 
 def test_a_resumed_run_shows_the_last_episode_return_it_logged(tmp_path):
-    (tmp_path / "progress.csv").write_text("num_steps,ep_return_mean\n256,\n512,12.5\n768,nan\n1024,oops\n")
+    (tmp_path / "progress.csv").write_text("num_steps,ep_return_mean\n128,3.0\n256,\n512,12.5\n768,nan\n1024,oops\n")
     assert runs.last_return(tmp_path / "progress.csv") == 12.5
     assert np.isnan(runs.last_return(tmp_path / "missing.csv"))
 
