@@ -22,11 +22,11 @@ the facade (``agent``: ``PPO``, ``learn``, ``predict``, ``save``, ``load``; ``po
 """
 from .version import __version__  # noqa: E402
 
-from .agent import A2C, ALGOS, NPG, PPO, TRPO, VPG, Agent, load  # noqa: E402
+from .agent import A2C, ALGOS, NPG, PPO, TRPO, VPG, Agent, evaluate_policy, load  # noqa: E402
 from .distributions import Categorical, DiagGaussian  # noqa: E402
 from .nn import MLP  # noqa: E402
 from .policy import Policy, ValueFunction  # noqa: E402
 from .population import Population, load_population  # noqa: E402
 
 __all__ = ["A2C", "ALGOS", "MLP", "NPG", "PPO", "TRPO", "VPG", "Agent", "Categorical", "DiagGaussian", "Policy",
-           "Population", "ValueFunction", "load", "load_population", "__version__"]
+           "Population", "ValueFunction", "evaluate_policy", "load", "load_population", "__version__"]

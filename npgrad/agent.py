@@ -216,13 +216,14 @@ class Agent:
 
     def evaluate(self, episodes: int | None = None, deterministic: bool = True, seed: int | None = None,
                  env: EnvLike | None = None, *, n_eval_episodes: int | None = None) -> EvalResult:
-        """``EvalResult(mean, std, returns)`` of ``episodes`` episodes (default 10; ``n_eval_episodes``, SB3's name,
-        is taken too) seeded ``seed`` (default ``self.seed + 10000``), one per copy of the agent's environment (at
-        most ``MAX_EVAL_ENVS`` copies, which share the episodes as SB3's ``evaluate_policy`` does), or on ``env`` (an id, a spec or an instance, which is not closed and whose
+        """The ``EvalResult`` (it unpacks as ``mean, std, returns``; ``lengths`` by name) of ``episodes`` episodes
+        (default 10; ``n_eval_episodes``, SB3's name, is taken too) seeded ``seed`` (default ``self.seed + 10000``),
+        one per copy of the agent's environment (at most ``MAX_EVAL_ENVS`` copies, which share the episodes as
+        SB3's ``evaluate_policy`` does), or on ``env`` (an id, a spec or an instance, which is not closed and whose
         environments share the episodes likewise); at most ``MAX_EPISODES``. The agent's environment is rebuilt
-        from its id, or for an instance from its gymnasium spec, wrappers included (``rebuilt_env``). The agent's own
-        training environments are restarted afterwards, so the next rollout does not continue from where the
-        evaluation left them."""
+        from its id, or for an instance from its gymnasium spec, wrappers included (``rebuilt_env``). The agent's
+        own training environments, if evaluated on, are restarted afterwards, so the next rollout does not continue
+        from where the evaluation left them."""
         if episodes is not None and n_eval_episodes is not None:
             raise ConfigError("evaluate takes episodes or SB3's n_eval_episodes, not both")
         episodes = n_eval_episodes if episodes is None else episodes
@@ -359,6 +360,20 @@ MAX_EVAL_ENVS = 64
 """``evaluate`` runs at most this many copies of an environment at once; more episodes share them."""
 MAX_EPISODES = 10**6
 """The most episodes one ``evaluate`` call runs (days of CPU for most environments)."""
+
+
+def evaluate_policy(model: Agent, env: EnvLike | None = None, n_eval_episodes: int = 10, deterministic: bool = True,
+                    return_episode_rewards: bool = False, seed: int | None = None) -> tuple:
+    """SB3's ``evaluate_policy`` for an npgrad agent: ``(mean, std)`` of the episodes' returns or, with
+    ``return_episode_rewards``, ``(returns, lengths)`` as two lists; it runs ``model.evaluate``, on the agent's own
+    environment unless ``env`` is given."""
+    if not isinstance(model, Agent):
+        raise ConfigError(f"evaluate_policy takes an npgrad agent (pop[k] for a population's member k), got "
+                          f"{type(model).__name__}")
+    result = model.evaluate(n_eval_episodes, deterministic, seed, env)
+    if require_bool(return_episode_rewards, "return_episode_rewards"):
+        return result.returns.tolist(), result.lengths.tolist()
+    return result.mean, result.std
 
 
 def load(path: str | os.PathLike, env: EnvLike | None = None, trust_env_spec: bool = False) -> Agent:

@@ -90,7 +90,7 @@ class EvalCallback(Evaluator):
     - the evaluation goes into the update's ``info`` as ``eval/mean_reward`` and ``eval/std_reward`` (so a
       ``Logger`` writes it) and, with ``verbose >= 1``, is printed;
     - with ``log_path``, every evaluation so far is written to ``log_path/evaluations.npz``: ``timesteps`` and
-      ``results`` (one row of episode returns per evaluation), as SB3 writes them (without ``ep_lengths``);
+      ``results`` and ``ep_lengths`` (one row of episode returns, and of lengths, per evaluation), as SB3 writes them;
     - a new best is saved as ``best_model_save_path/best_model.npz`` and reported to ``callback_on_new_best``;
       every evaluation is reported to ``callback_after_eval``. A child returning ``False`` stops training.
 
@@ -107,6 +107,7 @@ class EvalCallback(Evaluator):
         self.best_mean_reward = self.last_mean_reward = -np.inf
         self.timesteps: list[int] = []  # for evaluations.npz: the steps of each evaluation
         self.results: list[np.ndarray] = []  # and its episode returns
+        self.ep_lengths: list[np.ndarray] = []  # and lengths
 
     def _after_eval(self, agent, diagnostics, row):
         result = self.last_result
@@ -117,9 +118,10 @@ class EvalCallback(Evaluator):
         if self.log_path is not None:
             self.timesteps.append(agent.num_steps)
             self.results.append(result.returns)
+            self.ep_lengths.append(result.lengths)
             os.makedirs(self.log_path, exist_ok=True)
             np.savez(os.path.join(self.log_path, "evaluations.npz"), timesteps=np.array(self.timesteps),
-                     results=np.array(self.results))
+                     results=np.array(self.results), ep_lengths=np.array(self.ep_lengths))
         go_on = True
         if self.last_mean_reward > self.best_mean_reward:
             if self.verbose >= 1:

@@ -6,8 +6,8 @@ import dataclasses
 import difflib
 import importlib
 import json
-from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, NamedTuple, Union
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Union
 
 import gymnasium as gym
 import numpy as np
@@ -310,10 +310,24 @@ def check_gymnasium_wrapper(wrapper: WrapperSpec, field: str) -> None:
                               "trust_env_spec=True (--trust-env-spec) if you trust the file")
 
 
-class EvalResult(NamedTuple):
+@dataclasses.dataclass(frozen=True, eq=False)
+class EvalResult:
+    """An evaluation: the mean and standard deviation of its episodes' returns, the returns and the episodes'
+    lengths. It is the tuple ``(mean, std, returns)`` to unpack or index; ``lengths`` is read by name."""
+
     mean: float
     std: float
     returns: np.ndarray
+    lengths: np.ndarray
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter((self.mean, self.std, self.returns))
+
+    def __getitem__(self, i: int | slice) -> Any:
+        return (self.mean, self.std, self.returns)[i]
+
+    def __len__(self) -> int:
+        return 3
 
 
 def evaluation_reset(envs: gym.vector.VectorEnv, seed: int | None) -> np.ndarray:
@@ -344,7 +358,9 @@ def run_episodes_side_by_side(act: Callable[[list, list], Sequence[np.ndarray]],
     obs_s = [evaluation_reset(envs, seed) for envs, seed in zip(envs_s, seeds_s)]
     quota_se = [(episodes + np.arange(envs.num_envs)) // envs.num_envs for envs in envs_s]
     return_so_far_se = [np.zeros(envs.num_envs) for envs in envs_s]
-    finished_se: list[list[list[float]]] = [[[] for _ in range(envs.num_envs)] for envs in envs_s]
+    length_so_far_se = [np.zeros(envs.num_envs, dtype=np.int64) for envs in envs_s]
+    resetting_se = [np.zeros(envs.num_envs, dtype=bool) for envs in envs_s]  # this step only resets (NEXT_STEP)
+    finished_se: list[list[list[tuple[float, int]]]] = [[[] for _ in range(envs.num_envs)] for envs in envs_s]
     left_s = [episodes] * len(envs_s)
     live = list(range(len(envs_s)))
     together = stepped_together(envs_s)
@@ -362,16 +378,18 @@ def run_episodes_side_by_side(act: Callable[[list, list], Sequence[np.ndarray]],
         where = "at an evaluation step"
         for s, (obs, rew, term, trunc) in zip(live, outcomes):
             obs_s[s] = obs
-            return_so_far_se[s] += rew
-            for e in np.flatnonzero(term | trunc):
+            return_so_far_se[s] += rew  # a reset step's reward is 0
+            length_so_far_se[s] += ~resetting_se[s]
+            resetting_se[s] = term | trunc
+            for e in np.flatnonzero(resetting_se[s]):
                 if len(finished_se[s][e]) < quota_se[s][e]:
-                    finished_se[s][e].append(return_so_far_se[s][e])
+                    finished_se[s][e].append((return_so_far_se[s][e], length_so_far_se[s][e]))
                     left_s[s] -= 1
-                return_so_far_se[s][e] = 0.0  # the next step only resets it (NEXT_STEP autoreset): reward 0
+                return_so_far_se[s][e], length_so_far_se[s][e] = 0.0, 0
         live = [s for s in live if left_s[s] > 0]
     together.scatter()
     results = []
     for finished_e in finished_se:
-        returns = np.array([ret for finished in finished_e for ret in finished])
-        results.append(EvalResult(float(returns.mean()), float(returns.std()), returns))
+        returns, lengths = (np.array(column) for column in zip(*[ep for finished in finished_e for ep in finished]))
+        results.append(EvalResult(float(returns.mean()), float(returns.std()), returns, lengths))
     return results

@@ -6,7 +6,7 @@ import pytest
 import npgrad
 from npgrad.algos.ppo import adapt_beta
 from npgrad.callbacks import Evaluator
-from npgrad.errors import SpaceError
+from npgrad.errors import ConfigError, SpaceError
 from npgrad.solvers import RMSprop
 from helpers import rewrite
 
@@ -289,3 +289,20 @@ def test_a_path_without_a_suffix_is_saved_and_loaded_as_npz_as_sb3_does_zip(tmp_
     assert agent.save(tmp_path / "model.v2") == str(tmp_path / "model.v2"), "a suffix is kept, whatever it is"
     with pytest.raises(FileFormatError, match="other.npz: no such file"):
         npgrad.load(tmp_path / "other")
+
+
+def test_evaluate_keeps_each_episodes_length_and_evaluate_policy_answers_as_sb3s():
+    agent = npgrad.PPO("CartPole-v1", seed=0, n_envs=2, n_steps=64)
+    agent.learn(1024)
+    result = agent.evaluate(6, env=gym.make_vec("CartPole-v1", num_envs=2))  # 3 episodes each, 2 resets between
+    mean, std, returns = result
+    assert result[0] == mean and result[-1] is returns and len(result) == 3  # the tuple it was before lengths
+    np.testing.assert_array_equal(result.lengths, returns)  # CartPole pays 1 per step; the reset steps are no step
+    assert len(set(returns)) > 1, returns
+    assert npgrad.evaluate_policy(agent, n_eval_episodes=6) == tuple(agent.evaluate(6))[:2]
+    rewards, lengths = npgrad.evaluate_policy(agent, "CartPole-v1", 3, return_episode_rewards=True)
+    assert rewards == lengths and all(isinstance(n, int) for n in lengths)
+    with pytest.raises(ConfigError, match="evaluate_policy takes an npgrad agent .pop.k. for a population's member k., "
+                                          "got Population"):
+        npgrad.evaluate_policy(npgrad.PPO("CartPole-v1", seed=[0, 1]))
+

@@ -28,7 +28,7 @@ def test_no_model_improvement_stops_after_that_many_flat_evaluations(min_evals, 
     """As SB3's: evaluations after the first ``min_evals`` count; the first is a new best, a tie is none, and the
     third flat one in a row (more than 2) stops."""
     agent = npgrad.PPO("CartPole-v1", seed=0, lr=1e-9)  # cannot improve
-    agent.evaluate = lambda *args, **kwargs: npgrad.envs.EvalResult(10.0, 0.0, np.array([10.0]))
+    agent.evaluate = lambda *args, **kwargs: npgrad.envs.EvalResult(10.0, 0.0, np.array([10.0]), np.array([10]))
     new_bests = []
     evaluation = EvalCallback(callback_on_new_best=lambda a, e: new_bests.append(e.last_mean_reward), eval_freq=256,
                               callback_after_eval=StopTrainingOnNoModelImprovement(2, min_evals=min_evals))
@@ -39,7 +39,7 @@ def test_no_model_improvement_stops_after_that_many_flat_evaluations(min_evals, 
 
 def test_the_reward_threshold_stops_at_an_evaluation_equal_to_it():
     agent = npgrad.PPO("CartPole-v1", seed=0, n_envs=2, n_steps=64)
-    agent.evaluate = lambda *args, **kwargs: npgrad.envs.EvalResult(400.0, 0.0, np.array([400.0]))
+    agent.evaluate = lambda *args, **kwargs: npgrad.envs.EvalResult(400.0, 0.0, np.array([400.0]), np.array([400]))
     evaluation = EvalCallback(callback_on_new_best=StopTrainingOnRewardThreshold(400), eval_freq=128)
     agent.learn(10_000, evaluation)
     assert len(evaluation.history) == 1 and agent.num_steps == 128
@@ -91,8 +91,9 @@ def test_eval_callback_logs_prints_and_writes_its_evaluations_as_sb3s(tmp_path, 
     assert [float(r["eval/mean_reward"]) for r in rows if r["eval/mean_reward"]] == means
     assert [r["eval/mean_reward"] for r in rows if int(r["num_steps"]) not in steps] == [""] * 3
     with np.load(tmp_path / "evals" / "evaluations.npz", allow_pickle=False) as data:
-        assert data["timesteps"].tolist() == steps and data["results"].shape == (3, 3)
+        assert data["timesteps"].tolist() == steps and data["results"].shape == data["ep_lengths"].shape == (3, 3)
         np.testing.assert_array_equal(data["results"].mean(axis=1), means)
+        np.testing.assert_array_equal(data["ep_lengths"], data["results"])  # CartPole pays 1 per step
     out = capsys.readouterr().out
     assert f"Eval num_timesteps=256, episode_reward={means[0]:.2f} +/- " in out and "New best mean reward!" in out
     quiet = EvalCallback(eval_freq=256, verbose=0)
@@ -102,7 +103,7 @@ def test_eval_callback_logs_prints_and_writes_its_evaluations_as_sb3s(tmp_path, 
 
 def test_stop_callbacks_say_why_they_stop_when_verbose(capsys):
     agent = npgrad.PPO("CartPole-v1", seed=0, n_envs=2, n_steps=64)
-    agent.evaluate = lambda *args, **kwargs: npgrad.envs.EvalResult(400.0, 0.0, np.array([400.0]))
+    agent.evaluate = lambda *args, **kwargs: npgrad.envs.EvalResult(400.0, 0.0, np.array([400.0]), np.array([400]))
     for stop, child, says in ((StopTrainingOnRewardThreshold(400, verbose=1), "callback_on_new_best",
                                "Stopping training because the mean reward 400.00 is above the threshold 400.0"),
                               (StopTrainingOnNoModelImprovement(0, verbose=1), "callback_after_eval",

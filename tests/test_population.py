@@ -124,7 +124,7 @@ def test_a_stack_evaluates_each_member_as_it_would_alone(env, overrides, determi
     policy = population.stacked_model(pop.members).policy
     together = population.evaluate_stack(pop.members, policy, 3, deterministic)
     alone = [agent.evaluate(3, deterministic=deterministic) for agent in pop.members]
-    assert all(same(a.returns, b.returns) for a, b in zip(together, alone)), (together, alone)
+    assert all(same(a.returns, b.returns) and same(a.lengths, b.lengths) for a, b in zip(together, alone))
     if env == "CartPole-v1":  # a return is an episode's length: members finish at different steps, the stack shrinks
         assert len({max(r.returns) for r in alone}) > 1, alone
 
