@@ -335,6 +335,7 @@ def resume_population(args):
     index["steps"] = args.steps if args.steps is not None else index["steps"]
     population_runs.refuse_finished(index, args.resume)  # before --steps is written
     if args.steps is not None:
+        population_runs.refuse_below(index, args.resume, args.steps)
         population_runs.write_index(args.resume, index)
     return population_runs.train_population(index, args.resume, args.workers, resume=True, show=not args.quiet,
                                             backend=args.backend, address=args.address)

@@ -171,6 +171,20 @@ def refuse_finished(index, run_dir):
                           f"{run_dir} --steps N (N > {most:,})")
 
 
+def refuse_below(index, run_dir, steps):
+    """``--steps`` below what a member has trained (its model, or its latest checkpoint) is refused before anything
+    is written, as for a solo run: that member could not resume, and the index would disagree with its files."""
+    from .io import read_header
+
+    for member in index["members"]:
+        member_dir = os.path.join(run_dir, member["dir"])
+        for path in (os.path.join(member_dir, runs.MODEL), runs.latest_checkpoint(member_dir)):
+            done = read_header(path)["progress"]["num_steps"] if path and os.path.isfile(path) else 0
+            if done > steps:
+                raise ConfigError(f"--steps {steps:,} is below the {done:,} steps {member_dir} has trained ({path}); "
+                                  "give more to train further")
+
+
 def run_stack(argvs, feed=None, chunk=0, halt=None):
     """A worker's job: the members given by their ``npgrad train`` arguments, each set up as its solo run would be
     (a new run folder, or one resumed from its checkpoint), then trained as stacks of members at the same step

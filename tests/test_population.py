@@ -482,6 +482,13 @@ def test_cli_population_resume_skips_finished_members_and_finishes_the_rest(tmp_
     assert f"is a population: evaluate one of its members, e.g. npgrad eval {out / 'member-000'}" in \
         capsys.readouterr().err
     index = (out / "population.json").read_text()
+    (out / "member-001" / "model.npz").unlink()  # unfinished again, at its checkpoint of 384 steps
+    assert main(["train", "--resume", str(out), "--quiet", "--steps", "300"]) == 2  # as a solo run, before writing
+    assert capsys.readouterr().err.strip() == (
+        f"npgrad: error: --steps 300 is below the 384 steps {out / 'member-000'} has trained "
+        f"({out / 'member-000' / 'model.npz'}); give more to train further")
+    assert (out / "population.json").read_text() == index
+    assert main(["train", "--resume", str(out), "--quiet"]) == 0
     for more in ([], ["--steps", "300"]):  # nothing left to train: refused, as a solo run, before writing anything
         assert main(["train", "--resume", str(out), "--quiet", *more]) == 2
         steps = more[1] if more else "384"
