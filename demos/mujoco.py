@@ -75,7 +75,7 @@ def main(args):
     print(f"training {args.algo.upper()} on {args.env} for {args.steps:,} steps")
     evaluator = EvalCallback(eval_freq=max(args.steps // 20, 1), n_eval_episodes=10, best_model_save_path=out,
                              callback_after_eval=print_row, verbose=0)  # writes best_model.npz at each new best
-    training = []  # (steps, mean return of the training episodes that ended in the update's batch)
+    training = []  # (steps, mean return of the latest 100 training episodes)
 
     def track_training(agent, info):
         if np.isfinite(info["ep_return_mean"]):
@@ -89,7 +89,7 @@ def main(args):
     agent.save(paths["model.npz"])
     curves = {"evaluation (deterministic policy, 10 episodes)": (steps, returns)}
     if training:
-        curves["training episodes (policy with its exploration noise)"] = tuple(zip(*training))
+        curves["training episodes, latest 100 (policy with its exploration noise)"] = tuple(zip(*training))
     if not plot_curves(curves, paths["curve.png"], f"{args.algo.upper()} on {args.env}",
                        threshold=gym.spec(args.env).reward_threshold, ylabel="mean episode return",
                        threshold_label="gymnasium's reward threshold"):

@@ -393,6 +393,8 @@ def restore(path, run_config, trust_env_spec=False):
     num_updates, state = runs.checkpoint_state(path, run_config)
     agent = load(path, trust_env_spec=trust_env_spec)
     agent.restart_envs()  # as the uninterrupted run did right after writing this checkpoint
+    for window, episodes in zip(agent.rollout.recent, state["recent"]):  # its training return averages them too
+        window.extend(episodes)
     return agent, num_updates, state
 
 

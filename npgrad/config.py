@@ -99,6 +99,7 @@ class Config:
         "device": "npgrad computes in NumPy on the CPU",
         "normalize": "normalize_obs=True and normalize_reward=True",
         "n_timesteps": "the budget is learn(total_steps), or --steps for npgrad train",
+        "stats_window_size": "the logged training return averages the latest 100 episodes (rollout.STATS_WINDOW)",
     }
     """SB3's (and the RL-Zoo's) names that npgrad has no field for: what to write instead."""
     SCHEDULED: ClassVar[dict] = {"lr": "anneal_lr", "clip_range": "anneal_clip"}

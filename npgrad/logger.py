@@ -16,10 +16,10 @@ format                    what it writes
                           strings and booleans as they are.
 ``tensorboard``           ``events.out.tfevents.<time>.<host>``: the numbers (booleans as 0/1) as scalars at
                           step ``num_steps``, in float32, tagged as SB3 groups its own (``tag``): ``rollout/``
-                          the episodes that ended in the batch, ``time/`` the counters, ``train/`` what the
-                          update reports, ``eval/`` an ``EvalCallback``'s evaluations. Strings are not written,
-                          nor NaN: a batch in which no episode ended has no ``ep_return_mean`` to plot, so that
-                          curve has a point only where one did. Needs ``pip install "npgrad[tensorboard]"``
+                          the episodes (the means over the latest 100, ``STATS_WINDOW``), ``time/`` the counters,
+                          ``train/`` what the update reports, ``eval/`` an ``EvalCallback``'s evaluations.
+                          Strings are not written, nor NaN: until an episode has ended there is no
+                          ``ep_return_mean`` to plot. Needs ``pip install "npgrad[tensorboard]"``
                           (tensorboardX, which needs no torch); viewing the files needs TensorBoard itself
                           (``pip install tensorboard``).
 ========================  =====================================================================================

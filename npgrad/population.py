@@ -152,11 +152,13 @@ def default_workers(workers, size):
 
 def begin(agents, steps):
     """Plan ``steps`` more environment steps for each agent, as ``Agent.learn`` does; one that trained before starts
-    from freshly seeded environments (``Agent.restart_envs``), as a run resumed from a checkpoint does: a worker
-    process builds a member's environments afresh, and a member trained here must do the same to stay equal."""
+    from freshly seeded environments (``Agent.restart_envs``) and no recent episodes: a worker process builds a
+    member afresh, and a member trained here must do the same to stay equal."""
     for agent in agents:
         if agent.num_steps > 0:
             agent.restart_envs()
+            for window in agent.rollout.recent:
+                window.clear()
         agent.progress.begin(steps)
 
 

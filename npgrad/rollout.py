@@ -14,6 +14,7 @@ The value network does not act, so the loop runs it once, on all ``(T + 1) E`` o
 from __future__ import annotations
 
 import os
+from collections import deque
 from dataclasses import dataclass, field
 
 import gymnasium as gym
@@ -23,6 +24,11 @@ from .errors import EnvError, ShapeError
 from .objectives import row_weights
 from .observations import encode
 from .stacked_envs import stepped_together
+
+
+STATS_WINDOW = 100
+"""The training return and length logged after each update are the means over this many latest episodes, as
+SB3's ``stats_window_size``."""
 
 
 def seed_per_env(seed, n_envs):
@@ -150,11 +156,12 @@ class Rollout:
         self.sde_sample_freq = sde_sample_freq  # gSDE: steps between fresh exploration matrices
         self.reward_filter, self.gamma, self.clip_reward = reward_filter, gamma, clip_reward
         self.num_envs = envs.num_envs
+        self.recent = (deque(maxlen=STATS_WINDOW), deque(maxlen=STATS_WINDOW))  # latest episodes: returns, lengths
         self.restart(seed)
 
     def restart(self, seed=None):
         """Reset every environment, each with its own seed drawn from ``seed`` (``independent_seeds``), and
-        forget unfinished episodes."""
+        forget unfinished episodes (the ``recent`` finished ones are kept)."""
         seeds = independent_seeds(self.envs, seed)
         try:
             self.obs_eo, _ = self.envs.reset(seed=seeds)
@@ -223,8 +230,9 @@ class Rollout:
         self.ep_return_e += rew_e
         self.ep_length_e += valid_e
         if done_e.any():
-            self.finished[0].extend(self.ep_return_e[done_e].tolist())
-            self.finished[1].extend(self.ep_length_e[done_e].tolist())
+            for ended in (self.finished, self.recent):
+                ended[0].extend(self.ep_return_e[done_e].tolist())
+                ended[1].extend(self.ep_length_e[done_e].tolist())
             self.ep_return_e[done_e], self.ep_length_e[done_e] = 0.0, 0
         self.resetting_e = done_e
         return scaled_e, term_e, trunc_e, valid_e
@@ -272,6 +280,10 @@ class StackedRollout:
     @property
     def finished(self):
         return tuple([r.finished[i] for r in self.rollouts] for i in (0, 1))
+
+    @property
+    def recent(self):
+        return tuple([r.recent[i] for r in self.rollouts] for i in (0, 1))
 
     def collect(self, policy, rng):
         """As ``Rollout.collect``, for every agent at once (``policy`` holds ``(S, p)`` parameters and ``rng`` is a

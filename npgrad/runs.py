@@ -47,7 +47,8 @@ from .callbacks import Evaluator, next_due
 from .envs import check_env_id
 from .errors import ConfigError, FileFormatError, NpgradError, NpgradWarning
 from .errors import shown
-from .io import read_header
+from .io import is_integer, read_header
+from .rollout import STATS_WINDOW
 from .version import __version__
 
 CONFIG, PROGRESS, TIMING, MODEL, CURVE, CHECKPOINTS = (
@@ -472,7 +473,7 @@ class RunLogger:
     def save_checkpoint(self, agent):
         path = checkpoint_path(self.run_dir, agent.num_steps)
         with writing(self.run_dir, path):
-            agent.save(path, user=self.state())
+            agent.save(path, user={**self.state(), "recent": [list(window) for window in agent.rollout.recent]})
         self.evaluator.start_clock()  # saving is not training time
         return path
 
@@ -544,8 +545,14 @@ def check_owner(meta, run_config):
 
 
 def check_run_state(state):
-    """``RunLogger.state``: evaluation history rows, the next evaluation and checkpoint, training seconds."""
-    check_fields(state, ["history", "next_eval", "train_seconds", "next_checkpoint"], "user: ")
+    """``RunLogger.state``: evaluation history rows, the next evaluation and checkpoint, training seconds, and the
+    returns and lengths of the latest episodes (``recent``; a checkpoint written before they were kept has none)."""
+    check_fields(state, ["history", "next_eval", "train_seconds", "next_checkpoint"], "user: ", optional=["recent"])
+    recent = state.setdefault("recent", [[], []])
+    if not (isinstance(recent, list) and len(recent) == 2 and all(isinstance(part, list) for part in recent)
+            and len(recent[0]) == len(recent[1]) <= STATS_WINDOW
+            and all(is_number(r) and math.isfinite(r) for r in recent[0]) and all(map(is_integer, recent[1]))):
+        raise ConfigError(f"recent must be [returns, lengths] of at most {STATS_WINDOW} episodes, got {shown(recent)}")
     check_count("next_eval", state["next_eval"])
     check_count("next_checkpoint", state["next_checkpoint"])
     seconds = state["train_seconds"]

@@ -43,17 +43,18 @@ class Progress:
         collecting, one batch later)."""
         return 1.0 - (self.num_steps - self.learn_start) / max(self.total_steps - self.learn_start, 1)
 
-    def record(self, batch, info):
-        """Count the update (and a failure, once) and add the counters and episode statistics to ``info`` (per agent,
-        for a stack: ``failed_updates`` is then one count per agent)."""
+    def record(self, batch, info, recent):
+        """Count the update (and a failure, once) and add the counters and episode statistics to ``info``: how many
+        episodes ended in ``batch``, and the means over the ``recent`` ones (the rollout's returns and lengths of
+        its latest episodes). Per agent, for a stack: ``failed_updates`` is then one count per agent."""
         self.num_steps += batch.env_steps
         self.num_updates += 1
         failed = info.get("update_failed")
         self.failed_updates = self.failed_updates + (np.not_equal(failed, None) if batch.valid_n.ndim > 1 else
                                                      failed is not None)
-        stats = episode_stats if batch.valid_n.ndim == 1 else lambda r, n: per_agent(episode_stats, r, n)
+        stats = episode_stats if batch.valid_n.ndim == 1 else lambda *args: per_agent(episode_stats, *args)
         info.update(num_steps=self.num_steps, num_updates=self.num_updates, failed_updates=self.failed_updates,
-                    **stats(batch.episode_returns, batch.episode_lengths))
+                    **stats(batch.episode_returns, *recent))
         return info
 
     def state(self):
@@ -64,10 +65,11 @@ class Progress:
             setattr(self, name, int(value) if np.ndim(value) == 0 else np.array(value, dtype=np.int64))
 
 
-def episode_stats(returns, lengths):
-    """How many episodes ended in a batch, and their mean return and length (NaN if none ended)."""
-    return {"episodes": len(returns), "ep_return_mean": float(np.mean(returns)) if returns else float("nan"),
-            "ep_length_mean": float(np.mean(lengths)) if lengths else float("nan")}
+def episode_stats(ended, recent_returns, recent_lengths):
+    """How many episodes ``ended`` in a batch, and the mean return and length of the recent ones (SB3's
+    ``ep_rew_mean`` and ``ep_len_mean``; NaN until one has ended)."""
+    mean = lambda xs: float(np.mean(xs)) if xs else float("nan")  # noqa: E731
+    return {"episodes": len(ended), "ep_return_mean": mean(recent_returns), "ep_length_mean": mean(recent_lengths)}
 
 
 def per_agent(f, *per_agent_args):
@@ -165,7 +167,7 @@ def train(rollout, model, rule, progress, rng, gamma, lam, after_update=None):
     while progress.num_steps < progress.total_steps:
         schedule = progress.schedule
         batch = estimate(rollout.collect(model.policy, rng), model.value, gamma, lam)
-        info = progress.record(batch, update(rule, model, batch, rng, schedule))
+        info = progress.record(batch, update(rule, model, batch, rng, schedule), rollout.recent)
         if after_update is not None and after_update(info) is False:
             break
     return progress

@@ -249,6 +249,7 @@ def test_sb3_names_are_accepted_as_aliases_and_a_near_miss_is_named():
     (dict(net_arch=[32, 32]), r"net_arch: SB3's; hidden=\(64, 64\) for the policy"),
     (dict(verbose=1), r"verbose: SB3's; npgrad prints what you ask for"),
     (dict(tensorboard_log="logs"), r"tensorboard_log: SB3's; pass npgrad.logger.Logger"),
+    (dict(stats_window_size=50), r"stats_window_size: SB3's; the logged training return averages the latest 100"),
     (dict(learning_rate=lambda progress: 3e-4 * progress), r"must be a finite number; a schedule is anneal_lr=True"),
     (dict(clip_range=lambda progress: 0.2 * progress), r"must be a finite number; a schedule is anneal_clip=True"),
     (dict(seed=None), r"got None: npgrad's runs are always seeded, so the same seed gives the same numbers"),

@@ -177,6 +177,11 @@ def test_a_checkpoint_of_another_run_is_refused(run, tmp_path, capsys):
     ({"next_eval": "x"}, "next_eval must be a positive integer"),
     ({"train_seconds": -1.0}, "train_seconds must be a finite number >= 0"),
     ({"history": [[1, 2]]}, "history must be a list of [steps, seconds, return] rows"),
+    ({"recent": [[1.0], []]}, "recent must be [returns, lengths] of at most 100 episodes"),
+    ({"recent": [[float("nan")], [3]]}, "recent must be"),
+    ({"recent": [[1.0], [-3]]}, "recent must be"),
+    ({"recent": [[1.0] * 101, [1] * 101]}, "recent must be"),
+    ({"recent": "[]"}, "recent must be"),
 ])
 def test_a_checkpoint_with_a_bad_run_state_is_refused(run, capsys, state, message):
     path = run / "checkpoints" / "step_0000001024.npz"
@@ -184,6 +189,15 @@ def test_a_checkpoint_with_a_bad_run_state_is_refused(run, capsys, state, messag
     meta["user"].update(state)
     io.write(path, arrays, meta)
     assert_one_line_error(*resume(run, capsys=capsys), "step_0000001024.npz: ", message)
+
+
+def test_a_checkpoint_without_recent_episodes_resumes_with_none(run):
+    """Checkpoints written before they kept the latest episodes still resume; the window starts empty."""
+    path = run / "checkpoints" / "step_0000001024.npz"
+    meta, arrays = io.read(path)
+    assert len(meta["user"].pop("recent")[0]) > 0
+    io.write(path, arrays, meta)
+    assert resume(run)[0] == 0
 
 
 # --- symlinks -----------------------------------------------------------------------------------------
