@@ -269,6 +269,20 @@ def test_taking_rows_equals_building_from_rows(kind, strategy):
     run()
 
 
+@both
+def test_the_mode_is_the_most_probable_action(kind, strategy):
+    """``mode()``, the action ``predict(deterministic=True)`` takes, is in every row at least as probable as any
+    action sampled there."""
+    @given(strategy)
+    def run(case):
+        p_params, _, seed = draw_case(kind, case)
+        p, rng = make(kind, p_params), np.random.default_rng(seed)
+        best_n = p.log_prob(p.mode())
+        for _ in range(50):
+            assert np.all(best_n >= p.log_prob(p.sample(rng)) - 1e-12), kind
+    run()
+
+
 def test_wrong_action_shape_is_named():
     with pytest.raises(ValueError, match="actions must have shape"):
         DiagGaussian(np.zeros((3, 2)), np.zeros(2)).log_prob(np.zeros((3, 3)))

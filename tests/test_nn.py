@@ -117,6 +117,14 @@ def test_orthogonal_init_has_orthonormal_rows_or_columns(shape):
     np.testing.assert_allclose(gram, 4.0 * np.eye(small), atol=1e-12, err_msg=f"orthogonal {shape}")
 
 
+@pytest.mark.parametrize("shape", [(3, 3), (4, 1), (1, 4)])
+def test_orthogonal_init_is_uniform_so_every_entry_averages_zero(shape):
+    """Haar-uniform (Mezzadri 2007): QR alone fixes the signs of ``diag(r)``, and with them a bias in ``q``. An
+    entry's standard deviation is at most 1, so over 2,000 draws its mean is within 4.5 standard errors of 0."""
+    mean = np.mean([orthogonal(shape, gain=1.0, rng=np.random.default_rng(seed)) for seed in range(2000)], axis=0)
+    assert np.max(np.abs(mean)) < 0.1, mean
+
+
 def test_same_seed_same_weights_and_gains():
     a, b = MLP((4, 64, 64, 2), rng=3, out_gain=0.01), MLP((4, 64, 64, 2), rng=3, out_gain=0.01)
     np.testing.assert_array_equal(a.theta, b.theta)

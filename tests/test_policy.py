@@ -5,6 +5,7 @@ from gymnasium import spaces
 from hypothesis import assume, given, strategies as st
 
 from npgrad.errors import SpaceError
+from npgrad.heads import GaussianHead, GSDEHead
 from npgrad.objectives import clipped_surrogate, mean_entropy, mean_kl, surrogate, value_loss, weighted_log_prob
 from npgrad.policy import Policy, ValueFunction
 from npgrad.testing import central_difference_gradient, directional_derivative, finite_arrays
@@ -293,6 +294,12 @@ def test_weighted_value_loss_gradient_through_the_network(o, hidden, n_u, seed, 
     np.testing.assert_allclose(loss, f(vf.theta), rtol=1e-12)
     np.testing.assert_allclose(g, central_difference_gradient(f, vf.theta), rtol=RTOL, atol=ATOL,
                                err_msg=f"grad of the weighted value loss, clip_vf={clip_vf}")
+
+
+def test_log_std_and_gsdes_log_scales_are_kept_within_minus_5_and_2():
+    """sigma within [exp(-5), exp(2)] = [0.0067, 7.4]: 1 / sigma^2 in the Fisher metric stays finite."""
+    for head in (GaussianHead(spaces.Box(-1, 1, (4,))), GSDEHead(spaces.Box(-1, 1, (2,)), 2)):
+        np.testing.assert_array_equal(head.project(np.array([-50.0, -5.0, 2.0, 2.5])), [-5.0, -5.0, 2.0, 2.0])
 
 
 def test_log_std_is_part_of_theta():

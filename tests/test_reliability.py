@@ -121,6 +121,8 @@ def test_log_std_is_clipped_into_its_bounds_after_an_update():
     theta[-1], info = 50.0, {}
     assert commit(agent.policy, theta, info) and info == {}
     assert agent.policy.theta[-1] == LOG_STD_BOUNDS[1]
+    theta[-1] = -50.0
+    assert commit(agent.policy, theta, info) and agent.policy.theta[-1] == -5.0
     theta[0] = np.nan
     assert not commit(agent.policy, theta, info) and info["update_failed"] == "non-finite parameters"
     assert np.all(np.isfinite(agent.policy.theta)), "a refused commit keeps the last good parameters"

@@ -52,6 +52,13 @@ def test_cg_stops_at_residual_tolerance():
     np.testing.assert_allclose(x, 0.5)
 
 
+def test_cg_compares_the_residual_norm_not_its_square_with_the_tolerance():
+    """|b| = 2e-6 is above the tolerance 1e-10, though |b|^2 = 4e-12 is below it: one iteration is taken."""
+    x, info = conjugate_gradient(lambda v: 2.0 * v, np.full(4, 1e-6), iters=10, residual_tol=1e-10)
+    assert info["iterations"] == 1
+    np.testing.assert_allclose(x, 5e-7, rtol=1e-12)
+
+
 @given(spd_systems(), st.floats(1e-4, 0.1))
 def test_trust_region_step_lands_on_the_constraint(system, delta):
     F, g = system
@@ -62,8 +69,10 @@ def test_trust_region_step_lands_on_the_constraint(system, delta):
     assert s @ g > 0, "the step must point uphill"
 
 
-def test_trust_region_step_refuses_non_positive_curvature():
-    s, info = trust_region_step(np.ones(2), -np.ones(2), 0.01)
+@pytest.mark.parametrize("x, Fx", [([1.0, 1.0], [-1.0, -1.0]), ([0.0, 0.0], [0.0, 0.0]), ([1.0, 0.0], [0.0, 5.0])])
+def test_trust_region_step_refuses_non_positive_curvature(x, Fx):
+    """Negative or zero ``x^T F x`` (a zero gradient gives ``x = 0`` without a CG breakdown) is no step."""
+    s, info = trust_region_step(np.array(x), np.array(Fx), 0.01)
     assert not info["ok"] and np.all(s == 0)
 
 
@@ -138,8 +147,9 @@ def test_line_search_returns_original_point_when_nothing_is_acceptable():
     x, info = backtracking_line_search(f, x0, np.ones(2), 1.0, max_backtracks=5)
     assert not info["accepted"] and info["backtracks"] == 5
     np.testing.assert_array_equal(x, x0)
-    x, info = backtracking_line_search(lambda x: np.nan, x0, np.ones(2), 1.0, f0=0.0)
-    assert not info["accepted"], "a NaN objective must not be accepted"
+    for value in (np.nan, np.inf):
+        x, info = backtracking_line_search(lambda x: value, x0, np.ones(2), 1.0, f0=0.0)
+        assert not info["accepted"], f"an objective of {value} must not be accepted"
 
 
 @given(spd_systems(), st.floats(1e-3, 0.1))

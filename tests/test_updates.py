@@ -15,7 +15,7 @@ from gymnasium import spaces
 from hypothesis import assume, given, strategies as st
 
 import npgrad
-from npgrad.algos.common import shared_trunk_loss, standardize
+from npgrad.algos.common import explained_variance, minibatches, shared_trunk_loss, standardize
 from npgrad.objectives import add, clipped_surrogate, mean_entropy, scale, surrogate, weighted_log_prob
 from npgrad.policy import Policy
 from npgrad.solvers import conjugate_gradient, trust_region_step
@@ -205,10 +205,31 @@ def test_trpo_armijo_test_compares_with_the_steps_own_linear_prediction(env_id, 
                      rtol=1e-7, atol=1e-12)
 
 
+def test_minibatches_cover_every_row_once_the_last_chunk_smaller():
+    chunks = minibatches(10, 4, np.random.default_rng(0))
+    assert [len(c) for c in chunks] == [4, 4, 2] and sorted(np.concatenate(chunks).tolist()) == list(range(10))
+
+
+def test_ppo_takes_a_step_on_the_last_smaller_minibatch_too():
+    agent = make_agent(npgrad.PPO, "CartPole-v1", minibatch_size=96, n_epochs=1)  # 256 rows: 96 + 96 + 64
+    rule = fresh_rule(agent)
+    batch, rng = collect(agent)
+    rule.update(agent.model, batch, rng, 1.0)
+    assert rule.optims["pi_optim"].t == 3
+
+
+def test_explained_variance_is_one_minus_the_residuals_share_of_the_targets_variance():
+    target = np.array([1.0, 2.0, 4.0, 7.0])  # Var = 5.25
+    assert explained_variance(target, target) == 1.0 and explained_variance(np.full(4, 3.5), target) == 0.0
+    assert explained_variance(0.5 * target, target) == pytest.approx(0.75)  # the residual has a quarter of Var
+    assert explained_variance(np.array([1.5, 2.0, 3.5, 6.0]), target) == pytest.approx(1 - 0.3125 / 5.25)
+    assert np.isnan(explained_variance(target, np.ones(4))), "constant targets: no variance to explain"
+
+
 # --- NPG ----------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("fisher", ["exact", "auto"])
+@pytest.mark.parametrize("fisher", ["exact", "auto", "empirical"])
 @pytest.mark.parametrize("env_id", ENVS)
 def test_npg_exact_fisher_step_has_quadratic_kl_delta_along_regularised_natural_gradient(env_id, fisher):
     """NPG (Kakade 2002; solvers.natural_gradient_step) with the explicit Fisher F = J^T M J / n at theta_old:
@@ -216,13 +237,15 @@ def test_npg_exact_fisher_step_has_quadratic_kl_delta_along_regularised_natural_
         s = theta_new - theta_old = beta x,   x = (F + reg I)^-1 g,   beta = sqrt(2 delta / x^T F x) > 0,
 
     so ``1/2 s^T F s = delta`` exactly with F itself (not F + reg I), and s is parallel to (F + reg I)^-1 g.
-    ``fisher="auto"`` takes this exact F for a network of at most 3,000 parameters (here 100-odd)."""
+    ``fisher="auto"`` takes this exact F for a network of at most 3,000 parameters (here 100-odd);
+    ``fisher="empirical"`` the mean outer product of the sampled actions' scores, ``F = S^T S / n``."""
     agent = make_agent(npgrad.NPG, env_id, fisher=fisher, hidden=(16,))
     batch, rng = collect(agent)
     t = transitions(batch)  # the maths sums over transitions; the rule weighs reset steps 0
+    assert env_id != "CartPole-v1" or not batch.valid_n.all(), "CartPole's batch exercises no reset step"
     cfg, policy, n = agent.config, agent.policy, len(t.obs_no)
     theta_old = policy.theta.copy()
-    F_pp = policy.fisher_matrix(t.obs_no)
+    F_pp = policy.empirical_fisher(t.obs_no, t.act) if fisher == "empirical" else policy.fisher_matrix(t.obs_no)
     _, g_p = policy.objective_grad(t.obs_no, weighted_log_prob, t.act, rule_advantages(t, cfg) / n)
 
     agent.rule.update(agent.model, batch, rng, 1.0)
@@ -533,10 +556,11 @@ def test_ppo_separate_value_network_step_clips_around_the_batch_values(env_id):
 # --- A2C and VPG: first Adam steps by hand --------------------------------------------------------------
 
 
-@pytest.mark.parametrize("max_grad_norm", [1e-4, 0.5])
+@pytest.mark.parametrize("max_grad_norm, vf_coef", [(1e-4, 0.5), (0.5, 0.5), (1e6, 1e-5)])
 @pytest.mark.parametrize("normalize_advantages", [False, True])
 @pytest.mark.parametrize("env_id", ENVS)
-def test_a2c_separate_networks_take_one_hand_computed_adam_step(env_id, normalize_advantages, max_grad_norm):
+def test_a2c_separate_networks_take_one_hand_computed_adam_step(env_id, normalize_advantages, max_grad_norm,
+                                                                   vf_coef):
     """A2C (Mnih et al. 2016; docs/07) with separate networks and Adam: the policy's step is Adam's first
     step (t = 1, bias-corrected, after clipping the global norm at max_grad_norm) on the gradient
 
@@ -544,9 +568,10 @@ def test_a2c_separate_networks_take_one_hand_computed_adam_step(env_id, normaliz
 
     and the value network's is Adam's first step on ``c_V grad_phi mean((V(s) - R)^2)`` (where c_V only
     meets the clip and eps: Adam's first step is lr sign(g) wherever |g| >> eps). A tiny max_grad_norm
-    makes |g_i| comparable to Adam's eps, where the step depends on every digit of g."""
+    makes |g_i| comparable to Adam's eps, where the step depends on every digit of g; so does a tiny c_V under a
+    clip that never binds (the step then depends on c_V itself)."""
     agent = make_agent(npgrad.A2C, env_id, ent_coef=0.01, normalize_advantages=normalize_advantages,
-                       max_grad_norm=max_grad_norm)
+                       max_grad_norm=max_grad_norm, vf_coef=vf_coef)
     rule = fresh_rule(agent)
     batch, rng = collect(agent)
     t = transitions(batch)  # the maths sums over transitions; the rule weighs reset steps 0
@@ -561,7 +586,7 @@ def test_a2c_separate_networks_take_one_hand_computed_adam_step(env_id, normaliz
     clipped = np.linalg.norm(grad_p) > max_grad_norm
 
     rule.update(agent.model, batch, rng, 1.0)
-    where = f"{env_id}, normalize_advantages={normalize_advantages}, max_grad_norm={max_grad_norm}"
+    where = f"{env_id}, normalize_advantages={normalize_advantages}, max_grad_norm={max_grad_norm}, c_V={vf_coef}"
     assert_same_step(policy.theta, hand_adam_first_step(theta_old, grad_p, cfg.lr, max_grad_norm), theta_old,
                      f"policy step ({where}, clipped: {clipped})")
     assert_same_step(value.theta, hand_adam_first_step(phi_old, cfg.vf_coef * v_grad_p, cfg.lr, max_grad_norm),
