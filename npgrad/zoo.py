@@ -28,7 +28,6 @@ from typing import Any
 from .errors import ConfigError, NpgradWarning, shown
 
 ACTIVATIONS = {"ReLU": "relu", "Tanh": "tanh"}
-SCHEDULES = {"learning_rate": "anneal_lr", "lr": "anneal_lr", "clip_range": "anneal_clip"}
 REFUSED = ("env_wrapper", "vec_env_wrapper", "callback", "frame_stack", "env_kwargs")
 NORMALIZE = {"norm_obs": "normalize_obs", "norm_reward": "normalize_reward", "clip_obs": "clip_obs",
              "clip_reward": "clip_reward"}
@@ -43,7 +42,6 @@ def zoo_settings(values: dict, env_id: str, config_cls: Any, where: str) -> tupl
     """``(settings, budget)``: a file's settings in npgrad's names (SB3's aliases left for the config to rename)
     for ``config_cls``, and its ``n_timesteps`` (None if it has none). A Zoo file's settings are its entry for
     ``env_id``; a flat mapping's are the mapping, read alike (``lin_``, ``policy_kwargs``, ...)."""
-    fields = {f.name for f in dataclasses.fields(config_cls)}
     zoo = is_zoo_file(values)
     if zoo and env_id not in values:
         raise ConfigError(f"{where}: an RL-Zoo file with settings for {sorted(values)}, none for {env_id}")
@@ -61,8 +59,8 @@ def zoo_settings(values: dict, env_id: str, config_cls: Any, where: str) -> tupl
         raise ConfigError(f"{where}: n_timesteps must be a positive whole number of steps, got {shown(budget)}")
     settings: dict[str, Any] = {}
     for name, value in entry.items():
-        if name in SCHEDULES and isinstance(value, str) and value.startswith("lin_"):
-            settings.update(schedule(name, value, fields, where))
+        if isinstance(value, str) and value.startswith("lin_"):
+            settings.update(schedule(name, value, config_cls, where))
         elif name == "normalize":
             settings.update(normalize(value, where))
         elif name == "policy_kwargs":
@@ -75,13 +73,17 @@ def zoo_settings(values: dict, env_id: str, config_cls: Any, where: str) -> tupl
     return settings, None if budget is None else int(budget)
 
 
-def schedule(name: str, text: str, fields: set, where: str) -> dict:
-    """``lin_0.001`` -> ``{name: 0.001, anneal_...: True}``: SB3's linear schedule is npgrad's annealing to 0."""
-    flag = SCHEDULES[name]
-    if flag not in fields:
-        raise ConfigError(f"{where}: {name}: {text}: this algorithm has no {flag}, so no schedule")
+def schedule(name: str, text: str, config_cls: Any, where: str) -> dict:
+    """``lin_0.001`` -> ``{name: 0.001, anneal_...: True}``: SB3's linear schedule is npgrad's annealing to 0, for
+    the fields that have one (``Config.SCHEDULED``; ``name`` may be SB3's alias of one)."""
+    fields = {f.name for f in dataclasses.fields(config_cls)}
+    scheduled = {field: flag for field, flag in config_cls.SCHEDULED.items() if flag in fields}
+    field = config_cls.ALIASES.get(name, name)
+    if field not in scheduled:
+        which = f"only {' and '.join(scheduled)} can" if scheduled else "no setting can"
+        raise ConfigError(f"{where}: {name}: {text}: {which} have a schedule in {config_cls.__name__}")
     try:
-        return {name: float(text[len("lin_"):]), flag: True}
+        return {name: float(text[len("lin_"):]), scheduled[field]: True}
     except ValueError:
         raise ConfigError(f"{where}: {name}: {text} is not lin_ followed by a number") from None
 

@@ -392,6 +392,7 @@ def test_defaults_print_a_yaml_file_that_config_reads_back(tmp_path, capsys):
     ("lr: [1\n", "c.yaml: not valid YAML at line 2, column 1: expected ',' or ']'"),
     ("lr: fast\n", "c.yaml: lr: fast: lr expects a number"),
     ("learning_rate: lin_fast\n", "c.yaml: learning_rate: lin_fast is not lin_ followed by a number"),
+    ("ent_coef: lin_0.01\n", "c.yaml: ent_coef: lin_0.01: only lr and clip_range can have a schedule in PPOConfig"),
     ("policy: CnnPolicy\n", "c.yaml: policy 'CnnPolicy': npgrad's policy is an MLP"),
 ])
 def test_a_config_file_that_is_not_hyperparameters_is_one_line(tmp_path, capsys, text, match):
@@ -449,7 +450,7 @@ def test_an_rl_zoo_file_is_read_for_the_environment_trained(tmp_path, capsys):
     assert "an RL-Zoo file with settings for ['CartPole-v1', 'Pendulum-v1', 'atari'], none for Acrobot-v1" in \
         capsys.readouterr().err
     assert cli.main(["train", "trpo", "CartPole-v1", *common, "--out", str(tmp_path / "trpo")]) == 2
-    assert "learning_rate: lin_0.001: this algorithm has no anneal_lr, so no schedule" in capsys.readouterr().err
+    assert "learning_rate: lin_0.001: no setting can have a schedule in TRPOConfig" in capsys.readouterr().err
     (tmp_path / "a2c.yml").write_text("CartPole-v1:\n  vf_coef: 0.25\n  n_timesteps: 256\n")
     assert cli.main(["train", "a2c", "CartPole-v1", "--config", str(tmp_path / "a2c.yml"), "--eval-every", "0",
                      "--quiet", "--out", str(tmp_path / "a2c")]) == 0
