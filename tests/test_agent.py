@@ -306,3 +306,45 @@ def test_evaluate_keeps_each_episodes_length_and_evaluate_policy_answers_as_sb3s
                                           "got Population"):
         npgrad.evaluate_policy(npgrad.PPO("CartPole-v1", seed=[0, 1]))
 
+
+def test_predict_normalises_observations_as_training_does():
+    agent = npgrad.PPO("Pendulum-v1", seed=0, n_envs=2, n_steps=64, normalize_obs=True, use_sde=False)
+    agent.learn(256)  # the filter has moved from its start
+    obs = np.array([[0.5, -0.5, 3.0], [1.0, 0.0, -7.0]])
+    action, _ = agent.predict(obs, deterministic=True)
+    mean = agent.policy.distribution(agent.obs_filter.normalize(obs)).mode()
+    np.testing.assert_array_equal(action, np.clip(mean, -2.0, 2.0).astype(np.float32))
+    assert not np.array_equal(action, np.clip(agent.policy.distribution(obs).mode(), -2, 2).astype(np.float32))
+
+
+@pytest.mark.parametrize("obs, problem", [
+    (np.zeros((2, 5)), r"predict expects an observation of shape \(3,\) or a batch of them, got shape \(2, 5\)"),
+    (np.array([0.1, np.nan, 0.0]), "non-finite"),
+    (np.array([0.1, 1e39, 0.0]), "beyond the 3.4e\\+38 a float32 network can represent"),
+])
+def test_predict_names_what_is_wrong_with_an_observation(obs, problem):
+    from npgrad.errors import ShapeError
+
+    agent = npgrad.PPO("Pendulum-v1", seed=0, normalize_obs=False)
+    with pytest.raises(ShapeError, match=problem):
+        agent.predict(obs)
+
+
+def test_restarted_environments_are_seeded_by_the_seed_and_the_steps_trained():
+    agent, twin = (npgrad.PPO("CartPole-v1", seed=0, n_envs=2, n_steps=16, minibatch_size=32) for _ in range(2))
+    agent.restart_envs()
+    at_start = agent.rollout.obs_eo.copy()
+    agent.learn(32)
+    twin.learn(32)
+    agent.restart_envs()
+    twin.restart_envs()
+    assert not np.array_equal(agent.rollout.obs_eo, at_start), "after 32 steps: other starting states"
+    np.testing.assert_array_equal(agent.rollout.obs_eo, twin.rollout.obs_eo)
+
+
+def test_every_callback_sees_every_update_even_after_one_asks_to_stop():
+    seen = []
+    agent = npgrad.PPO("CartPole-v1", seed=0, n_envs=2, n_steps=16, minibatch_size=32)
+    agent.learn(64, callback=[lambda a, info: False, lambda a, info: seen.append(a.num_updates)])
+    assert seen == [1]
+

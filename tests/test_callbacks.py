@@ -94,6 +94,9 @@ def test_eval_callback_logs_prints_and_writes_its_evaluations_as_sb3s(tmp_path, 
         assert data["timesteps"].tolist() == steps and data["results"].shape == data["ep_lengths"].shape == (3, 3)
         np.testing.assert_array_equal(data["results"].mean(axis=1), means)
         np.testing.assert_array_equal(data["ep_lengths"], data["results"])  # CartPole pays 1 per step
+        assert data["ep_lengths"].dtype.kind == "i" and data["results"].dtype.kind == "f"
+        stds = data["results"].std(axis=1).tolist()
+    assert [info["eval/std_reward"] for info in infos if "eval/std_reward" in info] == stds
     out = capsys.readouterr().out
     assert f"Eval num_timesteps=256, episode_reward={means[0]:.2f} +/- " in out and "New best mean reward!" in out
     quiet = EvalCallback(eval_freq=256, verbose=0)

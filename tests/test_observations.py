@@ -84,3 +84,10 @@ def test_predict_names_what_is_wrong_with_a_structured_observation(space, obs, p
 def test_images_and_other_spaces_are_refused_by_name(space):
     with pytest.raises(SpaceError, match=f"observation space {type(space).__name__}"):
         encoded_dim(space)
+
+
+@pytest.mark.parametrize("value", [2, -1, 0.5])
+def test_a_multibinary_observation_holds_0s_and_1s_only(value):
+    with pytest.raises(ShapeError, match="holds 0s and 1s only"):
+        encode(spaces.MultiBinary(3), np.array([[0, value, 1]]))
+

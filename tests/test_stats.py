@@ -196,6 +196,16 @@ def test_interval_is_scipys_percentile_bootstrap_at_the_confidence_and_seed_give
         pytest.approx((by_hand.low, by_hand.high), rel=1e-12, abs=0)
 
 
+def test_interval_defaults_are_a_95_percent_interval_from_10000_resamples():
+    """The README's and the tables' "95% bootstrap interval", by default, with every function that draws one."""
+    x = np.arange(10.0) ** 1.5
+    by_hand = sps.bootstrap((x,), lambda s, axis: sps.trim_mean(s, 0.25, axis=axis), n_resamples=10_000,
+                            method="percentile", confidence_level=0.95,
+                            random_state=np.random.default_rng(0)).confidence_interval
+    assert stats.interval(x) == pytest.approx((by_hand.low, by_hand.high), rel=1e-12, abs=0)
+    assert stats.stratified_interval([x]) == stats.interval(x)
+
+
 # --- intervals: edge cases and stratification ---------------------------------------------------------------
 
 @pytest.mark.parametrize("x, v, method", [([3.0], 3.0, "percentile"), ([2.0] * 7, 2.0, "percentile"),
