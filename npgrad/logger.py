@@ -50,8 +50,10 @@ TIME = ("num_steps", "num_updates", "failed_updates")
 def tag(key):
     """The TensorBoard tag of a diagnostic.
 
-    >>> tag("ep_return_mean"), tag("num_steps"), tag("kl"), tag("eval/mean_reward")
-    ('rollout/ep_return_mean', 'time/num_steps', 'train/kl', 'eval/mean_reward')
+    >>> tag("ep_return_mean"), tag("ep_length_mean"), tag("episodes"), tag("num_steps"), tag("kl")
+    ('rollout/ep_return_mean', 'rollout/ep_length_mean', 'rollout/episodes', 'time/num_steps', 'train/kl')
+    >>> tag("eval/mean_reward")
+    'eval/mean_reward'
     """
     if "/" in key:  # grouped already, as an EvalCallback's eval/mean_reward
         return key

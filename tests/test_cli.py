@@ -469,6 +469,7 @@ def test_an_rl_zoo_file_is_read_for_the_environment_trained(tmp_path, capsys):
     ("  policy: CnnPolicy\n", "policy 'CnnPolicy': npgrad's policy is an MLP"),
     ("  n_timesteps: 1.5\n", "n_timesteps must be a positive whole number of steps, got 1.5"),
     ("  n_timesteps: .inf\n", "n_timesteps must be a positive whole number of steps, got inf"),
+    ("  n_timesteps: 0\n", "n_timesteps must be a positive whole number of steps, got 0"),
     ("  learning_rate: lin_fast\n", "learning_rate: lin_fast is not lin_ followed by a number"),
     ("  normalize: \"{'gamma': 0.9}\"\n", "normalize: npgrad has no ['gamma']"),
     ("  policy_kwargs: \"dict(net_arch=__import__('os').system('touch HACKED'))\"\n",
@@ -491,6 +492,16 @@ def test_an_rl_zoo_entry_npgrad_cannot_follow_is_refused_without_running_it(tmp_
     err = capsys.readouterr().err
     assert f"--config ppo.yml: CartPole-v1: {match}" in err and err.count("\n") == 1, err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ppo.yml"], "nothing ran, nothing was written"
+
+
+def test_an_rl_zoo_normalize_dict_defaults_to_vecnormalizes_own():
+    """VecNormalize normalises observations and rewards unless told not to; a dict naming one keeps the other."""
+    from npgrad import zoo
+
+    for text, expected in (("{'norm_obs': False}", {"normalize_obs": False, "normalize_reward": True}),
+                           ("{'norm_reward': False}", {"normalize_obs": True, "normalize_reward": False})):
+        settings, _ = zoo.zoo_settings({"normalize": text}, "Pendulum-v1", npgrad.PPO.Config, "f.yml")
+        assert settings == expected, text
 
 
 def test_check_env_reports_one_row_per_requirement(capsys):

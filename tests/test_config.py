@@ -1,6 +1,7 @@
 """Hyperparameters (npgrad/config.py, npgrad/tuned.py): names, values, warnings, effectless settings, tuned defaults."""
 import ast
 import dataclasses
+import re
 import warnings
 from pathlib import Path
 
@@ -10,9 +11,10 @@ import pytest
 from scipy import stats as sp_stats
 
 import npgrad
+from npgrad.config import training_memory
 from npgrad.errors import ConfigError, NpgradWarning
 from npgrad.rollout import Rollout, RunningMeanStd
-from npgrad.tuned import FAMILIES, TUNED, defaults_for
+from npgrad.tuned import FAMILIES, TUNED, defaults_for, family_of
 
 from helpers import Counter
 
@@ -179,6 +181,31 @@ def test_the_source_of_the_defaults_names_a_tuned_entry_or_a_given_config():
     assert npgrad.PPO("Acrobot-v1", config=config).defaults_source == "the config given"
     assert defaults_for("ppo", gym.make("MountainCarContinuous-v0"))[1].startswith("continuous-control family")
     assert npgrad.PPO(gym.make("Acrobot-v1")).defaults_source.startswith("discrete-control family")
+
+
+@pytest.mark.parametrize("setting, problem", [
+    (dict(n_epochs=0), "n_epochs=0 is invalid: must be a positive integer"),
+    (dict(lam=1.2), "lam=1.2 is invalid: must be in [0, 1]"),
+    (dict(n_envs=4097), "n_envs"),
+])
+def test_counts_and_fractions_out_of_range_are_refused(setting, problem):
+    with pytest.raises(ConfigError, match=re.escape(problem)):
+        npgrad.PPO("CartPole-v1", **setting)
+    npgrad.PPO.Config(**{name: {"n_epochs": 1, "lam": 1.0, "n_envs": 4096}[name] for name in setting})  # the edge
+
+
+def test_the_memory_estimate_counts_each_parameter_six_times():
+    """theta, its gradient, two optimiser moments, a trial point and the network's cast, 8 bytes each."""
+    config = npgrad.PPO.Config(hidden=(1000, 1000), vf_hidden=(1,), n_envs=1, n_steps=1)
+    policy_params = (4 * 1000 + 1000) + (1000 * 1000 + 1000) + (1000 * 2 + 2)  # the policy (4, 1000, 1000, 2) alone
+    assert training_memory(config, obs_dim=4, act_dim=2) >= 6 * 8 * policy_params
+
+
+def test_families_are_read_from_the_action_space_and_ids_from_their_last_part():
+    assert [family_of(space) for space in (gym.spaces.Box(-1, 1, (2,)), gym.spaces.Discrete(3),
+                                           gym.spaces.MultiDiscrete([2, 3]), gym.spaces.MultiBinary(4))] == \
+        ["continuous", "discrete", "discrete", "discrete"]
+    assert defaults_for("ppo", "gymnasium:CartPole-v1") == defaults_for("ppo", "CartPole-v1")
 
 
 def test_clip_obs_reaches_the_observation_filter():

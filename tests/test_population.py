@@ -617,6 +617,22 @@ def test_a_ctrl_c_after_every_member_finished_is_no_interruption(tmp_path, monke
     assert LateStop.pressed and "interrupted" not in capsys.readouterr().err
 
 
+def test_a_later_learn_call_starts_each_members_training_return_afresh_as_a_worker_would():
+    pop = npgrad.PPO("CartPole-v1", seed=[0, 1], **TINY)
+    pop.learn(STEPS, workers=1)
+    assert all(len(window) for member in pop.members for window in member.rollout.recent)
+    population.begin(pop.members, STEPS)  # what the next learn call does first
+    assert not any(len(window) for member in pop.members for window in member.rollout.recent)
+
+
+def test_a_populations_evaluate_passes_deterministic_on():
+    pop = npgrad.PPO("Pendulum-v1", seed=[0, 1], **TINY)
+    for deterministic in (True, False):
+        expected = [member.evaluate(2, deterministic=deterministic).returns for member in pop.members]
+        assert all(same(a.returns, b) for a, b in zip(pop.evaluate(2, deterministic=deterministic), expected))
+    assert not same(pop.evaluate(2, deterministic=False)[0].returns, pop.evaluate(2)[0].returns)
+
+
 def test_the_memory_estimate_counts_every_members_rollout():
     """A worker trains its members as one stack, so it holds all their rollouts, not one member's."""
     from npgrad.population import population_memory

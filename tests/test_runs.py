@@ -263,6 +263,12 @@ def test_evaluator_refuses_counts_that_would_never_end(kwargs):
         Evaluator(**kwargs)
 
 
+def test_an_evaluator_continues_at_the_evaluation_it_had_planned():
+    evaluator = Evaluator(every=1000, episodes=1)
+    evaluator.load_state({"history": [[1000, 1.5, 20.0]], "next_eval": 3000, "train_seconds": 1.5})
+    assert not evaluator.due(2999) and evaluator.due(3000) and evaluator.history == [(1000, 1.5, 20.0)]
+
+
 def test_a_resumed_run_shows_the_last_episode_return_it_logged(tmp_path):
     (tmp_path / "progress.csv").write_text("num_steps,ep_return_mean\n128,3.0\n256,\n512,12.5\n768,nan\n1024,oops\n")
     assert runs.last_return(tmp_path / "progress.csv") == 12.5
