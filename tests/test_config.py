@@ -170,6 +170,13 @@ def test_continuous_control_defaults_normalise_and_start_with_a_sigma_that_clips
     assert inside >= 0.85, f"{algo}: sigma {sigma:.2f} keeps only {inside:.0%} of the actions inside [-1, 1]"
 
 
+def test_each_continuous_family_default_is_what_its_one_line_why_says():
+    for algo, (values, why) in FAMILIES["continuous"].items():
+        assert "sigma 0.61" in why and round(float(np.exp(values["log_std_init"])), 2) == 0.61, algo
+    assert "half the KL step" in FAMILIES["continuous"]["npg"][1]
+    assert FAMILIES["continuous"]["npg"][0]["max_kl"] == npgrad.NPG.Config().max_kl / 2
+
+
 def test_a2c_takes_short_n_step_batches_on_any_discrete_id():
     config = npgrad.A2C("Acrobot-v1").config
     assert (config.n_steps, config.lam) == (5, 1.0), f"A2C on an untuned id: {config.n_steps} steps, lam {config.lam}"

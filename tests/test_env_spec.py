@@ -335,3 +335,12 @@ def test_every_field_of_a_saved_spec_is_checked_and_named(clipped, tmp_path, hol
     with pytest.raises(FileFormatError, match=what) as info:
         npgrad.load(path)
     assert str(path) in str(info.value) and "\n" not in str(info.value)
+
+
+def test_a_vector_env_of_environments_made_differently_has_no_spec_to_save():
+    from npgrad.envs import instance_spec
+
+    makers = [lambda: gym.make("CartPole-v1")] * 2 + [lambda: gym.make("CartPole-v1", max_episode_steps=50)]
+    spec, problem = instance_spec(gym.vector.SyncVectorEnv(makers))
+    assert spec is None and "were made from different specs" in problem
+

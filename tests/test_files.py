@@ -14,7 +14,7 @@ import pytest
 
 import npgrad
 from npgrad.errors import FileFormatError
-from npgrad.io import read as read_npz
+from npgrad.io import read as read_npz, read_header
 from helpers import rewrite
 
 
@@ -26,8 +26,8 @@ def saved(tmp_path_factory):
 
 
 def test_pickled_objects_are_refused(saved, tmp_path):
-    path = rewrite(saved, tmp_path / "pickled.npz", lambda a: a.update(evil=np.array([{"x": 1}], dtype=object)))
-    with pytest.raises(FileFormatError, match="pickled"):
+    path = rewrite(saved, tmp_path / "crafted.npz", lambda a: a.update(evil=np.array([{"x": 1}], dtype=object)))
+    with pytest.raises(FileFormatError, match="evil.npy: refused, it contains pickled objects"):
         npgrad.load(path)
 
 
@@ -143,6 +143,8 @@ HEADER_HOLES = {  # name: (change, the field the error must name)
     "num_updates 1.5": (setting("progress", "num_updates", 1.5), "num_updates"),
     "num_steps a string": (setting("progress", "num_steps", "256"), "num_steps"),
     "num_steps negative": (setting("progress", "num_steps", -256), "num_steps"),
+    "num_updates true": (setting("progress", "num_updates", True), "num_updates"),
+    "learn_start beyond num_steps": (setting("progress", "learn_start", 10**6), "learn_start.*more than num_steps"),
     "seed negative": (setting("seed", -1), "seed"), "seed 1.5": (setting("seed", 1.5), "seed"),
     "rng_state a string": (setting("rng_state", "PCG64"), "rng_state"),
     "rng_state of MT19937": (setting("rng_state", "bit_generator", "MT19937"), "rng_state"),
@@ -184,10 +186,19 @@ def test_a_config_asking_for_much_larger_networks_is_refused_before_they_are_bui
     assert_refused_quickly(path, "model/policy_theta: declares shape")  # not 36M parameters built, then refused
 
 
-def test_the_header_size_is_bounded(saved, tmp_path):
-    path = with_header(saved, tmp_path / "big_header.npz", setting("user", {"note": "x" * 2_000_000}))
-    with pytest.raises(FileFormatError, match="header.*bytes"):
+@pytest.mark.parametrize("chars", [300_000, 2_000_000])  # 1.2 MB and 8 MB as a NumPy string, past the 1 MiB bound
+def test_the_header_size_is_bounded(saved, tmp_path, chars):
+    path = with_header(saved, tmp_path / "big_header.npz", setting("user", {"note": "x" * chars}))
+    with pytest.raises(FileFormatError, match="header.*at most 1,048,576 bytes"):
         npgrad.load(path)
+
+
+def test_json_integers_are_not_booleans_and_nesting_is_bounded():
+    from npgrad.io import MAX_SPEC_DEPTH, is_integer, too_deep
+
+    assert is_integer(3) and not is_integer(True) and not is_integer(3.0)
+    lists = lambda levels: [] if levels == 1 else [lists(levels - 1)]  # noqa: E731  [[]] is 2 levels
+    assert not too_deep(lists(MAX_SPEC_DEPTH)) and too_deep(lists(MAX_SPEC_DEPTH + 1))
 
 
 def npy_bytes(array=None, header=None, tail=b""):
@@ -215,12 +226,16 @@ MEMBER_HOLES = {  # name: (change, what the error must say)
     "a shape of 2^40 elements": (lambda m: m.update({"model/policy_theta.npy": npy_bytes(
         header={"descr": "<f8", "fortran_order": False, "shape": (2**40,)}, tail=b"\0" * 64)}), "policy_theta"),
     "1 MB past the declared data": (lambda m: m.update({"model/value_theta.npy": m["model/value_theta.npy"]
-                                                        + b"\0" * 2**20}), "value_theta.*bytes"),
+                                                        + b"\0" * 2**20}), "value_theta.npy: declares shape .* but holds"),
     "a truncated array": (lambda m: m.update({"rule/pi_optim/m.npy": m["rule/pi_optim/m.npy"][:-8]}), "pi_optim/m"),
     "a corrupt .npy header": (lambda m: m.update({"rule/beta.npy": b"\x93NUMPY\x01\x00\x16\x00{'descr': '<f8', (\n"}),
                               "rule/beta"),
     "an object array": (lambda m: m.update({"rule/beta.npy": npy_bytes(
-        header={"descr": "|O", "fortran_order": False, "shape": ()}, tail=b"\0" * 8)}), "rule/beta"),
+        header={"descr": "|O", "fortran_order": False, "shape": ()}, tail=b"\0" * 8)}), "rule/beta.*pickled objects"),
+    "a Fortran-ordered matrix": (lambda m: m.update({"rule/beta.npy": npy_bytes(
+        header={"descr": "<f8", "fortran_order": True, "shape": (2, 2)}, tail=b"\0" * 32)}), "rule/beta.*Fortran"),
+    "65 members": (lambda m: m.update({f"extra/x{i}.npy": npy_bytes(np.zeros(1)) for i in range(65 - len(m))}),
+                   "65 members; an npgrad file has at most 64"),
     "an empty string header": (lambda m: m.update({"__meta__.npy": npy_bytes(
         header={"descr": "<U0", "fortran_order": False, "shape": ()})}), "__meta__"),
     "a structured array": (lambda m: m.update({"rule/beta.npy": npy_bytes(np.zeros((), [("a", "<f8")]))}), "rule/beta"),
@@ -235,7 +250,11 @@ MEMBER_HOLES = {  # name: (change, what the error must say)
 @pytest.mark.parametrize("hole", sorted(MEMBER_HOLES))
 def test_every_member_is_checked_before_it_is_decompressed(saved, tmp_path, hole):
     change, what = MEMBER_HOLES[hole]
-    assert_refused_quickly(with_members(saved, tmp_path / "crafted.npz", change), what)
+    path = with_members(saved, tmp_path / "crafted.npz", change)
+    assert_refused_quickly(path, what)
+    if hole not in ("a float32 step counter", "no optimiser moments"):  # not the format's: the config's layout
+        with pytest.raises(FileFormatError, match=what):  # reading the header alone checks every member too
+            read_header(str(path))
 
 
 def test_a_member_declaring_a_huge_npy_header_is_refused_without_reading_it(saved, tmp_path):

@@ -263,6 +263,13 @@ def test_evaluator_refuses_counts_that_would_never_end(kwargs):
         Evaluator(**kwargs)
 
 
+def test_an_evaluators_training_seconds_add_up_between_evaluations():
+    evaluator = Evaluator(every=400, episodes=1)
+    npgrad.A2C("CartPole-v1", seed=0).learn(2000, callback=evaluator)
+    seconds = [row[1] for row in evaluator.history]
+    assert len(seconds) >= 3 and all(later > earlier for earlier, later in zip(seconds, seconds[1:])), seconds
+
+
 def test_an_evaluator_continues_at_the_evaluation_it_had_planned():
     evaluator = Evaluator(every=1000, episodes=1)
     evaluator.load_state({"history": [[1000, 1.5, 20.0]], "next_eval": 3000, "train_seconds": 1.5})
