@@ -230,9 +230,10 @@ class Rollout:
         self.ep_return_e += rew_e
         self.ep_length_e += valid_e
         if done_e.any():
+            returns, lengths = self.ep_return_e[done_e].tolist(), self.ep_length_e[done_e].tolist()
             for ended in (self.finished, self.recent):
-                ended[0].extend(self.ep_return_e[done_e].tolist())
-                ended[1].extend(self.ep_length_e[done_e].tolist())
+                ended[0].extend(returns)
+                ended[1].extend(lengths)
             self.ep_return_e[done_e], self.ep_length_e[done_e] = 0.0, 0
         self.resetting_e = done_e
         return scaled_e, term_e, trunc_e, valid_e
