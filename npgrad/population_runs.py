@@ -147,14 +147,18 @@ def member_argv(index, member, run_dir, resume):
     return argv
 
 
-def trained_steps(member, run_dir):
-    """The steps of a member's finished model, or None before it has one."""
-    model = os.path.join(run_dir, member["dir"], runs.MODEL)
-    if not os.path.isfile(model):
+def steps_in(path):
+    """The steps an agent file (a model or a checkpoint) has trained, from its header, or None without a file."""
+    if not (path and os.path.isfile(path)):
         return None
     from .io import read_header
 
-    return read_header(model)["progress"]["num_steps"]
+    return read_header(path)["progress"]["num_steps"]
+
+
+def trained_steps(member, run_dir):
+    """The steps of a member's finished model, or None before it has one."""
+    return steps_in(os.path.join(run_dir, member["dir"], runs.MODEL))
 
 
 def finished(index, member, run_dir):
@@ -174,12 +178,10 @@ def refuse_finished(index, run_dir):
 def refuse_below(index, run_dir, steps):
     """``--steps`` below what a member has trained (its model, or its latest checkpoint) is refused before anything
     is written, as for a solo run: that member could not resume, and the index would disagree with its files."""
-    from .io import read_header
-
     for member in index["members"]:
         member_dir = os.path.join(run_dir, member["dir"])
         for path in (os.path.join(member_dir, runs.MODEL), runs.latest_checkpoint(member_dir)):
-            done = read_header(path)["progress"]["num_steps"] if path and os.path.isfile(path) else 0
+            done = steps_in(path) or 0
             if done > steps:
                 raise ConfigError(f"--steps {steps:,} is below the {done:,} steps {member_dir} has trained ({path}); "
                                   "give more to train further")
