@@ -19,7 +19,7 @@ from threadpoolctl import threadpool_limits
 from . import io
 from .algos import A2CUpdate, NPGUpdate, PPOUpdate, TRPOUpdate, VPGUpdate
 from .callbacks import ProgressBar
-from .config import require_bool, require_integer, require_memory
+from .config import require_bool, require_integer, require_memory, whole_number
 from .envs import (NO_ENV, EnvLike, EnvSpec, EvalResult, check_env_id, env_id_of, fit_to_env_instance, make_vec_env,
                    rebuilt_spec, recorded_spec, run_episodes, spaces_of, spec_to_json)
 from .errors import ConfigError, FileFormatError, NpgradError, NpgradWarning, ShapeError, shown
@@ -444,9 +444,7 @@ def steps_given(total_steps: Any, total_timesteps: Any) -> Any:
     float such as ``1e5`` counts as its integer, as SB3 takes it (up to 2**53, where floats stop being exact)."""
     if (total_steps is None) == (total_timesteps is None):
         raise ConfigError("learn needs total_steps (or SB3's total_timesteps), once")
-    steps = total_steps if total_timesteps is None else total_timesteps
-    whole = isinstance(steps, (float, np.floating)) and float(steps).is_integer() and abs(steps) <= 2**53
-    return int(steps) if whole else steps
+    return whole_number(total_steps if total_timesteps is None else total_timesteps)
 
 
 def spaces_text(obs_space: gym.Space, act_space: gym.Space) -> str:

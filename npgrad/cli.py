@@ -30,7 +30,7 @@ import yaml
 
 from . import io, population_runs, runs
 from .agent import ALGOS, EVAL_SEED_OFFSET, load
-from .config import field_docs
+from .config import field_docs, whole_number
 from .errors import ConfigError, FileFormatError, NpgradError, NpgradWarning
 from .envs import check_env_id, env_spec, make_vec_env
 from .heads import make_head
@@ -150,10 +150,10 @@ def integer(text):
     try:
         return int(text)
     except ValueError:
-        value = float(text)
-        if not (value.is_integer() and abs(value) <= 2**53):  # beyond 2**53 a float is no exact count
+        value = whole_number(float(text))
+        if not isinstance(value, int):
             raise ValueError(text) from None
-        return int(value)
+        return value
 
 
 def hyperparameter_help(algo, env_id=None):

@@ -258,6 +258,13 @@ class ValueRegressionConfig(Config):
         self.warn_beyond_batch("vf_minibatch_size")
 
 
+def whole_number(value: Any) -> Any:
+    """``int(value)`` for a float that is a whole number such as ``1e5`` (as SB3 and the RL-Zoo write step counts),
+    up to 2**53, beyond which floats are no exact counts; any other value as it is."""
+    exact = isinstance(value, (float, np.floating)) and float(value).is_integer() and abs(value) <= 2**53
+    return int(value) if exact else value
+
+
 def require_integer(value: object, name: str, positive: bool = False, most: int | None = None) -> int:
     """``int(value)`` if ``value`` is an integer ``>= 0`` (``> 0`` if ``positive``) and at most ``most``, else
     ``ConfigError`` naming it."""
