@@ -38,7 +38,6 @@ from .observations import encoded_dim
 from .runs import check_algo
 from .plotting import have_matplotlib, iqm_band, plot_curves, seed_lines
 from .population import aggregate_curves
-from .tuned import defaults_for
 from .version import __version__
 
 
@@ -166,8 +165,7 @@ def hyperparameter_help(algo, env_id=None):
               f"environment's tuned entry or family changes some (npgrad train {algo} ENV_ID --help shows them)")
     if env_id is not None:
         try:
-            values, source = defaults_for(algo, env_id)  # as for_env builds them, with the environment made once
-            config = config_cls.build(values)
+            config, source = config_cls.for_env_with_source(env_id)
             header = f"hyperparameters of {config_cls.__name__} on {env_id} (--set NAME=VALUE); defaults {source}"
         except Exception as e:  # noqa: BLE001 - e.g. an extra the environment needs: help still shows the fields
             header += f". {env_id}'s defaults are not known here: {e}"
@@ -275,13 +273,13 @@ def start_run(args):
     env_id = check_env_id(args.env_id, trust=True)  # typed by the user: a module:Env id is imported
     from_file, file_steps = runs.read_config_file(cls.Config, args.config, env_id)
     overrides = {**from_file, **runs.parse_overrides(cls.Config, args.set)}
-    config = cls.Config.for_env(env_id, **overrides)
+    config, source = cls.Config.for_env_with_source(env_id, **overrides)
     steps = args.steps or file_steps or 100_000
     run_dir = args.out or os.path.join("runs", f"{args.algo}-{env_id}-s{args.seed}")
     if os.path.lexists(os.path.join(run_dir, runs.CONFIG)):
         raise ConfigError(f"{run_dir} already holds a run; continue it with --resume {run_dir} or choose --out")
     run_config = runs.new_run_config(args.algo, env_id, args.seed, steps, overrides, config, args.checkpoint_every,
-                                     args.eval_every, args.eval_episodes, defaults_for(args.algo, env_id)[1])
+                                     args.eval_every, args.eval_episodes, source)
     agent = fresh_agent(run_config)  # before anything is written: a run that cannot start leaves no folder
     with runs.writing(run_dir, run_dir):
         os.makedirs(run_dir, exist_ok=True)
@@ -641,8 +639,7 @@ def gymnasium_check(env):
 def cmd_defaults(args):
     cls = check_algo(args.algo)
     env_id = check_env_id(args.env_id, trust=True)
-    values, source = defaults_for(args.algo, env_id)  # as for_env builds them, with the environment made once
-    config = cls.Config.build(values)
+    config, source = cls.Config.for_env_with_source(env_id)
     print(f"# {args.algo} on {env_id}, {source}\n" + yaml.safe_dump(config.to_dict(), sort_keys=False), end="")
     return 0
 

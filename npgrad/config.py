@@ -114,12 +114,19 @@ class Config:
     def for_env(cls: type[C], env_id: str | None = None, **overrides: Any) -> C:
         """The defaults for ``env_id`` (its tuned entry, else its family's: ``npgrad/tuned.py``) with the user's
         ``overrides``."""
+        return cls.for_env_with_source(env_id, **overrides)[0]
+
+    @classmethod
+    def for_env_with_source(cls: type[C], env_id: str | None = None, **overrides: Any) -> tuple[C, str]:
+        """``for_env``, and the line that says where its defaults came from (``tuned.defaults_for``), with the
+        environment read once for both."""
         from .tuned import defaults_for  # reads the environment's spaces: the envs module builds on this one
 
         overrides = cls.canonical(overrides)
-        config = cls.build({**defaults_for(cls.algo, env_id)[0], **overrides})
+        values, source = defaults_for(cls.algo, env_id)
+        config = cls.build({**values, **overrides})
         config.refuse_ignored(overrides)
-        return config
+        return config, source
 
     @classmethod
     def canonical(cls, values: Mapping[str, Any]) -> dict[str, Any]:
