@@ -450,7 +450,9 @@ def test_an_rl_zoo_file_is_read_for_the_environment_trained(tmp_path, capsys):
     assert "an RL-Zoo file with settings for ['CartPole-v1', 'Pendulum-v1', 'atari'], none for Acrobot-v1" in \
         capsys.readouterr().err
     assert cli.main(["train", "trpo", "CartPole-v1", *common, "--out", str(tmp_path / "trpo")]) == 2
-    assert "learning_rate: lin_0.001: no setting can have a schedule in TRPOConfig" in capsys.readouterr().err
+    assert "learning_rate: lin_0.001: only max_kl can have a schedule in TRPOConfig" in capsys.readouterr().err
+    assert cli.main(["train", "npg", "CartPole-v1", *common, "--out", str(tmp_path / "npg")]) == 2
+    assert "learning_rate: lin_0.001: no setting can have a schedule in NPGConfig" in capsys.readouterr().err
     (tmp_path / "a2c.yml").write_text("CartPole-v1:\n  vf_coef: 0.25\n  n_timesteps: 256\n")
     assert cli.main(["train", "a2c", "CartPole-v1", "--config", str(tmp_path / "a2c.yml"), "--eval-every", "0",
                      "--quiet", "--out", str(tmp_path / "a2c")]) == 0
@@ -492,6 +494,16 @@ def test_an_rl_zoo_entry_npgrad_cannot_follow_is_refused_without_running_it(tmp_
     err = capsys.readouterr().err
     assert f"--config ppo.yml: CartPole-v1: {match}" in err and err.count("\n") == 1, err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ppo.yml"], "nothing ran, nothing was written"
+
+
+def test_an_rl_zoo_schedule_of_trpos_target_kl_anneals_max_kl():
+    """sb3-contrib's ``target_kl`` is ``max_kl``, so ``lin_`` on it is ``anneal_kl``, as on PPO's learning rate."""
+    from npgrad import zoo
+
+    settings, _ = zoo.zoo_settings({"target_kl": "lin_0.02"}, "CartPole-v1", npgrad.TRPO.Config, "f.yml")
+    assert settings == {"target_kl": 0.02, "anneal_kl": True}
+    config = npgrad.TRPO("CartPole-v1", **settings).config
+    assert (config.max_kl, config.anneal_kl) == (0.02, True)
 
 
 def test_an_rl_zoo_normalize_dict_defaults_to_vecnormalizes_own():

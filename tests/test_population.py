@@ -25,9 +25,10 @@ from helpers import CopyBits, MatchTargets
 
 TINY = {"n_envs": 2, "n_steps": 64}  # a batch of 128: the default value minibatch
 STEPS, EVERY = 512, 256
-CONFIGS = {"vpg": {}, "npg": {}, "trpo": {}, "ppo": {}, "ppo-kl": {"objective": "kl_penalty"}, "a2c": {},
-           "ppo-early-stop": {"target_kl": 0.002}, "ppo-shared": {"shared_trunk": True, "clip_range_vf": 0.2},
-           "a2c-rmsprop": {"optimizer": "rmsprop"}, "npg-cg": {"fisher": "cg"}}
+CONFIGS = {"vpg": {}, "npg": {}, "trpo": {}, "trpo-anneal": {"anneal_kl": True}, "ppo": {},
+           "ppo-kl": {"objective": "kl_penalty"}, "a2c": {}, "ppo-early-stop": {"target_kl": 0.002},
+           "ppo-shared": {"shared_trunk": True, "clip_range_vf": 0.2}, "a2c-rmsprop": {"optimizer": "rmsprop"},
+           "npg-cg": {"fisher": "cg"}}
 
 
 def solo(algo, seed, steps=STEPS, eval_every=EVERY, env="CartPole-v1", **overrides):

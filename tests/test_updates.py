@@ -130,24 +130,26 @@ def test_trpo_accepted_step_is_in_the_trust_region_and_improves_enough(env_id, m
         f"{env_id}: surrogate improved by {improvement}, less than {cfg.accept_ratio} x predicted {expected}"
 
 
-def trpo_full_step(agent, batch):
+def trpo_full_step(agent, batch, delta=None):
     """TRPO App. C at theta_old, by hand: g, x ~ F^-1 g (CG on the damped FVP of every k-th transition) and the
-    full step ``s = sqrt(2 delta / x^T F x) x``. Returns ``(theta_old, s, L(theta_old), g, search, x)`` where
-    ``search(accept_ratio)`` is ``(theta_old + shrink^k s, k)`` for the first k < max_backtracks with
+    full step ``s = sqrt(2 delta / x^T F x) x`` (``delta`` is ``max_kl`` unless given). Returns
+    ``(theta_old, s, L(theta_old), g, search, x)`` where ``search(accept_ratio)`` is ``(theta_old + shrink^k s, k)``
+    for the first k < max_backtracks with
 
         L(theta_k) - L(theta_old) > 0,  >= accept_ratio shrink^k g . s,  mean KL(pi_old || pi_k) <= delta,
 
     or ``(theta_old, None)`` if there is none."""
     t = transitions(batch)  # the maths sums over transitions; the rule weighs reset steps 0
     cfg, policy = agent.config, agent.policy
+    delta = cfg.max_kl if delta is None else delta
     adv_n, theta_old = rule_advantages(t, cfg), policy.theta.copy()
     old = policy.distribution(t.obs_no)
     f0, g_p = policy.objective_grad(t.obs_no, surrogate, t.act, adv_n, t.logp_n)
     k = cfg.fvp_subsample  # the rule takes every k-th row of the whole batch, then weighs its reset steps 0
     fvp = policy.fvp_operator(batch.obs_no[::k][batch.valid_n[::k]], damping=cfg.cg_damping)
     x_p, _ = conjugate_gradient(fvp, g_p, cfg.cg_iters)
-    full_p, _ = trust_region_step(x_p, fvp(x_p), cfg.max_kl)
-    np.testing.assert_allclose(0.5 * full_p @ fvp(full_p), cfg.max_kl, rtol=1e-10)  # on the damped model's edge
+    full_p, _ = trust_region_step(x_p, fvp(x_p), delta)
+    np.testing.assert_allclose(0.5 * full_p @ fvp(full_p), delta, rtol=1e-10)  # on the damped model's edge
 
     def search(accept_ratio):
         for k in range(cfg.max_backtracks):
@@ -155,7 +157,7 @@ def trpo_full_step(agent, batch):
             theta_k = theta_old + frac * full_p
             improvement = surrogate_at(policy, t, adv_n, theta_k) - f0
             if (improvement > 0 and improvement >= accept_ratio * frac * (g_p @ full_p)
-                    and mean_kl_at(policy, old, t, theta_k) <= cfg.max_kl):
+                    and mean_kl_at(policy, old, t, theta_k) <= delta):
                 return theta_k, k
         return theta_old, None
 
@@ -181,6 +183,40 @@ def test_trpo_takes_the_first_acceptable_point_of_the_backtracking_path(env_id, 
                          rtol=1e-7, atol=1e-12)  # our standardisation and the rule's round differently
     observed = "rejects" if first_k is None else "full step" if first_k == 0 else "backtracks"
     assert observed == outcome, f"{env_id}: the case meant to test '{outcome}' {observed} (k = {first_k})"
+
+
+@pytest.mark.parametrize("env_id, max_kl, outcome", [("CartPole-v1", 0.04, "full step"),
+                                                      ("Pendulum-v1", 0.04, "full step"),
+                                                      ("CartPole-v1", 0.4, "backtracks")])  # KL 1.09 delta
+@pytest.mark.parametrize("anneal_kl", [True, False])
+def test_trpo_anneal_kl_takes_the_step_of_the_smaller_trust_region(env_id, max_kl, outcome, anneal_kl):
+    """With ``anneal_kl`` the update at schedule 1/4 (update k of K with 1 - (k - 1) / K = 1/4) is TRPO App. C's
+    with delta = max_kl / 4, in the step to that region's edge and in the line search's KL test. Without it the
+    schedule changes nothing."""
+    agent = make_agent(npgrad.TRPO, env_id, max_kl=max_kl, anneal_kl=anneal_kl)
+    batch, rng = collect(agent)
+    delta = 0.25 * max_kl if anneal_kl else max_kl
+    theta_old, _, _, _, search, _ = trpo_full_step(agent, batch, delta)
+    expected_theta, first_k = search(agent.config.accept_ratio)
+    assert first_k is not None, f"{env_id}: the line search accepts nothing, so this test checks nothing"
+    if anneal_kl:
+        assert ("full step" if first_k == 0 else "backtracks") == outcome, f"{env_id}: k = {first_k}"
+    info = agent.rule.update(agent.model, batch, rng, 0.25)
+    assert info["max_kl"] == delta
+    assert_same_step(agent.policy.theta, expected_theta, theta_old, f"{env_id}: accepted point (k = {first_k})",
+                     rtol=1e-7, atol=1e-12)
+
+
+def test_trpo_anneals_max_kl_linearly_to_zero_over_each_learn_call():
+    """As PPO's ``anneal_lr``: update k of the K of a ``learn`` call bounds the KL by ``max_kl (1 - (k - 1) / K)``,
+    and a second ``learn`` call starts again from the whole ``max_kl``."""
+    agent = npgrad.TRPO("CartPole-v1", seed=0, n_envs=2, n_steps=8, hidden=(4,), vf_hidden=(4,), vf_minibatch_size=16,
+                        anneal_kl=True)
+    seen = []
+    agent.learn(16 * 16, lambda a, info: seen.append(info["max_kl"]))
+    agent.learn(4 * 16, lambda a, info: seen.append(info["max_kl"]))
+    schedule = np.r_[1 - np.arange(16) / 16, 1 - np.arange(4) / 4]
+    np.testing.assert_allclose(seen, agent.config.max_kl * schedule, rtol=1e-12, atol=0)
 
 
 @pytest.mark.parametrize("factor", [0.99, 1.01])

@@ -8,7 +8,8 @@ Maths: docs/05-trpo.md. One update:
                                                       model F + cg_damping I, as the original code)
     theta = line search on mean(r A) from theta_old along s, accepting only mean KL <= delta
 
-then fit V separately. If CG breaks down or nothing is accepted, theta stays theta_old.
+then fit V separately. If CG breaks down or nothing is accepted, theta stays theta_old. With ``anneal_kl``,
+update k of the K of a ``learn`` call takes delta = max_kl (1 - (k - 1) / K).
 """
 from __future__ import annotations
 
@@ -19,13 +20,13 @@ import numpy as np
 from ..config import ValueRegressionConfig, require
 from ..objectives import mean, row_weights, surrogate
 from ..solvers import Adam, backtracking_line_search, conjugate_gradient, trust_region_step, vdot
-from .common import UpdateRule, advantages, commit, fail, fit_value_function, policy_stats
+from .common import UpdateRule, advantages, annealed, commit, fail, fit_value_function, policy_stats
 
 
 @dataclass
 class TRPOConfig(ValueRegressionConfig):
     max_kl: float = 0.01
-    """delta, the trust-region radius in mean KL (0.001-0.05)."""
+    """delta, the trust-region radius in mean KL (0.001-0.05); annealed linearly to 0 if ``anneal_kl``."""
     cg_iters: int = 10
     """Conjugate-gradient iterations (10 in the original code)."""
     cg_damping: float = 0.1
@@ -41,8 +42,12 @@ class TRPOConfig(ValueRegressionConfig):
     """Step fractions tried, ``shrink^0 .. shrink^(k-1)``, before the update keeps theta_old (10 as the original)."""
     accept_ratio: float = 0.1
     """Minimum ratio of actual to linearly predicted improvement."""
+    anneal_kl: bool = False
+    """Anneal ``max_kl`` linearly to 0 over the ``learn`` call, as PPO's ``anneal_lr`` its step: once the policy is
+    good, the standardised advantages can be mostly noise, and a full-size step along them can undo what it learned."""
 
     algo = "trpo"
+    SCHEDULED = {"max_kl": "anneal_kl"}
     ALIASES = {**ValueRegressionConfig.ALIASES, "learning_rate": "vf_lr", "batch_size": "vf_minibatch_size",
                "n_critic_updates": "vf_epochs", "target_kl": "max_kl", "cg_max_steps": "cg_iters",
                "line_search_shrinking_factor": "backtrack_shrink", "line_search_max_iter": "max_backtracks",
@@ -76,6 +81,7 @@ class TRPOUpdate(UpdateRule):
         cfg, policy, obs_no, act = self.config, model.policy, batch.obs_no, batch.act
         adv_n, theta_old_p, u_n = advantages(batch, cfg.normalize_advantages), policy.theta, batch.u_n
         old = policy.distribution(obs_no)
+        delta = annealed(cfg.max_kl, cfg.anneal_kl, schedule)
 
         last = {}
 
@@ -92,8 +98,8 @@ class TRPOUpdate(UpdateRule):
         k = cfg.fvp_subsample
         fvp = policy.fvp_operator(obs_no[..., ::k, :], damping=cfg.cg_damping, u_n=row_weights(batch.valid_n[..., ::k]))
         x_p, cg = conjugate_gradient(fvp, g_p, cfg.cg_iters)
-        step_p, kkt = trust_region_step(x_p, fvp(x_p), cfg.max_kl)
-        info = {"surrogate_before": surr_before, "cg_iterations": cg["iterations"],
+        step_p, kkt = trust_region_step(x_p, fvp(x_p), delta)
+        info = {"max_kl": delta, "surrogate_before": surr_before, "cg_iterations": cg["iterations"],
                 "cg_residual": cg["residual_norm"], "cg_breakdown": cg["breakdown"]}
         searchable = ~cg["breakdown"] & kkt["ok"]
         fail(info, "CG breakdown", ~searchable)
@@ -102,7 +108,7 @@ class TRPOUpdate(UpdateRule):
         if searchable.any():
             theta_new_p, found = backtracking_line_search(
                 lambda th: surrogate_and_kl(th)[0], theta_old_p, step_p, expected_improve=vdot(g_p, step_p),
-                constraint=lambda th: surrogate_and_kl(th)[1] <= cfg.max_kl, shrink=cfg.backtrack_shrink,
+                constraint=lambda th: surrogate_and_kl(th)[1] <= delta, shrink=cfg.backtrack_shrink,
                 max_backtracks=cfg.max_backtracks, accept_ratio=cfg.accept_ratio, f0=surr_before)
             ls = {name: np.where(searchable, found[name], ls[name]) for name in ls}
             commit(policy, theta_new_p, info, active=ls["accepted"])
