@@ -370,10 +370,9 @@ def evaluate_policy(model: Agent, env: EnvLike | None = None, n_eval_episodes: i
     if not isinstance(model, Agent):
         raise ConfigError(f"evaluate_policy takes an npgrad agent (pop[k] for a population's member k), got "
                           f"{type(model).__name__}")
+    episode_rewards = require_bool(return_episode_rewards, "return_episode_rewards")  # before a whole evaluation
     result = model.evaluate(n_eval_episodes, deterministic, seed, env)
-    if require_bool(return_episode_rewards, "return_episode_rewards"):
-        return result.returns.tolist(), result.lengths.tolist()
-    return result.mean, result.std
+    return (result.returns.tolist(), result.lengths.tolist()) if episode_rewards else (result.mean, result.std)
 
 
 def load(path: str | os.PathLike, env: EnvLike | None = None, trust_env_spec: bool = False) -> Agent:

@@ -305,6 +305,9 @@ def test_evaluate_keeps_each_episodes_length_and_evaluate_policy_answers_as_sb3s
     with pytest.raises(ConfigError, match="evaluate_policy takes an npgrad agent .pop.k. for a population's member k., "
                                           "got Population"):
         npgrad.evaluate_policy(npgrad.PPO("CartPole-v1", seed=[0, 1]))
+    agent.evaluate = None  # a bad flag is refused before any episode runs
+    with pytest.raises(ConfigError, match="return_episode_rewards must be True or False, got str 'yes'"):
+        npgrad.evaluate_policy(agent, return_episode_rewards="yes")
 
 
 def test_predict_normalises_observations_as_training_does():
