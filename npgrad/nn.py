@@ -72,8 +72,14 @@ def dense_vjp(x_ni: np.ndarray, y_no: np.ndarray, y_bar_no: np.ndarray, W_io: np
               want_x_bar: bool = True) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
     """Reverse mode through one layer. Returns ``(x_bar_ni, W_bar_io, b_bar_o)`` (``x_bar`` None if not wanted)."""
     z_bar_no = y_bar_no if f_grad is identity_grad else y_bar_no * f_grad(y_no)  # chain rule through f
-    x_bar_ni = z_bar_no @ transpose(W_io) if want_x_bar else None
+    x_bar_ni = times_transpose(z_bar_no, W_io) if want_x_bar else None
     return x_bar_ni, transpose(x_ni) @ z_bar_no, z_bar_no.sum(axis=-2)
+
+
+def times_transpose(z_bar_no: np.ndarray, W_io: np.ndarray) -> np.ndarray:
+    """``z_bar W^T``. For a layer with one output (a value head) it is an outer product, which broadcasting
+    computes bit for bit as matmul does, in a third of matmul's time (benchmarks/README.md, "Populations")."""
+    return z_bar_no * transpose(W_io) if W_io.shape[-1] == 1 else z_bar_no @ transpose(W_io)
 
 
 def dense_jvp(x_ni: np.ndarray, x_dot_ni: np.ndarray | None, y_no: np.ndarray, W_io: np.ndarray, W_dot_io: np.ndarray,

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from hypothesis import assume, given, strategies as st
 
-from npgrad.nn import ACTIVATIONS, MLP, orthogonal
+from npgrad.nn import ACTIVATIONS, MLP, orthogonal, times_transpose
 from npgrad.testing import central_difference_gradient, directional_derivative, finite_arrays, mlp_sizes
 
 RTOL, ATOL = 1e-5, 1e-7
@@ -107,6 +107,15 @@ def test_a_leading_axis_of_agents_equals_each_agent_alone(case, S, seed):
         np.testing.assert_allclose(vjp_sp[s], net.vjp(cache_s, y_bar), rtol=1e-12, atol=1e-12, err_msg=f"vjp, agent {s}")
         np.testing.assert_allclose(jvp_sno[s], net.jvp(cache_s, v_sp[s]), rtol=1e-12, atol=1e-12,
                                    err_msg=f"jvp, agent {s}")
+
+
+@given(st.sampled_from([(), (3,)]), st.integers(1, 300), st.integers(1, 70), st.sampled_from(["float32", "float64"]),
+       st.integers(0, 2**16))
+def test_a_value_heads_transpose_product_equals_matmul_bit_for_bit(lead, n, i, dtype, seed):
+    """A value head's ``z_bar W^T`` (one output) is an outer product, taken by broadcasting: the same bits as matmul."""
+    rng = np.random.default_rng(seed)
+    z_bar_no, W_io = (rng.standard_normal((*lead, *shape)).astype(dtype) for shape in ((n, 1), (i, 1)))
+    np.testing.assert_array_equal(times_transpose(z_bar_no, W_io), z_bar_no @ np.swapaxes(W_io, -1, -2))
 
 
 @pytest.mark.parametrize("shape", [(4, 4), (3, 7), (7, 3)])
