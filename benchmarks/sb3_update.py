@@ -1,24 +1,29 @@
-"""One PPO update, npgrad's against SB3's, on the same batch from the same parameters.
+"""One PPO and one TRPO update, npgrad's against SB3's, on the same batch from the same parameters.
 
-    pip install -e ".[mujoco]" torch stable-baselines3==2.9.2   # SB3: never needed by npgrad
+    pip install -e ".[mujoco]" torch stable-baselines3==2.9.2 sb3-contrib==2.9.2   # never needed by npgrad
     python benchmarks/sb3_update.py
 
-npgrad trains PPO on Swimmer-v5 with the RL-Zoo's settings for it (``npgrad/tuned.py``) but 4 x 512
-transitions per update, so that a batch can hold no episode end: npgrad keeps the step that resets an
-environment as a row of weight 0 and SB3 has no such row, and only a batch without one gives both libraries
-the same rows. At three points of that run (before any update, after 4 and after 8) it collects a batch,
-and both libraries update from the same parameters (npgrad's copied into SB3's networks, float64 in both)
-on those rows in npgrad's minibatch order, once with each of three settings. SB3's rollout buffer hands
-each minibatch's actions over in float32, so the batch's actions are rounded to float32 first, and their
-log-probabilities taken again at the rounded actions.
+npgrad trains PPO on Swimmer-v5 with the RL-Zoo's settings for it (``npgrad/tuned.py``), and TRPO with its
+entry and sb3-contrib's defaults in npgrad's units (``TRPO_AS_SB3``), on 4 x 512 transitions per update, so
+that a batch can hold no episode end: npgrad keeps the step that resets an environment as a row of weight 0 and
+SB3 has no such row, and only a batch without one gives both libraries the same rows. At three points of each
+run (before any update, after 4 and after 8) it collects a batch, and both libraries update from the same
+parameters and Adam moments (npgrad's copied into SB3's, float64 in both) on those rows in npgrad's minibatch
+order, once with each setting below. SB3's rollout buffer hands each minibatch's actions over in float32, so
+the batch's actions are rounded to float32 first, and their log-probabilities taken again at the rounded actions.
 
-- ``no clip, SB3's std``: neither clips the gradient norm, and npgrad standardises each minibatch's
+- PPO, ``no clip, SB3's std``: neither clips the gradient norm, and npgrad standardises each minibatch's
   advantages with SB3's unbiased standard deviation. The same computation: they differ by rounding.
-- ``no clip``: npgrad standardises with the biased standard deviation (``npgrad.algos.common.standardize``),
+- PPO, ``no clip``: npgrad standardises with the biased standard deviation (``npgrad.algos.common.standardize``),
   sqrt(256 / 255) larger advantages than SB3's, which Adam's step divides out only up to its ``eps``: the two
   updates differ by more than rounding.
-- ``each its own clip``: both as they train. SB3 clips one norm over the policy's and the value's gradients
-  of ``policy loss + vf_coef * value loss`` (``vf_coef`` 0.5), npgrad each network's own, both at 0.5.
+- PPO, ``each as it trains``: SB3 clips one norm over the policy's and the value's gradients of ``policy loss +
+  vf_coef * value loss`` (``vf_coef`` 0.5), npgrad each network's own, both at 0.5.
+- TRPO, ``npgrad's CG, SB3's std``: sb3-contrib's conjugate gradient starts from x = 0 and stops at |r| <= 1e-10,
+  as npgrad's. The same computation, but 15 CG iterations amplify rounding: after 4 updates, npgrad's own
+  solution moves by 1e-6 of itself when g moves by 1e-15.
+- TRPO, ``each as it trains``: sb3-contrib's CG starts from 1e-4 times a standard normal draw and stops at
+  |r|^2 < 1e-10, so it stops once |r| < 1e-5, which can be before its 15 iterations.
 
 Reported: each updated network's distance from the other library's, relative to npgrad's step, and the
 KL of each library's step (mean over the batch). Results: ``results/sb3-update.json`` and ``.md``.
@@ -33,12 +38,16 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 import contextlib  # noqa: E402
 import copy  # noqa: E402
 import dataclasses  # noqa: E402
+import functools  # noqa: E402
 
 import gymnasium as gym  # noqa: E402
 import numpy as np  # noqa: E402
+import sb3_contrib  # noqa: E402
+import sb3_contrib.trpo.trpo as sb3_trpo  # noqa: E402
 import stable_baselines3  # noqa: E402
 import stable_baselines3.common.policies as sb3_policies  # noqa: E402
 import torch as th  # noqa: E402
+from sb3_contrib import TRPO  # noqa: E402
 from stable_baselines3 import PPO  # noqa: E402
 from stable_baselines3.common.logger import configure  # noqa: E402
 from stable_baselines3.common.vec_env import DummyVecEnv  # noqa: E402
@@ -51,7 +60,15 @@ from common import machine_info, write_results  # noqa: E402
 
 ENV, T, E, SEED = "Swimmer-v5", 512, 4, 0
 POINTS = (0, 4, 8)  # updates before the compared one; their batches hold no episode end (episodes are 1,000 steps)
-SETTINGS = {"no clip, SB3's std": (np.inf, True), "no clip": (np.inf, False), "each its own clip": (0.5, False)}
+A = gym.make(ENV).action_space.shape[0]  # Swimmer's 2 action dimensions
+SETTINGS = {  # algorithm: {setting: what differs from both libraries as they train}
+    "ppo": {"no clip, SB3's std": dict(sb3_std=True, clip=np.inf, vf_coef=1.0),
+            "no clip": dict(clip=np.inf, vf_coef=1.0), "each as it trains": {}},
+    "trpo": {"npgrad's CG, SB3's std": dict(npgrads_cg=True, sb3_std=True), "each as it trains": {}},
+}
+TRPO_AS_SB3 = dict(max_kl=A * 0.01, cg_damping=A * 0.1, cg_iters=15, accept_ratio=0.0)
+"""sb3-contrib's TRPO defaults in npgrad's units (``npgrad.TRPOConfig``): its target_kl 0.01 and damping 0.1 act
+on the KL averaged over the action dimensions, its 15 CG iterations, its line search accepting any improvement."""
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
@@ -83,13 +100,13 @@ def replaced(owner, name, value):
         setattr(owner, name, kept)
 
 
-def npgrad_update(agent, batch, clip, sb3_std):
-    """npgrad's update of ``agent`` on ``batch``: the updated parameters and the minibatch orders. The agent is
-    left as it was."""
+def npgrad_update(agent, batch, sb3_std, clip=None):
+    """npgrad's update of ``agent`` on ``batch`` (its optimisers' gradient clip ``clip``, if given): the updated
+    parameters and the minibatch orders. The agent is left as it was."""
     kept = copy.deepcopy((agent.model.state(), agent.rule.state()))
     recorder = Recorder(SEED)
     with contextlib.ExitStack() as stack:
-        for optim in agent.rule.optims.values():
+        for optim in agent.rule.optims.values() if clip is not None else ():
             stack.enter_context(replaced(optim, "max_grad_norm", clip))
         if sb3_std:
             stack.enter_context(replaced(npgrad.algos.common, "standardize", unbiased_standardize))
@@ -123,33 +140,56 @@ def take(linears):
                            for lin in linears])
 
 
-def sb3_update(agent, batch, perms, clip, vf_coef):
-    """SB3's PPO update from ``agent``'s parameters on ``batch``'s rows in the minibatch orders ``perms``."""
-    cfg = agent.config
-    model = PPO("MlpPolicy", DummyVecEnv([lambda: gym.make(ENV)] * E), n_steps=T, batch_size=cfg.minibatch_size,
-                learning_rate=cfg.lr, gamma=cfg.gamma, gae_lambda=cfg.lam, n_epochs=cfg.n_epochs,
-                clip_range=cfg.clip_range, ent_coef=cfg.ent_coef, vf_coef=vf_coef, max_grad_norm=clip,
-                policy_kwargs=dict(log_std_init=cfg.log_std_init), device="cpu")
+def sb3_model(algo, agent, clip, vf_coef):
+    """SB3's PPO or sb3-contrib's TRPO with ``agent``'s settings, its networks holding ``agent``'s parameters and its
+    Adam ``agent``'s moments (for a value loss weighted by ``vf_coef``), in float64."""
+    cfg, venv = agent.config, DummyVecEnv([lambda: gym.make(ENV)] * E)
+    shared = dict(n_steps=T, gamma=cfg.gamma, gae_lambda=cfg.lam, policy_kwargs=dict(log_std_init=cfg.log_std_init),
+                  seed=SEED, device="cpu")
+    if algo == "ppo":
+        model = PPO("MlpPolicy", venv, batch_size=cfg.minibatch_size, learning_rate=cfg.lr, n_epochs=cfg.n_epochs,
+                    clip_range=cfg.clip_range, ent_coef=cfg.ent_coef, vf_coef=vf_coef, max_grad_norm=clip, **shared)
+    else:
+        model = TRPO("MlpPolicy", venv, batch_size=cfg.vf_minibatch_size, learning_rate=cfg.vf_lr,
+                     n_critic_updates=cfg.vf_epochs, cg_max_steps=cfg.cg_iters, cg_damping=cfg.cg_damping / A,
+                     target_kl=cfg.max_kl / A, line_search_shrinking_factor=cfg.backtrack_shrink,
+                     line_search_max_iter=cfg.max_backtracks, **shared)
     model.set_logger(configure(None, []))
     policy = model.policy.double()
-    for of_pi, net, optim, weight in [(True, agent.model.policy, agent.rule.optims["pi_optim"], 1.0),
-                                      (False, agent.model.value, agent.rule.optims["vf_optim"], vf_coef)]:
-        layers = sb3_linears(policy, of_pi)
-        params = [p for linear in layers for p in (linear.weight, linear.bias)] + ([policy.log_std] if of_pi else [])
-        moments = zip(per_tensor(optim.m_p * weight, net.net.sizes), per_tensor(optim.v_p * weight**2, net.net.sizes))
-        for param, theta, (m, v) in zip(params, per_tensor(net.theta, net.net.sizes), moments):
+    for of_pi, net, weight in [(True, agent.model.policy, 1.0), (False, agent.model.value, vf_coef)]:
+        params = [p for linear in sb3_linears(policy, of_pi) for p in (linear.weight, linear.bias)]
+        params += [policy.log_std] if of_pi else []
+        for param, theta in zip(params, per_tensor(net.theta, net.net.sizes)):
             param.data = theta
-            if optim.t > 0:  # Adam's moments as npgrad's, for a loss weighted by vf_coef
+        optim = agent.rule.optims.get("pi_optim" if of_pi else "vf_optim")
+        if optim is not None and optim.t > 0:  # Adam's moments as npgrad's, for a loss weighted by ``weight``
+            m_p, v_p = optim.m_p * weight, optim.v_p * weight**2
+            for param, m, v in zip(params, per_tensor(m_p, net.net.sizes), per_tensor(v_p, net.net.sizes)):
                 policy.optimizer.state[param] = {"step": th.tensor(float(optim.t)), "exp_avg": m, "exp_avg_sq": v}
-    buffer = model.rollout_buffer
+    return model
+
+
+def sb3_update(algo, agent, batch, perms, clip, vf_coef, npgrads_cg=False):
+    """SB3's update from ``agent``'s parameters on ``batch``'s rows in the minibatch orders ``perms``: the updated
+    policy and value parameters, and how far SB3's old log-probabilities are from npgrad's. ``npgrads_cg``: TRPO's
+    conjugate gradient starts from x = 0 and stops early at |r| <= 1e-10, as npgrad's, instead of starting from
+    1e-4 times a standard normal draw and stopping at |r|^2 < 1e-10."""
+    model = sb3_model(algo, agent, clip, vf_coef)
+    policy, buffer = model.policy, model.rollout_buffer
     buffer.reset()
     for name, x in [("observations", batch.obs_no), ("actions", batch.act), ("values", batch.val_n),
                     ("log_probs", batch.logp_n), ("advantages", batch.adv_n), ("returns", batch.ret_n)]:
         setattr(buffer, name, np.array(x, dtype=np.float64).reshape(T, E, *np.shape(x)[1:]))  # npgrad: t * E + e
     buffer.full, buffer.pos = True, T
+    if algo == "trpo":  # its policy step draws an order of the whole batch first: the rows as npgrad has them
+        perms = [np.arange(T * E)] + perms
     orders = [e * T + t for t, e in (np.divmod(perm, E) for perm in perms)]  # SB3 flattens env-major: e * T + t
+    cg = functools.partial(sb3_trpo.conjugate_gradient_solver, residual_tol=1e-20 if npgrads_cg else 1e-10)
+    # float64 observations (SB3 casts them to float32), npgrad's minibatch orders and, if asked, npgrad's CG
     with replaced(sb3_policies, "preprocess_obs", lambda obs, space, normalize_images=True: obs), \
-            replaced(np.random, "permutation", lambda n: orders.pop(0)):  # float64 rows, npgrad's minibatches
+            replaced(np.random, "permutation", lambda n: orders.pop(0)), \
+            replaced(sb3_trpo, "conjugate_gradient_solver", cg), \
+            replaced(th, "randn_like", th.zeros_like if npgrads_cg else th.randn_like):
         with th.no_grad():
             _, logp, _ = policy.evaluate_actions(th.tensor(batch.obs_no), th.tensor(batch.act))
         model.train()
@@ -168,9 +208,12 @@ def apart(theta_a, theta_b, start):
     return float(np.linalg.norm(theta_a - theta_b) / np.linalg.norm(theta_a - start))
 
 
-def compare(point):
-    """Every setting at ``point`` updates into the run: one row each."""
-    agent = npgrad.PPO(ENV, seed=SEED, n_steps=T, dtype="float64")
+def compare(algo, point):
+    """Every setting of ``algo`` at ``point`` updates into the run: one row each."""
+    if algo == "ppo":
+        agent = npgrad.PPO(ENV, seed=SEED, n_steps=T, dtype="float64")
+    else:
+        agent = npgrad.TRPO(ENV, seed=SEED, n_envs=E, n_steps=T, dtype="float64", **TRPO_AS_SB3)
     if point:
         agent.learn(point * T * E)
     cfg = agent.config
@@ -180,11 +223,14 @@ def compare(point):
     batch = dataclasses.replace(batch, act=act, logp_n=agent.model.policy.distribution(batch.obs_no).log_prob(act))
     pi0, v0 = agent.model.policy.theta.copy(), agent.model.value.theta.copy()
     rows = []
-    for setting, (clip, sb3_std) in SETTINGS.items():
-        pi_np, v_np, perms = npgrad_update(agent, batch, clip, sb3_std)
-        pi_sb3, v_sb3, logp_diff = sb3_update(agent, batch, perms, clip, cfg.vf_coef if np.isfinite(clip) else 1.0)
+    for setting, changes in SETTINGS[algo].items():
+        clip = changes.get("clip", getattr(cfg, "max_grad_norm", None))
+        pi_np, v_np, perms = npgrad_update(agent, batch, changes.get("sb3_std", False), clip)
+        pi_sb3, v_sb3, logp_diff = sb3_update(algo, agent, batch, perms, clip,
+                                              changes.get("vf_coef", getattr(cfg, "vf_coef", 1.0)),
+                                              changes.get("npgrads_cg", False))
         kl = lambda theta: step_kl(agent.model.policy, batch.obs_no, pi0, theta)  # noqa: E731
-        rows.append(dict(point=point, setting=setting, policy_rel=apart(pi_np, pi_sb3, pi0),
+        rows.append(dict(algo=algo, point=point, setting=setting, policy_rel=apart(pi_np, pi_sb3, pi0),
                          value_rel=apart(v_np, v_sb3, v0), kl_npgrad=kl(pi_np), kl_sb3=kl(pi_sb3),
                          logp_max_diff=logp_diff))
         print(rows[-1])
@@ -192,20 +238,23 @@ def compare(point):
 
 
 def table(rows):
-    lines = ["| updates before | setting | policy: distance / npgrad's step | value: distance / npgrad's step "
-             "| KL of the step, npgrad / SB3 |", "|---|---|---|---|---|"]
-    lines += [f"| {r['point']} | {r['setting']} | {r['policy_rel']:.1e} | {r['value_rel']:.1e} "
+    as_sb3 = ", ".join(f"{name}={value:g}" for name, value in TRPO_AS_SB3.items())
+    lines = ["| algorithm | updates before | setting | policy: distance / npgrad's step "
+             "| value: distance / npgrad's step | KL of the step, npgrad / SB3 |", "|---|---|---|---|---|---|"]
+    lines += [f"| {r['algo'].upper()} | {r['point']} | {r['setting']} | {r['policy_rel']:.1e} | {r['value_rel']:.1e} "
               f"| {r['kl_npgrad']:.4f} / {r['kl_sb3']:.4f} |" for r in rows]
     note = (f"\n{ENV}, seed {SEED}, {E} x {T} transitions per update, float64; SB3 {stable_baselines3.__version__} on "
             f"torch {th.__version__}. Old log-probabilities at the same parameters agree to "
             f"{max(r['logp_max_diff'] for r in rows):.1e}. Without a clip SB3's value loss is weighted 1, the gradient "
-            "of npgrad's mean((V - R)^2); with its own clip SB3's vf_coef is 0.5, as it trains.")
+            "of npgrad's mean((V - R)^2); with its own clip SB3's vf_coef is 0.5, as it trains. TRPO: npgrad's "
+            f"Swimmer-v5 entry with sb3-contrib's defaults in npgrad's units ({as_sb3}), against sb3-contrib "
+            f"{sb3_contrib.__version__} with its defaults.")
     return "\n".join(lines) + "\n" + note
 
 
 def main():
     th.set_default_dtype(th.float64)
-    rows = [row for point in POINTS for row in compare(point)]
+    rows = [row for algo in SETTINGS for point in POINTS for row in compare(algo, point)]
     write_results(os.path.join(HERE, "results", "sb3-update.json"), {"machine": machine_info(), "rows": rows},
                   table(rows))
 

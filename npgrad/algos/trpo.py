@@ -56,7 +56,8 @@ class TRPOConfig(ValueRegressionConfig):
     ``max_kl`` for Discrete and MultiDiscrete actions, not for ``a`` independent dimensions (a Box, a MultiBinary):
     sb3-contrib 2.9 averages their KL over the dimensions as well as the states, so its trust region is
     ``a * target_kl`` in the mean KL of eq. (5.1) that ``max_kl`` bounds, and its damping acts on ``F / a``. Its
-    CG step equals ``max_kl = a * target_kl, cg_damping = a * cg_damping`` here; its line search differs (it
+    CG step equals ``max_kl = a * target_kl, cg_damping = a * cg_damping`` here, but for its CG's start (1e-4 times a
+    normal draw, not 0) and stop (|r|^2 < 1e-10, not |r| <= 1e-10); its line search differs (it
     accepts any improvement, ``accept_ratio=0``, and measures KL(new || old)), and its ``sub_sampling_factor``
     subsamples the whole update where ``fvp_subsample`` subsamples only the Fisher-vector products."""
 
